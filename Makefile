@@ -1,0 +1,44 @@
+# Stepline's front door. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_SOURCES := $(wildcard operator tests bench examples)
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: ## Install Python deps into .venv and build the control plane binaries (cached)
+	hack/install-python.sh
+	hack/build-binaries.sh >/dev/null
+
+.PHONY: binaries
+binaries: ## Build (or reuse) etcd, Kubernetes, kwok and helm from pinned Go modules
+	hack/build-binaries.sh
+
+.PHONY: cluster-up
+cluster-up: ## Start the local control plane; last line: export KUBECONFIG=...
+	@hack/cluster-up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane started by cluster-up
+	@hack/cluster-down.sh
+
+.PHONY: lint
+lint: ## ruff, ruff format --check, mypy --strict
+	hack/install-python.sh
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
+	$(VENV)/bin/mypy
+
+.PHONY: test
+test: install lint ## Lint, then unit and integration tests (starts its own cluster)
+	$(VENV)/bin/pytest
+
+.PHONY: demo
+demo: install ## The demo on the local cluster
+	hack/demo.sh

@@ -1,0 +1,38 @@
+# Shared by cluster-up.sh and cluster-down.sh: where a cluster's state lives. Sourced, not run.
+# shellcheck shell=bash
+
+# shellcheck source=hack/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+
+cluster=${STEPLINE_CLUSTER:-stepline}
+state=${STEPLINE_STATE:-$repo_root/.stepline}
+# kwokctl keeps each cluster's PKI, pid files and logs under its work dir; one per state folder,
+# so two checkouts never share (or stop) each other's clusters.
+export KWOK_WORKDIR=$state/kwok
+cluster_dir=$KWOK_WORKDIR/clusters/$cluster
+kubeconfig=$state/kubeconfig
+kwokctl=$(component_dir kwok)/kwokctl
+
+# Links kubectl, helm and kwokctl into $state/bin for people who want them on their PATH.
+link_tools() {
+  mkdir -p "$state/bin"
+  ln -sf "$(component_dir kubernetes)/kubectl" "$state/bin/kubectl"
+  ln -sf "$(component_dir kwok)/kwokctl" "$state/bin/kwokctl"
+  if [ -x "$(component_dir helm)/helm" ]; then ln -sf "$(component_dir helm)/helm" "$state/bin/helm"; fi
+}
+
+kube() { "$(component_dir kubernetes)/kubectl" --kubeconfig "$kubeconfig" "$@"; }
+
+cluster_exists() { [ -f "$cluster_dir/kwok.yaml" ]; }
+
+api_ready() { [ "$(kube get --raw /readyz 2>/dev/null)" = ok ]; }
+
+port_in_use() { # port
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# A component runs when the pid in its pid file is alive.
+component_running() { # component
+  local pidfile="$cluster_dir/pids/$1.pid"
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and the demo need, when they are missing.
+# Needs root (CI and these machines run as root); prints what to install otherwise.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=hack/lib.sh
+source "$here/lib.sh"
+
+missing=()
+need() { # package check-command...
+  local package=$1
+  shift
+  "$@" >/dev/null 2>&1 || missing+=("$package")
+}
+
+need python3-venv python3 -c 'import ensurepip, venv'
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  die "missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})"
+fi
+info "installing Debian packages: ${missing[*]}"
+apt-get update -qq >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+  die "apt-get install ${missing[*]} failed"

@@ -1,0 +1,41 @@
+"""Fixtures for tests against the real local control plane.
+
+`cluster` is started once per test run (hack/cluster-up.sh) and stopped at the end, or reused
+when STEPLINE_TEST_KUBECONFIG names the kubeconfig of a running one. `namespace` is a fresh
+namespace per test, deleted afterwards. A cluster that cannot start fails every test that needs
+it, loudly, with what went wrong; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.localcluster import LocalCluster
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster]:
+    given = os.environ.get("STEPLINE_TEST_KUBECONFIG")
+    local = LocalCluster.attach(given) if given else LocalCluster.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def namespace(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    readable = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-")
+    name = f"t-{readable}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
