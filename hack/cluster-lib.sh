@@ -31,6 +31,13 @@ port_in_use() { # port
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok-controller)
+
+all_components_running() {
+  local c
+  for c in "${components[@]}"; do component_running "$c" || return 1; done
+}
+
 # A component runs when the pid in its pid file is alive.
 component_running() { # component
   local pidfile="$cluster_dir/pids/$1.pid"

@@ -48,6 +48,8 @@ componentsPatches:
   - name: kube-apiserver
     extraArgs:
       - {key: requestheader-client-ca-file, value: $pki/ca.crt}
+      # kwokctl signs one certificate (CN kwok-admin) for every component, the proxy client too.
+      - {key: requestheader-allowed-names, value: kwok-admin}
       - {key: requestheader-username-headers, value: X-Remote-User}
       - {key: requestheader-group-headers, value: X-Remote-Group}
       - {key: requestheader-extra-headers-prefix, value: X-Remote-Extra-}
@@ -68,7 +70,7 @@ EOF
 # so that no process is left behind.
 fail_and_clean() { # message
   local message=$1 c
-  for c in etcd kube-apiserver kube-controller-manager kube-scheduler kwok-controller; do
+  for c in "${components[@]}"; do
     if ! component_running "$c"; then
       info "$c is not running; its log: $cluster_dir/logs/$c.log"
       [ -f "$cluster_dir/logs/$c.log" ] && tail -n 5 "$cluster_dir/logs/$c.log" | sed 's/^/    /' >&2
@@ -92,14 +94,16 @@ main() {
   eval "$("$here/build-binaries.sh" kubernetes etcd kwok)"
   kube_bin=$kubernetes etcd_bin=$etcd kwok_bin=$kwok
   link_tools
+  # kwokctl runs the first kubectl on PATH for its own checks: make it ours, not a stray one.
+  export PATH="$state/bin:$PATH"
 
   if cluster_exists; then
-    if api_ready; then
+    if api_ready && all_components_running; then
       info "cluster '$cluster' is already up"
       echo "export KUBECONFIG=$kubeconfig"
       return 0
     fi
-    info "cluster '$cluster' exists but the API server does not answer; restarting its components"
+    info "cluster '$cluster' exists but is not healthy; restarting its components"
     "$kwokctl" --name "$cluster" start cluster --wait 2m >&2 ||
       fail_and_clean "the cluster '$cluster' could not be restarted"
   else
@@ -117,6 +121,7 @@ main() {
   local deadline=$((SECONDS + 60))
   until api_ready; do
     [ $SECONDS -lt $deadline ] || fail_and_clean "kube-apiserver: /readyz did not answer ok within 60s"
+    component_running kube-apiserver || fail_and_clean "kube-apiserver exited"
     sleep 1
   done
   "$kwokctl" --name "$cluster" scale node --replicas "$nodes" >/dev/null 2>&1 ||
