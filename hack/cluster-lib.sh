@@ -38,8 +38,11 @@ all_components_running() {
   for c in "${components[@]}"; do component_running "$c" || return 1; done
 }
 
-# A component runs when the pid in its pid file is alive.
+# A component runs when the pid in its pid file is alive and not a zombie (kwokctl starts the
+# components detached; an exited one can linger as a zombie until it is reaped).
 component_running() { # component
-  local pidfile="$cluster_dir/pids/$1.pid"
-  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+  local pidfile="$cluster_dir/pids/$1.pid" state
+  [ -f "$pidfile" ] || return 1
+  state=$(ps -o stat= -p "$(cat "$pidfile")" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "${state:0:1}" != Z ]
 }

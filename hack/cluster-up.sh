@@ -69,15 +69,20 @@ EOF
 # Names the components that are not running and where their logs are, then removes the cluster
 # so that no process is left behind.
 fail_and_clean() { # message
-  local message=$1 c
+  local message=$1
+  report_dead_components
+  "$kwokctl" --name "$cluster" delete cluster >/dev/null 2>&1 || true
+  die "$message (component logs: $cluster_dir/logs/)"
+}
+
+report_dead_components() {
+  local c
   for c in "${components[@]}"; do
     if ! component_running "$c"; then
       info "$c is not running; its log: $cluster_dir/logs/$c.log"
-      [ -f "$cluster_dir/logs/$c.log" ] && tail -n 5 "$cluster_dir/logs/$c.log" | sed 's/^/    /' >&2
+      if [ -f "$cluster_dir/logs/$c.log" ]; then tail -n 3 "$cluster_dir/logs/$c.log" | sed 's/^/    /' >&2; fi
     fi
   done
-  "$kwokctl" --name "$cluster" delete cluster >/dev/null 2>&1 || true
-  die "$message (component logs: $cluster_dir/logs/)"
 }
 
 wait_for_nodes() {
@@ -104,8 +109,12 @@ main() {
       return 0
     fi
     info "cluster '$cluster' exists but is not healthy; restarting its components"
-    "$kwokctl" --name "$cluster" start cluster --wait 2m >&2 ||
-      fail_and_clean "the cluster '$cluster' could not be restarted"
+    "$kwokctl" --name "$cluster" start cluster --wait 2m >"$state/kwokctl-start.log" 2>&1 || true
+    sleep 1
+    if ! all_components_running; then
+      report_dead_components
+      die "cluster '$cluster' could not be restarted; start afresh with: make cluster-down cluster-up"
+    fi
   else
     if [ -n "${STEPLINE_APISERVER_PORT:-}" ] && port_in_use "$STEPLINE_APISERVER_PORT"; then
       die "kube-apiserver: port $STEPLINE_APISERVER_PORT on 127.0.0.1 is in use; unset STEPLINE_APISERVER_PORT for a free one"
@@ -127,6 +136,7 @@ main() {
   "$kwokctl" --name "$cluster" scale node --replicas "$nodes" >/dev/null 2>&1 ||
     fail_and_clean "kwokctl could not create $nodes nodes"
   wait_for_nodes
+  all_components_running || fail_and_clean "a component exited after starting"
   info "cluster '$cluster' is ready: $nodes nodes; logs in $cluster_dir/logs/; tools in $state/bin/"
   echo "export KUBECONFIG=$kubeconfig"
 }
