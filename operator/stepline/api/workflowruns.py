@@ -1,0 +1,207 @@
+"""WorkflowRun: one execution of a Workflow, and its checkpointed progress.
+
+Declarative only. The spec is the request (`workflowRef`, `input`; both immutable once created)
+plus `cancel`, which can be set but not undone. The status is the run's checkpoint: the engine
+writes a `StepRecord` after every step, so a run survives an operator restart and resumes where
+it stopped. Outputs larger than the recording cap keep only a preview and a digest
+(`payloads.record_payload`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from stepline.api.base import (
+    MAX_LABEL_LENGTH,
+    ApiModel,
+    KindInfo,
+    KubeObject,
+    ObjectName,
+    PrinterColumn,
+    Rule,
+    RuleReason,
+    SpecModel,
+    StepName,
+    list_type,
+)
+from stepline.api.conditions import Condition
+from stepline.api.payloads import InputPayload, Payload, PayloadInfo
+from stepline.api.workflows import MAX_STEPS
+
+BODY_EXCERPT_CHARACTERS = 1024
+
+
+class RunPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def is_finished(self) -> bool:
+        return self in {RunPhase.SUCCEEDED, RunPhase.FAILED, RunPhase.CANCELLED}
+
+
+class StepPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+    CANCELLED = "Cancelled"
+
+
+class WorkflowRunSpec(SpecModel):
+    """The request: which workflow, with what input; and whether to cancel it."""
+
+    rules = (
+        Rule(
+            "self.workflowRef == oldSelf.workflowRef",
+            message="workflowRef is immutable: start a new run instead",
+            field_path=".workflowRef",
+            reason=RuleReason.INVALID,
+        ),
+        Rule(
+            "self.input == oldSelf.input",
+            message="input is immutable: start a new run instead",
+            field_path=".input",
+            reason=RuleReason.INVALID,
+        ),
+        Rule(
+            "!oldSelf.cancel || self.cancel",
+            message="a cancelled run cannot be resumed: start a new run instead",
+            field_path=".cancel",
+            reason=RuleReason.INVALID,
+        ),
+    )
+
+    workflow_ref: ObjectName = Field(
+        description="Name of the Workflow, in the run's namespace, to execute. Immutable."
+    )
+    input: InputPayload = Field(
+        default_factory=dict,
+        description="The run input: a JSON object (at most 64 KiB) given to the first step and "
+        "to every expression as `input`. Immutable.",
+    )
+    cancel: bool = Field(
+        default=False,
+        description="Set to true to cancel the run: no further step starts. Cannot be undone.",
+    )
+
+
+class StepError(ApiModel):
+    """Why a step failed, as precisely as the call allows."""
+
+    reason: Annotated[str, StringConstraints(max_length=64)] = Field(
+        description="Timeout, ConnectionError, ServerError, TooManyRequests, ClientError, "
+        "InvalidResponse or ExpressionError."
+    )
+    message: Annotated[str, StringConstraints(max_length=4096)] = Field(
+        description="What failed, for people."
+    )
+    http_status: int | None = Field(
+        default=None, ge=100, le=599, description="HTTP status of the last response, if any."
+    )
+    body: Annotated[str, StringConstraints(max_length=BODY_EXCERPT_CHARACTERS)] | None = Field(
+        default=None, description="The beginning of the last response's body, if any."
+    )
+
+
+class StepRecord(ApiModel):
+    """What happened to one step of the run: the checkpoint a resumed run starts from."""
+
+    name: StepName = Field(description="The step's name in the workflow.")
+    phase: StepPhase = Field(
+        default=StepPhase.PENDING,
+        description="Pending, Running, Succeeded, Failed, Skipped or Cancelled.",
+    )
+    attempts: int = Field(default=0, ge=0, description="Calls made so far, retries included.")
+    started_at: datetime | None = Field(default=None, description="When the first call began.")
+    finished_at: datetime | None = Field(default=None, description="When the step finished.")
+    duration_seconds: float | None = Field(
+        default=None, ge=0, description="Time from start to finish, retries included, seconds."
+    )
+    output: Payload | None = Field(
+        default=None, description="The step's output, unless outputInfo.truncated."
+    )
+    output_info: PayloadInfo | None = Field(
+        default=None, description="Size and digest of the output, and a preview if truncated."
+    )
+    error: StepError | None = Field(default=None, description="Why the step failed.")
+
+
+class WorkflowRunStatus(ApiModel):
+    """The observed state of a run, written by the operator after every step."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation this status describes."
+    )
+    phase: RunPhase = Field(
+        default=RunPhase.PENDING,
+        description="Pending, Running, Succeeded, Failed or Cancelled.",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        json_schema_extra=list_type("map", "type"),
+        description="Succeeded: True once the run succeeded, False once it failed or was "
+        "cancelled, with the reason.",
+    )
+    workflow_generation: int | None = Field(
+        default=None, ge=0, description="The Workflow's generation the run executes."
+    )
+    current_step: Annotated[str, StringConstraints(max_length=MAX_LABEL_LENGTH)] | None = Field(
+        default=None, description="The step being executed."
+    )
+    started_at: datetime | None = Field(default=None, description="When the run began.")
+    finished_at: datetime | None = Field(default=None, description="When the run finished.")
+    duration_seconds: float | None = Field(
+        default=None, ge=0, description="Time from start to finish, seconds."
+    )
+    steps: list[StepRecord] = Field(
+        default_factory=list,
+        max_length=MAX_STEPS,
+        json_schema_extra=list_type("map", "name"),
+        description="A record per step, in order.",
+    )
+    output: Payload | None = Field(
+        default=None, description="The run's output, unless outputInfo.truncated."
+    )
+    output_info: PayloadInfo | None = Field(
+        default=None, description="Size and digest of the output, and a preview if truncated."
+    )
+
+
+class WorkflowRun(KubeObject):
+    """One execution of a Workflow with an input; its status is the run's progress."""
+
+    kind_info = KindInfo(
+        plural="workflowruns",
+        short_names=("wfrun",),
+        columns=(
+            PrinterColumn("Workflow", ".spec.workflowRef", description="The workflow run."),
+            PrinterColumn("Phase", ".status.phase", description="Where the run is."),
+            PrinterColumn("Step", ".status.currentStep", description="The step executing."),
+            PrinterColumn(
+                "Duration", ".status.durationSeconds", "number", "Seconds from start to finish."
+            ),
+            PrinterColumn(
+                "Message",
+                '.status.conditions[?(@.type=="Succeeded")].message',
+                description="Why the run ended as it did.",
+                priority=1,
+            ),
+            PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+        ),
+    )
+
+    kind: Literal["WorkflowRun"] = "WorkflowRun"
+    spec: WorkflowRunSpec = Field(description="Which workflow, with what input.")
+    status: WorkflowRunStatus = Field(
+        default_factory=WorkflowRunStatus, description="Progress, written by Stepline."
+    )

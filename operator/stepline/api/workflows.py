@@ -1,0 +1,296 @@
+"""Workflow: a process as a chain (later a DAG) of references to ServiceSteps.
+
+Declarative only. Steps run in list order unless `dependsOn` says otherwise; a step receives the
+previous step's output unless its `input` expression says otherwise. Expressions (`input`,
+`when`, `output`) are CEL over `input` (the run's input) and `steps` (step name → `{phase,
+output}`); they are compiled by the engine, which reports errors in the status
+(`expressionErrors` and the Ready condition). Rules needing other objects — a `stepRef` to a
+missing ServiceStep, a cycle through `dependsOn` — are the controller's to report, not admission's.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from stepline.api.base import (
+    MAX_LABEL_LENGTH,
+    ApiModel,
+    Expression,
+    KindInfo,
+    KubeObject,
+    PrinterColumn,
+    Rule,
+    RuleReason,
+    ServiceName,
+    SpecModel,
+    StepName,
+    list_type,
+)
+from stepline.api.conditions import Condition
+from stepline.api.policies import RetryPolicy
+from stepline.api.servicesteps import MAX_TIMEOUT_SECONDS
+
+# A business process of more than 50 services is several workflows; the bound also keeps the API
+# server's cost estimate of the uniqueness and dependsOn rules (quadratic in steps) low.
+MAX_STEPS = 50
+MAX_DEPENDENCIES = 16
+MAX_HISTORY = 1000
+
+
+class WorkflowStep(SpecModel):
+    """One step of a workflow: which ServiceStep to call, with what, and when."""
+
+    rules = (
+        Rule(
+            "!has(self.dependsOn) || !(self.name in self.dependsOn)",
+            message="a step cannot depend on itself",
+            field_path=".dependsOn",
+            reason=RuleReason.INVALID,
+        ),
+    )
+
+    name: StepName = Field(
+        description="Name of the step within the workflow (a DNS-1123 label); expressions "
+        "read its result as steps.<name> (steps[\"<name>\"] when it contains '-')."
+    )
+    step_ref: ServiceName = Field(
+        description="Name of the ServiceStep, in the workflow's namespace, that runs this step."
+    )
+    input: Expression | None = Field(
+        default=None,
+        description="CEL expression computing the JSON sent to the step, over input (the run "
+        "input) and steps (name → {phase, output}). Default: the output of the last step "
+        "before it that produced one (skipped steps produce none), or the run input for the "
+        "first step.",
+    )
+    when: Expression | None = Field(
+        default=None,
+        description="CEL condition; when it is false the step is Skipped and has no output. "
+        "Default: always run.",
+    )
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TIMEOUT_SECONDS,
+        description="Time limit of one call, in seconds; default: the ServiceStep's.",
+    )
+    retry: RetryPolicy | None = Field(
+        default=None, description="Retry policy of this step; default: the ServiceStep's."
+    )
+    depends_on: list[StepName] | None = Field(
+        default=None,
+        max_length=MAX_DEPENDENCIES,
+        json_schema_extra=list_type("set"),
+        description="Steps that must finish first. Default: the step before this one in the "
+        "list; [] makes the step start with the run.",
+    )
+
+
+class Retention(SpecModel):
+    """How long finished WorkflowRuns are kept."""
+
+    ttl_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=0,
+        le=30 * 24 * 3600,
+        description="Delete a finished run this many seconds after it finished. Default: keep "
+        "it, within the history limits.",
+    )
+    successful_runs: int = Field(
+        default=10, ge=0, le=MAX_HISTORY, description="Succeeded runs kept; older are deleted."
+    )
+    failed_runs: int = Field(
+        default=10,
+        ge=0,
+        le=MAX_HISTORY,
+        description="Failed or cancelled runs kept; older are deleted.",
+    )
+
+
+class WorkflowSpec(SpecModel):
+    """The desired state of a Workflow: its steps, its output and how runs are managed."""
+
+    rules = (
+        Rule(
+            "self.steps.all(s, self.steps.exists_one(t, t.name == s.name))",
+            message="step names must be unique within a workflow",
+            field_path=".steps",
+            # Not FieldValueDuplicate: the API server prints no message with that reason.
+            reason=RuleReason.INVALID,
+        ),
+        Rule(
+            "self.steps.all(s, !has(s.dependsOn) || "
+            "s.dependsOn.all(d, self.steps.exists(t, t.name == d)))",
+            message="dependsOn must name steps of this workflow",
+            field_path=".steps",
+            reason=RuleReason.INVALID,
+        ),
+    )
+
+    steps: list[WorkflowStep] = Field(
+        min_length=1,
+        max_length=MAX_STEPS,
+        json_schema_extra=list_type("atomic"),
+        description="The steps, run in this order unless dependsOn says otherwise.",
+    )
+    output: Expression | None = Field(
+        default=None,
+        description="CEL expression computing the run's output. Default: the output of the "
+        "last step that produced one.",
+    )
+    concurrency: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Most runs executing at once; further runs wait as Pending.",
+    )
+    retention: Retention = Field(
+        default_factory=Retention, description="How long finished runs are kept."
+    )
+
+
+class LatencyQuantiles(ApiModel):
+    """Quantiles of a duration, in seconds."""
+
+    p50: float = Field(ge=0, description="Median, in seconds.")
+    p90: float = Field(ge=0, description="90th percentile, in seconds.")
+    p99: float = Field(ge=0, description="99th percentile, in seconds.")
+
+
+class RunStatistics(ApiModel):
+    """What the runs of a workflow did, over the runs still kept and the operator's memory."""
+
+    total: int = Field(default=0, ge=0, description="Runs started.")
+    active: int = Field(default=0, ge=0, description="Runs Pending or Running now.")
+    succeeded: int = Field(default=0, ge=0, description="Runs that succeeded.")
+    failed: int = Field(default=0, ge=0, description="Runs that failed.")
+    cancelled: int = Field(default=0, ge=0, description="Runs that were cancelled.")
+    success_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Succeeded / finished runs, from 0 to 1."
+    )
+    latency_seconds: LatencyQuantiles | None = Field(
+        default=None, description="Duration of succeeded runs."
+    )
+    predicted_duration_seconds: float | None = Field(
+        default=None, ge=0, description="Expected duration of a run: the sum of step medians."
+    )
+    last_run_name: str | None = Field(
+        default=None, max_length=253, description="The most recently started run."
+    )
+
+
+class WorkflowStepStatus(ApiModel):
+    """The observed state of one step of a workflow."""
+
+    name: StepName = Field(description="The step's name.")
+    step_ref: str = Field(max_length=MAX_LABEL_LENGTH, description="The ServiceStep it calls.")
+    ready: bool = Field(description="Whether that ServiceStep exists and is Ready.")
+    message: str | None = Field(
+        default=None, max_length=1024, description="Why it is not ready, when it is not."
+    )
+    latency_seconds: LatencyQuantiles | None = Field(
+        default=None, description="Duration of its successful calls."
+    )
+
+
+class ExpressionProblem(ApiModel):
+    """An expression that does not compile: where it is, what it says and what is wrong."""
+
+    field: str = Field(
+        max_length=256, description="Path of the expression, e.g. spec.steps[1].input."
+    )
+    step: str | None = Field(
+        default=None, max_length=MAX_LABEL_LENGTH, description="Name of the step, if any."
+    )
+    expression: str = Field(max_length=4096, description="The expression as written.")
+    line: int | None = Field(default=None, ge=1, description="Line of the error, from 1.")
+    column: int | None = Field(default=None, ge=1, description="Column of the error, from 1.")
+    message: str = Field(max_length=2048, description="What is wrong.")
+
+    def describe(self) -> str:
+        """`spec.steps[1].input (step 'order') at 1:4: <message>: `1 +`` — for conditions."""
+        step = f" (step {self.step!r})" if self.step else ""
+        where = f" at {self.line}:{self.column}" if self.line and self.column else ""
+        return f"{self.field}{step}{where}: {self.message}: `{self.expression}`"
+
+
+class WorkflowStatus(ApiModel):
+    """The observed state of a Workflow, written by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation this status describes."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        json_schema_extra=list_type("map", "type"),
+        description="Ready: every step's ServiceStep is Ready and every expression compiles.",
+    )
+    steps: list[WorkflowStepStatus] = Field(
+        default_factory=list,
+        max_length=MAX_STEPS,
+        json_schema_extra=list_type("map", "name"),
+        description="Readiness of each step.",
+    )
+    steps_ready: str | None = Field(
+        default=None, max_length=16, description="Ready steps out of all, as in `2/3`."
+    )
+    expression_errors: list[ExpressionProblem] = Field(
+        default_factory=list,
+        max_length=3 * MAX_STEPS + 1,
+        description="Expressions that do not compile.",
+    )
+    runs: RunStatistics | None = Field(default=None, description="Statistics of the runs.")
+
+
+class Workflow(KubeObject):
+    """A business process: a chain of ServiceSteps, each fed by the ones before it."""
+
+    kind_info = KindInfo(
+        plural="workflows",
+        short_names=("wf",),
+        columns=(
+            PrinterColumn(
+                "Ready",
+                '.status.conditions[?(@.type=="Ready")].status',
+                description="Every step Ready and every expression valid.",
+            ),
+            PrinterColumn("Steps", ".status.stepsReady", description="Ready steps of all."),
+            PrinterColumn("Runs", ".status.runs.total", "integer", "Runs started."),
+            PrinterColumn(
+                "Success", ".status.runs.successRate", "number", "Succeeded / finished runs."
+            ),
+            PrinterColumn(
+                "P50",
+                ".status.runs.latencySeconds.p50",
+                "number",
+                "Median run duration, seconds.",
+                priority=1,
+            ),
+            PrinterColumn(
+                "Predicted",
+                ".status.runs.predictedDurationSeconds",
+                "number",
+                "Expected run duration, seconds.",
+                priority=1,
+            ),
+            PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+        ),
+    )
+    rules = (
+        Rule(
+            f"!has(self.metadata.name) || size(self.metadata.name) <= {MAX_LABEL_LENGTH}",
+            message=f"a Workflow's name is a label value on its runs: at most {MAX_LABEL_LENGTH} "
+            "characters",
+            field_path=".metadata.name",
+            reason=RuleReason.INVALID,
+        ),
+    )
+
+    kind: Literal["Workflow"] = "Workflow"
+    spec: WorkflowSpec = Field(description="The steps and how runs are managed.")
+    status: WorkflowStatus = Field(
+        default_factory=WorkflowStatus, description="Observed state, written by Stepline."
+    )
