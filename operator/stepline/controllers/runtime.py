@@ -1,0 +1,90 @@
+"""What the handlers share while the operator runs: settings, the API client, the HTTP client,
+and a little memory of what was written. Created by the startup handler, stored in kopf's memo.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import kopf
+
+from stepline.api import KubeObject, Workflow
+from stepline.engine.expressions import CompiledExpressions, compile_workflow_expressions
+from stepline.kube import KubeApi
+from stepline.settings import Settings
+
+# Compiled expressions of this many Workflow generations are kept; one entry is a few KiB.
+EXPRESSION_CACHE_SIZE = 4096
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    kube: KubeApi
+    http: httpx.AsyncClient
+    # (kind, namespace, name) → the generation of our last server-side apply of that object.
+    applied_generations: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # (kind, namespace, name) → the status we last wrote, so an unchanged one is not written again.
+    written_statuses: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    _expressions: OrderedDict[tuple[str, int], CompiledExpressions] = field(
+        default_factory=OrderedDict
+    )
+
+    def expressions_of(self, workflow: Workflow) -> CompiledExpressions:
+        """The workflow's compiled expressions, compiled once per generation."""
+        key = (workflow.metadata.uid or "", workflow.metadata.generation or 0)
+        compiled = self._expressions.get(key)
+        if compiled is None:
+            compiled = compile_workflow_expressions(workflow.spec)
+            self._expressions[key] = compiled
+            if len(self._expressions) > EXPRESSION_CACHE_SIZE:
+                self._expressions.popitem(last=False)
+        return compiled
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        """Drops what is remembered of a deleted object."""
+        self.written_statuses.pop((kind, namespace, name), None)
+
+
+def runtime_of(memo: kopf.Memo) -> Runtime:
+    runtime = memo.get("runtime")
+    if not isinstance(runtime, Runtime):
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return runtime
+
+
+def object_ref(obj: KubeObject) -> kopf.Body:
+    """Enough of an object for kopf to post an Event about it."""
+    raw: dict[str, Any] = {
+        "apiVersion": obj.api_version,
+        "kind": type(obj).__name__,
+        "metadata": {
+            "name": obj.metadata.name,
+            "namespace": obj.metadata.namespace,
+            "uid": obj.metadata.uid,
+        },
+    }
+    return kopf.Body(raw)  # type: ignore[arg-type]
+
+
+async def write_status(runtime: Runtime, obj: KubeObject, status: dict[str, Any]) -> bool:
+    """Merge-patches `status` onto `obj` unless it is what we last wrote (or, before we wrote
+    anything, what it has); top-level fields the new status leaves out are cleared. True when it
+    wrote. What we wrote is the baseline because the body in an index may lag behind it."""
+    kind, namespace, name = type(obj).__name__, obj.metadata.namespace, obj.metadata.name
+    if not namespace or not name:
+        return False
+    key = (kind, namespace, name)
+    current = getattr(obj, "status", None)
+    current_wire = current.to_wire() if current is not None else {}
+    last = runtime.written_statuses.get(key)
+    if status == (current_wire if last is None else last):
+        return False
+    patch: dict[str, Any] = {field: None for field in current_wire if field not in status}
+    patch.update(status)
+    await runtime.kube.patch_status(obj.api_version, kind, namespace, name, patch)
+    runtime.written_statuses[key] = status
+    return True

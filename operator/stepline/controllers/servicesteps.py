@@ -1,0 +1,121 @@
+"""kopf handlers for ServiceSteps and the objects they own. Thin: parse, call, map errors.
+
+Indexes keep the latest ServiceSteps and what their Deployments and HPAs report, so that
+status follows those objects as they change (watched, never polled) without API reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from stepline.api import GROUP, VERSION, InvalidObjectError, ServiceStep
+from stepline.controllers.deploying import (
+    EXTERNAL_CHECK_TIMEOUT,
+    StepView,
+    follow_owned_object,
+    reconcile_step,
+    refresh_external_step,
+)
+from stepline.controllers.runtime import runtime_of
+from stepline.engine.probing import probe_external_step
+from stepline.resources import (
+    MANAGED_BY_LABEL,
+    MANAGER,
+    STEP_LABEL,
+    AutoscalerState,
+    DeploymentState,
+)
+
+OWNED: dict[str, Any] = {
+    MANAGED_BY_LABEL: MANAGER,
+    STEP_LABEL: kopf.PRESENT,
+}
+# How often an external step's URL is checked, in seconds.
+EXTERNAL_CHECK_INTERVAL = 30.0
+
+
+def parse_step(body: kopf.Body) -> ServiceStep:
+    try:
+        return ServiceStep.from_body(body)
+    except InvalidObjectError as exc:
+        raise kopf.PermanentError(str(exc)) from exc
+
+
+@kopf.index(GROUP, VERSION, "servicesteps")
+def servicesteps(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    try:
+        return {(namespace, name): ServiceStep.from_body(body)}
+    except InvalidObjectError:
+        return {}
+
+
+@kopf.index("apps", "v1", "deployments", labels=OWNED)
+def step_deployments(
+    *, namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    return {(namespace, labels[STEP_LABEL]): DeploymentState.from_body(body)}
+
+
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=OWNED)
+def step_autoscalers(
+    *, namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    return {(namespace, labels[STEP_LABEL]): AutoscalerState.from_body(body)}
+
+
+def _view(kwargs: dict[str, Any]) -> StepView:
+    return StepView(
+        steps=kwargs["servicesteps"],
+        deployments=kwargs["step_deployments"],
+        autoscalers=kwargs["step_autoscalers"],
+    )
+
+
+@kopf.on.resume(GROUP, VERSION, "servicesteps")
+@kopf.on.create(GROUP, VERSION, "servicesteps")
+@kopf.on.update(GROUP, VERSION, "servicesteps")
+async def reconcile_service_step(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    await reconcile_step(runtime_of(memo), parse_step(body), _view(kwargs))
+
+
+@kopf.timer(
+    GROUP, VERSION, "servicesteps", field="spec.url", value=kopf.PRESENT,
+    interval=EXTERNAL_CHECK_INTERVAL, initial_delay=EXTERNAL_CHECK_INTERVAL,
+)  # fmt: skip
+async def check_external_step(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime, step = runtime_of(memo), parse_step(body)
+    url = step.spec.url or ""
+    check = await probe_external_step(runtime.http, url, timeout=EXTERNAL_CHECK_TIMEOUT)
+    await refresh_external_step(runtime, step, check)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=OWNED)
+async def follow_deployment(
+    *, type: str, body: kopf.Body, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    await follow_owned_object(
+        runtime_of(memo), kind="Deployment", event_type=type, body=body,
+        step_name=labels[STEP_LABEL], view=_view(kwargs),
+    )  # fmt: skip
+
+
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OWNED)
+async def follow_autoscaler(
+    *, type: str, body: kopf.Body, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    await follow_owned_object(
+        runtime_of(memo), kind="HorizontalPodAutoscaler", event_type=type, body=body,
+        step_name=labels[STEP_LABEL], view=_view(kwargs),
+    )  # fmt: skip
+
+
+@kopf.on.event("v1", "services", labels=OWNED)
+async def follow_service(
+    *, type: str, body: kopf.Body, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    await follow_owned_object(
+        runtime_of(memo), kind="Service", event_type=type, body=body,
+        step_name=labels[STEP_LABEL], view=_view(kwargs),
+    )  # fmt: skip
