@@ -12,10 +12,12 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.integration.localcluster import LocalCluster
+from tests.integration.localcluster import REPO, LocalCluster
+from tests.integration.operatorprocess import OperatorProcess
 
 pytestmark = pytest.mark.integration
 
@@ -39,3 +41,25 @@ def namespace(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: LocalCluster) -> None:
+    """Stepline's CRDs, applied once per test run and Established."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/servicesteps.stepline.io", "crd/workflows.stepline.io", "crd/workflowruns.stepline.io",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def operator(
+    cluster: LocalCluster, crds: None, namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """`stepline run` watching this test's namespace; stopped (SIGTERM) after the test."""
+    process = OperatorProcess(cluster, (namespace,), tmp_path / "operator.log").start()
+    try:
+        yield process
+    finally:
+        process.stop()
