@@ -35,6 +35,12 @@ lint: ## ruff, ruff format --check, mypy --strict
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(VENV)/bin/mypy
 
+.PHONY: dashboards
+dashboards: ## Regenerate dashboards/*.json and deploy/monitoring/prometheusrule.yaml from code
+	hack/install-python.sh
+	$(PY) -m stepline.observability.dashboards
+	$(PY) -m stepline.observability.rules
+
 .PHONY: test
 test: install lint ## Lint, then unit and integration tests (starts its own cluster)
 	$(VENV)/bin/pytest

@@ -15,6 +15,8 @@ need() { # package check-command...
 }
 
 need python3-venv python3 -c 'import ensurepip, venv'
+# prometheus and promtool: the observability tests run a real Prometheus and check the alert rules.
+need prometheus sh -c 'command -v prometheus && command -v promtool'
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,1 @@
+"""The operator's HTTP side: synchronous invoke of a workflow, /metrics and /healthz."""

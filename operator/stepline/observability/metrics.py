@@ -1,0 +1,370 @@
+"""Every Prometheus metric of Stepline, defined here and recorded only through `Metrics`' verbs.
+
+No other module touches a collector. A `Metrics` owns one `CollectorRegistry` (never the global
+default), so the operator creates one at start-up and passes it down, and each test makes a
+fresh one. Recording never raises because of a label value and never does I/O; label values are
+guarded against explosion (see `guarding`).
+
+The metrics (all durations in seconds, counters end in `_total`):
+
+    stepline_runs_started_total{namespace,workflow}
+    stepline_runs_finished_total{namespace,workflow,outcome}              exemplar: trace_id
+    stepline_run_duration_seconds{namespace,workflow,outcome}             histogram, exemplar
+    stepline_runs_in_flight{namespace,workflow}
+    stepline_step_calls_total{namespace,workflow,step,outcome,code_class} exemplar: trace_id
+    stepline_step_call_duration_seconds{namespace,workflow,step,outcome}  histogram, exemplar
+    stepline_step_retries_total{namespace,workflow,step,outcome}
+    stepline_step_replicas_ready{namespace,step}
+    stepline_step_replicas_desired{namespace,step}
+    stepline_reconciliations_total{kind,outcome}
+    stepline_reconciliation_duration_seconds{kind,outcome}                histogram
+    stepline_watch_last_event_timestamp_seconds{kind}
+    stepline_build_info{version,python}
+    stepline_metrics_label_overflow_total{metric,reason}
+
+beside the client library's standard process_* metrics (CPU, memory, file descriptors) of the
+operator process, read from /proc at scrape time.
+
+`step` is always the ServiceStep's name (a workflow step's `stepRef`), so call metrics join the
+replica gauges on (namespace, step). The watch gauge holds the Unix time of the last event rather
+than the seconds since it: the value changes only when an event arrives (no timer, no work at
+scrape time), and `time() - stepline_watch_last_event_timestamp_seconds` keeps growing on
+Prometheus' own clock, whereas a seconds-since gauge computed in the operator freezes with a
+wedged process and vanishes with a dead one. (It assumes the two clocks agree to well within the
+alert's 30 minutes, which NTP gives.)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from stepline import __version__
+from stepline.observability.guarding import (
+    DEFAULT_MAX_SERIES_PER_METRIC,
+    FoldReason,
+    LabelGuard,
+    check_label_names,
+)
+from stepline.observability.outcomes import CallOutcome, CodeClass, ReconcileOutcome, RunOutcome
+
+logger = logging.getLogger(__name__)
+
+# Seconds, from a sub-millisecond loopback hop (≈0.6 ms per call in Python here) to a call or a
+# run of five minutes; roughly x2-x2.5 apart so that p50/p99 interpolate within ~25%.
+DURATION_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+)  # fmt: skip
+# A reconcile is a few API requests: milliseconds, up to a minute against a struggling server.
+RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+_NAME = re.compile(r"stepline_[a-z][a-z0-9_]*[a-z0-9]")
+# W3C trace context (32 hex) or a 64-bit Jaeger/Zipkin id (16 hex); an all-zero id is invalid.
+_TRACE_ID = re.compile(r"(?!0+$)([0-9a-f]{16}|[0-9a-f]{32})")
+
+_M = TypeVar("_M", Counter, Gauge, Histogram)
+
+
+@dataclass(frozen=True)
+class _Family(Generic[_M]):
+    """A collector and the guard that every label set passes before reaching it."""
+
+    collector: _M
+    guard: LabelGuard
+
+    def child(self, **values: str) -> _M:
+        return self.collector.labels(*self.guard.admit(values))
+
+    def forget(self, **match: str) -> None:
+        if self.guard.uses(match):
+            for values in self.guard.forget(match):
+                self.collector.remove(*values)
+
+
+def check_metric_name(name: str, *, kind: str, documentation: str) -> None:
+    """Refuses a name that breaks Prometheus' conventions as Stepline applies them."""
+    problems = []
+    if _NAME.fullmatch(name) is None or "__" in name:
+        problems.append("must be stepline_ followed by lower_snake_case")
+    if (kind == "counter") != name.endswith("_total"):
+        problems.append("counters, and only counters, end in _total")
+    if kind == "histogram" and not name.endswith("_seconds"):
+        problems.append("histograms measure durations in seconds: end in _seconds")
+    if not documentation.strip():
+        problems.append("needs HELP text")
+    if problems:
+        raise ValueError(f"metric {name}: {'; '.join(problems)}")
+
+
+class Metrics:
+    """Stepline's metrics in one registry, recorded through keyword-only verbs.
+
+    `registry`: where they are defined (default: a new one, never the global default);
+    `max_series_per_metric`: the cap of distinct label sets of each metric; `clock`: the Unix
+    time that `mark_watch_event` records (a seam for tests).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        max_series_per_metric: int = DEFAULT_MAX_SERIES_PER_METRIC,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self._max_series = max_series_per_metric
+        self._clock = clock
+        self._warned: set[tuple[str, FoldReason, str]] = set()
+        self._warned_lock = threading.Lock()
+        self._families: list[_Family[Counter] | _Family[Gauge] | _Family[Histogram]] = []
+        self._overflow = self._overflow_counter()
+        self._define_run_metrics()
+        self._define_step_metrics()
+        self._define_operator_metrics()
+        ProcessCollector(registry=self.registry)  # process_*: the operator's CPU and memory
+        for family in self._families:
+            for reason in FoldReason:
+                self._overflow.labels(family.guard.metric, reason.value)  # exported at 0
+
+    # Runs
+
+    def record_run_started(self, *, namespace: str, workflow: str) -> None:
+        self._runs_started.child(namespace=namespace, workflow=workflow).inc()
+
+    def record_run_finished(
+        self,
+        *,
+        namespace: str,
+        workflow: str,
+        outcome: RunOutcome,
+        seconds: float,
+        trace_id: str | None = None,
+    ) -> None:
+        exemplar = _exemplar(trace_id)
+        labels = {"namespace": namespace, "workflow": workflow, "outcome": outcome}
+        self._runs_finished.child(**labels).inc(exemplar=exemplar)
+        duration = _duration(seconds)
+        if duration is not None:
+            self._run_duration.child(**labels).observe(duration, exemplar=exemplar)
+
+    @contextmanager
+    def run_in_flight(self, *, namespace: str, workflow: str) -> Iterator[None]:
+        """Counts a run as in flight for the duration of the `with` block, exceptions included.
+
+        Wrap the execution of a run, new or resumed after a restart: the gauge is per process.
+        """
+        gauge = self._runs_in_flight.child(namespace=namespace, workflow=workflow)
+        gauge.inc()
+        try:
+            yield
+        finally:
+            gauge.dec()
+
+    # Steps
+
+    def record_step_call(
+        self,
+        *,
+        namespace: str,
+        workflow: str,
+        step: str,
+        outcome: CallOutcome,
+        code_class: CodeClass,
+        seconds: float,
+        trace_id: str | None = None,
+    ) -> None:
+        """One HTTP call (one attempt) to a step; `step` is the ServiceStep's name."""
+        exemplar = _exemplar(trace_id)
+        labels = {"namespace": namespace, "workflow": workflow, "step": step, "outcome": outcome}
+        self._step_calls.child(**labels, code_class=code_class).inc(exemplar=exemplar)
+        duration = _duration(seconds)
+        if duration is not None:
+            self._step_call_duration.child(**labels).observe(duration, exemplar=exemplar)
+
+    def record_step_retry(
+        self, *, namespace: str, workflow: str, step: str, outcome: CallOutcome
+    ) -> None:
+        """A failed attempt is retried; `outcome` is how that attempt failed."""
+        self._step_retries.child(
+            namespace=namespace, workflow=workflow, step=step, outcome=outcome
+        ).inc()
+
+    def set_step_replicas(self, *, namespace: str, step: str, ready: int, desired: int) -> None:
+        self._step_replicas_ready.child(namespace=namespace, step=step).set(ready)
+        self._step_replicas_desired.child(namespace=namespace, step=step).set(desired)
+
+    def forget_step(self, *, namespace: str, step: str) -> None:
+        """The ServiceStep is deleted: drop its replica gauges and its call series."""
+        for family in self._families:
+            family.forget(namespace=namespace, step=step)
+
+    def forget_workflow(self, *, namespace: str, workflow: str) -> None:
+        """The Workflow is deleted: drop every series of its runs and calls."""
+        for family in self._families:
+            family.forget(namespace=namespace, workflow=workflow)
+
+    # The operator
+
+    def record_reconcile(self, *, kind: str, outcome: ReconcileOutcome, seconds: float) -> None:
+        """One reconcile of an object of `kind` (e.g. `ServiceStep`)."""
+        self._reconciliations.child(kind=kind, outcome=outcome).inc()
+        duration = _duration(seconds)
+        if duration is not None:
+            self._reconciliation_duration.child(kind=kind, outcome=outcome).observe(duration)
+
+    def mark_watch_event(self, *, kind: str) -> None:
+        """A watch event (or a re-list) of `kind` arrived now."""
+        self._watch_last_event.child(kind=kind).set(self._clock())
+
+    # Definitions
+
+    def _define_run_metrics(self) -> None:
+        run = ("namespace", "workflow")
+        self._runs_started = self._counter(
+            "stepline_runs_started_total", "Workflow runs started.", run
+        )
+        self._runs_finished = self._counter(
+            "stepline_runs_finished_total",
+            "Workflow runs finished, by outcome (succeeded, failed, cancelled, timed_out).",
+            (*run, "outcome"),
+        )
+        self._run_duration = self._histogram(
+            "stepline_run_duration_seconds",
+            "Duration of finished workflow runs, from start to outcome.",
+            (*run, "outcome"),
+            DURATION_BUCKETS,
+        )
+        self._runs_in_flight = self._gauge(
+            "stepline_runs_in_flight", "Workflow runs executing in this operator now.", run
+        )
+
+    def _define_step_metrics(self) -> None:
+        call = ("namespace", "workflow", "step", "outcome")
+        self._step_calls = self._counter(
+            "stepline_step_calls_total",
+            "HTTP calls (attempts) to steps, by outcome and HTTP status class; "
+            "step is the ServiceStep's name.",
+            (*call, "code_class"),
+        )
+        self._step_call_duration = self._histogram(
+            "stepline_step_call_duration_seconds",
+            "Duration of HTTP calls (attempts) to steps, until the answer or the failure.",
+            call,
+            DURATION_BUCKETS,
+        )
+        self._step_retries = self._counter(
+            "stepline_step_retries_total",
+            "Step calls retried, by how the retried attempt failed.",
+            call,
+        )
+        self._step_replicas_ready = self._gauge(
+            "stepline_step_replicas_ready",
+            "Ready replicas of a ServiceStep's Deployment.",
+            ("namespace", "step"),
+        )
+        self._step_replicas_desired = self._gauge(
+            "stepline_step_replicas_desired",
+            "Replicas a ServiceStep's autoscaler wants.",
+            ("namespace", "step"),
+        )
+
+    def _define_operator_metrics(self) -> None:
+        self._reconciliations = self._counter(
+            "stepline_reconciliations_total",
+            "Reconciles of Stepline's objects, by kind and outcome.",
+            ("kind", "outcome"),
+        )
+        self._reconciliation_duration = self._histogram(
+            "stepline_reconciliation_duration_seconds",
+            "Duration of reconciles, by kind and outcome.",
+            ("kind", "outcome"),
+            RECONCILE_BUCKETS,
+        )
+        self._watch_last_event = self._gauge(
+            "stepline_watch_last_event_timestamp_seconds",
+            "Unix time of the last watch event (or re-list) of a kind; "
+            "alert on time() minus it to catch a stalled watch.",
+            ("kind",),
+        )
+        build_info = self._gauge(
+            "stepline_build_info",
+            "Always 1; labels say which Stepline and Python this operator runs.",
+            ("version", "python"),
+        )
+        build_info.child(version=__version__, python=platform.python_version()).set(1)
+
+    def _overflow_counter(self) -> Counter:
+        name = "stepline_metrics_label_overflow_total"
+        documentation = (
+            "Label values folded into _other: reason invalid (a value of no bounded shape) "
+            "or cardinality (the metric's cap of distinct label sets was reached)."
+        )
+        check_metric_name(name, kind="counter", documentation=documentation)
+        check_label_names(name, ("metric", "reason"))
+        return Counter(name, documentation, ("metric", "reason"), registry=self.registry)
+
+    def _counter(self, name: str, documentation: str, labels: Sequence[str]) -> _Family[Counter]:
+        check_metric_name(name, kind="counter", documentation=documentation)
+        guard = self._guard(name, labels)
+        family = _Family(Counter(name, documentation, labels, registry=self.registry), guard)
+        self._families.append(family)
+        return family
+
+    def _gauge(self, name: str, documentation: str, labels: Sequence[str]) -> _Family[Gauge]:
+        check_metric_name(name, kind="gauge", documentation=documentation)
+        guard = self._guard(name, labels)
+        family = _Family(Gauge(name, documentation, labels, registry=self.registry), guard)
+        self._families.append(family)
+        return family
+
+    def _histogram(
+        self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]
+    ) -> _Family[Histogram]:
+        check_metric_name(name, kind="histogram", documentation=documentation)
+        guard = self._guard(name, labels)
+        collector = Histogram(name, documentation, labels, registry=self.registry, buckets=buckets)
+        family = _Family(collector, guard)
+        self._families.append(family)
+        return family
+
+    def _guard(self, name: str, labels: Sequence[str]) -> LabelGuard:
+        return LabelGuard(name, labels, max_series=self._max_series, on_fold=self._folded)
+
+    def _folded(self, metric: str, reason: FoldReason, label: str) -> None:
+        self._overflow.labels(metric, reason.value).inc()
+        with self._warned_lock:
+            first = (metric, reason, label) not in self._warned
+            self._warned.add((metric, reason, label))
+        if first:  # once per metric, reason and label: a flood of bad values is one log line
+            logger.warning(
+                "metric %s: %s; recorded under _other (see stepline_metrics_label_overflow_total)",
+                metric,
+                f"label {label} got a value of no bounded shape"
+                if reason is FoldReason.INVALID
+                else "reached its cap of distinct label sets",
+            )
+
+
+def _exemplar(trace_id: str | None) -> dict[str, str] | None:
+    """An exemplar linking the sample to its trace; none for a missing or malformed id."""
+    if trace_id is None or _TRACE_ID.fullmatch(trace_id) is None:
+        return None
+    return {"trace_id": trace_id}
+
+
+def _duration(seconds: float) -> float | None:
+    """A duration fit for a histogram: NaN and infinities are dropped, negatives are 0."""
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
