@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     api_timeout_seconds: float = Field(
         default=30, gt=0, description="Timeout of one request to the Kubernetes API."
     )
+    invoke_timeout_seconds: float = Field(
+        default=60, gt=0, description="Deadline of one synchronous invoke, in seconds."
+    )
+    endpoint_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON map from a step (`namespace/name` or `name`) to a base URL that "
+        "replaces its in-cluster address: local runs and the demo, where kwok simulates pods.",
+    )
     worker_limit: int = Field(
         default=64, ge=1, description="Objects of one kind processed concurrently."
     )

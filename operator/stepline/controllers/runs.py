@@ -1,0 +1,37 @@
+"""kopf handlers for WorkflowRuns. Thin: every event goes to the run supervisor
+(`running.RunSupervisor`), which owns the run tasks. The engine's step directory is fed from
+the ServiceStep watch here, so a run waiting for a step to become Ready wakes when it does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from stepline.api import GROUP, VERSION, InvalidObjectError, ServiceStep, WorkflowRun
+from stepline.controllers.runtime import runtime_of
+
+
+@kopf.on.event(GROUP, VERSION, "workflowruns")
+async def follow_run(*, type: str, body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    try:
+        run = WorkflowRun.from_body(body)
+    except InvalidObjectError as exc:  # the API server validated it; an older schema, perhaps
+        logger.error("ignoring an invalid WorkflowRun: %s", exc)
+        return
+    runtime_of(memo).runs.follow(type, run)
+
+
+@kopf.on.event(GROUP, VERSION, "servicesteps")
+async def follow_step_for_runs(
+    *, type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:
+    steps = runtime_of(memo).steps
+    if type == "DELETED":
+        steps.remove(namespace or "", name)
+        return
+    try:
+        steps.put(ServiceStep.from_body(body))
+    except InvalidObjectError:
+        steps.remove(namespace or "", name)

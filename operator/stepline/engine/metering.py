@@ -1,0 +1,63 @@
+"""The executor's observations, recorded as Prometheus metrics: a `RunObserver` over `Metrics`.
+
+Mapping: a step's failure reason becomes a call outcome (Timeout → timeout; ConnectionError and
+NoReadyEndpoints → connection_error; anything else → error); `attempts - 1` retries are counted;
+skipped and cancelled steps record nothing (no call finished). A run's status maps one-to-one.
+Quick and never raising, as observers must be.
+"""
+
+from __future__ import annotations
+
+from stepline.api import Reason, StepPhase
+from stepline.engine.observing import RunObservation, StepObservation
+from stepline.engine.outcomes import RunStatus
+from stepline.observability import CallOutcome, CodeClass, Metrics, RunOutcome
+
+_CALL_OUTCOMES = {
+    Reason.TIMEOUT.value: CallOutcome.TIMEOUT,
+    Reason.CONNECTION_ERROR.value: CallOutcome.CONNECTION_ERROR,
+    "NoReadyEndpoints": CallOutcome.CONNECTION_ERROR,
+}
+_RUN_OUTCOMES = {
+    RunStatus.SUCCEEDED: RunOutcome.SUCCEEDED,
+    RunStatus.FAILED: RunOutcome.FAILED,
+    RunStatus.CANCELLED: RunOutcome.CANCELLED,
+    RunStatus.TIMED_OUT: RunOutcome.TIMED_OUT,
+}
+
+
+class MetricsObserver:
+    """Records what the executor observes into `metrics`."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def observe_step(self, observation: StepObservation) -> None:
+        if observation.phase not in (StepPhase.SUCCEEDED, StepPhase.FAILED):
+            return
+        status = observation.http_status
+        if observation.phase is StepPhase.SUCCEEDED:
+            outcome = CallOutcome.SUCCESS
+            status = status or 200  # a success is a 2xx answer, whether or not it was kept
+        else:
+            outcome = _CALL_OUTCOMES.get(observation.reason or "", CallOutcome.ERROR)
+        labels = {"namespace": observation.namespace, "workflow": observation.workflow}
+        self._metrics.record_step_call(
+            **labels,
+            step=observation.step_ref,
+            outcome=outcome,
+            code_class=CodeClass.of(status),
+            seconds=observation.seconds,
+        )
+        # The failed attempts before the last are not reported one by one; count them as errors.
+        retried = outcome if observation.phase is StepPhase.FAILED else CallOutcome.ERROR
+        for _ in range(max(observation.attempts - 1, 0)):
+            self._metrics.record_step_retry(**labels, step=observation.step_ref, outcome=retried)
+
+    def observe_run(self, observation: RunObservation) -> None:
+        self._metrics.record_run_finished(
+            namespace=observation.namespace,
+            workflow=observation.workflow,
+            outcome=_RUN_OUTCOMES[observation.status],
+            seconds=observation.seconds,
+        )

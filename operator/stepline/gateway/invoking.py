@@ -1,0 +1,135 @@
+"""Synchronous invoke: run a workflow for one request and answer with its output. No API object
+is written per call; the Workflow and its ServiceSteps come from the operator's in-memory indexes.
+
+Errors map to HTTP statuses, each with a JSON body `{"error": {"reason", "message", "step"?,
+"httpStatus"?}}`:
+
+    400  the body is not a JSON object, or is larger than the input cap
+    404  no such Workflow
+    409  the Workflow is not Ready, or its expressions do not compile
+    429  the workflow already runs `concurrency` runs
+    502  a step failed (its HTTP status, when it answered, is in the body)
+    504  a step, or the whole run, timed out
+    503  the run was cancelled (the operator is stopping)
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from stepline.api import MAX_INPUT_BYTES, ConditionType, Reason, Workflow, find_condition
+from stepline.engine import Executor, Plan, PlanError, RunOutcome, RunRequest, RunSlots, RunStatus
+from stepline.engine.errors import RunRefusedError
+from stepline.observability import Metrics
+
+WorkflowLookup = Callable[[str, str], Workflow | None]
+PlanLookup = Callable[[Workflow], Plan]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer: status and JSON body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def error_answer(status: int, reason: str, message: str, **extra: Any) -> Answer:
+    details = {"reason": reason, "message": message}
+    details.update({key: value for key, value in extra.items() if value is not None})
+    return Answer(status, {"error": details})
+
+
+class Invoker:
+    """Runs workflows for invoke requests."""
+
+    def __init__(
+        self,
+        *,
+        executor: Executor,
+        slots: RunSlots,
+        find_workflow: WorkflowLookup,
+        plan_of: PlanLookup,
+        deadline_seconds: float,
+        metrics: Metrics,
+    ) -> None:
+        self._metrics = metrics
+        self._executor = executor
+        self._slots = slots
+        self._find_workflow = find_workflow
+        self._plan_of = plan_of
+        self._deadline = deadline_seconds
+
+    async def invoke(self, namespace: str, name: str, body: bytes) -> Answer:
+        run_input, problem = parse_input(body)
+        if problem is not None:
+            return problem
+        workflow = self._find_workflow(namespace, name)
+        if workflow is None:
+            return error_answer(404, "WorkflowNotFound", f"no Workflow {name!r} in {namespace}")
+        ready = find_condition(workflow.status.conditions, ConditionType.READY)
+        if ready is None or ready.status != "True":
+            message = ready.message if ready else "the Workflow has no status yet"
+            return error_answer(409, Reason.WORKFLOW_NOT_READY, f"workflow {name}: {message}")
+        try:
+            plan = self._plan_of(workflow)
+        except PlanError as exc:
+            return error_answer(409, Reason.INVALID_EXPRESSION, str(exc))
+        request = RunRequest(
+            uid=str(uuid.uuid4()), input=run_input, deadline_seconds=self._deadline
+        )
+        try:
+            async with self._slots.hold(plan.key, limit=plan.concurrency, wait=False):
+                self._metrics.record_run_started(namespace=namespace, workflow=name)
+                with self._metrics.run_in_flight(namespace=namespace, workflow=name):
+                    outcome = await self._executor.execute(plan, request)
+        except RunRefusedError as exc:
+            return error_answer(429, "ConcurrencyLimit", str(exc))
+        return answer_for(outcome)
+
+
+def parse_input(body: bytes) -> tuple[Any, Answer | None]:
+    if len(body) > MAX_INPUT_BYTES:
+        message = f"the input is {len(body)} bytes; the limit is {MAX_INPUT_BYTES}"
+        return None, error_answer(400, Reason.INPUT_TOO_LARGE, message)
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError as exc:
+        return None, error_answer(400, "InvalidInput", f"the body is not JSON: {exc}")
+    if not isinstance(value, dict):
+        return None, error_answer(400, "InvalidInput", "the input must be a JSON object")
+    return value, None
+
+
+_FAILURE_STATUS = {RunStatus.FAILED: 502, RunStatus.TIMED_OUT: 504, RunStatus.CANCELLED: 503}
+
+
+def answer_for(outcome: RunOutcome) -> Answer:
+    """200 with the output and per-step timings, or the failure's status and reason."""
+    if outcome.succeeded:
+        steps = [
+            {
+                "name": record.name,
+                "phase": record.phase,
+                "attempts": record.attempts,
+                "durationSeconds": record.duration_seconds,
+            }
+            for record in outcome.records()
+        ]
+        body = {
+            "output": outcome.output,
+            "durationSeconds": outcome.duration_seconds,
+            "steps": steps,
+        }
+        return Answer(200, body)
+    return error_answer(
+        _FAILURE_STATUS[outcome.status],
+        outcome.reason,
+        outcome.message,
+        step=outcome.step,
+        httpStatus=outcome.http_status,
+    )
