@@ -78,6 +78,7 @@ class Reason(StrEnum):
     CLIENT_ERROR = "ClientError"
     INVALID_RESPONSE = "InvalidResponse"
     EXPRESSION_ERROR = "ExpressionError"
+    NO_READY_ENDPOINTS = "NoReadyEndpoints"  # the step's ServiceStep has no ready replica
 
 
 class Condition(ApiModel):

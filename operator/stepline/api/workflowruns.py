@@ -99,7 +99,7 @@ class StepError(ApiModel):
 
     reason: Annotated[str, StringConstraints(max_length=64)] = Field(
         description="Timeout, ConnectionError, ServerError, TooManyRequests, ClientError, "
-        "InvalidResponse or ExpressionError."
+        "InvalidResponse, ExpressionError, StepNotFound or NoReadyEndpoints."
     )
     message: Annotated[str, StringConstraints(max_length=4096)] = Field(
         description="What failed, for people."

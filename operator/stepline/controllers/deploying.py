@@ -4,12 +4,14 @@ Level-triggered and idempotent: `reconcile_step` builds the manifests from the s
 all three every time (an unchanged object is a no-op for the API server), then computes the status
 from what the owned objects report (through the operator's indexes) and writes it if it changed.
 `follow_owned_object` reacts to an owned object's events: a deletion or an edit by someone else
-(its generation moved past the one we applied) is corrected by reconciling again; anything else
-only refreshes the status.
+(its spec, `replicas` aside, differs from what our last apply returned) is corrected by
+reconciling again; anything else, the HPA's scaling included, only refreshes the status.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,17 +19,15 @@ from typing import Any
 import kopf
 
 from stepline.api import ServiceStep
-from stepline.controllers.runtime import Runtime, object_ref, write_status
-from stepline.engine.probing import probe_external_step
+from stepline.controllers.checking import check_external_step
+from stepline.controllers.runtime import AppliedObject, Runtime, object_ref, write_status
 from stepline.errors import KubeApiError
 from stepline.resources import (
     AutoscalerState,
     DeploymentState,
-    ExternalCheck,
     build_autoscaler,
     build_deployment,
     build_service,
-    compute_external_step_status,
     compute_step_status,
 )
 
@@ -36,8 +36,12 @@ OWNED_KINDS = (
     ("v1", "Service"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
 )
-# How long an external step's health check may take, in seconds.
-EXTERNAL_CHECK_TIMEOUT = 5.0
+# Seconds before the first new apply after the API server failed to answer, and after it
+# refused (a quota, an admission policy, a full Service IP range: somebody must change something
+# other than the step); each further attempt waits twice as long, up to the maximum.
+RETRY_DELAY = 5.0
+REFUSED_RETRY_DELAY = 30.0
+MAX_RETRY_DELAY = 300.0
 
 
 @dataclass(frozen=True)
@@ -66,22 +70,23 @@ def _only(index: Mapping[tuple[str, str], Any], key: tuple[str, str]) -> Any:
     return next(iter(index.get(key, ())), None)
 
 
-async def reconcile_step(runtime: Runtime, step: ServiceStep, view: StepView) -> None:
-    """Converges the step's owned objects on its spec and writes its status."""
+async def reconcile_step(
+    runtime: Runtime, step: ServiceStep, view: StepView, *, attempt: int = 0
+) -> None:
+    """Converges the step's owned objects on its spec and writes its status. `attempt` counts
+    kopf's retries after failed applies: it spaces them out and keeps them from repeating the
+    Warning Event."""
     if step.spec.url:
         await _remove_owned_objects(runtime, step)
-        check = await probe_external_step(
-            runtime.http, step.spec.url, timeout=EXTERNAL_CHECK_TIMEOUT
-        )
-        await refresh_external_step(runtime, step, check)
+        await check_external_step(runtime, step)
         return
+    runtime.external_steps.discard((step.metadata.namespace or "", step.metadata.name or ""))
     error = await _apply_owned_objects(runtime, step)
     await refresh_step_status(runtime, step, view, apply_error=str(error) if error else None)
     if error is not None:
-        kopf.warn(object_ref(step), reason="ApplyFailed", message=str(error))
-        if error.retryable:
-            raise kopf.TemporaryError(str(error), delay=5) from error
-        raise kopf.PermanentError(str(error)) from error
+        if attempt == 0:
+            kopf.warn(object_ref(step), reason="ApplyFailed", message=str(error))
+        raise kopf.TemporaryError(str(error), delay=retry_delay(error, attempt)) from error
     if step.status.observed_generation != step.metadata.generation:
         kopf.info(
             object_ref(step),
@@ -98,7 +103,7 @@ async def _apply_owned_objects(runtime: Runtime, step: ServiceStep) -> KubeApiEr
         except KubeApiError as exc:
             return exc
         key = (manifest["kind"], namespace, manifest["metadata"]["name"])
-        runtime.applied_generations[key] = int(applied.get("metadata", {}).get("generation", 0))
+        runtime.applied_objects[key] = AppliedObject(_generation(applied), spec_digest(applied))
     return None
 
 
@@ -110,7 +115,7 @@ async def _remove_owned_objects(runtime: Runtime, step: ServiceStep) -> None:
             kopf.info(
                 object_ref(step), reason="Removed", message=f"{kind} {name} removed: url step"
             )
-        runtime.applied_generations.pop((kind, namespace, name), None)
+        runtime.applied_objects.pop((kind, namespace, name), None)
 
 
 async def refresh_step_status(
@@ -126,8 +131,10 @@ async def refresh_step_status(
     await write_status(runtime, step, status.to_wire())
 
 
-async def refresh_external_step(runtime: Runtime, step: ServiceStep, check: ExternalCheck) -> None:
-    await write_status(runtime, step, compute_external_step_status(step, check=check).to_wire())
+def retry_delay(error: KubeApiError, attempt: int) -> float:
+    """Seconds before applying again: exponential backoff from a base that depends on the error."""
+    base = RETRY_DELAY if error.retryable else REFUSED_RETRY_DELAY
+    return min(base * 2.0 ** min(attempt, 16), MAX_RETRY_DELAY)
 
 
 async def follow_owned_object(
@@ -144,9 +151,7 @@ async def follow_owned_object(
     step = view.step(namespace, step_name)
     if step is None or step.spec.url:
         return
-    applied = runtime.applied_generations.get((kind, namespace, step_name))
-    generation = int(body.get("metadata", {}).get("generation") or 0)
-    drifted = applied is not None and generation > applied
+    drifted = is_drifted(runtime.applied_objects.get((kind, namespace, step_name)), body)
     if event_type == "DELETED" or drifted:
         if await _still_exists(runtime, step):
             what = "deleted" if event_type == "DELETED" else "changed by someone else"
@@ -156,6 +161,29 @@ async def follow_owned_object(
             await reconcile_step(runtime, step, view)
         return
     await refresh_step_status(runtime, step, view)
+
+
+def spec_digest(body: Mapping[str, Any]) -> str:
+    """A digest of an object's spec as the API server holds it, without `replicas`: the HPA
+    writes that one, and scaling is no drift."""
+    spec = {key: value for key, value in (body.get("spec") or {}).items() if key != "replicas"}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def is_drifted(applied: AppliedObject | None, body: Mapping[str, Any]) -> bool:
+    """Whether somebody else changed the spec since our last apply. An event no newer than
+    that apply (by generation) is our own or older; a Service has no generation, so only its
+    spec tells."""
+    if applied is None:
+        return False
+    generation = _generation(body)
+    if generation and generation <= applied.generation:
+        return False
+    return spec_digest(body) != applied.spec_digest
+
+
+def _generation(body: Mapping[str, Any]) -> int:
+    return int((body.get("metadata") or {}).get("generation") or 0)
 
 
 async def _still_exists(runtime: Runtime, step: ServiceStep) -> bool:

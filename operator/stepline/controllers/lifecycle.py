@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import kopf
+from aiohttp import web
 
+from stepline.api import Workflow
+from stepline.controllers.checking import check_external_steps_forever
+from stepline.controllers.running import RunSupervisor
 from stepline.controllers.runtime import Runtime
+from stepline.engine import AiohttpTransport, Executor, Plan, StepIndex, build_plan
+from stepline.engine.metering import MetricsObserver
+from stepline.gateway.invoking import Invoker
+from stepline.gateway.server import build_app, start_server
 from stepline.kube import KubeApi
+from stepline.observability import Metrics
 from stepline.settings import Settings
 
 PREFIX = "stepline.io"
@@ -30,9 +40,14 @@ def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> 
     kopf_settings.watching.server_timeout = settings.watch_server_timeout_seconds
     kopf_settings.watching.client_timeout = settings.watch_client_timeout_seconds
     kopf_settings.watching.connect_timeout = 30
-    kopf_settings.batching.worker_limit = settings.worker_limit
+    kopf_settings.queueing.worker_limit = settings.worker_limit
+    # An idle per-object worker holds one of the worker_limit slots of its kind (and the last
+    # body it saw) until this timeout; kopf's 5 s made a burst of new steps wait in 5 s waves.
+    kopf_settings.queueing.idle_timeout = 0.5
     kopf_settings.networking.request_timeout = settings.api_timeout_seconds
-    kopf_settings.posting.level = logging.WARNING
+    # Only explicit kopf.info/kopf.warn calls become Events (posting.loggers is off), and the
+    # Normal ones (Applied, Corrected) are for users too: WARNING would drop them all.
+    kopf_settings.posting.level = logging.INFO
     kopf_settings.peering.standalone = settings.peering is None
     kopf_settings.peering.clusterwide = settings.clusterwide
     if settings.peering is not None:
@@ -41,20 +56,76 @@ def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> 
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     config: Settings = memo["settings"]
     configure_kopf(config, settings)
+    runtime = await build_runtime(config, workflows=kwargs["workflows"])
+    memo["runtime"] = runtime
+    memo["external_checks"] = asyncio.create_task(
+        check_external_steps_forever(runtime), name="external step checks"
+    )
+    memo["http_server"] = await start_server(
+        build_app(invoker=build_invoker(runtime, kwargs["workflows"]), metrics=runtime.metrics),
+        host=config.http_host,
+        port=config.http_port,
+    )
+
+
+async def build_runtime(config: Settings, *, workflows: kopf.Index[Any, Any]) -> Runtime:
     kube = await KubeApi.connect(
         field_manager=config.field_manager, timeout=config.api_timeout_seconds
     )
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=256))
-    memo["runtime"] = Runtime(settings=config, kube=kube, http=http)
+    metrics = Metrics()
+    steps = StepIndex()
+    executor = Executor(
+        transport=AiohttpTransport(),
+        directory=steps,
+        overrides=config.endpoint_overrides,
+        observer=MetricsObserver(metrics),
+    )
+    runtime = Runtime(
+        settings=config, kube=kube, http=http, metrics=metrics, executor=executor, steps=steps
+    )
+    runtime.runs = RunSupervisor(runtime, find_workflow=_lookup(workflows))
+    return runtime
+
+
+def _lookup(workflows: kopf.Index[Any, Any]) -> Callable[[str, str], Workflow | None]:
+    """A look-up of the workflows index (kopf keeps it live) by namespace and name."""
+
+    def find(namespace: str, name: str) -> Workflow | None:
+        found = next(iter(workflows.get((namespace, name), ())), None)
+        return found if isinstance(found, Workflow) else None
+
+    return find
+
+
+def build_invoker(runtime: Runtime, workflows: kopf.Index[Any, Any]) -> Invoker:
+    def plan_of(workflow: Workflow) -> Plan:
+        return build_plan(workflow, expressions=runtime.expressions_of(workflow))
+
+    return Invoker(
+        executor=runtime.executor,
+        slots=runtime.slots,
+        find_workflow=_lookup(workflows),
+        plan_of=plan_of,
+        deadline_seconds=runtime.settings.invoke_timeout_seconds,
+        metrics=runtime.metrics,
+    )
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    checks = memo.get("external_checks")
+    if isinstance(checks, asyncio.Task):
+        checks.cancel()
+    server = memo.get("http_server")
+    if isinstance(server, web.AppRunner):
+        await server.cleanup()
     runtime = memo.get("runtime")
     if isinstance(runtime, Runtime):
+        await runtime.runs.shutdown()
         await runtime.http.aclose()
         await runtime.kube.close()
 
@@ -62,7 +133,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 def run(settings: Settings) -> None:
     """Runs the operator until it is stopped (SIGINT/SIGTERM)."""
     # Importing the handler modules registers their handlers with kopf.
-    from stepline.controllers import servicesteps, workflows  # noqa: F401, PLC0415
+    from stepline.controllers import runs, servicesteps, workflows  # noqa: F401, PLC0415
 
     kopf.configure(log_format=kopf.LogFormat.PLAIN)
     liveness = (

@@ -6,18 +6,30 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httpx
 import kopf
 
 from stepline.api import KubeObject, Workflow
+from stepline.engine import Executor, RunSlots, StepIndex
 from stepline.engine.expressions import CompiledExpressions, compile_workflow_expressions
 from stepline.kube import KubeApi
+from stepline.observability import Metrics
 from stepline.settings import Settings
+
+if TYPE_CHECKING:
+    from stepline.controllers.running import RunSupervisor
 
 # Compiled expressions of this many Workflow generations are kept; one entry is a few KiB.
 EXPRESSION_CACHE_SIZE = 4096
+
+
+class AppliedObject(NamedTuple):
+    """An owned object as our last apply left it: its generation and a digest of its spec."""
+
+    generation: int
+    spec_digest: str
 
 
 @dataclass
@@ -25,8 +37,16 @@ class Runtime:
     settings: Settings
     kube: KubeApi
     http: httpx.AsyncClient
-    # (kind, namespace, name) → the generation of our last server-side apply of that object.
-    applied_generations: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    metrics: Metrics
+    executor: Executor
+    steps: StepIndex
+    slots: RunSlots = field(default_factory=RunSlots)
+    # Set by the startup handler once the workflow index exists.
+    runs: RunSupervisor = field(init=False)
+    # (kind, namespace, name) → what our last server-side apply of that object returned.
+    applied_objects: dict[tuple[str, str, str], AppliedObject] = field(default_factory=dict)
+    # (namespace, name) of the external (url) steps, for their periodic health checks.
+    external_steps: set[tuple[str, str]] = field(default_factory=set)
     # (kind, namespace, name) → the status we last wrote, so an unchanged one is not written again.
     written_statuses: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     _expressions: OrderedDict[tuple[str, int], CompiledExpressions] = field(

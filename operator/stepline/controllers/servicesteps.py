@@ -11,15 +11,8 @@ from typing import Any
 import kopf
 
 from stepline.api import GROUP, VERSION, InvalidObjectError, ServiceStep
-from stepline.controllers.deploying import (
-    EXTERNAL_CHECK_TIMEOUT,
-    StepView,
-    follow_owned_object,
-    reconcile_step,
-    refresh_external_step,
-)
+from stepline.controllers.deploying import StepView, follow_owned_object, reconcile_step
 from stepline.controllers.runtime import runtime_of
-from stepline.engine.probing import probe_external_step
 from stepline.resources import (
     MANAGED_BY_LABEL,
     MANAGER,
@@ -32,8 +25,6 @@ OWNED: dict[str, Any] = {
     MANAGED_BY_LABEL: MANAGER,
     STEP_LABEL: kopf.PRESENT,
 }
-# How often an external step's URL is checked, in seconds.
-EXTERNAL_CHECK_INTERVAL = 30.0
 
 
 def parse_step(body: kopf.Body) -> ServiceStep:
@@ -76,19 +67,10 @@ def _view(kwargs: dict[str, Any]) -> StepView:
 @kopf.on.resume(GROUP, VERSION, "servicesteps")
 @kopf.on.create(GROUP, VERSION, "servicesteps")
 @kopf.on.update(GROUP, VERSION, "servicesteps")
-async def reconcile_service_step(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    await reconcile_step(runtime_of(memo), parse_step(body), _view(kwargs))
-
-
-@kopf.timer(
-    GROUP, VERSION, "servicesteps", field="spec.url", value=kopf.PRESENT,
-    interval=EXTERNAL_CHECK_INTERVAL, initial_delay=EXTERNAL_CHECK_INTERVAL,
-)  # fmt: skip
-async def check_external_step(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    runtime, step = runtime_of(memo), parse_step(body)
-    url = step.spec.url or ""
-    check = await probe_external_step(runtime.http, url, timeout=EXTERNAL_CHECK_TIMEOUT)
-    await refresh_external_step(runtime, step, check)
+async def reconcile_service_step(
+    *, body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any
+) -> None:
+    await reconcile_step(runtime_of(memo), parse_step(body), _view(kwargs), attempt=retry)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED)

@@ -10,6 +10,7 @@ account token. A writable emptyDir at /tmp keeps read-only images usable.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from stepline.api import ServiceStep
@@ -70,7 +71,7 @@ def build_pod_spec(step: ServiceStep) -> dict[str, Any]:
     return {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": POD_SECURITY,
+        "securityContext": copy.deepcopy(POD_SECURITY),
         "containers": [build_container(step)],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
     }
@@ -86,7 +87,7 @@ def build_container(step: ServiceStep) -> dict[str, Any]:
         "resources": build_resources(spec.resources),
         "readinessProbe": build_probe((probes and probes.readiness) or DEFAULT_READINESS),
         "livenessProbe": build_probe((probes and probes.liveness) or DEFAULT_LIVENESS),
-        "securityContext": CONTAINER_SECURITY,
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
     }
     if spec.command:

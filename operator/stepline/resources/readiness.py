@@ -128,6 +128,9 @@ def compute_step_status(
     desired = (autoscaler.desired if autoscaler and autoscaler.desired else None) or dep.desired
     if dep.ready > 0:
         put(ConditionType.READY, TRUE, Reason.AVAILABLE, f"{dep.ready} of {desired} replicas ready")
+    elif deployment is None and apply_error:
+        # Nothing is being created: say why, not "being created".
+        put(ConditionType.READY, FALSE, Reason.RECONCILE_FAILED, apply_error)
     elif deployment is None:
         put(
             ConditionType.READY,
@@ -138,7 +141,9 @@ def compute_step_status(
     else:
         put(ConditionType.READY, FALSE, Reason.REPLICAS_UNAVAILABLE, "no replica is ready yet")
 
-    if deployment is None or dep.rolling_out:
+    if deployment is None and apply_error:
+        put(ConditionType.PROGRESSING, FALSE, Reason.RECONCILE_FAILED, apply_error)
+    elif deployment is None or dep.rolling_out:
         put(ConditionType.PROGRESSING, TRUE, Reason.ROLLOUT_IN_PROGRESS, _rollout_message(dep))
     else:
         put(ConditionType.PROGRESSING, FALSE, Reason.AVAILABLE, "the rollout is complete")

@@ -1,0 +1,87 @@
+"""Latency and throughput of an async chain at a given concurrency: the measuring half of the
+overhead benchmarks, shared by `transports.py` and `compare.py`.
+
+A chain is `async def chain(payload) -> result`. `measure()` keeps `concurrency` runs in flight
+for `seconds` (after a warm-up that fills connection pools), timing each run with
+`time.perf_counter`, and reports runs/s, latency quantiles (nearest rank) and this process's CPU
+time per run. The development machines are shared, so `measure_side_by_side()` alternates the
+candidates over several rounds and keeps, per candidate, the round of median throughput: a
+burst of someone else's load then hits every candidate alike instead of one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Chain = Callable[[Any], Awaitable[Any]]
+PAYLOAD = {"user": {"id": "u-1", "name": "Ada"}, "order": {"symbol": "ACME", "quantity": 10}}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    runs: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_run: float
+
+    @property
+    def runs_per_second(self) -> float:
+        return self.runs / self.seconds
+
+
+def quantile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank quantile of already sorted values."""
+    rank = max(math.ceil(q * len(sorted_values)), 1)
+    return sorted_values[rank - 1]
+
+
+async def measure(
+    chain: Chain, *, concurrency: int, seconds: float, warmup_seconds: float = 0.5
+) -> Measurement:
+    await _drive(chain, concurrency=concurrency, seconds=warmup_seconds)
+    cpu = time.process_time()
+    latencies, elapsed = await _drive(chain, concurrency=concurrency, seconds=seconds)
+    cpu = time.process_time() - cpu
+    latencies.sort()
+    return Measurement(
+        runs=len(latencies),
+        seconds=elapsed,
+        p50_ms=quantile(latencies, 0.50) * 1000,
+        p99_ms=quantile(latencies, 0.99) * 1000,
+        cpu_ms_per_run=cpu / len(latencies) * 1000,
+    )
+
+
+async def measure_side_by_side(
+    chains: Mapping[str, Chain], *, concurrency: int, seconds: float, rounds: int
+) -> dict[str, Measurement]:
+    """Each chain measured `rounds` times, alternating; per chain its median-throughput round."""
+    results: dict[str, list[Measurement]] = {name: [] for name in chains}
+    for _ in range(rounds):
+        for name, chain in chains.items():
+            results[name].append(await measure(chain, concurrency=concurrency, seconds=seconds))
+    return {
+        name: sorted(rounds_of, key=lambda m: m.runs_per_second)[len(rounds_of) // 2]
+        for name, rounds_of in results.items()
+    }
+
+
+async def _drive(chain: Chain, *, concurrency: int, seconds: float) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    started = time.perf_counter()
+    until = started + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < until:
+            began = time.perf_counter()
+            await chain(PAYLOAD)
+            latencies.append(time.perf_counter() - began)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, time.perf_counter() - started

@@ -1,0 +1,545 @@
+"""How fast the operator deploys ServiceSteps, and how much memory it holds for many of them.
+
+Not a test: it prints measurements, recorded with the machine's conditions in RESULTS.md.
+
+    deploy   apply N ServiceSteps at once to a namespace watched by a fresh operator process;
+             time until all 3N owned objects (Deployment, Service, HPA) exist and until all N
+             steps are Ready (kwok runs the pods)
+    rss      the same with many steps (default 1,000, minReplicas 1): the operator's VmRSS from
+             /proc/<pid>/status once every step is Ready
+    floor    no operator: the same Deployments, Services and HPAs applied directly, timed until
+             every Deployment has a ready replica; what the control plane alone needs
+
+Run against a local control plane (hack/cluster-up.sh) with the CRDs applied:
+
+    .venv/bin/python bench/steps/bench.py --kubeconfig .stepline/ctl/kubeconfig deploy floor rss
+
+`--profile FILE` runs the operator under cProfile (written when it stops). Namespaces are
+deleted at the end unless `--keep`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from stepline.api import ServiceStep
+from stepline.resources import build_autoscaler, build_deployment, build_service
+
+GROUP, VERSION, PLURAL = "stepline.io", "v1alpha1", "servicesteps"
+STEP_SELECTOR = "stepline.io/step"
+IMAGE = "registry.example/bench:1"
+POLL_SECONDS = 0.2
+# Writers in parallel: enough to put every object in within a fraction of a second.
+CREATORS = 16
+
+
+@dataclass
+class Api:
+    core: client.CoreV1Api
+    apps: client.AppsV1Api
+    scaling: client.AutoscalingV2Api
+    custom: client.CustomObjectsApi
+    networking: client.NetworkingV1Api
+
+    @classmethod
+    def connect(cls, kubeconfig: str) -> Api:
+        config.load_kube_config(config_file=kubeconfig)
+        configuration = client.Configuration.get_default_copy()
+        configuration.connection_pool_maxsize = CREATORS * 2
+        api = client.ApiClient(configuration)
+        return cls(
+            client.CoreV1Api(api),
+            client.AppsV1Api(api),
+            client.AutoscalingV2Api(api),
+            client.CustomObjectsApi(api),
+            client.NetworkingV1Api(api),
+        )
+
+
+@dataclass
+class Operator:
+    """`stepline run` as a process, watching one namespace."""
+
+    namespace: str
+    kubeconfig: str
+    log_path: Path
+    profile: Path | None = None
+    tracemalloc: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    rss_peak_kib: int = 0
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("the operator is not started")
+        return self.process.pid
+
+    def start(self) -> Operator:
+        liveness, http = _free_port(), _free_port()
+        env = {
+            **os.environ,
+            "KUBECONFIG": self.kubeconfig,
+            "STEPLINE_HTTP_HOST": "127.0.0.1",
+            "STEPLINE_LIVENESS_PORT": str(liveness),
+            "STEPLINE_HTTP_PORT": str(http),
+        }
+        profiling = ["-m", "cProfile", "-o", str(self.profile)] if self.profile else []
+        stepline = ["-m", "stepline"]
+        if self.tracemalloc:
+            stepline = [str(Path(__file__).with_name("traced_operator.py")), str(self.tracemalloc)]
+        argv = [sys.executable, *profiling, *stepline, "run", "-n", self.namespace]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _wait(lambda: _answers(f"http://127.0.0.1:{liveness}/healthz"), 60, "operator alive")
+        return self
+
+    def status(self, field_name: str) -> int:
+        """A field of /proc/<pid>/status in KiB (VmRSS, VmHWM)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field_name}:"):
+                return int(line.split()[1])
+        raise KeyError(field_name)
+
+    def sample(self) -> None:
+        self.rss_peak_kib = max(self.rss_peak_kib, self.status("VmRSS"))
+
+    def cpu_seconds(self) -> float:
+        return _process_cpu(self.pid)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            if self.tracemalloc:
+                self.process.send_signal(signal.SIGUSR1)
+                _wait(self.tracemalloc.exists, 120, "the tracemalloc report")
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_lines(self) -> int:
+        return len(self.log_path.read_bytes().splitlines())
+
+
+@dataclass
+class Progress:
+    """What one poll of the namespace found."""
+
+    elapsed: float
+    children: int
+    ready_steps: int
+    available_deployments: int
+
+
+@dataclass
+class Timeline:
+    started: float = field(default_factory=time.monotonic)
+    submitted: float | None = None
+    children: float | None = None
+    ready: float | None = None
+    polls: list[Progress] = field(default_factory=list)
+
+    def since(self, moment: float | None) -> str:
+        return "-" if moment is None else f"{moment - self.started:.2f}s"
+
+
+COMPONENTS = ("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+def _process_cpu(pid: int | str) -> float:
+    """utime + stime of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used during a phase: by each control-plane component of this cluster (their
+    command lines name the kubeconfig's folder), by the operator, and by the whole machine."""
+
+    marker: str
+    start: dict[str, float] = field(default_factory=dict)
+    machine_start: float = 0.0
+    wall_start: float = 0.0
+
+    def components(self) -> dict[str, float]:
+        used: dict[str, float] = {}
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                name = Path(argv[0].decode()).name.removesuffix("-controller")
+                if name in COMPONENTS and self.marker in b" ".join(argv).decode():
+                    used[name] = used.get(name, 0.0) + _process_cpu(proc.name)
+            except (OSError, IndexError, UnicodeDecodeError):
+                continue
+        return used
+
+    @staticmethod
+    def machine() -> float:
+        """Busy CPU seconds of the whole machine (all cores): /proc/stat minus idle and iowait."""
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+    def begin(self) -> None:
+        self.start, self.machine_start = self.components(), self.machine()
+        self.wall_start = time.monotonic()
+
+    def report(self, operator_cpu: float) -> str:
+        now = self.components()
+        wall = time.monotonic() - self.wall_start
+        parts = [f"{name} {now[name] - self.start.get(name, 0.0):.1f}s" for name in sorted(now)]
+        busy = self.machine() - self.machine_start
+        return (
+            f"{', '.join(parts)}, operator {operator_cpu:.1f}s; machine busy {busy:.1f}s "
+            f"of {wall * (os.cpu_count() or 1):.1f}s ({wall:.1f}s x {os.cpu_count()} cores)"
+        )
+
+
+_REQUEST_LINE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+
+
+def apiserver_requests(api: Api) -> Counter[str]:
+    """The API server's request counters (apiserver_request_total), by verb, resource and
+    subresource: who writes what, in total (the operator's and the controllers' alike)."""
+    client_ = api.core.api_client
+    request = client_.param_serialize(
+        method="GET",
+        resource_path="/metrics",
+        header_params={"Accept": "text/plain"},
+        auth_settings=["BearerToken"],
+    )
+    text = client_.call_api(*request).read().decode()
+    counts: Counter[str] = Counter()
+    for line in text.splitlines():
+        found = _REQUEST_LINE.match(line)
+        if found is None:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', found["labels"]))
+        if labels.get("verb") in {"WATCH", "CONNECT"} or not labels.get("resource"):
+            continue
+        sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
+        counts[f"{labels['verb']} {labels['resource']}{sub}"] += int(float(found["value"]))
+    return counts
+
+
+def describe_requests(before: Counter[str], after: Counter[str], top: int = 24) -> str:
+    delta = after - before
+    rows = [f"{count:6d} {what}" for what, count in delta.most_common(top)]
+    return f"{sum(delta.values())} requests, most frequent:\n      " + "\n      ".join(rows)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _wait(probe: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout}s")
+        time.sleep(POLL_SECONDS)
+
+
+def step_manifest(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ServiceStep",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"image": IMAGE, "scaling": {"minReplicas": 1, "maxReplicas": 3}},
+    }
+
+
+def step_names(count: int) -> list[str]:
+    return [f"step-{index:04d}" for index in range(count)]
+
+
+def create_namespace(api: Api, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    api.core.create_namespace({"metadata": {"name": name}})
+    return name
+
+
+def submit_in_parallel(calls: list[Callable[[], Any]]) -> None:
+    with ThreadPoolExecutor(CREATORS) as pool:
+        for result in [pool.submit(call) for call in calls]:
+            result.result()
+
+
+def create_steps(api: Api, namespace: str, names: list[str]) -> None:
+    submit_in_parallel(
+        [
+            lambda n=name: api.custom.create_namespaced_custom_object(  # type: ignore[misc]
+                GROUP, VERSION, namespace, PLURAL, step_manifest(n, namespace)
+            )
+            for name in names
+        ]
+    )
+
+
+def raw_items(lister: Callable[..., Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """A list call's items as plain JSON: the client's models cost the bench more CPU than the
+    operator spends, on a machine whose CPU is the thing measured."""
+    response = lister(*args, _preload_content=False, resource_version="0", **kwargs)
+    items: list[dict[str, Any]] = json.loads(response.data)["items"]
+    return items
+
+
+def poll(api: Api, namespace: str, timeline: Timeline) -> Progress:
+    steps = raw_items(api.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL)
+    ready = sum(
+        any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (s.get("status") or {}).get("conditions", [])
+        )
+        for s in steps
+    )
+    selected = {"label_selector": STEP_SELECTOR}
+    deployments = raw_items(api.apps.list_namespaced_deployment, namespace, **selected)
+    services = raw_items(api.core.list_namespaced_service, namespace, **selected)
+    hpas = raw_items(api.scaling.list_namespaced_horizontal_pod_autoscaler, namespace, **selected)
+    available = sum((d.get("status") or {}).get("readyReplicas", 0) > 0 for d in deployments)
+    children = len(deployments) + len(services) + len(hpas)
+    progress = Progress(time.monotonic() - timeline.started, children, ready, available)
+    timeline.polls.append(progress)
+    return progress
+
+
+def follow(
+    api: Api, namespace: str, count: int, *, timeline: Timeline, operator: Operator, timeout: float
+) -> None:
+    """Polls until every step is Ready, noting when all children exist and when all are Ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        operator.sample()
+        progress = poll(api, namespace, timeline)
+        now = timeline.started + progress.elapsed
+        if timeline.children is None and progress.children >= 3 * count:
+            timeline.children = now
+        if progress.ready_steps >= count:
+            timeline.ready = now
+            return
+        time.sleep(POLL_SECONDS * max(1, count // 100))  # 0.2 s for 100 steps, 2 s for 1,000
+    raise TimeoutError(f"{namespace}: not all {count} steps Ready within {timeout}s")
+
+
+def print_progress(timeline: Timeline, every: float) -> None:
+    """A few rows of the timeline: children, Ready steps, Deployments with a ready replica."""
+    next_row = 0.0
+    for progress in timeline.polls:
+        if progress.elapsed >= next_row or progress is timeline.polls[-1]:
+            print(
+                f"    t={progress.elapsed:6.2f}s children={progress.children:5d} "
+                f"ready={progress.ready_steps:5d} available={progress.available_deployments:5d}"
+            )
+            next_row = progress.elapsed + every
+
+
+# The local cluster's Service range is kwokctl's 10.0.0.0/24: some 250 ClusterIPs for the whole
+# cluster. More steps need a further range (networking.k8s.io/v1 ServiceCIDR), removed after.
+BENCH_SERVICE_CIDR = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "ServiceCIDR",
+    "metadata": {"name": "stepline-bench"},
+    "spec": {"cidrs": ["10.128.0.0/16"]},
+}
+SERVICES_WITHOUT_EXTRA_RANGE = 200
+
+
+@contextmanager
+def service_ips_for(api: Api, count: int) -> Iterator[None]:
+    if count <= SERVICES_WITHOUT_EXTRA_RANGE:
+        yield
+        return
+    api.networking.create_service_cidr(BENCH_SERVICE_CIDR)
+    try:
+        yield
+    finally:
+        # Its finalizer waits until the namespace's Services are gone; no need to wait here.
+        api.networking.delete_service_cidr(BENCH_SERVICE_CIDR["metadata"]["name"])
+
+
+@contextmanager
+def namespace_for(api: Api, prefix: str, *, keep: bool) -> Iterator[str]:
+    namespace = create_namespace(api, prefix)
+    try:
+        yield namespace
+    finally:
+        if not keep:
+            # Waited for: the next phase must not share the machine with this clean-up.
+            api.core.delete_namespace(namespace)
+            _wait(lambda: _namespace_gone(api, namespace), 600, f"namespace {namespace} deleted")
+
+
+def _namespace_gone(api: Api, namespace: str) -> bool:
+    try:
+        api.core.read_namespace(namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return True
+        raise
+    return False
+
+
+def deploy(api: Api, args: argparse.Namespace, count: int, *, label: str) -> None:
+    with (
+        service_ips_for(api, count),
+        namespace_for(api, f"bench-{label}", keep=args.keep) as namespace,
+    ):
+        log = Path(args.out) / f"operator-{label}.log"
+        operator = Operator(
+            namespace, args.kubeconfig, log, profile=args.profile, tracemalloc=args.tracemalloc
+        ).start()
+        try:
+            time.sleep(2)  # let the watches settle so that start-up is not measured
+            idle_rss = operator.status("VmRSS")
+            cpu_before = operator.cpu_seconds()
+            meter = CpuMeter(str(Path(args.kubeconfig).resolve().parent))
+            meter.begin()
+            requests_before = apiserver_requests(api)
+            timeline = Timeline()
+            create_steps(api, namespace, step_names(count))
+            timeline.submitted = time.monotonic()
+            follow(
+                api, namespace, count, timeline=timeline, operator=operator, timeout=args.timeout
+            )
+            cpu_report = meter.report(operator.cpu_seconds() - cpu_before)
+            requests_report = describe_requests(requests_before, apiserver_requests(api))
+            settle_until = time.monotonic() + args.settle
+            while time.monotonic() < settle_until:
+                operator.sample()
+                time.sleep(1)
+            rss, hwm = operator.status("VmRSS"), operator.status("VmHWM")
+            cpu = operator.cpu_seconds() - cpu_before
+        finally:
+            operator.stop()
+        print(f"{label}: {count} ServiceSteps in namespace {namespace}")
+        print(f"  submitted (all {count} created)  {timeline.since(timeline.submitted)}")
+        print(f"  all {3 * count} children exist      {timeline.since(timeline.children)}")
+        print(f"  all {count} steps Ready          {timeline.since(timeline.ready)}")
+        print(f"  operator CPU time            {cpu:.1f}s (until all Ready and the settling)")
+        print(f"  CPU until all Ready: {cpu_report}")
+        print(f"  API requests until all Ready: {requests_report}")
+        print(f"  operator RSS idle            {idle_rss / 1024:.1f} MiB")
+        print(f"  operator RSS after {args.settle:.0f}s       {rss / 1024:.1f} MiB")
+        print(f"  operator RSS peak (VmHWM)    {hwm / 1024:.1f} MiB")
+        print(f"  operator log lines           {operator.log_lines()}")
+        print_progress(timeline, every=max(1.0, (timeline.polls[-1].elapsed) / 12))
+
+
+def floor(api: Api, args: argparse.Namespace) -> None:
+    """The control plane alone: the objects the operator would apply, applied directly."""
+    with namespace_for(api, "bench-floor", keep=args.keep) as namespace:
+        manifests = []
+        for name in step_names(args.steps):
+            body = step_manifest(name, namespace) | {"metadata": {
+                "name": name, "namespace": namespace, "uid": str(uuid.uuid4()), "generation": 1,
+            }}  # fmt: skip
+            step = ServiceStep.from_body(body)
+            for build in (build_deployment, build_service, build_autoscaler):
+                manifest = build(step)
+                del manifest["metadata"]["ownerReferences"]  # the owner does not exist
+                manifests.append(manifest)
+        kinds = {
+            "Deployment": api.apps.create_namespaced_deployment,
+            "Service": api.core.create_namespaced_service,
+            "HorizontalPodAutoscaler": api.scaling.create_namespaced_horizontal_pod_autoscaler,
+        }
+        meter = CpuMeter(str(Path(args.kubeconfig).resolve().parent))
+        meter.begin()
+        requests_before = apiserver_requests(api)
+        started = time.monotonic()
+        submit_in_parallel(
+            [lambda m=m: kinds[m["kind"]](namespace, m) for m in manifests]  # type: ignore[misc]
+        )
+        submitted = time.monotonic() - started
+
+        def all_available() -> bool:
+            found = raw_items(
+                api.apps.list_namespaced_deployment, namespace, label_selector=STEP_SELECTOR
+            )
+            ready = sum((d.get("status") or {}).get("readyReplicas", 0) > 0 for d in found)
+            return ready >= args.steps
+
+        _wait(all_available, args.timeout, "all Deployments available")
+        cpu_report = meter.report(0.0)
+        requests_report = describe_requests(requests_before, apiserver_requests(api))
+        print(f"floor: {args.steps} Deployments + Services + HPAs, no operator")
+        print(f"  submitted ({len(manifests)} objects)      {submitted:.2f}s")
+        print(f"  every Deployment available   {time.monotonic() - started:.2f}s")
+        print(f"  CPU: {cpu_report}")
+        print(f"  API requests: {requests_report}")
+
+
+def describe_machine() -> None:
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"python {platform.python_version()} on {platform.platform()}")
+    print(f"date {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("phases", nargs="+", choices=["deploy", "rss", "floor"])
+    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG", ""))
+    parser.add_argument("--steps", type=int, default=100, help="steps of deploy and floor")
+    parser.add_argument("--rss-steps", type=int, default=1000, help="steps of rss")
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds per phase")
+    parser.add_argument("--settle", type=float, default=5, help="seconds watched after Ready")
+    parser.add_argument("--profile", type=Path, help="run the operator under cProfile")
+    parser.add_argument(
+        "--tracemalloc", type=Path, help="trace the operator's allocations; report to this file"
+    )
+    parser.add_argument("--out", default=".", help="folder of the operator logs")
+    parser.add_argument("--keep", action="store_true", help="keep the namespaces")
+    args = parser.parse_args()
+    if not args.kubeconfig:
+        parser.error("--kubeconfig or KUBECONFIG is needed")
+    api = Api.connect(args.kubeconfig)
+    describe_machine()
+    for phase in args.phases:
+        if phase == "deploy":
+            deploy(api, args, args.steps, label="deploy")
+        elif phase == "rss":
+            deploy(api, args, args.rss_steps, label="rss")
+        else:
+            floor(api, args)
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""What every finance step service shares: a JSON POST endpoint that honours Idempotency-Key,
+GET /healthz, and a command line with --host/--port.
+
+A step is a pure function `decide(body, idempotency_key) -> (status, answer)`; this module turns
+it into an aiohttp application. A request that is not a JSON object is answered 400 before the
+function sees it. Answers are remembered by Idempotency-Key in a bounded in-memory map (the least
+recently used key goes first): the same key gets the same answer, marked `Idempotent-Replayed:
+true`, and the same key with a different body gets 422 — a client bug, not a retry. The map
+lives in one process: replicas of a step do not share it, which is enough for an example whose
+answers are deterministic anyway; a real service keeps the keys in a shared store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+Decide = Callable[[dict[str, Any], str | None], tuple[int, Any]]
+IDEMPOTENCY_ENTRIES = 10_000
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Remembered:
+    request_digest: str
+    status: int
+    body: bytes
+
+
+class IdempotencyCache:
+    """Answers by Idempotency-Key, at most `entries` of them, least recently used out first."""
+
+    def __init__(self, entries: int = IDEMPOTENCY_ENTRIES) -> None:
+        self._entries = entries
+        self._answers: OrderedDict[str, Remembered] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def recall(self, key: str) -> Remembered | None:
+        remembered = self._answers.get(key)
+        if remembered is not None:
+            self._answers.move_to_end(key)
+        return remembered
+
+    def remember(self, key: str, answer: Remembered) -> None:
+        self._answers[key] = answer
+        self._answers.move_to_end(key)
+        while len(self._answers) > self._entries:
+            self._answers.popitem(last=False)
+
+
+def build_step_app(
+    path: str, decide: Decide, *, idempotency_entries: int = IDEMPOTENCY_ENTRIES
+) -> web.Application:
+    """An application serving `decide` at POST `path`, and GET /healthz."""
+    cache = IdempotencyCache(idempotency_entries)
+
+    async def step(request: web.Request) -> web.Response:
+        raw = await request.read()
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            status, body = answer(decide, raw, key)
+            return _json_response(status, body)
+        digest = hashlib.sha256(raw).hexdigest()
+        remembered = cache.recall(key)
+        if remembered is None:
+            status, body = answer(decide, raw, key)
+            cache.remember(key, Remembered(digest, status, body))
+            return _json_response(status, body)
+        if remembered.request_digest != digest:
+            message = {"error": f"Idempotency-Key {key!r} was used for a different request"}
+            return _json_response(422, json.dumps(message).encode())
+        response = _json_response(remembered.status, remembered.body)
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    app.router.add_post(path, step)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def answer(decide: Decide, raw: bytes, key: str | None) -> tuple[int, bytes]:
+    """The status and JSON body for a raw request: 400 unless it is a JSON object."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return 400, json.dumps({"error": "the request body must be JSON"}).encode()
+    if not isinstance(body, dict):
+        return 400, json.dumps({"error": "the request body must be a JSON object"}).encode()
+    status, result = decide(body, key)
+    return status, json.dumps(result, separators=(",", ":")).encode()
+
+
+def _json_response(status: int, body: bytes) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")  # noqa: S104
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on")
+    parser.add_argument(
+        "--idempotency-entries",
+        type=int,
+        default=IDEMPOTENCY_ENTRIES,
+        help="answers remembered by Idempotency-Key",
+    )
+    return parser
+
+
+def serve(app: web.Application, args: argparse.Namespace) -> None:
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)

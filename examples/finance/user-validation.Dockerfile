@@ -1,0 +1,27 @@
+# The user-validation step of the finance example. Build from examples/ (the build context):
+#   docker build -f examples/finance/user-validation.Dockerfile -t stepline/finance-user-validation:0.1.0 examples
+# Pure Python, so one stage. It writes nothing at run time (bytecode is compiled here), runs as a
+# numeric non-root user, and so works with readOnlyRootFilesystem and runAsNonRoot.
+FROM python:3.11-slim
+
+LABEL org.opencontainers.image.title="stepline-finance-user-validation" \
+      org.opencontainers.image.description="Scores the risk of the user placing an order (Stepline finance example)." \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.vendor="Stepline"
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY finance/requirements.txt /app/requirements.txt
+RUN pip install --no-cache-dir -r /app/requirements.txt
+COPY finance/__init__.py finance/serving.py finance/user_validation.py /app/finance/
+RUN python -m compileall -q /app/finance
+
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["python", "-m", "finance.user_validation"]
+CMD ["--port", "8080"]

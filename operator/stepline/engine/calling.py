@@ -1,0 +1,164 @@
+"""One step call, retried as its policy says: POST the JSON input, return the JSON output.
+
+`StepClient.call()` makes attempts until one succeeds (a 2xx with a JSON body, or no body: null)
+or the failure is final, and raises `StepFailedError` with the api `StepError` (reason, HTTP
+status, the beginning of the body, and a message such as
+`step 'validate': POST http://user-validation.shop.svc:8080/validate returned 503 after 3
+attempts`). Between attempts it waits the backoff (`retrying`) through the clock it was given,
+and gives up early when the wait would outlast the run's deadline. Each attempt's timeout is the
+step's timeout cut to what is left of the run's deadline. The retry limit counts the attempts
+of this call; attempt numbers go on from `first_attempt` (a resumed step continues its count).
+
+A cancel event is honoured between attempts, never during one: `RunCancelledError`. No JSON
+encoding of the input here: the caller sends bytes, so it encodes once for all attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from stepline.api import Reason, RetryPolicy, StepError
+from stepline.api.workflowruns import BODY_EXCERPT_CHARACTERS
+from stepline.engine.clocks import SYSTEM_CLOCK, Clock, unless_cancelled
+from stepline.engine.errors import CallError, RunCancelledError, StepFailedError
+from stepline.engine.retrying import RETRYABLE, classify_status, compute_backoff, is_retried
+from stepline.engine.tracing import build_call_headers
+from stepline.engine.transports import Transport
+
+MAX_MESSAGE_CHARACTERS = 4096  # StepError.message's bound
+_DECODER = json.JSONDecoder()
+
+
+@dataclass(frozen=True, slots=True)
+class StepCall:
+    """What to call, with what, and how patiently. `deadline` is the clock's `monotonic()` time
+    by which the run must end (None: no run deadline); `timeout` bounds one attempt."""
+
+    step: str
+    url: str
+    body: bytes
+    idempotency_key: str
+    trace_id: str
+    timeout: float
+    retry: RetryPolicy
+    deadline: float | None = None
+    first_attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """A successful call: the step's output, the number of its last attempt, its HTTP status."""
+
+    output: Any
+    attempts: int
+    http_status: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """One failed attempt. `detail` continues `POST <url>`: ' returned 503', ': no answer …'."""
+
+    reason: Reason
+    detail: str
+    http_status: int | None = None
+    body: str | None = None
+
+
+class StepClient:
+    """Calls steps through one transport; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._transport = transport
+        self._clock = clock
+        self._jitter = jitter
+
+    async def call(self, call: StepCall, *, cancel: asyncio.Event | None = None) -> CallResult:
+        tries = 0
+        while True:
+            attempt = call.first_attempt + tries
+            timeout = self._attempt_timeout(call, attempt)
+            tries += 1
+            result = await self._attempt(call, attempt, timeout)
+            if isinstance(result, CallResult):
+                return result
+            if tries > call.retry.limit or not is_retried(result.reason, call.retry):
+                raise _give_up(call, result, attempt, why=_why_not_retried(result, call))
+            delay = compute_backoff(call.retry.backoff, tries, jitter=self._jitter)
+            if call.deadline is not None and self._clock.monotonic() + delay >= call.deadline:
+                why = "; the run's deadline leaves no time for another attempt"
+                raise _give_up(call, result, attempt, why=why, out_of_time=True)
+            slept, _ = await unless_cancelled(self._clock.sleep(delay), cancel)
+            if not slept:
+                raise RunCancelledError(step=call.step, attempts=attempt)
+
+    def _attempt_timeout(self, call: StepCall, attempt: int) -> float:
+        if call.deadline is None:
+            return call.timeout
+        left = call.deadline - self._clock.monotonic()
+        if left <= 0:
+            message = f"step {call.step!r}: the run's deadline passed before POST {call.url}"
+            error = StepError(reason=Reason.TIMEOUT, message=message)
+            raise StepFailedError(error, attempts=attempt - 1, timed_out=True)
+        return min(call.timeout, left)
+
+    async def _attempt(self, call: StepCall, attempt: int, timeout: float) -> CallResult | _Failure:
+        headers = build_call_headers(
+            idempotency_key=call.idempotency_key,
+            attempt=attempt,
+            timeout=timeout,
+            trace_id=call.trace_id,
+        )
+        try:
+            reply = await self._transport.post(
+                call.url, call.body, headers=headers, timeout=timeout
+            )
+        except CallError as exc:
+            return _Failure(exc.reason, f": {exc.detail},")
+        reason = classify_status(reply.status)
+        if reason is None:
+            try:
+                output = _DECODER.decode(reply.body.decode()) if reply.body else None
+            except ValueError:  # UnicodeDecodeError too: JSON on the wire is UTF-8 (RFC 8259)
+                reason, detail = Reason.INVALID_RESPONSE, f" returned {reply.status} but not JSON"
+            else:
+                return CallResult(output=output, attempts=attempt, http_status=reply.status)
+        else:
+            detail = f" returned {reply.status}"
+        excerpt = reply.body[:BODY_EXCERPT_CHARACTERS].decode(errors="replace")
+        return _Failure(reason, detail, http_status=reply.status, body=excerpt or None)
+
+
+def _why_not_retried(failure: _Failure, call: StepCall) -> str:
+    if failure.reason is Reason.CLIENT_ERROR:
+        return " (a 4xx is not retried: the step refused the request itself)"
+    if failure.reason not in RETRYABLE:
+        return " (not retried)"
+    if not is_retried(failure.reason, call.retry):
+        return f" (not retried: {failure.reason} is not in the step's retry.retryOn)"
+    return ""
+
+
+def _give_up(
+    call: StepCall, failure: _Failure, attempt: int, *, why: str, out_of_time: bool = False
+) -> StepFailedError:
+    plural = "s" if attempt != 1 else ""
+    message = f"step {call.step!r}: POST {call.url}{failure.detail} after {attempt} attempt{plural}"
+    error = StepError(
+        reason=failure.reason,
+        message=(message + why)[:MAX_MESSAGE_CHARACTERS],
+        http_status=failure.http_status,
+        body=failure.body,
+    )
+    timed_out = out_of_time or failure.reason is Reason.TIMEOUT
+    return StepFailedError(error, attempts=attempt, timed_out=timed_out)

@@ -1,0 +1,120 @@
+"""A run's progress as the executor keeps it, and as a `RunStore` saves it.
+
+The executor keeps one `StepState` per step of the plan and turns it into an api `StepRecord`
+only when someone needs the record: a checkpoint, or the caller reading `RunOutcome.records()`.
+Invoke, which needs neither, never pays for records or for `record_payload()` (JSON encoding and
+a SHA-256 of every output). A finished step's record is built once and kept.
+
+`RunStore.save()` is called after every step but the last one of an execution; what follows the
+last step is the run's outcome, which the caller writes itself. An exception from `save()`
+propagates out of `Executor.execute()`: the run's progress since the previous checkpoint is then
+unknown to the store, and resuming from that checkpoint calls the later steps again, under the
+same idempotency keys.
+
+Resuming (`restore_states()`): a step recorded as Succeeded or Skipped is not called again, its
+output is taken from the record. Any other step is called (again), its attempt numbers going on
+from the record's. A Succeeded step whose output was too large to record (`outputInfo.truncated`)
+is called again too, under the same idempotency key, to get its output back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from stepline.api import RunPhase, StepError, StepPhase, StepRecord, record_payload
+
+SETTLED = frozenset({StepPhase.SUCCEEDED, StepPhase.SKIPPED})
+FINAL = frozenset({StepPhase.SUCCEEDED, StepPhase.SKIPPED, StepPhase.FAILED, StepPhase.CANCELLED})
+
+
+@dataclass(slots=True)
+class StepState:
+    """One step's progress in a run; `output` is meaningful when the phase is Succeeded."""
+
+    name: str
+    phase: StepPhase = StepPhase.PENDING
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_seconds: float | None = None
+    output: Any = None
+    error: StepError | None = None
+    _record: StepRecord | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Succeeded or Skipped: a resumed run does not call it again."""
+        return self.phase in SETTLED
+
+    def to_record(self) -> StepRecord:
+        """The api record of this step; the output is recorded within the size cap."""
+        if self._record is not None:
+            return self._record
+        output, info = (None, None)
+        if self.phase is StepPhase.SUCCEEDED:
+            output, info = record_payload(self.output)
+        record = StepRecord(
+            name=self.name,
+            phase=self.phase,
+            attempts=self.attempts,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            duration_seconds=self.duration_seconds,
+            output=output,
+            output_info=info,
+            error=self.error,
+        )
+        if self.phase in FINAL:
+            self._record = record
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A run's state after a step: what the caller writes to the WorkflowRun's status.
+
+    `steps` has a record for every step of the plan, in order; `current_step` is the step that
+    runs next (the status's `currentStep`).
+    """
+
+    run_uid: str
+    started_at: datetime
+    current_step: str | None
+    steps: tuple[StepRecord, ...]
+
+    @property
+    def phase(self) -> RunPhase:
+        return RunPhase.RUNNING
+
+
+class RunStore(Protocol):
+    async def save(self, checkpoint: Checkpoint) -> None:
+        """Persists `checkpoint`; returns once it is durable (or raises)."""
+        ...
+
+
+def restore_states(names: Iterable[str], records: Sequence[StepRecord]) -> dict[str, StepState]:
+    """A state per step name, in the given order, resumed from `records` where they allow."""
+    by_name = {record.name: record for record in records}
+    return {name: restore_state(name, by_name.get(name)) for name in names}
+
+
+def restore_state(name: str, record: StepRecord | None) -> StepState:
+    if record is None:
+        return StepState(name)
+    truncated = record.output_info is not None and record.output_info.truncated
+    if record.phase not in SETTLED or (record.phase is StepPhase.SUCCEEDED and truncated):
+        return StepState(name, attempts=record.attempts)
+    return StepState(
+        name,
+        phase=record.phase,
+        attempts=record.attempts,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        duration_seconds=record.duration_seconds,
+        output=record.output,
+        _record=record,
+    )

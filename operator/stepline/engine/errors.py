@@ -1,0 +1,97 @@
+"""The engine's errors, one hierarchy under Stepline's `StepLineError`.
+
+A run that fails does not raise: `Executor.execute()` returns a `RunOutcome` saying how it ended.
+What raises is what stops a run from starting, and the internal signals between the step client
+and the executor:
+
+    StepLineError
+    └── EngineError
+        ├── PlanError            the workflow cannot be planned: expressions that do not compile
+        │                        (`.problems`), steps that wait on each other in a cycle
+        ├── RunRefusedError      the workflow's concurrency limit is reached and the caller chose
+        │                        not to wait (invoke answers 429)
+        ├── CallError            one HTTP call got no usable answer; raised by a `Transport`,
+        │   │                    chained (`from`) to the HTTP library's own error
+        │   ├── CallTimeoutError     no complete answer within the call's timeout
+        │   ├── CallConnectionError  no connection, or it broke before the answer was complete
+        │   └── InvalidReplyError    an answer too large to accept
+        ├── StepFailedError      a step failed for good (retries spent, or a failure that is
+        │                        never retried); carries the api `StepError` and the attempts
+        └── RunCancelledError    the run's cancel event was set while a step waited
+
+Expressions raise their own `ExpressionError`s (`engine.expressions`, `ValueError`s); the executor
+turns a failed evaluation into a step failure with reason ExpressionError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from stepline.api import ExpressionProblem, Reason, StepError
+from stepline.errors import StepLineError
+
+
+class EngineError(StepLineError):
+    """Base of the engine's errors."""
+
+
+class PlanError(EngineError):
+    """A workflow that cannot be planned; the message names each problem."""
+
+    def __init__(self, message: str, *, problems: Sequence[ExpressionProblem] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)
+
+
+class RunRefusedError(EngineError):
+    """The workflow already runs as many runs as its `concurrency` allows."""
+
+    def __init__(self, *, workflow: str, limit: int) -> None:
+        super().__init__(
+            f"workflow {workflow}: {limit} runs already in progress, its concurrency limit; "
+            "retry later or raise spec.concurrency"
+        )
+        self.workflow = workflow
+        self.limit = limit
+
+
+class CallError(EngineError):
+    """One HTTP call got no usable answer; `detail` says why, for messages."""
+
+    reason: Reason = Reason.CONNECTION_ERROR
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class CallTimeoutError(CallError):
+    reason = Reason.TIMEOUT
+
+
+class CallConnectionError(CallError):
+    reason = Reason.CONNECTION_ERROR
+
+
+class InvalidReplyError(CallError):
+    reason = Reason.INVALID_RESPONSE
+
+
+class StepFailedError(EngineError):
+    """A step failed for good. `timed_out` is true when the run's time (the step's timeout or the
+    run's deadline) ran out, which callers report as a timeout rather than a failure."""
+
+    def __init__(self, error: StepError, *, attempts: int, timed_out: bool = False) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.attempts = attempts
+        self.timed_out = timed_out
+
+
+class RunCancelledError(EngineError):
+    """The run's cancel event was set; `attempts` calls of the current step were made."""
+
+    def __init__(self, *, step: str, attempts: int = 0) -> None:
+        super().__init__(f"run cancelled at step {step!r}")
+        self.step = step
+        self.attempts = attempts

@@ -1,0 +1,373 @@
+"""The executor: runs a plan for one input, step after step, and says how the run ended.
+
+    outcome = await executor.execute(plan, RunRequest(uid=run_uid, input=run_input))
+
+Per step, in plan order: skip it if its `when` is false (phase Skipped, no output); compute its
+input (by default the run input for the first step and then the last output produced, without
+touching CEL; with an `input` expression, that expression over `input` and `steps`); find its
+ServiceStep in the directory and make sure it is ready (wait for it, bounded by its timeout and
+the run's deadline, or fail at once with reason NoReadyEndpoints, as `Unready` says); resolve
+its endpoint; call it through the `StepClient` (retries, backoff, headers); record the result.
+The run's output is the workflow's `output` expression, or the last output produced.
+
+Failures do not raise: `execute()` returns a `RunOutcome` (`outcomes`). It raises only what the
+caller gave it: an exception from `RunStore.save()`, or `asyncio.CancelledError` when the task
+itself is cancelled — an operator shutting down, which must leave the run to resume, not mark it
+Cancelled. Cancelling a run is the `cancel` event: honoured before each step and while waiting
+(backoff, readiness), never in the middle of a call.
+
+Timing: `deadline_seconds` bounds the whole execution; each call's timeout is cut to what is
+left of it. No kopf, no Kubernetes: the caller hands in the directory, the store, the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from stepline.api import Reason, ServiceStep, StepError, StepPhase, StepRecord
+from stepline.engine.calling import MAX_MESSAGE_CHARACTERS, StepCall, StepClient
+from stepline.engine.checkpoints import Checkpoint, RunStore, StepState, restore_states
+from stepline.engine.clocks import SYSTEM_CLOCK, Clock, unless_cancelled
+from stepline.engine.directories import StepDirectory, wait_for_ready_step
+from stepline.engine.endpoints import NO_OVERRIDES, resolve_endpoint
+from stepline.engine.errors import RunCancelledError, StepFailedError
+from stepline.engine.expressions import ExpressionError, build_activation
+from stepline.engine.observing import NULL_OBSERVER, RunObservation, RunObserver, StepObservation
+from stepline.engine.outcomes import RunOutcome, RunStatus
+from stepline.engine.planning import Plan, PlannedStep
+from stepline.engine.tracing import build_idempotency_key, derive_trace_id
+from stepline.engine.transports import Transport
+
+# One encoder for every call: json.dumps() builds a new one whenever it is given options.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+class Unready(StrEnum):
+    """What to do when a step's ServiceStep has no ready replica."""
+
+    WAIT = "Wait"  # wait until it is ready, at most the step's timeout (and the run's deadline)
+    FAIL = "Fail"  # fail the step at once, reason NoReadyEndpoints
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """One run to execute.
+
+    `uid` keys the idempotency of every call (a WorkflowRun's metadata.uid; for invoke, a fresh
+    UUID). `resume_from` holds the step records of a checkpoint to resume; `started_at` the time
+    the run first started, when resuming. `trace_id` (32 hex digits) overrides the trace id
+    derived from `uid`.
+    """
+
+    uid: str
+    input: Any
+    deadline_seconds: float | None = None
+    trace_id: str | None = None
+    started_at: datetime | None = None
+    resume_from: Sequence[StepRecord] = ()
+
+
+class _Run:
+    """The mutable state of one execution."""
+
+    __slots__ = (
+        "deadline", "order", "outputs", "plan", "request", "started", "started_at", "states",
+        "trace_id",
+    )  # fmt: skip
+
+    def __init__(self, plan: Plan, request: RunRequest, *, clock: Clock) -> None:
+        self.plan = plan
+        self.request = request
+        self.trace_id = request.trace_id or derive_trace_id(request.uid)
+        self.started = clock.monotonic()
+        self.started_at = request.started_at or clock.now()
+        limit = request.deadline_seconds
+        self.deadline = None if limit is None else self.started + limit
+        self.states = restore_states((step.name for step in plan.steps), request.resume_from)
+        self.order = tuple(self.states.values())
+        self.outputs = {
+            state.name: state.output for state in self.order if state.phase is StepPhase.SUCCEEDED
+        }
+
+    def last_output(self, *, before: int, default: Any) -> Any:
+        """The output of the last step before position `before` that produced one."""
+        for state in reversed(self.order[:before]):
+            if state.phase is StepPhase.SUCCEEDED:
+                return state.output
+        return default
+
+    def activation(self) -> dict[str, Any]:
+        phases = {name: state.phase.value for name, state in self.states.items()}
+        return build_activation(run_input=self.request.input, phases=phases, outputs=self.outputs)
+
+    def checkpoint(self, current_step: str | None) -> Checkpoint:
+        records = tuple(state.to_record() for state in self.states.values())
+        return Checkpoint(
+            run_uid=self.request.uid,
+            started_at=self.started_at,
+            current_step=current_step,
+            steps=records,
+        )
+
+
+class Executor:
+    """Executes runs; one executor serves every run of every workflow of the process.
+
+    `overrides` maps steps to base URLs for local runs (`endpoints.resolve_endpoint`). `jitter`
+    and `clock` exist for tests: they fix the backoff and make waits instant.
+    """
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        directory: StepDirectory,
+        overrides: Mapping[str, str] = NO_OVERRIDES,
+        unready: Unready = Unready.WAIT,
+        observer: RunObserver = NULL_OBSERVER,
+        clock: Clock = SYSTEM_CLOCK,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._client = StepClient(transport, clock=clock, jitter=jitter)
+        self._directory = directory
+        self._overrides = overrides
+        self._unready = unready
+        self._observer = observer
+        self._clock = clock
+
+    async def execute(
+        self,
+        plan: Plan,
+        request: RunRequest,
+        *,
+        store: RunStore | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> RunOutcome:
+        """Runs `plan` for `request` to its end; see the module docstring."""
+        run = _Run(plan, request, clock=self._clock)
+        try:
+            await self._run_steps(run, store=store, cancel=cancel)
+            outcome = self._succeed(run)
+        except StepFailedError as exc:
+            status = RunStatus.TIMED_OUT if exc.timed_out else RunStatus.FAILED
+            reason = Reason.TIMED_OUT if exc.timed_out else Reason.STEP_FAILED
+            outcome = self._end(run, status, reason, exc.error.message, error=exc.error)
+        except RunCancelledError as exc:
+            message = f"run cancelled at step {exc.step!r}"
+            outcome = self._end(run, RunStatus.CANCELLED, Reason.CANCELLED, message, step=exc.step)
+        self._observe_run(run, outcome)
+        return outcome
+
+    async def _run_steps(
+        self, run: _Run, *, store: RunStore | None, cancel: asyncio.Event | None
+    ) -> None:
+        steps = run.plan.steps
+        for index, step in enumerate(steps):
+            if run.states[step.name].settled:
+                continue
+            if cancel is not None and cancel.is_set():
+                raise RunCancelledError(step=step.name)
+            await self._run_step(run, step, index, cancel)
+            if store is not None and index + 1 < len(steps):
+                await store.save(run.checkpoint(steps[index + 1].name))
+
+    async def _run_step(
+        self, run: _Run, step: PlannedStep, index: int, cancel: asyncio.Event | None
+    ) -> None:
+        state = run.states[step.name]
+        began = self._clock.monotonic()
+        state.started_at = self._clock.now()
+        try:
+            if step.has_condition and not _should_run(run, step):
+                self._finish(run, step, state, began, StepPhase.SKIPPED)
+                return
+            body = _encode_input(run, step, index)
+            service = await self._find_ready_step(run, step, cancel)
+            call = self._build_call(run, step, service, body, first_attempt=state.attempts + 1)
+            result = await self._client.call(call, cancel=cancel)
+        except StepFailedError as exc:
+            state.error = exc.error
+            self._finish(run, step, state, began, StepPhase.FAILED, attempts=exc.attempts)
+            raise
+        except RunCancelledError as exc:
+            self._finish(run, step, state, began, StepPhase.CANCELLED, attempts=exc.attempts)
+            raise
+        state.output = run.outputs[step.name] = result.output
+        self._finish(run, step, state, began, StepPhase.SUCCEEDED, attempts=result.attempts)
+
+    async def _find_ready_step(
+        self, run: _Run, step: PlannedStep, cancel: asyncio.Event | None
+    ) -> ServiceStep:
+        namespace = run.plan.namespace
+        service = self._directory.find_step(namespace, step.step_ref)
+        if service is None:
+            message = f"step {step.name!r}: ServiceStep {namespace}/{step.step_ref} not found"
+            raise _step_failure(Reason.STEP_NOT_FOUND, message)
+        if self._directory.is_step_ready(service):
+            return service
+        if self._unready is Unready.FAIL:
+            message = (
+                f"step {step.name!r}: ServiceStep {namespace}/{step.step_ref} has no ready "
+                "endpoints; not calling it"
+            )
+            raise _step_failure(Reason.NO_READY_ENDPOINTS, message)
+        timeout = self._time_left(run, step.timeout_seconds or service.spec.timeout_seconds)
+        waiting = wait_for_ready_step(
+            self._directory, namespace, step.step_ref, timeout=timeout, clock=self._clock
+        )
+        waited, ready = await unless_cancelled(waiting, cancel)
+        if not waited:
+            raise RunCancelledError(step=step.name, attempts=run.states[step.name].attempts)
+        if ready is None:
+            message = (
+                f"step {step.name!r}: ServiceStep {namespace}/{step.step_ref} had no ready "
+                f"endpoints within {timeout:.3g}s"
+            )
+            raise _step_failure(Reason.NO_READY_ENDPOINTS, message)
+        return ready
+
+    def _time_left(self, run: _Run, timeout: float) -> float:
+        if run.deadline is None:
+            return timeout
+        return max(min(timeout, run.deadline - self._clock.monotonic()), 0.0)
+
+    def _build_call(
+        self, run: _Run, step: PlannedStep, service: ServiceStep, body: bytes, *, first_attempt: int
+    ) -> StepCall:
+        return StepCall(
+            step=step.name,
+            url=resolve_endpoint(service, overrides=self._overrides),
+            body=body,
+            idempotency_key=build_idempotency_key(run.request.uid, step.name),
+            trace_id=run.trace_id,
+            timeout=step.timeout_seconds or service.spec.timeout_seconds,
+            retry=step.retry or service.spec.retry,
+            deadline=run.deadline,
+            first_attempt=first_attempt,
+        )
+
+    def _finish(
+        self,
+        run: _Run,
+        step: PlannedStep,
+        state: StepState,
+        began: float,
+        phase: StepPhase,
+        *,
+        attempts: int = 0,
+    ) -> None:
+        seconds = self._clock.monotonic() - began
+        state.phase = phase
+        state.attempts = max(attempts, state.attempts)
+        state.finished_at = self._clock.now()
+        state.duration_seconds = seconds
+        error = state.error
+        self._observer.observe_step(
+            StepObservation(
+                namespace=run.plan.namespace,
+                workflow=run.plan.workflow,
+                step=step.name,
+                step_ref=step.step_ref,
+                phase=phase,
+                reason=error.reason if error else None,
+                attempts=state.attempts,
+                seconds=seconds,
+                http_status=error.http_status if error else None,
+            )
+        )
+
+    def _succeed(self, run: _Run) -> RunOutcome:
+        try:
+            output = _compute_output(run)
+        except ExpressionError as exc:
+            error = StepError(reason=Reason.EXPRESSION_ERROR, message=f"run output: {exc}")
+            return self._end(
+                run, RunStatus.FAILED, Reason.EXPRESSION_ERROR, error.message, error=error
+            )
+        called = sum(state.phase is StepPhase.SUCCEEDED for state in run.states.values())
+        skipped = len(run.states) - called
+        message = f"{called} steps succeeded" + (f", {skipped} skipped" if skipped else "")
+        return self._end(run, RunStatus.SUCCEEDED, Reason.SUCCEEDED, message, output=output)
+
+    def _end(
+        self,
+        run: _Run,
+        status: RunStatus,
+        reason: Reason,
+        message: str,
+        *,
+        output: Any = None,
+        step: str | None = None,
+        error: StepError | None = None,
+    ) -> RunOutcome:
+        finished_at = self._clock.now()
+        if run.request.started_at is None:
+            duration = self._clock.monotonic() - run.started
+        else:
+            duration = max((finished_at - run.started_at).total_seconds(), 0.0)
+        failed = step or next(
+            (name for name, state in run.states.items() if state.phase is StepPhase.FAILED), None
+        )
+        return RunOutcome(
+            status=status,
+            reason=reason,
+            message=message,
+            started_at=run.started_at,
+            finished_at=finished_at,
+            duration_seconds=duration,
+            output=output,
+            step=failed,
+            error=error,
+            states=tuple(run.states.values()),
+        )
+
+    def _observe_run(self, run: _Run, outcome: RunOutcome) -> None:
+        self._observer.observe_run(
+            RunObservation(
+                namespace=run.plan.namespace,
+                workflow=run.plan.workflow,
+                status=outcome.status,
+                reason=outcome.reason,
+                seconds=self._clock.monotonic() - run.started,
+                resumed=bool(run.request.resume_from),
+            )
+        )
+
+
+def _should_run(run: _Run, step: PlannedStep) -> bool:
+    try:
+        return run.plan.expressions.should_run(step.name, run.activation())
+    except ExpressionError as exc:
+        raise _step_failure(Reason.EXPRESSION_ERROR, f"step {step.name!r}: {exc}") from exc
+
+
+def _encode_input(run: _Run, step: PlannedStep, index: int) -> bytes:
+    """The JSON sent to step `index`: the last output produced before it (else the run input),
+    or the value of its `input` expression."""
+    if not step.has_input:
+        payload = run.last_output(before=index, default=run.request.input)
+    else:
+        try:
+            payload = run.plan.expressions.evaluate_input(step.name, run.activation(), default=None)
+        except ExpressionError as exc:
+            raise _step_failure(Reason.EXPRESSION_ERROR, f"step {step.name!r}: {exc}") from exc
+    return _ENCODER.encode(payload).encode()
+
+
+def _compute_output(run: _Run) -> Any:
+    default = run.last_output(before=len(run.order), default=None)
+    if not run.plan.has_output:
+        return default
+    return run.plan.expressions.evaluate_output(run.activation(), default=default)
+
+
+def _step_failure(reason: Reason, message: str) -> StepFailedError:
+    error = StepError(reason=reason, message=message[:MAX_MESSAGE_CHARACTERS])
+    return StepFailedError(error, attempts=0)

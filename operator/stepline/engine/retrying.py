@@ -1,0 +1,50 @@
+"""Which failed calls are retried, and how long to wait before the next attempt. Pure.
+
+A failure has a reason (an api `Reason`): Timeout, ConnectionError, ServerError (5xx),
+TooManyRequests (429) may be retried, if the step's `RetryPolicy.retryOn` lists them; ClientError
+(any other 4xx), InvalidResponse and everything else never are — a 4xx says the request itself
+is wrong, and sending it again cannot help.
+
+Backoff is exponential with full jitter: before retry n (1-based) the wait is uniform in
+[0, min(maxSeconds, initialSeconds * factor^(n-1))]. Randomising the whole wait spreads the
+retries of many runs that failed together (a step restarting under load) instead of bringing
+them back in one wave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from stepline.api import Backoff, Reason, RetryOn, RetryPolicy
+
+RETRYABLE: dict[Reason, RetryOn] = {
+    Reason.TIMEOUT: RetryOn.TIMEOUT,
+    Reason.CONNECTION_ERROR: RetryOn.CONNECTION_ERROR,
+    Reason.SERVER_ERROR: RetryOn.SERVER_ERROR,
+    Reason.TOO_MANY_REQUESTS: RetryOn.TOO_MANY_REQUESTS,
+}
+
+
+def classify_status(status: int) -> Reason | None:
+    """The failure an HTTP status means; None for success (2xx)."""
+    if 200 <= status < 300:
+        return None
+    if status == 429:
+        return Reason.TOO_MANY_REQUESTS
+    if 400 <= status < 500:
+        return Reason.CLIENT_ERROR
+    if status >= 500:
+        return Reason.SERVER_ERROR
+    return Reason.INVALID_RESPONSE  # 1xx or 3xx: redirects are not followed
+
+
+def is_retried(reason: Reason, policy: RetryPolicy) -> bool:
+    """Whether a failure for `reason` may be retried under `policy` (limit aside)."""
+    kind = RETRYABLE.get(reason)
+    return kind is not None and kind in policy.retry_on
+
+
+def compute_backoff(backoff: Backoff, retry: int, *, jitter: Callable[[], float]) -> float:
+    """Seconds to wait before retry `retry` (1-based); `jitter()` returns a float in [0, 1)."""
+    ceiling = min(backoff.max_seconds, backoff.initial_seconds * backoff.factor ** (retry - 1))
+    return ceiling * jitter()
