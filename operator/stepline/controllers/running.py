@@ -139,7 +139,7 @@ async def drive_run(
         return
     resumed = bool(run.status.started_at)
     async with runtime.slots.hold(plan.key, limit=plan.concurrency, wait=True):
-        started_at = run.status.started_at or datetime.now(UTC).replace(microsecond=0)
+        started_at = run.status.started_at or datetime.now(UTC)
         if not resumed:
             await writer.write(
                 phase=RunPhase.RUNNING, startedAt=started_at.isoformat(),
