@@ -15,9 +15,8 @@ def report_run() -> None:
     status = json.load(sys.stdin)["status"]
     for step in status["steps"]:
         output = json.dumps(step.get("output"))
-        print(
-            f"   {step['name']:<11} {step['phase']:<10} {millis(step.get('durationSeconds')):>9}  {output}"
-        )
+        took = millis(step.get("durationSeconds"))
+        print(f"   {step['name']:<11} {step['phase']:<10} {took:>9}  {output}")
     print(f"   output: {json.dumps(status.get('output'))}")
 
 
