@@ -122,13 +122,15 @@ async def refresh_step_status(
     runtime: Runtime, step: ServiceStep, view: StepView, *, apply_error: str | None = None
 ) -> None:
     namespace, name = step.metadata.namespace or "", step.metadata.name or ""
-    status = compute_step_status(
-        step,
-        deployment=view.deployment(namespace, name),
-        autoscaler=view.autoscaler(namespace, name),
-        apply_error=apply_error,
-    )
-    await write_status(runtime, step, status.to_wire())
+    # Computed inside the lock, from the indexes as they are then (kopf keeps them live).
+    async with runtime.status_lock("ServiceStep", namespace, name):
+        status = compute_step_status(
+            step,
+            deployment=view.deployment(namespace, name),
+            autoscaler=view.autoscaler(namespace, name),
+            apply_error=apply_error,
+        )
+        await write_status(runtime, step, status.to_wire())
 
 
 def retry_delay(error: KubeApiError, attempt: int) -> float:

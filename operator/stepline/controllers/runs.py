@@ -5,22 +5,42 @@ the ServiceStep watch here, so a run waiting for a step to become Ready wakes wh
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from stepline.api import GROUP, VERSION, InvalidObjectError, ServiceStep, WorkflowRun
-from stepline.controllers.runtime import runtime_of
+from stepline.controllers.runtime import Runtime, runtime_of
 
 
 @kopf.on.event(GROUP, VERSION, "workflowruns")
-async def follow_run(*, type: str, body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+async def follow_run(
+    *, type: str, body: kopf.Body, memo: kopf.Memo, logger: Any, **kwargs: Any
+) -> None:
     try:
         run = WorkflowRun.from_body(body)
     except InvalidObjectError as exc:  # the API server validated it; an older schema, perhaps
         logger.error("ignoring an invalid WorkflowRun: %s", exc)
         return
-    runtime_of(memo).runs.follow(type, run)
+    runtime = runtime_of(memo)
+    fill_step_directory_once(runtime, kwargs["servicesteps"])
+    runtime.runs.follow(type, run)
+
+
+def fill_step_directory_once(runtime: Runtime, index: Mapping[Any, Any]) -> None:
+    """Runs resumed at start-up may be seen before the ServiceStep events that fill the engine's
+    directory; kopf's index is complete by then (it is filled before handlers run), so copy it."""
+    if runtime.step_directory_filled:
+        return
+    for store in index.values():
+        for step in store:
+            if not isinstance(step, ServiceStep):
+                continue
+            namespace, name = step.metadata.namespace or "", step.metadata.name or ""
+            if runtime.steps.find_step(namespace, name) is None:
+                runtime.steps.put(step)
+    runtime.step_directory_filled = True
 
 
 @kopf.on.event(GROUP, VERSION, "servicesteps")

@@ -4,6 +4,7 @@ and a little memory of what was written. Created by the startup handler, stored 
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -41,6 +42,7 @@ class Runtime:
     executor: Executor
     steps: StepIndex
     slots: RunSlots = field(default_factory=RunSlots)
+    step_directory_filled: bool = False
     # Set by the startup handler once the workflow index exists.
     runs: RunSupervisor = field(init=False)
     # (kind, namespace, name) → what our last server-side apply of that object returned.
@@ -49,6 +51,7 @@ class Runtime:
     external_steps: set[tuple[str, str]] = field(default_factory=set)
     # (kind, namespace, name) → the status we last wrote, so an unchanged one is not written again.
     written_statuses: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    _status_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
     _expressions: OrderedDict[tuple[str, int], CompiledExpressions] = field(
         default_factory=OrderedDict
     )
@@ -67,6 +70,16 @@ class Runtime:
     def forget(self, kind: str, namespace: str, name: str) -> None:
         """Drops what is remembered of a deleted object."""
         self.written_statuses.pop((kind, namespace, name), None)
+        self._status_locks.pop((kind, namespace, name), None)
+
+    def status_lock(self, kind: str, namespace: str, name: str) -> asyncio.Lock:
+        """Serialises computing and writing one object's status: a status computed from older
+        indexes must not land after one computed from newer ones."""
+        key = (kind, namespace, name)
+        lock = self._status_locks.get(key)
+        if lock is None:
+            lock = self._status_locks[key] = asyncio.Lock()
+        return lock
 
 
 def runtime_of(memo: kopf.Memo) -> Runtime:

@@ -54,15 +54,18 @@ async def refresh_workflow(
     """Computes the workflow's readiness from the steps it references and writes it."""
     namespace = workflow.metadata.namespace or ""
     refs = {step.step_ref for step in workflow.spec.steps}
-    steps: dict[str, ServiceStep | None] = {
-        ref: next(iter(steps_index.get((namespace, ref), ())), None) for ref in refs
-    }
     expressions = runtime.expressions_of(workflow)
-    status = compute_workflow_status(
-        workflow, steps=steps, expression_problems=expressions.problems
-    )
-    if await write_status(runtime, workflow, status.to_wire()):
-        _announce_readiness(workflow, before=workflow.status.conditions, after=status.conditions)
+    async with runtime.status_lock("Workflow", namespace, workflow.metadata.name or ""):
+        steps: dict[str, ServiceStep | None] = {
+            ref: next(iter(steps_index.get((namespace, ref), ())), None) for ref in refs
+        }
+        status = compute_workflow_status(
+            workflow, steps=steps, expression_problems=expressions.problems
+        )
+        if await write_status(runtime, workflow, status.to_wire()):
+            _announce_readiness(
+                workflow, before=workflow.status.conditions, after=status.conditions
+            )
 
 
 def _announce_readiness(workflow: Workflow, *, before: Any, after: Any) -> None:

@@ -1,0 +1,198 @@
+"""What the run and invoke tests share: real step services and a namespace set up once per module.
+
+kwok simulates the steps' pods, so nothing listens at a step's in-cluster address. The steps are
+served instead by the unit tests' programmable `StepServer` (tests/unit/engine/stepservers.py),
+run here on an event loop of its own in a background thread, and the operator is started with
+STEPLINE_ENDPOINT_OVERRIDES mapping every step to it. Each ServiceStep has its own `path`, so one
+server plays every step and a test scripts a step by scripting its path.
+
+`StepBed` is one namespace with those ServiceSteps deployed and Ready, the server, and an
+operator watching the namespace; a module builds it once, since a namespace, an operator start
+and kwok pods turning Ready cost seconds each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.integration.localcluster import LocalCluster, wait_until
+from tests.integration.operatorprocess import OperatorProcess
+from tests.integration.stepobjects import API_VERSION, Manifest, get, service_step, wait_ready
+from tests.unit.engine.stepservers import Received, Script, StepServer
+
+# Retries as fast as the API allows, so that the retry tests take milliseconds, not seconds.
+QUICK_RETRY = {"limit": 2, "backoff": {"initialSeconds": 0.05, "factor": 1, "maxSeconds": 0.05}}
+STEP_TIMEOUT_SECONDS = 2
+FINISHED_PHASES = ("Succeeded", "Failed", "Cancelled")
+
+
+class ThreadedStepServer:
+    """A `StepServer` serving from a thread, so that tests written without asyncio can use it
+    while the operator (another process) calls it."""
+
+    def __init__(self) -> None:
+        self.server = StepServer()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> ThreadedStepServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shut_down(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    async def _shut_down(self) -> None:
+        await self.server.stop()
+        # Handlers still sleeping (answers scripted to be late) would outlive the loop.
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    def answer(self, path: str, *answers: Script) -> None:
+        """Scripts `path` (see StepServer.answer); set before the calls it answers."""
+        self.server.answer(path, *answers)
+
+    def calls(self, path: str, *, run_uid: str | None = None) -> list[Received]:
+        """The requests `path` received; with `run_uid`, those of that run only."""
+        received = list(self.server.received)  # a copy: the server thread appends
+        return [
+            r
+            for r in received
+            if r.path == path
+            and (run_uid is None or r.headers.get("Idempotency-Key", "").startswith(f"{run_uid}/"))
+        ]
+
+
+@dataclass
+class StepBed:
+    cluster: LocalCluster
+    namespace: str
+    server: ThreadedStepServer
+    operator: OperatorProcess
+
+
+def open_step_bed(
+    cluster: LocalCluster, label: str, steps: Sequence[str], log_dir: Path
+) -> StepBed:
+    """A new namespace with a ServiceStep per name in `steps` (path `/<name>`), all Ready, the
+    step server and an operator that calls the steps there. Close it with `close_step_bed`."""
+    namespace = f"t-{label}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", namespace)
+    server = ThreadedStepServer().start()
+    spec = {"timeoutSeconds": STEP_TIMEOUT_SECONDS, "retry": QUICK_RETRY}
+    cluster.apply(
+        [
+            service_step(name, namespace, image="stepline/echo:0.1.0", path=f"/{name}", **spec)
+            for name in steps
+        ]
+    )
+    overrides = {f"{namespace}/{name}": server.base_url for name in steps}
+    operator = OperatorProcess(
+        cluster, (namespace,), log_dir / f"operator-{namespace}.log",
+        extra_env={"STEPLINE_ENDPOINT_OVERRIDES": json.dumps(overrides)},
+    )  # fmt: skip
+    bed = StepBed(cluster, namespace, server, operator)
+    try:
+        operator.start()
+        for name in steps:
+            wait_ready_step(bed, name)
+    except BaseException:
+        close_step_bed(bed)
+        raise
+    return bed
+
+
+def wait_ready_step(bed: StepBed, name: str) -> None:
+    """Waits for the ServiceStep to be Ready; on a timeout says what its Deployment reports, to
+    tell a slow pod from a status that missed the Deployment's last change."""
+    try:
+        wait_ready(bed.cluster, "servicestep", name, bed.namespace)
+    except AssertionError as exc:
+        deployment = get(bed.cluster, "deployment", name, bed.namespace) or {}
+        available = (deployment.get("status") or {}).get("availableReplicas")
+        raise AssertionError(
+            f"{exc}; its Deployment reports availableReplicas={available}"
+        ) from exc
+
+
+def close_step_bed(bed: StepBed) -> None:
+    bed.operator.stop()
+    bed.server.stop()
+    bed.cluster.kubectl("delete", "namespace", bed.namespace, "--wait=false", check=False)
+
+
+def apply_workflow(bed: StepBed, name: str, steps: list[Manifest], **spec: Any) -> Manifest:
+    """Applies a Workflow and waits until it is Ready; returns it."""
+    manifest = {
+        "apiVersion": API_VERSION,
+        "kind": "Workflow",
+        "metadata": {"name": name, "namespace": bed.namespace},
+        "spec": {"steps": steps, **spec},
+    }
+    bed.cluster.apply(manifest)
+    return wait_ready(bed.cluster, "workflow", name, bed.namespace)
+
+
+def start_run(bed: StepBed, name: str, workflow: str, run_input: Any) -> str:
+    """Creates a WorkflowRun; returns its uid (the prefix of its calls' Idempotency-Keys)."""
+    bed.cluster.apply(
+        {
+            "apiVersion": API_VERSION,
+            "kind": "WorkflowRun",
+            "metadata": {"name": name, "namespace": bed.namespace},
+            "spec": {"workflowRef": workflow, "input": run_input},
+        }
+    )
+    run = get(bed.cluster, "workflowrun", name, bed.namespace)
+    assert run is not None
+    uid: str = run["metadata"]["uid"]
+    return uid
+
+
+def wait_finished(bed: StepBed, name: str, *, timeout: float = 30) -> Manifest:
+    """Waits for the run to reach Succeeded, Failed or Cancelled; returns it."""
+
+    def finished() -> Manifest | None:
+        run = get(bed.cluster, "workflowrun", name, bed.namespace)
+        phase = ((run or {}).get("status") or {}).get("phase")
+        return run if phase in FINISHED_PHASES else None
+
+    try:
+        return wait_until(finished, timeout=timeout, what=f"WorkflowRun {name} to finish")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\noperator log:\n{bed.operator.log_tail()}") from exc
+
+
+def step_status(run: Manifest, step: str) -> Manifest:
+    """The run's status record of `step`."""
+    records = run["status"].get("steps") or []
+    found: Manifest = next((r for r in records if r["name"] == step), {})
+    return found
+
+
+def post_invoke(base_url: str, namespace: str, workflow: str, body: bytes) -> tuple[int, Any]:
+    """POSTs an invoke; returns the HTTP status and the decoded JSON answer."""
+    url = f"{base_url}/v1/namespaces/{namespace}/workflows/{workflow}:invoke"
+    response = httpx.post(
+        url, content=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    return response.status_code, response.json()
