@@ -131,6 +131,12 @@ async def refresh_step_status(
             apply_error=apply_error,
         )
         await write_status(runtime, step, status.to_wire())
+    runtime.metrics.set_step_replicas(
+        namespace=namespace,
+        step=name,
+        ready=status.ready_replicas or 0,
+        desired=status.desired_replicas or 0,
+    )
 
 
 def retry_delay(error: KubeApiError, attempt: int) -> float:

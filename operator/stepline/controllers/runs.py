@@ -24,6 +24,7 @@ async def follow_run(
         logger.error("ignoring an invalid WorkflowRun: %s", exc)
         return
     runtime = runtime_of(memo)
+    runtime.metrics.mark_watch_event(kind="WorkflowRun")
     fill_step_directory_once(runtime, kwargs["servicesteps"])
     runtime.runs.follow(type, run)
 

@@ -5,7 +5,10 @@ and a little memory of what was written. Created by the startup handler, stored 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -16,7 +19,7 @@ from stepline.api import KubeObject, Workflow
 from stepline.engine import Executor, RunSlots, StepIndex
 from stepline.engine.expressions import CompiledExpressions, compile_workflow_expressions
 from stepline.kube import KubeApi
-from stepline.observability import Metrics
+from stepline.observability import Metrics, ReconcileOutcome
 from stepline.settings import Settings
 
 if TYPE_CHECKING:
@@ -71,6 +74,18 @@ class Runtime:
         """Drops what is remembered of a deleted object."""
         self.written_statuses.pop((kind, namespace, name), None)
         self._status_locks.pop((kind, namespace, name), None)
+
+    @contextlib.contextmanager
+    def reconciling(self, kind: str) -> Iterator[None]:
+        """Times one reconcile of `kind` and counts its outcome (an exception is an error)."""
+        started = time.monotonic()
+        outcome = ReconcileOutcome.ERROR
+        try:
+            yield
+            outcome = ReconcileOutcome.SUCCESS
+        finally:
+            seconds = time.monotonic() - started
+            self.metrics.record_reconcile(kind=kind, outcome=outcome, seconds=seconds)
 
     def status_lock(self, kind: str, namespace: str, name: str) -> asyncio.Lock:
         """Serialises computing and writing one object's status: a status computed from older

@@ -70,15 +70,19 @@ def _view(kwargs: dict[str, Any]) -> StepView:
 async def reconcile_service_step(
     *, body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any
 ) -> None:
-    await reconcile_step(runtime_of(memo), parse_step(body), _view(kwargs), attempt=retry)
+    runtime = runtime_of(memo)
+    with runtime.reconciling("ServiceStep"):
+        await reconcile_step(runtime, parse_step(body), _view(kwargs), attempt=retry)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED)
 async def follow_deployment(
     *, type: str, body: kopf.Body, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any
 ) -> None:
+    runtime = runtime_of(memo)
+    runtime.metrics.mark_watch_event(kind="Deployment")
     await follow_owned_object(
-        runtime_of(memo), kind="Deployment", event_type=type, body=body,
+        runtime, kind="Deployment", event_type=type, body=body,
         step_name=labels[STEP_LABEL], view=_view(kwargs),
     )  # fmt: skip
 
@@ -87,8 +91,10 @@ async def follow_deployment(
 async def follow_autoscaler(
     *, type: str, body: kopf.Body, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any
 ) -> None:
+    runtime = runtime_of(memo)
+    runtime.metrics.mark_watch_event(kind="HorizontalPodAutoscaler")
     await follow_owned_object(
-        runtime_of(memo), kind="HorizontalPodAutoscaler", event_type=type, body=body,
+        runtime, kind="HorizontalPodAutoscaler", event_type=type, body=body,
         step_name=labels[STEP_LABEL], view=_view(kwargs),
     )  # fmt: skip
 
@@ -97,7 +103,9 @@ async def follow_autoscaler(
 async def follow_service(
     *, type: str, body: kopf.Body, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any
 ) -> None:
+    runtime = runtime_of(memo)
+    runtime.metrics.mark_watch_event(kind="Service")
     await follow_owned_object(
-        runtime_of(memo), kind="Service", event_type=type, body=body,
+        runtime, kind="Service", event_type=type, body=body,
         step_name=labels[STEP_LABEL], view=_view(kwargs),
     )  # fmt: skip

@@ -81,7 +81,9 @@ def _announce_readiness(workflow: Workflow, *, before: Any, after: Any) -> None:
 @kopf.on.create(GROUP, VERSION, "workflows")
 @kopf.on.update(GROUP, VERSION, "workflows")
 async def reconcile_workflow(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    await refresh_workflow(runtime_of(memo), parse_workflow(body), kwargs["servicesteps"])
+    runtime = runtime_of(memo)
+    with runtime.reconciling("Workflow"):
+        await refresh_workflow(runtime, parse_workflow(body), kwargs["servicesteps"])
 
 
 @kopf.on.event(GROUP, VERSION, "servicesteps")
@@ -90,8 +92,10 @@ async def follow_service_step(
 ) -> None:
     """A ServiceStep appeared, changed or went away: re-evaluate the workflows that use it."""
     runtime, namespace = runtime_of(memo), namespace or ""
+    runtime.metrics.mark_watch_event(kind="ServiceStep")
     if type == "DELETED":
         runtime.forget("ServiceStep", namespace, name)
+        runtime.metrics.forget_step(namespace=namespace, step=name)
     for workflow_name in set(kwargs["workflows_by_step"].get((namespace, name), ())):
         for workflow in kwargs["workflows"].get((namespace, workflow_name), ()):
             await refresh_workflow(runtime, workflow, kwargs["servicesteps"])
@@ -101,5 +105,8 @@ async def follow_service_step(
 def forget_deleted_workflow(
     *, type: str, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
+    runtime = runtime_of(memo)
+    runtime.metrics.mark_watch_event(kind="Workflow")
     if type == "DELETED":
-        runtime_of(memo).forget("Workflow", namespace or "", name)
+        runtime.forget("Workflow", namespace or "", name)
+        runtime.metrics.forget_workflow(namespace=namespace or "", workflow=name)
