@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         description="JSON map from a step (`namespace/name` or `name`) to a base URL that "
         "replaces its in-cluster address: local runs and the demo, where kwok simulates pods.",
     )
+    retention_interval_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="How often finished runs are pruned and run statistics written, in seconds.",
+    )
     worker_limit: int = Field(
         default=64, ge=1, description="Objects of one kind processed concurrently."
     )

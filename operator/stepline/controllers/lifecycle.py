@@ -18,6 +18,7 @@ from aiohttp import web
 
 from stepline.api import Workflow
 from stepline.controllers.checking import check_external_steps_forever
+from stepline.controllers.retaining import keep_runs_forever
 from stepline.controllers.running import RunSupervisor
 from stepline.controllers.runtime import Runtime
 from stepline.engine import AiohttpTransport, Executor, Plan, StepIndex, build_plan
@@ -63,6 +64,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     memo["runtime"] = runtime
     memo["external_checks"] = asyncio.create_task(
         check_external_steps_forever(runtime), name="external step checks"
+    )
+    memo["retention"] = asyncio.create_task(
+        keep_runs_forever(runtime, workflows=kwargs["workflows"], runs=kwargs["runs_by_workflow"]),
+        name="run retention",
     )
     memo["http_server"] = await start_server(
         build_app(invoker=build_invoker(runtime, kwargs["workflows"]), metrics=runtime.metrics),
@@ -117,9 +122,10 @@ def build_invoker(runtime: Runtime, workflows: kopf.Index[Any, Any]) -> Invoker:
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    checks = memo.get("external_checks")
-    if isinstance(checks, asyncio.Task):
-        checks.cancel()
+    for task_name in ("external_checks", "retention"):
+        task = memo.get(task_name)
+        if isinstance(task, asyncio.Task):
+            task.cancel()
     server = memo.get("http_server")
     if isinstance(server, web.AppRunner):
         await server.cleanup()

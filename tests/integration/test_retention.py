@@ -1,0 +1,76 @@
+"""Finished WorkflowRuns are pruned by their Workflow's retention policy, and the Workflow's
+status carries the statistics of its runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.localcluster import LocalCluster, wait_until
+from tests.integration.operatorprocess import OperatorProcess
+from tests.integration.stepobjects import service_step, wait_ready
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def fast_operator(
+    cluster: LocalCluster, crds: None, namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """An operator that prunes every second. Its step's in-cluster address does not resolve
+    here (no override), so every run fails fast, with no step server needed."""
+    process = OperatorProcess(
+        cluster, (namespace,), tmp_path / "operator.log",
+        extra_env={"STEPLINE_RETENTION_INTERVAL_SECONDS": "1"},
+    ).start()  # fmt: skip
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_finished_runs_beyond_the_history_limit_are_deleted_and_counted(
+    cluster: LocalCluster, namespace: str, fast_operator: OperatorProcess
+) -> None:
+    cluster.apply(service_step("target", namespace, image="example.invalid/target:1"))
+    wait_ready(cluster, "servicestep", "target", namespace)
+    cluster.apply(
+        {
+            "apiVersion": "stepline.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"name": "flow", "namespace": namespace},
+            "spec": {
+                "steps": [{"name": "call", "stepRef": "target", "timeoutSeconds": 1,
+                           "retry": {"limit": 0}}],
+                "retention": {"failedRuns": 1, "successfulRuns": 1},
+            },
+        }
+    )  # fmt: skip
+    for index in range(3):
+        cluster.apply(
+            {
+                "apiVersion": "stepline.io/v1alpha1",
+                "kind": "WorkflowRun",
+                "metadata": {"name": f"run-{index}", "namespace": namespace},
+                "spec": {"workflowRef": "flow", "input": {"n": index}},
+            }
+        )
+
+    def runs_left() -> list[str] | None:
+        items = cluster.get_json("workflowruns", "-n", namespace)["items"]
+        phases = [item.get("status", {}).get("phase") for item in items]
+        if len(items) == 1 and phases == ["Failed"]:
+            return [item["metadata"]["name"] for item in items]
+        return None
+
+    (kept,) = wait_until(runs_left, timeout=90, what="two of three failed runs to be pruned")
+    assert kept in {"run-0", "run-1", "run-2"}
+    statistics = wait_until(
+        lambda: cluster.get_json("workflow", "flow", "-n", namespace).get("status", {}).get("runs"),
+        timeout=30,
+        what="run statistics in the Workflow's status",
+    )
+    assert statistics["failed"] >= 1
+    assert statistics["successRate"] == 0
