@@ -5,15 +5,20 @@ side by side in one run
   each output POSTed as the next input;
 - (b) `engine`: the same chain as a Workflow run by Stepline's executor in this process (plan,
   run slot, directory look-up, endpoint resolution, headers, retries armed, records kept);
-- (c) `invoke`: the same chain through the operator's invoke endpoint over HTTP — a hook,
-  `invoke_chain()`, for when the gateway exists (`--invoke-url`).
+- (c) `invoke`: the same chain through the operator's invoke endpoint over HTTP, with
+  `--kubeconfig` (a local control plane with the CRDs): a namespace with ServiceSteps `echo-0…9`
+  and Workflows `echo-1`, `echo-3`, `echo-10` is created, an operator process started on it
+  with its endpoint overrides pointing at the echo services (`../harness.py`), and each chain is
+  one POST to `.../workflows/echo-<n>:invoke`. `--operator-profile FILE` runs that operator
+  under cProfile.
 
 at concurrency 1 and 32. The echo services run in a child process (`echo.py`), so that they do not
 share this process's CPU time. Per cell: runs/s, p50 and p99 latency; per step, the overhead
 `(engine - direct) / steps` at p50 and at p99 (a difference of quantiles, not a quantile of
-differences); and the throughput ratio engine / direct.
+differences); and the throughput ratio engine / direct; the same for invoke. CPU per run is this
+process's, plus the operator's for invoke.
 
-    .venv/bin/python bench/overhead/compare.py [--seconds 5] [--profile]
+    .venv/bin/python bench/overhead/compare.py [--seconds 5] [--profile] [--kubeconfig FILE]
 
 `--profile` also runs the 3-step engine chain at concurrency 1 under cProfile and prints where
 the time goes. Results are recorded in RESULTS.md.
@@ -28,15 +33,23 @@ import io
 import json
 import platform
 import pstats
+import sys
+import tempfile
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from echo import EchoServices
 from measuring import Chain, Measurement, measure, measure_side_by_side
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import harness
 
 from stepline.api import Condition, ConditionStatus, ConditionType, Reason, ServiceStep, Workflow
 from stepline.engine import (
@@ -81,16 +94,27 @@ def engine_chain(executor: Executor, plan: Plan, slots: RunSlots) -> Chain:
     return chain
 
 
-def invoke_chain(base_url: str, steps: int) -> Chain:
-    """(c) HOOK: the chain through invoke, `POST {base_url}/v1/namespaces/bench/workflows/
-    echo-<steps>:invoke`.
+def invoke_chain(
+    session: aiohttp.ClientSession, base_url: str, namespace: str, steps: int
+) -> Chain:
+    """(c) The chain through the operator's invoke endpoint: one POST, the operator calls the
+    steps (Workflow `echo-<steps>` in `namespace`, steps overridden to the echo services)."""
+    url = f"{base_url}/v1/namespaces/{namespace}/workflows/echo-{steps}:invoke"
 
-    To be written once the invoke gateway exists: apply ServiceSteps `echo-0…` and Workflows
-    `echo-1`, `echo-3`, `echo-10` (see `build_workflow`), map the steps to the echo ports with the
-    operator's endpoint overrides, and return a chain that POSTs the payload to the invoke URL
-    with one shared aiohttp session.
-    """
-    raise NotImplementedError(f"invoke is not measured yet ({base_url}, {steps} steps)")
+    async def chain(payload: Any) -> Any:
+        async with session.post(
+            url, data=json.dumps(payload).encode(), headers=HEADERS
+        ) as response:
+            if response.status != 200:
+                raise RuntimeError(f"invoke: {response.status} {await response.text()}")
+            return json.loads(await response.read())["output"]
+
+    return chain
+
+
+def client_and_operator_cpu(pid: int) -> Callable[[], float]:
+    """What invoke costs in CPU: this client's time and the operator process's."""
+    return lambda: time.process_time() + harness.process_cpu(pid)
 
 
 def build_service_step(index: int) -> ServiceStep:
@@ -134,20 +158,26 @@ def describe(name: str, steps: int, concurrency: int, result: Measurement) -> st
     )
 
 
-def summarise(steps: int, concurrency: int, direct: Measurement, engine: Measurement) -> str:
+def summarise(
+    name: str, steps: int, concurrency: int, direct: Measurement, engine: Measurement
+) -> str:
     per_step_p50 = (engine.p50_ms - direct.p50_ms) / steps
     per_step_p99 = (engine.p99_ms - direct.p99_ms) / steps
     per_step_cpu = (engine.cpu_ms_per_run - direct.cpu_ms_per_run) / steps
     ratio = engine.runs_per_second / direct.runs_per_second
     cpu_ratio = direct.cpu_ms_per_run / engine.cpu_ms_per_run
     return (
-        f"| {steps} | {concurrency} | {per_step_p50:.3f} | {per_step_p99:.3f} "
+        f"| {steps} | {concurrency} | {name} | {per_step_p50:.3f} | {per_step_p99:.3f} "
         f"| {per_step_cpu:.3f} | {ratio:.2f} | {cpu_ratio:.2f} |"
     )
 
 
 async def compare(
-    urls: Sequence[str], *, seconds: float, rounds: int, invoke_url: str | None
+    urls: Sequence[str],
+    *,
+    seconds: float,
+    rounds: int,
+    invoke: tuple[str, str, int] | None,
 ) -> None:
     summaries = []
     print("| steps | concurrency | chain | runs/s | p50 ms | p99 ms | CPU ms/run |")
@@ -160,26 +190,31 @@ async def compare(
         slots = RunSlots()
         for steps in CHAINS:
             plan = build_plan(build_workflow(steps))
+            clocks = {}
             chains = {
                 "direct": direct_chain(session, urls[:steps]),
                 "engine": engine_chain(executor, plan, slots),
             }
-            if invoke_url is not None:
-                chains["invoke"] = invoke_chain(invoke_url, steps)
+            if invoke is not None:
+                base_url, namespace, pid = invoke
+                chains["invoke"] = invoke_chain(session, base_url, namespace, steps)
+                clocks["invoke"] = client_and_operator_cpu(pid)
             for concurrency in CONCURRENCY:
                 results = await measure_side_by_side(
-                    chains, concurrency=concurrency, seconds=seconds, rounds=rounds
+                    chains, concurrency=concurrency, seconds=seconds, rounds=rounds, clocks=clocks
                 )
                 for name, result in results.items():
                     print(describe(name, steps, concurrency, result), flush=True)
-                summaries.append(
-                    summarise(steps, concurrency, results["direct"], results["engine"])
+                summaries.extend(
+                    summarise(name, steps, concurrency, results["direct"], result)
+                    for name, result in results.items()
+                    if name != "direct"
                 )
     print(
-        "\n| steps | concurrency | overhead/step p50 ms | overhead/step p99 ms "
-        "| CPU/step ms | engine/direct runs/s | engine/direct by CPU |"
+        "\n| steps | concurrency | chain | overhead/step p50 ms | overhead/step p99 ms "
+        "| CPU/step ms | runs/s vs direct | by CPU vs direct |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     print("\n".join(summaries))
 
 
@@ -202,22 +237,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per cell (median kept)")
-    parser.add_argument("--invoke-url", help="(c): base URL of a running operator's invoke API")
+    parser.add_argument(
+        "--kubeconfig", help="(c): a local control plane with the CRDs; starts an operator there"
+    )
+    parser.add_argument("--operator-profile", help="(c): run the operator under cProfile to FILE")
     parser.add_argument("--profile", action="store_true", help="profile the 3-step engine chain")
     args = parser.parse_args(argv)
     versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("aiohttp", "stepline"))
     print(f"Python {platform.python_version()}, {versions}")
-    with EchoServices(max(CHAINS)) as services:
-        asyncio.run(
-            compare(
-                services.urls,
-                seconds=args.seconds,
-                rounds=args.rounds,
-                invoke_url=args.invoke_url,
+    print(harness.uptime())
+    with EchoServices(max(CHAINS)) as services, ExitStack() as stack:
+        invoke = None
+        if args.kubeconfig:
+            namespace = stack.enter_context(
+                harness.echo_namespace(args.kubeconfig, max(CHAINS), CHAINS)
             )
-        )
+            log = Path(tempfile.gettempdir()) / f"stepline-{namespace}.log"
+            process, base_url = stack.enter_context(
+                harness.operator(
+                    args.kubeconfig,
+                    namespace,
+                    services.urls,
+                    log,
+                    profile=args.operator_profile or "",
+                )
+            )
+            print(f"operator at {base_url}, namespace {namespace}, log {log}")
+            invoke = (base_url, namespace, process.pid)
+        asyncio.run(compare(services.urls, seconds=args.seconds, rounds=args.rounds, invoke=invoke))
         if args.profile:
             print(asyncio.run(profile(services.urls, seconds=args.seconds)))
+    print(harness.uptime())
 
 
 if __name__ == "__main__":

@@ -42,12 +42,18 @@ def quantile(sorted_values: Sequence[float], q: float) -> float:
 
 
 async def measure(
-    chain: Chain, *, concurrency: int, seconds: float, warmup_seconds: float = 0.5
+    chain: Chain,
+    *,
+    concurrency: int,
+    seconds: float,
+    warmup_seconds: float = 0.5,
+    clock: Callable[[], float] = time.process_time,
 ) -> Measurement:
+    """`clock` gives the CPU seconds charged to the chain: this process's by default."""
     await _drive(chain, concurrency=concurrency, seconds=warmup_seconds)
-    cpu = time.process_time()
+    cpu = clock()
     latencies, elapsed = await _drive(chain, concurrency=concurrency, seconds=seconds)
-    cpu = time.process_time() - cpu
+    cpu = clock() - cpu
     latencies.sort()
     return Measurement(
         runs=len(latencies),
@@ -59,13 +65,22 @@ async def measure(
 
 
 async def measure_side_by_side(
-    chains: Mapping[str, Chain], *, concurrency: int, seconds: float, rounds: int
+    chains: Mapping[str, Chain],
+    *,
+    concurrency: int,
+    seconds: float,
+    rounds: int,
+    clocks: Mapping[str, Callable[[], float]] | None = None,
 ) -> dict[str, Measurement]:
-    """Each chain measured `rounds` times, alternating; per chain its median-throughput round."""
+    """Each chain measured `rounds` times, alternating; per chain its median-throughput round.
+    `clocks` names a CPU clock per chain, for chains whose work is done in other processes."""
     results: dict[str, list[Measurement]] = {name: [] for name in chains}
     for _ in range(rounds):
         for name, chain in chains.items():
-            results[name].append(await measure(chain, concurrency=concurrency, seconds=seconds))
+            clock = (clocks or {}).get(name, time.process_time)
+            results[name].append(
+                await measure(chain, concurrency=concurrency, seconds=seconds, clock=clock)
+            )
     return {
         name: sorted(rounds_of, key=lambda m: m.runs_per_second)[len(rounds_of) // 2]
         for name, rounds_of in results.items()
