@@ -41,6 +41,10 @@ dashboards: ## Regenerate dashboards/*.json and deploy/monitoring/prometheusrule
 	$(PY) -m stepline.observability.dashboards
 	$(PY) -m stepline.observability.rules
 
+.PHONY: manifests
+manifests: ## Render manifests/ from the chart and refresh the chart's copies of generated files
+	hack/render-manifests.sh
+
 .PHONY: test
 test: install lint ## Lint, then unit and integration tests (starts its own cluster)
 	$(VENV)/bin/pytest

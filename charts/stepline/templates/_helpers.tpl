@@ -1,0 +1,85 @@
+{{/* The chart name, or nameOverride. */}}
+{{- define "stepline.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The prefix of every object's name. */}}
+{{- define "stepline.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else if contains (include "stepline.name" .) .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "stepline.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "stepline.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "stepline.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: stepline
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The operator pods' selector: the ServiceMonitor and PodMonitor select name + component. */}}
+{{- define "stepline.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "stepline.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "stepline.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "stepline.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "stepline.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+The rules on Stepline's own kinds and the workloads it owns, granted cluster-wide (ClusterRole) or
+per watched namespace (Role). Derived from operator/stepline/kube.py and controllers/*.py:
+- stepline.io: kopf watches all three kinds and patches servicesteps/workflows (its progress
+  annotations); kube.py merge-patches their status; ownerReferences with blockOwnerDeletion on the
+  objects built for a ServiceStep need update on servicesteps/finalizers.
+- deployments, services, HPAs: kopf indexes and watches them (get/list/watch); kube.py applies them
+  server-side (patch, plus create when the object is new) and deletes them.
+- events: kopf.info / kopf.warn post Events (create), and kopf aggregates repeats (patch).
+- workflowruns delete: controllers/retaining.py prunes finished runs past a workflow's retention.
+*/}}
+{{- define "stepline.workloadRules" -}}
+- apiGroups: [stepline.io]
+  resources: [servicesteps, workflows, workflowruns]
+  verbs: [get, list, watch, patch]
+- apiGroups: [stepline.io]
+  resources: [servicesteps/status, workflows/status, workflowruns/status]
+  verbs: [get, patch]
+- apiGroups: [stepline.io]
+  resources: [servicesteps/finalizers]
+  verbs: [update]
+- apiGroups: [stepline.io]
+  resources: [workflowruns]
+  verbs: [delete]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}

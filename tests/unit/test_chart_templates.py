@@ -1,0 +1,242 @@
+"""The Helm chart, rendered locally (`helm lint --strict`, `helm template`; no cluster): each values
+combination that matters renders the objects it should, the restricted security context and the
+least-privilege RBAC hold in every mode, the values schema rejects wrong values with a message
+that names the field, and the chart's copies (CRDs, dashboards, monitoring objects) and the plain
+manifests/ equal their sources.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import subprocess
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "stepline"
+Manifest = dict[str, Any]
+
+
+@cache
+def helm_binary() -> Path:
+    out = subprocess.run(
+        [str(REPO / "hack" / "build-binaries.sh"), "helm"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return Path(out.stdout.strip().partition("=")[2]) / "helm"
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(helm_binary()), *args], capture_output=True, text=True, check=check, timeout=60
+    )
+
+
+def render(*sets: str, namespace: str = "stepline-system") -> list[Manifest]:
+    args = [arg for item in sets for arg in ("--set", item)]
+    out = helm("template", "stepline", str(CHART), "--namespace", namespace, *args)
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def of_kind(docs: Sequence[Manifest], kind: str) -> list[Manifest]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def one(docs: Sequence[Manifest], kind: str) -> Manifest:
+    found = of_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def granted(role: Manifest) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_the_chart_passes_helm_lint_strict() -> None:
+    out = helm("lint", "--strict", str(CHART), check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_defaults_render_one_recreated_replica_with_the_restricted_security_context() -> None:
+    deployment = one(render(), "Deployment")
+    spec = deployment["spec"]
+    assert (spec["replicas"], spec["strategy"]["type"]) == (1, "Recreate")
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"http": 8080, "liveness": 8081}
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["STEPLINE_NAMESPACES"] == ""
+    assert "STEPLINE_PEERING" not in env
+
+
+def test_the_service_carries_the_labels_and_port_the_service_monitor_selects() -> None:
+    docs = render("monitoring.serviceMonitor.enabled=true")
+    service, monitor = one(docs, "Service"), one(docs, "ServiceMonitor")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert [port["name"] for port in service["spec"]["ports"]] == ["http"]
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
+    assert monitor["metadata"]["namespace"] == "stepline-system"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["stepline-system"]}
+
+
+def test_cluster_wide_mode_grants_a_cluster_role_and_nothing_it_does_not_use() -> None:
+    docs = render()
+    assert of_kind(docs, "Role") == []
+    rules = granted(one(docs, "ClusterRole"))
+    assert ("", "secrets", "get") not in rules
+    assert not any(resource in {"pods", "configmaps", "secrets"} for _, resource, _ in rules)
+    assert not any(verb in {"*", "update", "deletecollection"} for _, resource, verb in rules
+                   if resource != "servicesteps/finalizers")  # fmt: skip
+    assert {
+        ("stepline.io", "servicesteps", "watch"),
+        ("stepline.io", "workflowruns/status", "patch"),
+        ("apps", "deployments", "create"),
+        ("autoscaling", "horizontalpodautoscalers", "delete"),
+        ("", "events", "create"),
+        ("", "namespaces", "watch"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+    } <= rules
+    binding = one(docs, "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "stepline", "namespace": "stepline-system"}
+    ]
+
+
+def test_namespaced_mode_grants_roles_only_in_the_watched_namespaces() -> None:
+    docs = render("watchNamespaces={shop,factory}")
+    roles = of_kind(docs, "Role")
+    assert sorted(role["metadata"]["namespace"] for role in roles) == ["factory", "shop"]
+    assert sorted(b["metadata"]["namespace"] for b in of_kind(docs, "RoleBinding")) == [
+        "factory", "shop",
+    ]  # fmt: skip
+    cluster_rules = granted(one(docs, "ClusterRole"))
+    assert {group for group, _, _ in cluster_rules} == {"apiextensions.k8s.io", ""}
+    assert {resource for _, resource, _ in cluster_rules} == {
+        "customresourcedefinitions", "namespaces",
+    }  # fmt: skip
+    assert all(("apps", "deployments", "patch") in granted(role) for role in roles)
+    env = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "STEPLINE_NAMESPACES", "value": "shop,factory"} in env
+
+
+@pytest.mark.parametrize(
+    ("mode", "peering_kind", "peering_resource"),
+    [
+        ((), "ClusterKopfPeering", "clusterkopfpeerings"),
+        (("watchNamespaces={shop}",), "KopfPeering", "kopfpeerings"),
+    ],
+)
+def test_ha_runs_several_replicas_with_peering_and_may_use_only_its_peering_objects(
+    mode: tuple[str, ...], peering_kind: str, peering_resource: str
+) -> None:
+    docs = render("ha.enabled=true", "ha.replicas=3", "podDisruptionBudget.enabled=true", *mode)
+    deployment = one(docs, "Deployment")
+    assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (
+        3, "RollingUpdate",
+    )  # fmt: skip
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "STEPLINE_PEERING", "value": "stepline"} in env
+    assert one(docs, peering_kind)["metadata"]["name"] == "stepline"
+    roles = of_kind(docs, "Role") or of_kind(docs, "ClusterRole")
+    assert any(("kopf.dev", peering_resource, "patch") in granted(role) for role in roles)
+    assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+
+
+def test_optional_objects_are_off_by_default() -> None:
+    kinds = {doc["kind"] for doc in render()}
+    assert kinds == {
+        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
+    }  # fmt: skip
+
+
+def test_the_prometheus_rule_keeps_prometheus_templates_and_gets_the_release_namespace() -> None:
+    rule = one(render("monitoring.prometheusRule.enabled=true", namespace="ops"), "PrometheusRule")
+    assert rule["metadata"]["namespace"] == "ops"
+    text = json.dumps(rule)
+    assert "{{ $labels.workflow }}" in text or "$labels.workflow" in text
+    assert "__NAMESPACE__" not in text
+    source = yaml.safe_load((REPO / "deploy" / "monitoring" / "prometheusrule.yaml").read_text())
+    assert rule["spec"] == source["spec"]
+
+
+def test_dashboards_ship_as_config_maps_for_the_grafana_sidecar() -> None:
+    maps = of_kind(render("monitoring.dashboards.enabled=true"), "ConfigMap")
+    sources = sorted((REPO / "dashboards").glob("*.json"))
+    assert len(maps) == len(sources)
+    for config_map in maps:
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        ((key, body),) = config_map["data"].items()
+        assert json.loads(body) == json.loads((REPO / "dashboards" / key).read_text())
+
+
+def test_the_network_policy_admits_only_the_http_and_liveness_ports() -> None:
+    policy = one(render("networkPolicy.enabled=true"), "NetworkPolicy")
+    ports = [port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]]
+    assert ports == ["http", "liveness"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("ha.replicas=1", "at '/ha/replicas': minimum: got 1, want 2"),
+        ("watchNamespaces={Shop_Floor}", "at '/watchNamespaces/0': 'Shop_Floor' does not match"),
+        ("operator.httpPort=70000", "at '/operator/httpPort': maximum: got 70,000, want 65,535"),
+        ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
+        ("service.type=ExternalName", "at '/service/type': value must be one of"),
+        ("replicas=2", "additional properties 'replicas' not allowed"),
+        ("monitoring.serviceMonitor.enabled=yes", "at '/monitoring/serviceMonitor/enabled'"),
+    ],
+)
+def test_the_values_schema_rejects_a_wrong_value_naming_the_field(bad: str, message: str) -> None:
+    out = helm("template", "stepline", str(CHART), "--set", bad, check=False)
+    assert out.returncode != 0
+    assert message in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(
+    ("copies", "source", "pattern"),
+    [
+        ("crds", "crds", "*.yaml"),
+        ("files/dashboards", "dashboards", "*.json"),
+        ("files/monitoring", "deploy/monitoring", "*.yaml"),
+    ],
+)
+def test_the_charts_copies_equal_their_sources(copies: str, source: str, pattern: str) -> None:
+    names = sorted(path.name for path in (REPO / source).glob(pattern))
+    assert sorted(path.name for path in (CHART / copies).glob(pattern)) == names
+    _, mismatch, errors = filecmp.cmpfiles(REPO / source, CHART / copies, names, shallow=False)
+    assert (mismatch, errors) == ([], []), "run hack/render-manifests.sh"
+
+
+def test_the_plain_manifests_are_the_chart_rendered(tmp_path: Path) -> None:
+    subprocess.run(
+        [str(REPO / "hack" / "render-manifests.sh"), str(tmp_path)],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    comparison = filecmp.dircmp(REPO / "manifests", tmp_path)
+    differing = comparison.diff_files + comparison.left_only + comparison.right_only
+    differing += comparison.subdirs["crds"].diff_files if "crds" in comparison.subdirs else []
+    assert differing == [], "manifests/ drifted from the chart: run hack/render-manifests.sh"
