@@ -1,5 +1,6 @@
 """What every finance step service shares: a JSON POST endpoint that honours Idempotency-Key,
-GET /healthz, and a command line with --host/--port.
+GET /healthz, GET /metrics (its own request counts and durations, for Prometheus), and a command
+line with --host/--port.
 
 A step is a pure function `decide(body, idempotency_key) -> (status, answer)`; this module turns
 it into an aiohttp application. A request that is not a JSON object is answered 400 before the
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 Decide = Callable[[dict[str, Any], str | None], tuple[int, Any]]
 IDEMPOTENCY_ENTRIES = 10_000
@@ -62,8 +65,29 @@ def build_step_app(
 ) -> web.Application:
     """An application serving `decide` at POST `path`, and GET /healthz."""
     cache = IdempotencyCache(idempotency_entries)
+    registry = CollectorRegistry()
+    requests = Counter(
+        "step_requests", "Requests to the step's endpoint, by HTTP status.", ["code"],
+        registry=registry,
+    )  # fmt: skip
+    durations = Histogram(
+        "step_request_duration_seconds", "Time to answer a request to the step's endpoint.",
+        registry=registry,
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    )  # fmt: skip
 
     async def step(request: web.Request) -> web.Response:
+        with durations.time():
+            response = await answer_request(request)
+        requests.labels(code=str(response.status)).inc()
+        return response
+
+    async def metrics(_: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def answer_request(request: web.Request) -> web.Response:
         raw = await request.read()
         key = request.headers.get("Idempotency-Key")
         if key is None:
@@ -88,6 +112,7 @@ def build_step_app(
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app.router.add_post(path, step)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     return app
 
 

@@ -21,7 +21,7 @@ from stepline.controllers.checking import check_external_steps_forever
 from stepline.controllers.retaining import keep_runs_forever
 from stepline.controllers.running import RunSupervisor
 from stepline.controllers.runtime import Runtime
-from stepline.engine import AiohttpTransport, Executor, Plan, StepIndex, build_plan
+from stepline.engine import AiohttpTransport, Executor, StepIndex
 from stepline.engine.metering import MetricsObserver
 from stepline.gateway.invoking import Invoker
 from stepline.gateway.server import build_app, start_server
@@ -107,14 +107,11 @@ def _lookup(workflows: kopf.Index[Any, Any]) -> Callable[[str, str], Workflow | 
 
 
 def build_invoker(runtime: Runtime, workflows: kopf.Index[Any, Any]) -> Invoker:
-    def plan_of(workflow: Workflow) -> Plan:
-        return build_plan(workflow, expressions=runtime.expressions_of(workflow))
-
     return Invoker(
         executor=runtime.executor,
         slots=runtime.slots,
         find_workflow=_lookup(workflows),
-        plan_of=plan_of,
+        plan_of=runtime.plan_of,
         deadline_seconds=runtime.settings.invoke_timeout_seconds,
         metrics=runtime.metrics,
     )

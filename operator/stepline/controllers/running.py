@@ -35,7 +35,7 @@ from stepline.api import (
     set_condition,
 )
 from stepline.controllers.runtime import Runtime, object_ref
-from stepline.engine import Checkpoint, PlanError, RunOutcome, RunRequest, RunStatus, build_plan
+from stepline.engine import Checkpoint, PlanError, RunOutcome, RunRequest, RunStatus
 from stepline.errors import KubeApiError
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ async def drive_run(
         await _finish_cancelled_early(writer, run)
         return
     try:
-        plan = build_plan(workflow, expressions=runtime.expressions_of(workflow))
+        plan = runtime.plan_of(workflow)
     except PlanError as exc:
         await _fail_early(writer, run, Reason.INVALID_EXPRESSION, str(exc))
         return

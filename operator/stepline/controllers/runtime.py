@@ -16,7 +16,7 @@ import httpx
 import kopf
 
 from stepline.api import KubeObject, Workflow
-from stepline.engine import Executor, RunSlots, StepIndex
+from stepline.engine import Executor, Plan, RunSlots, StepIndex, build_plan
 from stepline.engine.expressions import CompiledExpressions, compile_workflow_expressions
 from stepline.kube import KubeApi
 from stepline.observability import Metrics, ReconcileOutcome
@@ -54,6 +54,7 @@ class Runtime:
     external_steps: set[tuple[str, str]] = field(default_factory=set)
     # (kind, namespace, name) → the status we last wrote, so an unchanged one is not written again.
     written_statuses: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    _plans: OrderedDict[tuple[str, int], Plan] = field(default_factory=OrderedDict)
     _status_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
     _expressions: OrderedDict[tuple[str, int], CompiledExpressions] = field(
         default_factory=OrderedDict
@@ -69,6 +70,17 @@ class Runtime:
             if len(self._expressions) > EXPRESSION_CACHE_SIZE:
                 self._expressions.popitem(last=False)
         return compiled
+
+    def plan_of(self, workflow: Workflow) -> Plan:
+        """The workflow's plan, built once per generation (raises PlanError)."""
+        key = (workflow.metadata.uid or "", workflow.metadata.generation or 0)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = build_plan(workflow, expressions=self.expressions_of(workflow))
+            self._plans[key] = plan
+            if len(self._plans) > EXPRESSION_CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return plan
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
         """Drops what is remembered of a deleted object."""
