@@ -98,11 +98,18 @@ async def reconcile_step(
 async def _apply_owned_objects(runtime: Runtime, step: ServiceStep) -> KubeApiError | None:
     namespace = step.metadata.namespace or ""
     for manifest in (build_deployment(step), build_service(step), build_autoscaler(step)):
+        key = (manifest["kind"], namespace, manifest["metadata"]["name"])
+        # The watch event of this apply can be handled before its response is: while it is in
+        # flight, a change of the object is ours, not a drift to correct.
+        runtime.applies_in_flight[key] = runtime.applies_in_flight.get(key, 0) + 1
         try:
             applied = await runtime.kube.apply(manifest)
         except KubeApiError as exc:
             return exc
-        key = (manifest["kind"], namespace, manifest["metadata"]["name"])
+        finally:
+            runtime.applies_in_flight[key] -= 1
+            if not runtime.applies_in_flight[key]:
+                del runtime.applies_in_flight[key]
         runtime.applied_objects[key] = AppliedObject(_generation(applied), spec_digest(applied))
     return None
 
@@ -159,7 +166,10 @@ async def follow_owned_object(
     step = view.step(namespace, step_name)
     if step is None or step.spec.url:
         return
-    drifted = is_drifted(runtime.applied_objects.get((kind, namespace, step_name)), body)
+    key = (kind, namespace, step_name)
+    drifted = key not in runtime.applies_in_flight and is_drifted(
+        runtime.applied_objects.get(key), body
+    )
     if event_type == "DELETED" or drifted:
         if await _still_exists(runtime, step):
             what = "deleted" if event_type == "DELETED" else "changed by someone else"

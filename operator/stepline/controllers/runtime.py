@@ -50,6 +50,8 @@ class Runtime:
     runs: RunSupervisor = field(init=False)
     # (kind, namespace, name) → what our last server-side apply of that object returned.
     applied_objects: dict[tuple[str, str, str], AppliedObject] = field(default_factory=dict)
+    # (kind, namespace, name) → server-side applies of that object under way.
+    applies_in_flight: dict[tuple[str, str, str], int] = field(default_factory=dict)
     # (namespace, name) of the external (url) steps, for their periodic health checks.
     external_steps: set[tuple[str, str]] = field(default_factory=set)
     # (kind, namespace, name) → the status we last wrote, so an unchanged one is not written again.
