@@ -84,9 +84,11 @@ class Operator:
     kubeconfig: str
     log_path: Path
     profile: Path | None = None
-    tracemalloc: Path | None = None
+    inspect: Path | None = None
+    tracemalloc: bool = False
     process: subprocess.Popen[bytes] | None = None
     rss_peak_kib: int = 0
+    sockets_peak: int = 0
 
     @property
     def pid(self) -> int:
@@ -107,8 +109,9 @@ class Operator:
         # Not `-m stepline`: on a shared machine a `pkill -f "stepline run"` meant for somebody
         # else's operator must not end the measured one.
         stepline = ["-c", "import sys; from stepline.cli import main; sys.exit(main())"]
-        if self.tracemalloc:
-            stepline = [str(Path(__file__).with_name("traced_operator.py")), str(self.tracemalloc)]
+        if self.inspect:
+            stepline = [str(Path(__file__).with_name("inspected_operator.py")), str(self.inspect)]
+            stepline += ["--tracemalloc"] if self.tracemalloc else []
         argv = [sys.executable, *profiling, *stepline, "run", "-n", self.namespace]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -124,15 +127,27 @@ class Operator:
 
     def sample(self) -> None:
         self.rss_peak_kib = max(self.rss_peak_kib, self.status("VmRSS"))
+        self.sockets_peak = max(self.sockets_peak, self.sockets())
+
+    def sockets(self) -> int:
+        """Open sockets: connections to the API server, mostly (TLS, some 100 KiB each)."""
+        count = 0
+        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
+            try:
+                count += os.readlink(fd).startswith("socket:")
+            except OSError:
+                continue
+        return count
 
     def cpu_seconds(self) -> float:
         return _process_cpu(self.pid)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            if self.tracemalloc:
+            if self.inspect:
+                self.inspect.unlink(missing_ok=True)
                 self.process.send_signal(signal.SIGUSR1)
-                _wait(self.tracemalloc.exists, 120, "the tracemalloc report")
+                _wait(self.inspect.exists, 300, "the operator's memory report")
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=60)
@@ -351,8 +366,9 @@ def follow(
         now = timeline.started + progress.elapsed
         if timeline.children is None and progress.children >= 3 * count:
             timeline.children = now
-        if progress.ready_steps >= count:
+        if timeline.ready is None and progress.ready_steps >= count:
             timeline.ready = now
+        if timeline.ready is not None and timeline.children is not None:
             return
         time.sleep(POLL_SECONDS * max(1, count // 100))  # 0.2 s for 100 steps, 2 s for 1,000
     raise TimeoutError(f"{namespace}: not all {count} steps Ready within {timeout}s")
@@ -420,15 +436,26 @@ def _namespace_gone(api: Api, namespace: str) -> bool:
     return False
 
 
+def check_pod_capacity(api: Api, count: int) -> None:
+    """Each kwok node takes 110 pods: 1,000 steps need 10 nodes (STEPLINE_NODES=10 for
+    hack/cluster-up.sh, or `kwokctl scale node --replicas 10`)."""
+    nodes = raw_items(api.core.list_node)
+    capacity = sum(int(n["status"].get("allocatable", {}).get("pods", 0)) for n in nodes)
+    if capacity < count:
+        raise SystemExit(f"{len(nodes)} nodes take {capacity} pods; {count} steps need more")
+
+
 def deploy(api: Api, args: argparse.Namespace, count: int, *, label: str) -> None:
+    check_pod_capacity(api, count)
     with (
         service_ips_for(api, count),
         namespace_for(api, f"bench-{label}", keep=args.keep) as namespace,
     ):
         log = Path(args.out) / f"operator-{label}.log"
         operator = Operator(
-            namespace, args.kubeconfig, log, profile=args.profile, tracemalloc=args.tracemalloc
-        ).start()
+            namespace, args.kubeconfig, log, profile=args.profile,
+            inspect=args.inspect, tracemalloc=args.tracemalloc,
+        ).start()  # fmt: skip
         try:
             time.sleep(2)  # let the watches settle so that start-up is not measured
             idle_rss = operator.status("VmRSS")
@@ -449,6 +476,7 @@ def deploy(api: Api, args: argparse.Namespace, count: int, *, label: str) -> Non
                 operator.sample()
                 time.sleep(1)
             rss, hwm = operator.status("VmRSS"), operator.status("VmHWM")
+            sockets = operator.sockets()
             cpu = operator.cpu_seconds() - cpu_before
         finally:
             operator.stop()
@@ -462,6 +490,7 @@ def deploy(api: Api, args: argparse.Namespace, count: int, *, label: str) -> Non
         print(f"  operator RSS idle            {idle_rss / 1024:.1f} MiB")
         print(f"  operator RSS after {args.settle:.0f}s       {rss / 1024:.1f} MiB")
         print(f"  operator RSS peak (VmHWM)    {hwm / 1024:.1f} MiB")
+        print(f"  operator sockets peak, end   {operator.sockets_peak}, {sockets}")
         print(f"  operator log lines           {operator.log_lines()}")
         print_progress(timeline, every=max(1.0, (timeline.polls[-1].elapsed) / 12))
 
@@ -527,7 +556,10 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=5, help="seconds watched after Ready")
     parser.add_argument("--profile", type=Path, help="run the operator under cProfile")
     parser.add_argument(
-        "--tracemalloc", type=Path, help="trace the operator's allocations; report to this file"
+        "--inspect", type=Path, help="before stopping, the operator reports its memory here"
+    )
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="with --inspect: trace allocations too"
     )
     parser.add_argument("--out", default=".", help="folder of the operator logs")
     parser.add_argument("--keep", action="store_true", help="keep the namespaces")
