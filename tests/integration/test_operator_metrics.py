@@ -74,10 +74,25 @@ def scraped(
         stack.enter_context(prometheus)
         drive(bed)
         prometheus.wait_for(
-            "the runs to be scraped",
-            lambda: prometheus.query('stepline_runs_finished_total{workflow="notify"}'),
+            "both workflows' runs to be seen growing", lambda: keep_growing(bed, prometheus)
         )
         yield bed, prometheus
+
+
+def keep_growing(bed: StepBed, prometheus: PrometheusServer) -> bool:
+    """One more run of each workflow; True once Prometheus has seen both counters grow.
+
+    A rate needs two scrapes that see a counter at different values. Under load a scrape can
+    take longer than the 1 s interval and fail, so every run `drive` made may land before the
+    first good scrape: the rates are then zero and every ratio of them NaN. Runs keep coming
+    until a rate is positive, whatever the scrapes' timing.
+    """
+    post_invoke(bed.operator.base_url, bed.namespace, "trade", b'{"n": 100}')
+    post_invoke(bed.operator.base_url, bed.namespace, "notify", b"{}")
+    return all(
+        prometheus.query(f'rate(stepline_runs_finished_total{{workflow="{name}"}}[5m]) > 0')
+        for name in ("trade", "notify")
+    )
 
 
 @pytest.mark.parametrize(
