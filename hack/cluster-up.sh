@@ -11,6 +11,8 @@
 #   STEPLINE_STATE           state folder: kubeconfig, PKI, logs (default: <repo>/.stepline)
 #   STEPLINE_APISERVER_PORT  fixed kube-apiserver port on 127.0.0.1 (default: a free one)
 #   STEPLINE_NODES           number of kwok nodes (default: 2)
+#   STEPLINE_QPS_LIMITS      on (default) or off: client-side rate limits of the control plane's
+#                            own components (off lifts them, for benchmarks)
 #
 # Running it again while the cluster is up changes nothing and prints the same export line.
 set -euo pipefail
@@ -20,6 +22,11 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/cluster-lib.sh"
 
 nodes=${STEPLINE_NODES:-2}
+case ${STEPLINE_QPS_LIMITS:-on} in
+  on) disable_qps_limits=false ;;
+  off) disable_qps_limits=true ;;
+  *) die "STEPLINE_QPS_LIMITS must be on or off, not '$STEPLINE_QPS_LIMITS'" ;;
+esac
 
 write_config() { # file
   local pki="$cluster_dir/pki"
@@ -42,6 +49,10 @@ options:
   kubeAuthorization: true
   kubeAdmission: true
   securePort: true
+  # Off: the controller-manager, scheduler and kwok talk to the API server without client-side
+  # rate limits (kwokctl's option; upstream defaults are 20 QPS, burst 30). Default on, like a
+  # kind or kubeadm cluster; bench/steps measures both.
+  disableQPSLimits: $disable_qps_limits
 componentsPatches:
   # The aggregation layer, so an APIService (an external-metrics adapter) can be added later;
   # kwokctl already passes the proxy-client certificate.
