@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -53,13 +53,16 @@ def service_step(index: int) -> dict[str, Any]:
     }
 
 
-def workflow(steps: int, concurrency: int = 1000) -> dict[str, Any]:
+def workflow(
+    steps: int, concurrency: int = 1000, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Workflow `echo-<steps>` chaining `echo-0..`; `extra` adds to its spec."""
     chain = [{"name": f"s{index}", "stepRef": f"echo-{index}"} for index in range(steps)]
     return {
         "apiVersion": "stepline.io/v1alpha1",
         "kind": "Workflow",
         "metadata": {"name": f"echo-{steps}"},
-        "spec": {"steps": chain, "concurrency": concurrency},
+        "spec": {"steps": chain, "concurrency": concurrency, **(extra or {})},
     }
 
 
@@ -128,16 +131,18 @@ sys.exit(code)
 
 @contextmanager
 def echo_namespace(
-    kubeconfig: str, steps: int, chains: Sequence[int], *, keep: bool = False
+    kubeconfig: str,
+    steps: int,
+    chains: Sequence[int],
+    *,
+    keep: bool = False,
+    workflow_spec: Mapping[str, Any] | None = None,
 ) -> Iterator[str]:
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     kubectl(kubeconfig, "create", "namespace", namespace)
     try:
-        apply(
-            kubeconfig,
-            namespace,
-            [service_step(i) for i in range(steps)] + [workflow(n) for n in chains],
-        )
+        workflows = [workflow(n, extra=workflow_spec) for n in chains]
+        apply(kubeconfig, namespace, [service_step(i) for i in range(steps)] + workflows)
         yield namespace
     finally:
         if not keep:

@@ -106,19 +106,33 @@ def top_snapshot(pids: dict[str, int]) -> str:
     return done.stdout
 
 
-def bench(kubeconfig: str, runs: int, creators: int, timeout: float) -> None:
+def bench(
+    kubeconfig: str,
+    runs: int,
+    creators: int,
+    timeout: float,
+    *,
+    profile: str,
+    checkpoint_interval: float,
+) -> None:
     config.load_kube_config(config_file=kubeconfig)
     configuration = client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = creators * 2
     custom = client.CustomObjectsApi(client.ApiClient(configuration))
     with (
         EchoServices(STEPS) as services,
-        harness.echo_namespace(kubeconfig, STEPS, [STEPS]) as namespace,
+        harness.echo_namespace(
+            kubeconfig,
+            STEPS,
+            [STEPS],
+            workflow_spec={"checkpointIntervalSeconds": checkpoint_interval},
+        ) as namespace,
         harness.operator(
             kubeconfig,
             namespace,
             services.urls,
             Path(tempfile.gettempdir()) / "stepline-runs-bench.log",
+            profile=profile,
         ) as (process, _),
     ):
         pids = {"operator": process.pid, **harness.component_pids(kubeconfig)}
@@ -207,9 +221,26 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--creators", type=int, default=8, help="threads creating runs")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=0,
+        help="the Workflow's checkpointIntervalSeconds (0: status after every step)",
+    )
+    parser.add_argument(
+        "--profile", default="", help="run the operator under cProfile, its stats to this file"
+    )
     args = parser.parse_args()
     print(harness.uptime())
-    bench(args.kubeconfig, args.runs, args.creators, args.timeout)
+    print(f"workflow checkpointIntervalSeconds: {args.checkpoint_interval}")
+    bench(
+        args.kubeconfig,
+        args.runs,
+        args.creators,
+        args.timeout,
+        profile=args.profile,
+        checkpoint_interval=args.checkpoint_interval,
+    )
     print(harness.uptime())
 
 

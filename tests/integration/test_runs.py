@@ -18,7 +18,14 @@ import pytest
 
 from tests.integration.localcluster import LocalCluster, wait_until
 from tests.integration.operatorprocess import OperatorProcess
-from tests.integration.stepobjects import condition, get, merge_patch, wait_event
+from tests.integration.stepobjects import (
+    Manifest,
+    condition,
+    events_about,
+    get,
+    merge_patch,
+    wait_event,
+)
 from tests.integration.stepservices import (
     QUICK_RETRY,
     StepBed,
@@ -239,17 +246,96 @@ def test_cancelling_a_run_waiting_to_retry_ends_it_without_waiting_out_the_backo
     assert len(bed.server.calls("/unavailable", run_uid=uid)) == 1
 
 
-def test_a_run_posts_started_and_succeeded_events(bed: StepBed) -> None:
+def test_a_quick_run_shows_its_start_in_status_and_posts_only_its_final_event(
+    bed: StepBed,
+) -> None:
     apply_workflow(bed, "noted", [{"name": "only", "stepRef": "echo"}])
     start_run(bed, "noted-1", "noted", {"hello": "world"})
 
     run = wait_finished(bed, "noted-1")
 
     assert run["status"]["phase"] == "Succeeded", run["status"]
-    started = wait_event(bed.cluster, bed.namespace, "WorkflowRun", "noted-1", reason="Started")
+    assert run["status"]["startedAt"] <= run["status"]["finishedAt"]
     succeeded = wait_event(bed.cluster, bed.namespace, "WorkflowRun", "noted-1", reason="Succeeded")
-    assert (started["type"], succeeded["type"]) == ("Normal", "Normal")
-    assert "noted" in started["message"]
+    assert succeeded["type"] == "Normal"
+    reasons = [
+        e["reason"] for e in events_about(bed.cluster, bed.namespace, "WorkflowRun", "noted-1")
+    ]
+    assert "Started" not in reasons
+
+
+def test_a_run_whose_first_step_is_slow_shows_running_and_posts_a_started_event(
+    bed: StepBed,
+) -> None:
+    bed.server.answer("/sluggish", Answer(json={"late": True}, delay=4))
+    apply_workflow(
+        bed, "unhurried", [{"name": "wait", "stepRef": "sluggish", "timeoutSeconds": 10}]
+    )
+    start_run(bed, "unhurried-1", "unhurried", {})
+
+    def running() -> Manifest | None:
+        run = get(bed.cluster, "workflowrun", "unhurried-1", bed.namespace)
+        return run if run and run.get("status", {}).get("phase") == "Running" else None
+
+    shown = wait_until(running, timeout=10, what="the run to show Running during its first step")
+    assert shown["status"]["startedAt"]
+    assert condition(shown, "Succeeded")["reason"] == "Running"
+    started = wait_event(bed.cluster, bed.namespace, "WorkflowRun", "unhurried-1", reason="Started")
+    assert started["type"] == "Normal"
+    assert "unhurried" in started["message"]
+    assert wait_finished(bed, "unhurried-1")["status"]["phase"] == "Succeeded"
+
+
+def test_a_run_over_its_workflow_time_limit_fails_timed_out_naming_the_step(
+    bed: StepBed,
+) -> None:
+    bed.server.answer("/slow", Answer(json={"slow": True}, delay=5))
+    apply_workflow(
+        bed, "limited",
+        [{"name": "first", "stepRef": "echo"},
+         {"name": "long", "stepRef": "slow", "timeoutSeconds": 30}],
+        timeoutSeconds=2,
+    )  # fmt: skip
+    began = time.monotonic()
+    uid = start_run(bed, "limited-1", "limited", {})
+
+    run = wait_finished(bed, "limited-1")
+
+    assert time.monotonic() - began < 5  # the step's own 30 s never came into it
+    assert run["status"]["phase"] == "Failed", run["status"]
+    failed = condition(run, "Succeeded")
+    assert (failed["status"], failed["reason"]) == ("False", "TimedOut")
+    assert "'long'" in failed["message"]
+    assert step_status(run, "first")["phase"] == "Succeeded"
+    assert step_status(run, "long")["phase"] == "Failed"
+    assert len(bed.server.calls("/slow", run_uid=uid)) == 1
+
+
+def test_a_checkpoint_interval_writes_the_steps_finished_within_it_together(
+    bed: StepBed,
+) -> None:
+    bed.server.answer("/slow", Answer(json={"slow": True}, delay=1.5))
+    bed.server.answer("/sluggish", Answer(json={"late": True}, delay=3))
+    apply_workflow(
+        bed, "batched",
+        [{"name": "a", "stepRef": "slow"}, {"name": "b", "stepRef": "echo"},
+         {"name": "c", "stepRef": "sluggish", "timeoutSeconds": 10}],
+        checkpointIntervalSeconds=60,
+    )  # fmt: skip
+    uid = start_run(bed, "batched-1", "batched", {"n": 1})
+    wait_until(lambda: bed.server.calls("/sluggish", run_uid=uid), what="step c to be called")
+
+    # a and b are done, but within the interval: their checkpoint is still held.
+    during = get(bed.cluster, "workflowrun", "batched-1", bed.namespace)
+    assert during is not None
+    assert during["status"]["phase"] == "Running"  # the start was written after its grace
+    done = [r["name"] for r in during["status"].get("steps", []) if r["phase"] == "Succeeded"]
+    assert done == []
+
+    run = wait_finished(bed, "batched-1")
+    assert run["status"]["phase"] == "Succeeded", run["status"]
+    assert [step_status(run, name)["phase"] for name in "abc"] == ["Succeeded"] * 3
+    assert run["status"]["output"] == {"late": True}
 
 
 def test_a_run_survives_the_operator_killed_mid_step_and_the_step_is_recalled_with_its_key(

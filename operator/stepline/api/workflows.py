@@ -32,6 +32,10 @@ from stepline.api.conditions import Condition
 from stepline.api.policies import RetryPolicy
 from stepline.api.servicesteps import MAX_TIMEOUT_SECONDS
 
+# A week: a run is a business process, it can wait on slow steps for long.
+MAX_RUN_TIMEOUT_SECONDS = 7 * 24 * 3600
+MAX_CHECKPOINT_INTERVAL_SECONDS = 60
+
 # A business process of more than 50 services is several workflows; the bound also keeps the API
 # server's cost estimate of the uniqueness and dependsOn rules (quadratic in steps) low.
 MAX_STEPS = 50
@@ -148,6 +152,25 @@ class WorkflowSpec(SpecModel):
     )
     retention: Retention = Field(
         default_factory=Retention, description="How long finished runs are kept."
+    )
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RUN_TIMEOUT_SECONDS,
+        description="Time limit of a whole run, in seconds, from its start (startedAt) to its "
+        "end, retries and waits for ready steps included; a run over it fails with reason "
+        "TimedOut, and a step call is cut short to end by then. An invoke gets the lesser of "
+        "this and the operator's invoke timeout. Default: no limit but the steps' own.",
+    )
+    checkpoint_interval_seconds: float = Field(
+        default=0,
+        ge=0,
+        le=MAX_CHECKPOINT_INTERVAL_SECONDS,
+        description="How long a WorkflowRun's progress may go unwritten to its status. 0 (the "
+        "default): the status is written after every step, before the next one starts. More: "
+        "the steps that finish within the interval are written together, at most this much "
+        "later; fewer writes to the API server, but if the operator stops in between, those "
+        "steps are called again (under the same Idempotency-Key) when the run resumes.",
     )
 
 

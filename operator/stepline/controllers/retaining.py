@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from stepline.api import API_VERSION, GROUP, VERSION, InvalidObjectError, Workflow, WorkflowRun
+from stepline.api import API_VERSION, GROUP, VERSION, RunPhase, StepPhase, Workflow
 from stepline.controllers.runtime import Runtime
 from stepline.engine.retention import FinishedRun, select_expired_runs
 from stepline.engine.statistics import RunSummary, compute_run_statistics
@@ -37,22 +37,36 @@ class RunEntry:
 
 @kopf.index(GROUP, VERSION, "workflowruns")
 def runs_by_workflow(*, body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+    """Read from the raw body, not a parsed WorkflowRun: this runs on every watch event of every
+    run, each checkpoint's included, and needs a few fields the API server's schema checked."""
     try:
-        run = WorkflowRun.from_body(body)
-    except InvalidObjectError:
+        return {(namespace, body["spec"]["workflowRef"]): run_entry(body)}
+    except (KeyError, TypeError, ValueError):  # not a WorkflowRun of this schema: not indexed
         return {}
-    status, name = run.status, run.metadata.name or ""
+
+
+def run_entry(body: Mapping[str, Any]) -> RunEntry:
+    """What retention and statistics need of a run's body; KeyError/TypeError/ValueError if it
+    is not shaped like a WorkflowRun."""
+    name, status = body["metadata"]["name"], body.get("status") or {}
+    phase = RunPhase(status.get("phase") or RunPhase.PENDING)
+    finished_at = _timestamp(status.get("finishedAt"))
     finished = None
-    if status.phase.is_finished and status.finished_at is not None:
-        finished = FinishedRun(name=name, phase=status.phase, finished_at=status.finished_at)
+    if phase.is_finished and finished_at is not None:
+        finished = FinishedRun(name=name, phase=phase, finished_at=finished_at)
     steps = {
-        record.name: record.duration_seconds
-        for record in status.steps
-        if record.phase == "Succeeded" and record.duration_seconds is not None
+        record["name"]: float(record["durationSeconds"])
+        for record in status.get("steps") or ()
+        if record.get("phase") == StepPhase.SUCCEEDED and record.get("durationSeconds") is not None
     }
-    summary = RunSummary(name, status.phase, status.duration_seconds, steps)
-    entry = RunEntry(created=run.metadata.creation_timestamp, finished=finished, summary=summary)
-    return {(namespace, run.spec.workflow_ref): entry}
+    duration = status.get("durationSeconds")
+    summary = RunSummary(name, phase, None if duration is None else float(duration), steps)
+    created = _timestamp(body["metadata"].get("creationTimestamp"))
+    return RunEntry(created=created, finished=finished, summary=summary)
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 async def keep_runs_forever(

@@ -18,15 +18,13 @@ from stepline.controllers.runtime import Runtime, runtime_of
 async def follow_run(
     *, type: str, body: kopf.Body, memo: kopf.Memo, logger: Any, **kwargs: Any
 ) -> None:
-    try:
-        run = WorkflowRun.from_body(body)
-    except InvalidObjectError as exc:  # the API server validated it; an older schema, perhaps
-        logger.error("ignoring an invalid WorkflowRun: %s", exc)
-        return
     runtime = runtime_of(memo)
     runtime.metrics.mark_watch_event(kind="WorkflowRun")
     fill_step_directory_once(runtime, kwargs["servicesteps"])
-    runtime.runs.follow(type, run)
+    try:
+        runtime.runs.follow_event(type, body, lambda: WorkflowRun.from_body(body))
+    except InvalidObjectError as exc:  # the API server validated it; an older schema, perhaps
+        logger.error("ignoring an invalid WorkflowRun: %s", exc)
 
 
 def fill_step_directory_once(runtime: Runtime, index: Mapping[Any, Any]) -> None:
