@@ -1,14 +1,16 @@
-"""The example services are imported as the package `finance` from examples/, as they run, and
-served on 127.0.0.1 for each test."""
+"""The example services are imported as the packages `finance` and `manufacturing` from
+examples/, as they run, and served on 127.0.0.1 for each test."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp import web
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -16,6 +18,14 @@ if str(EXAMPLES) not in sys.path:
     sys.path.insert(0, str(EXAMPLES))
 
 Serve = Callable[[web.Application], Awaitable[str]]
+
+
+def load_manifests(path: Path, *, namespace: str) -> list[dict[str, Any]]:
+    """The objects of an example's YAML file, placed in `namespace` as `kubectl apply -n` would."""
+    documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    for document in documents:
+        document["metadata"]["namespace"] = namespace
+    return documents
 
 
 @pytest.fixture

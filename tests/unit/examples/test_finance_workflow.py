@@ -7,23 +7,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
 from finance import order_processing, user_validation
 from finance.serving import build_step_app
 
 from stepline.api import ServiceStep, StepPhase, Workflow, WorkflowRun
 from stepline.engine import AiohttpTransport, Executor, RunRequest, RunStatus, StepIndex, build_plan
-from tests.unit.examples.conftest import EXAMPLES, Serve
+from tests.unit.examples.conftest import EXAMPLES, Serve, load_manifests
 
 FINANCE = EXAMPLES / "finance"
 NAMESPACE = "shop"
 
 
 def load(path: Path) -> list[dict[str, Any]]:
-    documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    for document in documents:
-        document["metadata"]["namespace"] = NAMESPACE
-    return documents
+    return load_manifests(path, namespace=NAMESPACE)
 
 
 async def run_trade(serve: Serve, run_input: dict[str, Any]) -> Any:
