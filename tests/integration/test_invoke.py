@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -137,6 +138,25 @@ def test_a_step_that_times_out_answers_504_naming_the_step(bed: StepBed) -> None
     assert status == 504, answer
     assert (answer["error"]["step"], answer["error"]["reason"]) == ("wait", "TimedOut")
     assert "'wait'" in answer["error"]["message"]
+
+
+def test_an_invoke_over_the_workflows_time_limit_answers_504_naming_the_step(
+    bed: StepBed,
+) -> None:
+    bed.server.answer("/sluggish", Answer(json={"late": True}, delay=5))
+    apply_workflow(
+        bed, "limited",
+        [{"name": "greet", "stepRef": "greet"},
+         {"name": "wait", "stepRef": "sluggish", "timeoutSeconds": 30, "retry": NO_RETRY}],
+        timeoutSeconds=1,
+    )  # fmt: skip
+
+    began = time.monotonic()
+    status, answer = invoke(bed, "limited", {"name": "ada"})
+
+    assert time.monotonic() - began < 4  # neither the step's 30 s nor its 5 s answer
+    assert status == 504, answer
+    assert (answer["error"]["step"], answer["error"]["reason"]) == ("wait", "TimedOut")
 
 
 def test_an_invoke_over_the_concurrency_limit_answers_429(bed: StepBed) -> None:

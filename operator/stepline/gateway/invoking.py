@@ -79,9 +79,9 @@ class Invoker:
             plan = self._plan_of(workflow)
         except PlanError as exc:
             return error_answer(409, Reason.INVALID_EXPRESSION, str(exc))
-        request = RunRequest(
-            uid=str(uuid.uuid4()), input=run_input, deadline_seconds=self._deadline
-        )
+        limit = workflow.spec.timeout_seconds
+        deadline = self._deadline if limit is None else min(self._deadline, limit)
+        request = RunRequest(uid=str(uuid.uuid4()), input=run_input, deadline_seconds=deadline)
         try:
             async with self._slots.hold(plan.key, limit=plan.concurrency, wait=False):
                 self._metrics.record_run_started(namespace=namespace, workflow=name)
