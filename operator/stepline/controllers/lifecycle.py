@@ -18,6 +18,7 @@ from aiohttp import web
 
 from stepline.api import Workflow
 from stepline.controllers.checking import check_external_steps_forever
+from stepline.controllers.essences import EssenceDiffBaseStorage
 from stepline.controllers.retaining import keep_runs_forever
 from stepline.controllers.running import RunSupervisor
 from stepline.controllers.runtime import Runtime
@@ -35,7 +36,7 @@ PREFIX = "stepline.io"
 def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> None:
     kopf_settings.persistence.finalizer = f"{PREFIX}/finalizer"
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    kopf_settings.persistence.diffbase_storage = EssenceDiffBaseStorage(
         prefix=PREFIX, key="last-handled-configuration"
     )
     kopf_settings.watching.server_timeout = settings.watch_server_timeout_seconds
