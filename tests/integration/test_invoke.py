@@ -109,6 +109,23 @@ def test_invoking_with_an_input_that_is_not_a_json_object_answers_400(
     assert mentioning in answer["error"]["message"]
 
 
+def test_an_input_lacking_what_a_steps_input_expression_reads_answers_400_naming_the_step(
+    bed: StepBed,
+) -> None:
+    apply_workflow(
+        bed, "addressed",
+        [{"name": "greet", "stepRef": "greet", "input": '{"name": input.user.name}'}],
+    )  # fmt: skip
+
+    status, answer = invoke(bed, "addressed", {"customer": {"name": "ada"}})
+
+    assert status == 400, answer
+    error = answer["error"]
+    assert (error["step"], error["reason"]) == ("greet", "InvalidInput")
+    assert "no such key: 'user'" in error["message"]
+    assert all(call.body != {"name": "ada"} for call in bed.server.calls("/greet"))
+
+
 def test_a_failing_step_answers_502_naming_the_step_and_its_status(bed: StepBed) -> None:
     bed.server.answer("/failing", Answer(503, json={"error": "database down"}))
     apply_workflow(

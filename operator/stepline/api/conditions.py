@@ -78,6 +78,7 @@ class Reason(StrEnum):
     CLIENT_ERROR = "ClientError"
     INVALID_RESPONSE = "InvalidResponse"
     EXPRESSION_ERROR = "ExpressionError"
+    INVALID_INPUT = "InvalidInput"  # an expression over the run input alone found it lacking
     NO_READY_ENDPOINTS = "NoReadyEndpoints"  # the step's ServiceStep has no ready replica
 
 

@@ -99,7 +99,8 @@ class StepError(ApiModel):
 
     reason: Annotated[str, StringConstraints(max_length=64)] = Field(
         description="Timeout, ConnectionError, ServerError, TooManyRequests, ClientError, "
-        "InvalidResponse, ExpressionError, StepNotFound or NoReadyEndpoints."
+        "InvalidResponse, ExpressionError, InvalidInput (an expression over the run input "
+        "alone found it lacking), StepNotFound or NoReadyEndpoints."
     )
     message: Annotated[str, StringConstraints(max_length=4096)] = Field(
         description="What failed, for people."

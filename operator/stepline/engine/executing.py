@@ -38,7 +38,11 @@ from stepline.engine.clocks import SYSTEM_CLOCK, Clock, unless_cancelled
 from stepline.engine.directories import StepDirectory, wait_for_ready_step
 from stepline.engine.endpoints import NO_OVERRIDES, resolve_endpoint
 from stepline.engine.errors import RunCancelledError, StepFailedError
-from stepline.engine.expressions import ExpressionError, build_activation
+from stepline.engine.expressions import (
+    ExpressionError,
+    ExpressionEvaluationError,
+    build_activation,
+)
 from stepline.engine.observing import NULL_OBSERVER, RunObservation, RunObserver, StepObservation
 from stepline.engine.outcomes import RunOutcome, RunStatus
 from stepline.engine.planning import Plan, PlannedStep
@@ -345,7 +349,7 @@ def _should_run(run: _Run, step: PlannedStep) -> bool:
     try:
         return run.plan.expressions.should_run(step.name, run.activation())
     except ExpressionError as exc:
-        raise _step_failure(Reason.EXPRESSION_ERROR, f"step {step.name!r}: {exc}") from exc
+        raise _expression_failure(step, exc) from exc
 
 
 def _encode_input(run: _Run, step: PlannedStep, index: int) -> bytes:
@@ -357,7 +361,7 @@ def _encode_input(run: _Run, step: PlannedStep, index: int) -> bytes:
         try:
             payload = run.plan.expressions.evaluate_input(step.name, run.activation(), default=None)
         except ExpressionError as exc:
-            raise _step_failure(Reason.EXPRESSION_ERROR, f"step {step.name!r}: {exc}") from exc
+            raise _expression_failure(step, exc) from exc
     return _ENCODER.encode(payload).encode()
 
 
@@ -366,6 +370,14 @@ def _compute_output(run: _Run) -> Any:
     if not run.plan.has_output:
         return default
     return run.plan.expressions.evaluate_output(run.activation(), default=default)
+
+
+def _expression_failure(step: PlannedStep, exc: ExpressionError) -> StepFailedError:
+    """InvalidInput when the expression reads the run input alone (the caller's data lacks what
+    it needs), ExpressionError otherwise (a step's output, or the expression, is to blame)."""
+    blames_input = isinstance(exc, ExpressionEvaluationError) and exc.blames_input
+    reason = Reason.INVALID_INPUT if blames_input else Reason.EXPRESSION_ERROR
+    return _step_failure(reason, f"step {step.name!r}: {exc}")
 
 
 def _step_failure(reason: Reason, message: str) -> StepFailedError:

@@ -78,13 +78,23 @@ class ExpressionCompileError(ExpressionError):
 
 
 class ExpressionEvaluationError(ExpressionError):
-    """An expression failed on a run's data."""
+    """An expression failed on a run's data. `blames_input`: the expression reads the run input
+    and nothing else, so the input, not a step, lacks what it needs."""
 
-    def __init__(self, *, field: str, step: str | None, expression: str, message: str) -> None:
+    def __init__(
+        self,
+        *,
+        field: str,
+        step: str | None,
+        expression: str,
+        message: str,
+        blames_input: bool = False,
+    ) -> None:
         self.field = field
         self.step = step
         self.expression = expression
         self.message = message
+        self.blames_input = blames_input
         in_step = f" (step {step!r})" if step else ""
         super().__init__(f"{field}{in_step}: {message}: `{expression}`")
 
@@ -97,6 +107,8 @@ class CompiledExpression:
     step: str | None
     source: str
     program: cel.Program = dataclasses.field(repr=False, compare=False)
+    # The run's variables it reads (`input`, `steps`).
+    reads: frozenset[str] = frozenset(VARIABLES)
 
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
         """The value as plain JSON (dict, list, str, int, float, bool, None)."""
@@ -118,8 +130,9 @@ class CompiledExpression:
 
     def _failure(self, message: str) -> ExpressionEvaluationError:
         return ExpressionEvaluationError(
-            field=self.field, step=self.step, expression=self.source, message=message
-        )
+            field=self.field, step=self.step, expression=self.source, message=message,
+            blames_input=self.reads == {"input"},
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -194,7 +207,8 @@ def compile_expression(source: str, *, field: str, step: str | None = None) -> C
     problem = _unknown_name_problem(source, field, step, program)
     if problem is not None:
         raise ExpressionCompileError((problem,))
-    return CompiledExpression(field=field, step=step, source=source, program=program)
+    reads = frozenset(program.variables()) & VARIABLES
+    return CompiledExpression(field=field, step=step, source=source, program=program, reads=reads)
 
 
 def to_json(value: Any) -> Any:

@@ -4,10 +4,10 @@ Callers map it, and nothing else, to what they report:
 
     status      phase      condition reason         invoke answers
     Succeeded   Succeeded  Succeeded                200 with `output`
-    Failed      Failed     StepFailed (or           502, naming `step` and the error's reason
-                           ExpressionError when
-                           the workflow's output
-                           expression failed)
+    Failed      Failed     StepFailed (or           502, naming `step` and the error's reason;
+                           ExpressionError when     400 InvalidInput when the step's error is
+                           the workflow's output    InvalidInput (an expression over the run
+                           expression failed)       input alone found it lacking)
     TimedOut    Failed     TimedOut                 504, naming `step`
     Cancelled   Cancelled  Cancelled                (the caller cancelled: no answer needed)
 

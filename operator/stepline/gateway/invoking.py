@@ -127,6 +127,9 @@ def answer_for(outcome: RunOutcome) -> Answer:
             "steps": steps,
         }
         return Answer(200, body)
+    if outcome.error is not None and outcome.error.reason == Reason.INVALID_INPUT:
+        # The request's data lacks what a step's input needs: the caller's to fix, not a step's.
+        return error_answer(400, Reason.INVALID_INPUT, outcome.message, step=outcome.step)
     return error_answer(
         _FAILURE_STATUS[outcome.status],
         outcome.reason,

@@ -477,10 +477,17 @@ async def test_a_missing_servicestep_fails_the_step_with_step_not_found(
     assert outcome.message == "step 'validation': ServiceStep shop/user-validation not found"
 
 
-async def test_an_expression_failing_on_the_run_data_fails_its_step_with_expression_error(
-    server: StepServer, transport: AiohttpTransport
+@pytest.mark.parametrize(
+    ("expression", "reason"),
+    [
+        ("input.user.id", Reason.INVALID_INPUT),  # reads the run input alone
+        ('{"id": input.user.id, "seen": steps.validation.phase}', Reason.EXPRESSION_ERROR),
+    ],
+)
+async def test_an_expression_failing_on_the_run_data_fails_its_step_naming_who_is_to_blame(
+    server: StepServer, transport: AiohttpTransport, expression: str, reason: Reason
 ) -> None:
-    steps = [{"name": "validation", "stepRef": "user-validation", "input": "input.user.id"}]
+    steps = [{"name": "validation", "stepRef": "user-validation", "input": expression}]
     executor = build_executor(server, transport)
 
     outcome = await executor.execute(build_plan(build_workflow(steps)), RunRequest("r1", {}))
@@ -488,7 +495,7 @@ async def test_an_expression_failing_on_the_run_data_fails_its_step_with_express
     assert outcome.status is RunStatus.FAILED
     assert outcome.step == "validation"
     assert outcome.error is not None
-    assert outcome.error.reason == Reason.EXPRESSION_ERROR
+    assert outcome.error.reason == reason
     assert "spec.steps[0].input" in outcome.message
     assert server.received == []
 

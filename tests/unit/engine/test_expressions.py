@@ -172,6 +172,23 @@ def test_an_evaluation_error_names_the_field_the_step_and_the_missing_key() -> N
     assert "no such key: 'output'" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("expression", "blames_input"),
+    [
+        ('{"user": input.customer}', True),  # the run input alone: the caller's data lacks it
+        ("steps.fraud.output", False),  # a step's output is to blame
+        ('{"user": input.customer, "risk": steps.validate.output.risk}', False),  # either
+    ],
+)
+def test_an_evaluation_error_blames_the_input_only_when_the_expression_reads_nothing_else(
+    expression: str, blames_input: bool
+) -> None:
+    compiled = _compile({"name": "order", "input": expression})
+    with pytest.raises(ExpressionEvaluationError) as caught:
+        compiled.evaluate_input("order", FINANCE_RUN, default=None)
+    assert caught.value.blames_input is blames_input
+
+
 def test_mixing_int_and_double_is_an_error_as_in_cel() -> None:
     expression = compile_expression("input.order.quantity * 1.5", field="spec.output")
     with pytest.raises(ExpressionEvaluationError, match=r"spec\.output"):
