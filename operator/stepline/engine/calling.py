@@ -4,8 +4,9 @@
 or the failure is final, and raises `StepFailedError` with the api `StepError` (reason, HTTP
 status, the beginning of the body, and a message such as
 `step 'validate': POST http://user-validation.shop.svc:8080/validate returned 503 after 3
-attempts`). Between attempts it waits the backoff (`retrying`) through the clock it was given,
-and gives up early when the wait would outlast the run's deadline. Each attempt's timeout is the
+attempts`). Between attempts it waits the backoff (`retrying`; longer if the step said so in a
+`Retry-After`) through the clock it was given, and gives up early when the wait would outlast
+the run's deadline. Each attempt's timeout is the
 step's timeout cut to what is left of the run's deadline. The retry limit counts the attempts
 of this call; attempt numbers go on from `first_attempt` (a resumed step continues its count).
 
@@ -26,7 +27,14 @@ from stepline.api import Reason, RetryPolicy, StepError
 from stepline.api.workflowruns import BODY_EXCERPT_CHARACTERS
 from stepline.engine.clocks import SYSTEM_CLOCK, Clock, unless_cancelled
 from stepline.engine.errors import CallError, RunCancelledError, StepFailedError
-from stepline.engine.retrying import RETRYABLE, classify_status, compute_backoff, is_retried
+from stepline.engine.retrying import (
+    RETRYABLE,
+    classify_status,
+    compute_backoff,
+    is_retried,
+    parse_retry_after,
+    wait_before_retry,
+)
 from stepline.engine.tracing import build_call_headers
 from stepline.engine.transports import Transport
 
@@ -67,6 +75,7 @@ class _Failure:
     detail: str
     http_status: int | None = None
     body: str | None = None
+    retry_after: float | None = None  # seconds the step asked to wait (Retry-After)
 
 
 class StepClient:
@@ -94,7 +103,10 @@ class StepClient:
                 return result
             if tries > call.retry.limit or not is_retried(result.reason, call.retry):
                 raise _give_up(call, result, attempt, why=_why_not_retried(result, call))
-            delay = compute_backoff(call.retry.backoff, tries, jitter=self._jitter)
+            backoff = call.retry.backoff
+            delay = wait_before_retry(
+                backoff, compute_backoff(backoff, tries, jitter=self._jitter), result.retry_after
+            )
             if call.deadline is not None and self._clock.monotonic() + delay >= call.deadline:
                 why = "; the run's deadline leaves no time for another attempt"
                 raise _give_up(call, result, attempt, why=why, out_of_time=True)
@@ -136,7 +148,10 @@ class StepClient:
         else:
             detail = f" returned {reply.status}"
         excerpt = reply.body[:BODY_EXCERPT_CHARACTERS].decode(errors="replace")
-        return _Failure(reason, detail, http_status=reply.status, body=excerpt or None)
+        retry_after = parse_retry_after(reply.retry_after, now=self._clock.now())
+        return _Failure(
+            reason, detail, http_status=reply.status, body=excerpt or None, retry_after=retry_after
+        )
 
 
 def _why_not_retried(failure: _Failure, call: StepCall) -> str:

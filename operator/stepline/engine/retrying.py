@@ -9,11 +9,17 @@ Backoff is exponential with full jitter: before retry n (1-based) the wait is un
 [0, min(maxSeconds, initialSeconds * factor^(n-1))]. Randomising the whole wait spreads the
 retries of many runs that failed together (a step restarting under load) instead of bringing
 them back in one wave.
+
+A step that answers 429 or 5xx with `Retry-After` (seconds, or an HTTP date) is not called again
+sooner than it asked, up to the policy's `maxSeconds`: the wait is the larger of the backoff and
+that (`wait_before_retry`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 
 from stepline.api import Backoff, Reason, RetryOn, RetryPolicy
 
@@ -48,3 +54,25 @@ def compute_backoff(backoff: Backoff, retry: int, *, jitter: Callable[[], float]
     """Seconds to wait before retry `retry` (1-based); `jitter()` returns a float in [0, 1)."""
     ceiling = min(backoff.max_seconds, backoff.initial_seconds * backoff.factor ** (retry - 1))
     return ceiling * jitter()
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """Seconds a `Retry-After` header asks to wait (RFC 9110: delay-seconds or an HTTP date);
+    None when absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max((when - now).total_seconds(), 0.0)
+
+
+def wait_before_retry(backoff: Backoff, backoff_wait: float, retry_after: float | None) -> float:
+    """The backoff's wait, or longer when the step asked for longer (up to `maxSeconds`)."""
+    if retry_after is None:
+        return backoff_wait
+    return max(backoff_wait, min(retry_after, backoff.max_seconds))

@@ -36,10 +36,11 @@ KEEPALIVE_SECONDS = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """An HTTP answer: its status and its whole body."""
+    """An HTTP answer: its status, its whole body, and its Retry-After header if it failed."""
 
     status: int
     body: bytes
+    retry_after: str | None = None
 
 
 class Transport(Protocol):
@@ -89,7 +90,9 @@ class AiohttpTransport:
                         f"answered {response.status} with {length} bytes, more than the "
                         f"{self._max_reply_bytes} accepted"
                     )
-                return Reply(response.status, await response.read())
+                status = response.status
+                retry_after = response.headers.get("Retry-After") if status >= 400 else None
+                return Reply(status, await response.read(), retry_after)
         except TimeoutError as exc:
             raise CallTimeoutError(f"no answer within {timeout:g}s") from exc
         except aiohttp.ClientError as exc:
@@ -138,7 +141,8 @@ class HttpxTransport:
             raise CallTimeoutError(f"no answer within {timeout:g}s") from exc
         except httpx.TransportError as exc:
             raise CallConnectionError(_describe(exc)) from exc
-        return Reply(response.status_code, response.content)
+        retry_after = response.headers.get("Retry-After") if response.status_code >= 400 else None
+        return Reply(response.status_code, response.content, retry_after)
 
 
 def _describe(exc: Exception) -> str:

@@ -36,6 +36,7 @@ class Answer:
     json: Any = None
     text: str | None = None
     delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,8 @@ class StepServer:
         if script.delay:
             await asyncio.sleep(script.delay)
         if script.text is not None:
-            return web.Response(status=script.status, text=script.text)
-        return web.json_response(script.json, status=script.status)
+            return web.Response(status=script.status, text=script.text, headers=script.headers)
+        return web.json_response(script.json, status=script.status, headers=script.headers)
 
     def _next(self, path: str) -> Script | None:
         queue = self._scripts.get(path)

@@ -110,6 +110,32 @@ async def test_429_is_retried_as_too_many_requests(
     assert result.attempts == 2
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "waits"),
+    [
+        ("2", [2.0]),  # longer than the backoff's 1 s: the step's wish
+        ("0", [1.0]),  # shorter: the backoff's
+        ("3600", [3.0]),  # longer than maxSeconds: capped there
+        ("Thu, 01 Jan 2026 00:16:42 GMT", [2.0]),  # an HTTP date: 2 s after the fake clock's now
+        ("soon", [1.0]),  # unreadable: ignored
+    ],
+)
+async def test_a_retry_after_is_honoured_up_to_the_policys_max_wait(
+    server: StepServer,
+    transport: AiohttpTransport,
+    clock: FakeClock,
+    retry_after: str,
+    waits: list[float],
+) -> None:
+    busy = Answer(503, json={"error": "busy"}, headers={"Retry-After": retry_after})
+    server.answer("/validate", busy, Answer(json={"ok": True}))
+
+    result = await build_client(transport, clock).call(build_call(server))
+
+    assert (result.attempts, result.output) == (2, {"ok": True})
+    assert clock.sleeps == waits
+
+
 async def test_a_failure_missing_from_retry_on_is_not_retried(
     server: StepServer, transport: AiohttpTransport, clock: FakeClock
 ) -> None:
