@@ -41,18 +41,27 @@ class MetricsObserver:
             status = status or 200  # a success is a 2xx answer, whether or not it was kept
         else:
             outcome = _CALL_OUTCOMES.get(observation.reason or "", CallOutcome.ERROR)
-        labels = {"namespace": observation.namespace, "workflow": observation.workflow}
         self._metrics.record_step_call(
-            **labels,
+            namespace=observation.namespace,
+            workflow=observation.workflow,
             step=observation.step_ref,
             outcome=outcome,
             code_class=CodeClass.of(status),
             seconds=observation.seconds,
         )
+        if observation.attempts > 1:
+            self._record_retries(observation, outcome)
+
+    def _record_retries(self, observation: StepObservation, outcome: CallOutcome) -> None:
         # The failed attempts before the last are not reported one by one; count them as errors.
         retried = outcome if observation.phase is StepPhase.FAILED else CallOutcome.ERROR
-        for _ in range(max(observation.attempts - 1, 0)):
-            self._metrics.record_step_retry(**labels, step=observation.step_ref, outcome=retried)
+        for _ in range(observation.attempts - 1):
+            self._metrics.record_step_retry(
+                namespace=observation.namespace,
+                workflow=observation.workflow,
+                step=observation.step_ref,
+                outcome=retried,
+            )
 
     def observe_run(self, observation: RunObservation) -> None:
         self._metrics.record_run_finished(

@@ -16,6 +16,7 @@ from stepline.gateway.invoking import Invoker
 from stepline.observability import Metrics, render_metrics
 
 INVOKE_PATH = "/v1/namespaces/{namespace}/workflows/{name:[^/:]+}:invoke"
+JSON = "application/json"
 _INVOKER = web.AppKey("invoker", Invoker)
 _METRICS = web.AppKey("metrics", Metrics)
 
@@ -36,11 +37,11 @@ async def invoke(request: web.Request) -> web.Response:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         body = b" " * (MAX_INPUT_BYTES + 1)
-    answer = await request.app[_INVOKER].invoke(
-        request.match_info["namespace"], request.match_info["name"], body
-    )
+    match = request.match_info
+    answer = await request.app[_INVOKER].invoke(match["namespace"], match["name"], body)
+    # Bytes, not str: aiohttp sends bytes as they are, and wraps a str in a payload object first.
     return web.Response(
-        status=answer.status, body=json.dumps(answer.body), content_type="application/json"
+        status=answer.status, body=json.dumps(answer.body).encode(), content_type=JSON
     )
 
 

@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -78,18 +78,42 @@ _M = TypeVar("_M", Counter, Gauge, Histogram)
 
 @dataclass(frozen=True)
 class _Family(Generic[_M]):
-    """A collector and the guard that every label set passes before reaching it."""
+    """A collector and the guard that every label set passes before reaching it.
+
+    The child of each admitted label set is kept until its series is forgotten, so recording
+    under a known set is one dict look-up instead of the guard's checks and the client library's
+    `labels()` (its lock, validation and key building): the invoke path records several times
+    per step. Folded sets are not kept, so that every recording of one still counts as a fold.
+    """
 
     collector: _M
     guard: LabelGuard
+    _children: dict[tuple[object, ...], _M] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def child(self, **values: str) -> _M:
-        return self.collector.labels(*self.guard.admit(values))
+        key = tuple(map(values.__getitem__, self.guard.label_names))
+        try:
+            found = self._children.get(key)
+        except TypeError:  # an unhashable value: the guard folds it
+            found = None
+        return found if found is not None else self._admit(key, values)
+
+    def _admit(self, key: tuple[object, ...], values: dict[str, str]) -> _M:
+        # Under the lock, so that forget() cannot drop the series between admitting and keeping.
+        with self._lock:
+            admitted = self.guard.admit(values)
+            child = self.collector.labels(*admitted)
+            if admitted == key:
+                self._children[key] = child
+        return child
 
     def forget(self, **match: str) -> None:
         if self.guard.uses(match):
-            for values in self.guard.forget(match):
-                self.collector.remove(*values)
+            with self._lock:
+                for values in self.guard.forget(match):
+                    self._children.pop(values, None)
+                    self.collector.remove(*values)
 
 
 def check_metric_name(name: str, *, kind: str, documentation: str) -> None:

@@ -50,4 +50,13 @@ class CodeClass(StrEnum):
         """The class of an HTTP status code; `none` for no answer or a code outside 100-599."""
         if status is None or not 100 <= status <= 599:
             return cls.NONE
-        return cls(f"{status // 100}xx")
+        return _CODE_CLASSES[status // 100 - 1]  # a tuple, not cls(f"{n}xx"): once per step call
+
+
+_CODE_CLASSES = (
+    CodeClass.INFORMATIONAL,
+    CodeClass.SUCCESS,
+    CodeClass.REDIRECTION,
+    CodeClass.CLIENT_ERROR,
+    CodeClass.SERVER_ERROR,
+)

@@ -182,6 +182,34 @@ def test_forgetting_a_workflow_drops_its_series_and_frees_room_under_the_cap() -
     assert value(metrics, "stepline_metrics_label_overflow_total", **overflow) == 0
 
 
+def test_a_series_recorded_again_after_it_was_forgotten_starts_from_zero_and_is_exported() -> None:
+    metrics = Metrics()
+    call = {**SHOP, "step": "order", "outcome": CallOutcome.SUCCESS}
+    for _ in range(3):
+        metrics.record_step_call(**call, code_class=CodeClass.SUCCESS, seconds=0.1)
+    metrics.forget_step(namespace="shop", step="order")
+
+    metrics.record_step_call(**call, code_class=CodeClass.SUCCESS, seconds=0.1)
+
+    labels = {**SHOP, "step": "order", "outcome": "success"}
+    assert value(metrics, "stepline_step_calls_total", **labels, code_class="2xx") == 1
+    assert value(metrics, "stepline_step_call_duration_seconds_count", **labels) == 1
+
+
+def test_every_recording_under_a_folded_label_set_counts_as_a_fold() -> None:
+    metrics = Metrics(max_series_per_metric=1)
+    metrics.record_run_started(namespace="shop", workflow="trade")
+    for _ in range(3):
+        metrics.record_run_started(namespace="shop", workflow="refund")
+        metrics.record_run_started(namespace="shop", workflow="Not-A-Name")
+
+    folded = {"namespace": OTHER, "workflow": OTHER}
+    assert value(metrics, "stepline_runs_started_total", **folded) == 6
+    for reason, count in (("cardinality", 6), ("invalid", 3)):
+        overflow = {"metric": "stepline_runs_started_total", "reason": reason}
+        assert value(metrics, "stepline_metrics_label_overflow_total", **overflow) == count
+
+
 def test_a_reconcile_is_counted_and_timed_per_kind_and_outcome() -> None:
     metrics = Metrics()
     metrics.record_reconcile(kind="Workflow", outcome=ReconcileOutcome.ERROR, seconds=0.02)
