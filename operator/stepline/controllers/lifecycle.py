@@ -145,13 +145,28 @@ def run(settings: Settings) -> None:
         if settings.liveness_port
         else None
     )
-    asyncio.run(
-        kopf.operator(
-            clusterwide=settings.clusterwide,
-            namespaces=list(settings.namespaces),
-            memo=kopf.Memo(settings=settings),
-            liveness_endpoint=liveness,
-            standalone=settings.peering is None,
-            peering_name=settings.peering,
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(
+            kopf.operator(
+                clusterwide=settings.clusterwide,
+                namespaces=list(settings.namespaces),
+                memo=kopf.Memo(settings=settings),
+                liveness_endpoint=liveness,
+                standalone=settings.peering is None,
+                peering_name=settings.peering,
+            )
         )
-    )
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it is installed (a dependency, except on Windows), else asyncio's.
+
+    kopf picks uvloop by itself only in its own CLI (`kopf run`); `kopf.operator()`, which we call,
+    runs in whatever loop it is given. uvloop's loop and socket transports are C: every invoke
+    request and every step call spends less CPU in them (bench/overhead/RESULTS.md, section 5).
+    """
+    try:
+        import uvloop  # noqa: PLC0415 (optional: absent on Windows)
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

@@ -1,12 +1,14 @@
-"""configure_kopf(): kopf's settings from Stepline's, checked without starting an operator."""
+"""configure_kopf() and the event loop: kopf's settings from Stepline's and the loop it runs in,
+checked without starting an operator."""
 
 from __future__ import annotations
 
 import logging
 
 import kopf
+import uvloop
 
-from stepline.controllers.lifecycle import configure_kopf
+from stepline.controllers.lifecycle import configure_kopf, new_event_loop
 from stepline.settings import Settings
 
 
@@ -56,3 +58,11 @@ def test_an_idle_object_worker_gives_its_slot_back_within_a_second() -> None:
     # With worker_limit slots per kind, a worker idling for kopf's default 5 s keeps the objects
     # beyond the limit waiting that long: a burst of new steps would be deployed in 5 s waves.
     assert configured().queueing.idle_timeout <= 1.0
+
+
+def test_the_operator_runs_in_uvloops_event_loop() -> None:
+    loop = new_event_loop()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
