@@ -86,6 +86,7 @@ class Operator:
     profile: Path | None = None
     inspect: Path | None = None
     tracemalloc: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     rss_peak_kib: int = 0
     sockets_peak: int = 0
@@ -104,11 +105,12 @@ class Operator:
             "STEPLINE_HTTP_HOST": "127.0.0.1",
             "STEPLINE_LIVENESS_PORT": str(liveness),
             "STEPLINE_HTTP_PORT": str(http),
+            **self.extra_env,
         }
         profiling = ["-m", "cProfile", "-o", str(self.profile)] if self.profile else []
         # Not `-m stepline`: on a shared machine a `pkill -f "stepline run"` meant for somebody
-        # else's operator must not end the measured one.
-        stepline = ["-c", "import sys; from stepline.cli import main; sys.exit(main())"]
+        # else's operator must not end the measured one. A script, as cProfile takes no `-c`.
+        stepline = [str(Path(__file__).with_name("operator_main.py"))]
         if self.inspect:
             stepline = [str(Path(__file__).with_name("inspected_operator.py")), str(self.inspect)]
             stepline += ["--tracemalloc"] if self.tracemalloc else []
@@ -455,6 +457,7 @@ def deploy(api: Api, args: argparse.Namespace, count: int, *, label: str) -> Non
         operator = Operator(
             namespace, args.kubeconfig, log, profile=args.profile,
             inspect=args.inspect, tracemalloc=args.tracemalloc,
+            extra_env=dict(pair.split("=", 1) for pair in args.operator_env),
         ).start()  # fmt: skip
         try:
             time.sleep(2)  # let the watches settle so that start-up is not measured
@@ -560,6 +563,14 @@ def main() -> int:
     )
     parser.add_argument(
         "--tracemalloc", action="store_true", help="with --inspect: trace allocations too"
+    )
+    parser.add_argument(
+        "--operator-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment of the operator (a setting such as STEPLINE_WORKER_LIMIT=16, or "
+        "PYTHONMALLOC=malloc), repeatable",
     )
     parser.add_argument("--out", default=".", help="folder of the operator logs")
     parser.add_argument("--keep", action="store_true", help="keep the namespaces")

@@ -12,11 +12,15 @@ memory of its own: use it to see shares, not to measure RSS or time.
 from __future__ import annotations
 
 import asyncio
+import collections
+import ctypes
 import gc
 import os
 import signal
 import sys
+import tempfile
 import tracemalloc
+import types
 from collections import Counter
 from pathlib import Path
 from types import FrameType
@@ -24,6 +28,49 @@ from types import FrameType
 from stepline.cli import main
 
 FRAMES = 8
+# Objects whose referrers are looked up, at most, per kind: each look-up scans every object the
+# collector tracks, and 1,000 steps mean millions of them.
+SAMPLE = 40
+
+
+class MallInfo2(ctypes.Structure):
+    """glibc's struct mallinfo2 (all size_t)."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def describe_heaps() -> list[str]:
+    """glibc's view (in use vs free but kept: fragmentation) and pymalloc's (small objects)."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    info = libc.mallinfo2()
+    mib = 2**20
+    lines = [
+        f"malloc: heap {info.arena / mib:.1f} MiB (in use {info.uordblks / mib:.1f}, free "
+        f"{info.fordblks / mib:.1f}), mmapped {info.hblkhd / mib:.1f} MiB in {info.hblks} blocks"
+    ]
+    # _debugmallocstats writes to the C-level stderr: point file descriptor 2 at a file.
+    with tempfile.TemporaryFile("w+") as stats:
+        saved = os.dup(2)
+        try:
+            os.dup2(stats.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        stats.seek(0)
+        lines.extend(
+            f"pymalloc: {line.strip()}"
+            for line in stats.read().splitlines()
+            if line.startswith(("# arenas allocated current", "Total"))
+        )
+    return lines
 
 
 def report() -> list[str]:
@@ -38,12 +85,86 @@ def report() -> list[str]:
         tasks = -1
     objects = gc.get_objects()
     by_type = Counter(type(o).__name__ for o in objects)
+    sizes: Counter[str] = Counter()
+    for o in objects:
+        sizes[type(o).__name__] += sys.getsizeof(o)
     lines = [
         f"sockets {sockets}, asyncio tasks {tasks}, allocated blocks {sys.getallocatedblocks()}",
-        "live objects by type:",
-        *(f"  {count:8d} {name}" for name, count in by_type.most_common(15)),
+        f"objects tracked by gc: {len(objects)}, {sum(sizes.values()) / 2**20:.1f} MiB shallow",
+        "live objects by type (count, shallow MiB):",
+        *(
+            f"  {by_type[name]:8d} {size / 2**20:7.2f} {name}"
+            for name, size in sizes.most_common(20)
+        ),
     ]
-    return lines + describe_held_bodies(objects)
+    report = [
+        *lines,
+        *describe_heaps(),
+        *describe_held_bodies(objects),
+        *describe_holders(objects, "Patch"),
+        *describe_holders(objects, "Body"),
+    ]
+    report += describe_roots(objects)
+    del objects
+    freed = gc.collect()
+    return [*report, f"after gc.collect() ({freed} unreachable objects freed):", *describe_heaps()]
+
+
+ROOTS = ("ResourceMemories", "OperatorIndexers", "Runtime", "StepIndex", "CollectorRegistry")
+
+
+def deep_size(root: object, seen: set[int]) -> int:
+    """Bytes reachable from `root` through containers, instance dicts and slots; what `seen`
+    already holds is not counted again (types, modules and functions are never followed)."""
+    size, stack = 0, [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type | types.ModuleType | types.FunctionType):
+            continue
+        seen.add(id(obj))
+        size += sys.getsizeof(obj)
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset | collections.deque):
+            stack.extend(obj)
+        else:
+            stack.extend(getattr(obj, "__dict__", {}).values())
+            for slot in getattr(type(obj), "__slots__", ()):
+                if isinstance(slot, str) and hasattr(obj, slot):
+                    stack.append(getattr(obj, slot))
+    return size
+
+
+def describe_roots(objects: list[object]) -> list[str]:
+    """Deep sizes of the long-lived structures (in this order, shared parts counted once)."""
+    seen: set[int] = {id(objects)}
+    lines = ["deep sizes of long-lived structures:"]
+    for name in ROOTS:
+        for obj in (o for o in objects if type(o).__name__ == name):
+            lines.append(f"  {deep_size(obj, seen) / 2**20:7.2f} MiB {name}")
+    return lines
+
+
+def describe_holders(objects: list[object], type_name: str) -> list[str]:
+    """What holds the live objects of one type: their referrers, three levels up."""
+    found = [o for o in objects if type(o).__name__ == type_name]
+    holders: Counter[str] = Counter()
+    skip = {id(found), id(objects)}
+    for obj in found[:SAMPLE]:
+        firsts = [r for r in gc.get_referrers(obj) if id(r) not in skip]
+        skip.add(id(firsts))
+        for first in firsts:
+            seconds = [r for r in gc.get_referrers(first) if id(r) not in skip]
+            skip.add(id(seconds))
+            chain = [_name(first), "/".join(sorted({_name(r) for r in seconds[:6]}))]
+            for second in seconds[:2]:
+                thirds = [r for r in gc.get_referrers(second) if id(r) not in skip]
+                chain.append("/".join(sorted({_name(r) for r in thirds[:6]})))
+            holders[" <- ".join(chain)] += 1
+    lines = [f"{len(found)} {type_name} objects alive; the holders of {SAMPLE} at most:"]
+    lines.extend(f"  {count:6d} {what}" for what, count in holders.most_common(12))
+    return lines
 
 
 def describe_held_bodies(objects: list[object]) -> list[str]:
@@ -55,18 +176,24 @@ def describe_held_bodies(objects: list[object]) -> list[str]:
         if type(o) is dict and isinstance(o.get("metadata"), dict) and "uid" in o["metadata"]
     ]
     holders: Counter[str] = Counter()
-    for body in bodies:
+    for body in bodies[:SAMPLE]:
         for first in gc.get_referrers(body):
             if first is bodies or first is objects:
                 continue
             second = [r for r in gc.get_referrers(first) if r is not bodies and r is not objects]
-            name = type(first).__name__
-            if type(first) is dict:
-                name = "dict[" + ",".join(sorted(map(str, first))[:4]) + "]"
-            holders[f"{name} <- {'/'.join(sorted({type(r).__name__ for r in second[:5]}))}"] += 1
-    lines = [f"{len(bodies)} object bodies alive; their holders:"]
+            holders[f"{_name(first)} <- {'/'.join(sorted({_name(r) for r in second[:6]}))}"] += 1
+    lines = [f"{len(bodies)} object bodies alive; the holders of {SAMPLE} at most:"]
     lines.extend(f"  {count:6d} {what}" for what, count in holders.most_common(15))
     return lines
+
+
+def _name(obj: object) -> str:
+    """A type name; a dict shows some of its keys, a frame its function."""
+    if type(obj) is dict:
+        return "dict[" + ",".join(sorted(map(str, obj))[:5]) + "]"
+    if isinstance(obj, types.FrameType):
+        return f"frame:{obj.f_code.co_name}"
+    return type(obj).__name__
 
 
 def traced() -> list[str]:
