@@ -1,8 +1,10 @@
 """Deploying a ServiceStep: server-side apply of its Deployment, Service and HPA, and its status.
 
 Level-triggered and idempotent: `reconcile_step` builds the manifests from the spec and applies
-all three every time (an unchanged object is a no-op for the API server), then computes the status
-from what the owned objects report (through the operator's indexes) and writes it if it changed.
+all three every time (an unchanged object is a no-op for the API server). The status is computed
+from what the owned objects report (through the operator's indexes) and written when it changed:
+a failed apply at once, anything else a moment later (`STATUS_DELAY`), so that one write covers
+the burst of events the objects send as they roll out.
 `follow_owned_object` reacts to an owned object's events: a deletion or an edit by someone else
 (its spec, `replicas` aside, differs from what our last apply returned) is corrected by
 reconciling again; anything else, the HPA's scaling included, only refreshes the status.
@@ -10,15 +12,17 @@ reconciling again; anything else, the HPA's scaling included, only refreshes the
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from stepline.api import ServiceStep
+from stepline.api import ServiceStep, ServiceStepStatus
 from stepline.controllers.checking import check_external_step
 from stepline.controllers.runtime import AppliedObject, Runtime, object_ref, write_status
 from stepline.errors import KubeApiError
@@ -42,6 +46,13 @@ OWNED_KINDS = (
 RETRY_DELAY = 5.0
 REFUSED_RETRY_DELAY = 30.0
 MAX_RETRY_DELAY = 300.0
+# Seconds a status refresh waits for more events of the step's objects, which it then covers
+# too. A Deployment reports its rollout in a few status updates moments apart (and the HPA its
+# own); written one by one, each is a write of the ServiceStep and an event for every watcher
+# of ServiceSteps, the operator first.
+STATUS_DELAY = 0.25
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,14 +87,22 @@ async def reconcile_step(
     """Converges the step's owned objects on its spec and writes its status. `attempt` counts
     kopf's retries after failed applies: it spaces them out and keeps them from repeating the
     Warning Event."""
+    key = ("ServiceStep", step.metadata.namespace or "", step.metadata.name or "")
     if step.spec.url:
+        runtime.apply_errors.pop(key, None)
         await _remove_owned_objects(runtime, step)
         await check_external_step(runtime, step)
         return
-    runtime.external_steps.discard((step.metadata.namespace or "", step.metadata.name or ""))
+    runtime.external_steps.discard(key[1:])
     error = await _apply_owned_objects(runtime, step)
-    await refresh_step_status(runtime, step, view, apply_error=str(error) if error else None)
-    if error is not None:
+    if error is None:
+        runtime.apply_errors.pop(key, None)
+        # The objects' own events follow within moments: one status for them all.
+        schedule_status_refresh(runtime, step, view)
+    else:
+        # Kept until an apply succeeds: a status refreshed meanwhile still tells why.
+        runtime.apply_errors[key] = str(error)
+        await refresh_step_status(runtime, step, view)
         if attempt == 0:
             kopf.warn(object_ref(step), reason="ApplyFailed", message=str(error))
         raise kopf.TemporaryError(str(error), delay=retry_delay(error, attempt)) from error
@@ -96,21 +115,27 @@ async def reconcile_step(
 
 
 async def _apply_owned_objects(runtime: Runtime, step: ServiceStep) -> KubeApiError | None:
-    namespace = step.metadata.namespace or ""
-    for manifest in (build_deployment(step), build_service(step), build_autoscaler(step)):
-        key = (manifest["kind"], namespace, manifest["metadata"]["name"])
-        # The watch event of this apply can be handled before its response is: while it is in
-        # flight, a change of the object is ours, not a drift to correct.
-        runtime.applies_in_flight[key] = runtime.applies_in_flight.get(key, 0) + 1
-        try:
-            applied = await runtime.kube.apply(manifest)
-        except KubeApiError as exc:
-            return exc
-        finally:
-            runtime.applies_in_flight[key] -= 1
-            if not runtime.applies_in_flight[key]:
-                del runtime.applies_in_flight[key]
-        runtime.applied_objects[key] = AppliedObject(_generation(applied), spec_digest(applied))
+    """Applies the three objects at once (they do not depend on each other: each names the step
+    as its owner); the first failure, if any."""
+    manifests = (build_deployment(step), build_service(step), build_autoscaler(step))
+    errors = await asyncio.gather(*(_apply(runtime, manifest) for manifest in manifests))
+    return next((error for error in errors if error is not None), None)
+
+
+async def _apply(runtime: Runtime, manifest: dict[str, Any]) -> KubeApiError | None:
+    key = (manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"])
+    # The watch event of this apply can be handled before its response is: while it is in
+    # flight, a change of the object is ours, not a drift to correct.
+    runtime.applies_in_flight[key] = runtime.applies_in_flight.get(key, 0) + 1
+    try:
+        applied = await runtime.kube.apply(manifest)
+    except KubeApiError as exc:
+        return exc
+    finally:
+        runtime.applies_in_flight[key] -= 1
+        if not runtime.applies_in_flight[key]:
+            del runtime.applies_in_flight[key]
+    runtime.applied_objects[key] = AppliedObject(_generation(applied), spec_digest(applied))
     return None
 
 
@@ -125,17 +150,48 @@ async def _remove_owned_objects(runtime: Runtime, step: ServiceStep) -> None:
         runtime.applied_objects.pop((kind, namespace, name), None)
 
 
-async def refresh_step_status(
-    runtime: Runtime, step: ServiceStep, view: StepView, *, apply_error: str | None = None
+def schedule_status_refresh(
+    runtime: Runtime, step: ServiceStep, view: StepView, *, delay: float = STATUS_DELAY
 ) -> None:
+    """Refreshes the step's status `delay` seconds from now, unless a refresh is already due:
+    that one covers this change too, as it computes from the indexes as they are then."""
+    key = (step.metadata.namespace or "", step.metadata.name or "")
+    if key not in runtime.status_refreshes:
+        refresh = _refresh_later(runtime, key, view, delay=delay)
+        runtime.status_refreshes[key] = asyncio.create_task(refresh, name=f"status of {key}")
+
+
+async def _refresh_later(
+    runtime: Runtime, key: tuple[str, str], view: StepView, *, delay: float
+) -> None:
+    await asyncio.sleep(delay)
+    del runtime.status_refreshes[key]  # a change from now on is for the next refresh
+    step = view.step(*key)
+    if step is None or step.spec.url:
+        return  # deleted, or switched to a url, since
+    try:
+        await refresh_step_status(runtime, step, view)
+    except KubeApiError as exc:
+        if exc.status == 404:
+            return
+        # No handler to retry this one: try again later, as kopf would.
+        logger.warning("ServiceStep %s/%s: status not written: %s", *key, exc)
+        schedule_status_refresh(runtime, step, view, delay=RETRY_DELAY)
+
+
+async def refresh_step_status(runtime: Runtime, step: ServiceStep, view: StepView) -> None:
     namespace, name = step.metadata.namespace or "", step.metadata.name or ""
-    # Computed inside the lock, from the indexes as they are then (kopf keeps them live).
+    # Computed inside the lock, from the indexes as they are then (kopf keeps them live), and
+    # from the status last written: the step's own may not have come back yet, and conditions
+    # computed from an older one would move their transition times (another write, for nothing).
     async with runtime.status_lock("ServiceStep", namespace, name):
+        written = runtime.written_statuses.get(("ServiceStep", namespace, name))
         status = compute_step_status(
             step,
             deployment=view.deployment(namespace, name),
             autoscaler=view.autoscaler(namespace, name),
-            apply_error=apply_error,
+            apply_error=runtime.apply_errors.get(("ServiceStep", namespace, name)),
+            previous=ServiceStepStatus.model_validate(written) if written else None,
         )
         await write_status(runtime, step, status.to_wire())
     runtime.metrics.set_step_replicas(
@@ -178,7 +234,7 @@ async def follow_owned_object(
             )
             await reconcile_step(runtime, step, view)
         return
-    await refresh_step_status(runtime, step, view)
+    schedule_status_refresh(runtime, step, view)
 
 
 def spec_digest(body: Mapping[str, Any]) -> str:

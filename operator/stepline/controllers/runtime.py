@@ -56,6 +56,11 @@ class Runtime:
     external_steps: set[tuple[str, str]] = field(default_factory=set)
     # (kind, namespace, name) → the status we last wrote, so an unchanged one is not written again.
     written_statuses: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    # (kind, namespace, name) → why the last apply of that object's children failed, until one
+    # succeeds.
+    apply_errors: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # (namespace, name) → the status refresh of that ServiceStep that is due (deploying.py).
+    status_refreshes: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
     _plans: OrderedDict[tuple[str, int], Plan] = field(default_factory=OrderedDict)
     _status_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
     _expressions: OrderedDict[tuple[str, int], CompiledExpressions] = field(
@@ -87,6 +92,7 @@ class Runtime:
     def forget(self, kind: str, namespace: str, name: str) -> None:
         """Drops what is remembered of a deleted object."""
         self.written_statuses.pop((kind, namespace, name), None)
+        self.apply_errors.pop((kind, namespace, name), None)
         self._status_locks.pop((kind, namespace, name), None)
 
     @contextlib.contextmanager

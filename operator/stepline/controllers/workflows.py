@@ -32,8 +32,11 @@ def parse_workflow(body: kopf.Body) -> Workflow:
         raise kopf.PermanentError(str(exc)) from exc
 
 
+# Coroutines though they do no I/O: kopf would run plain functions in its executor's threads.
 @kopf.index(GROUP, VERSION, "workflows")
-def workflows(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def workflows(
+    *, namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
     try:
         return {(namespace, name): Workflow.from_body(body)}
     except InvalidObjectError:
@@ -41,7 +44,7 @@ def workflows(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) ->
 
 
 @kopf.index(GROUP, VERSION, "workflows")
-def workflows_by_step(
+async def workflows_by_step(
     *, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[Any, Any]:
     refs = {step.get("stepRef") for step in spec.get("steps", []) if isinstance(step, Mapping)}
@@ -102,7 +105,7 @@ async def follow_service_step(
 
 
 @kopf.on.event(GROUP, VERSION, "workflows")
-def forget_deleted_workflow(
+async def forget_deleted_workflow(
     *, type: str, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
     runtime = runtime_of(memo)

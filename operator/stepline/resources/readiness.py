@@ -105,10 +105,13 @@ def compute_step_status(
     deployment: DeploymentState | None,
     autoscaler: AutoscalerState | None,
     apply_error: str | None = None,
+    previous: ServiceStepStatus | None = None,
     now: datetime | None = None,
 ) -> ServiceStepStatus:
-    """The status of a step Stepline deploys (one with an image)."""
-    previous = step.status
+    """The status of a step Stepline deploys (one with an image). `previous` is the status last
+    written when the caller knows one newer than the step's (whose echo is still on its way);
+    its conditions keep their transition times."""
+    previous = previous or step.status
     generation = step.metadata.generation
     conditions = list(previous.conditions)
 

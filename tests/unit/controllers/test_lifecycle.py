@@ -8,7 +8,12 @@ import logging
 import kopf
 import uvloop
 
-from stepline.controllers.lifecycle import configure_kopf, new_event_loop
+from stepline.controllers.lifecycle import (
+    FOLLOWED_ONLY,
+    configure_kopf,
+    is_not_a_handler_success,
+    new_event_loop,
+)
 from stepline.settings import Settings
 
 
@@ -58,6 +63,27 @@ def test_an_idle_object_worker_gives_its_slot_back_within_a_second() -> None:
     # With worker_limit slots per kind, a worker idling for kopf's default 5 s keeps the objects
     # beyond the limit waiting that long: a burst of new steps would be deployed in 5 s waves.
     assert configured().queueing.idle_timeout <= 1.0
+
+
+def test_the_kinds_given_an_empty_essence_have_no_change_handlers() -> None:
+    from stepline.controllers import runs, servicesteps, workflows  # noqa: F401, PLC0415
+
+    registry = kopf.get_default_registry()
+    handlers = [*registry._changing.get_all_handlers(), *registry._spawning.get_all_handlers()]
+    watched = {handler.selector.any_name for handler in handlers if handler.selector}
+    followed = {"deployments", "services", "horizontalpodautoscalers", *FOLLOWED_ONLY}
+    assert "servicesteps" in watched
+    assert not watched & followed
+
+
+def test_handler_successes_are_not_logged_but_failures_and_summaries_are() -> None:
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, message, None, None)
+
+    assert not is_not_a_handler_success(record("Handler 'follow_deployment' succeeded."))
+    assert is_not_a_handler_success(record("Creation is processed: 1 succeeded; 0 failed."))
+    failed = "Handler 'reconcile_service_step' failed temporarily: 503"
+    assert is_not_a_handler_success(record(failed))
 
 
 def test_the_operator_runs_in_uvloops_event_loop() -> None:

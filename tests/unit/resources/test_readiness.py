@@ -316,3 +316,10 @@ def test_an_external_steps_ready_time_moves_when_it_stops_and_starts_answering()
     progressing = find_condition(gone.conditions, "Progressing")
     assert progressing is not None
     assert progressing.last_transition_time == T0
+
+
+def test_a_status_written_but_not_yet_seen_keeps_its_transition_times() -> None:
+    step = make_step()  # its status, as the watch last showed it, is still empty
+    written = compute_step_status(step, deployment=None, autoscaler=None, now=T0)
+    again = compute_step_status(step, deployment=None, autoscaler=None, previous=written, now=T1)
+    assert again == written
