@@ -23,6 +23,11 @@ from stepline.errors import ConfigurationError, KubeApiError, KubeConflictError
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
+# Connections to the API server at most; further requests wait for a free one. Each TLS
+# connection holds some 300 KiB (buffers of asyncio's SSL protocol and of OpenSSL), and the
+# client's default of 100 is what a burst of reconciles then opens and keeps: 30 MiB for
+# nothing, as a handful of connections already keeps an API server busy.
+CONNECTIONS = 8
 
 # The plural (URL) names of the kinds Stepline reads or writes by manifest.
 _PLURALS = {
@@ -60,6 +65,7 @@ class KubeApi:
     async def connect(cls, *, field_manager: str, timeout: float) -> KubeApi:
         """In a pod: its service account; elsewhere: the kubeconfig ($KUBECONFIG or ~/.kube)."""
         configuration = aio_client.Configuration()
+        configuration.connection_pool_maxsize = CONNECTIONS
         try:
             aio_config.load_incluster_config(client_configuration=configuration)
         except aio_config.ConfigException:
