@@ -11,7 +11,9 @@ from typing import Any
 import kopf
 
 from stepline.api import GROUP, VERSION, InvalidObjectError, ServiceStep, WorkflowRun
+from stepline.controllers.deploying import StepView
 from stepline.controllers.runtime import Runtime, runtime_of
+from stepline.controllers.servicesteps import indexed_step, read_step
 
 
 @kopf.on.event(GROUP, VERSION, "workflowruns")
@@ -44,13 +46,16 @@ def fill_step_directory_once(runtime: Runtime, index: Mapping[Any, Any]) -> None
 
 @kopf.on.event(GROUP, VERSION, "servicesteps")
 async def follow_step_for_runs(
-    *, type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+    *, type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
 ) -> None:
+    """The engine's directory shares the step the `servicesteps` index parsed from this body:
+    no second parse per event, no second copy per step."""
     steps = runtime_of(memo).steps
     if type == "DELETED":
         steps.remove(namespace or "", name)
         return
+    view = StepView(steps=kwargs["servicesteps"], deployments={}, autoscalers={})
     try:
-        steps.put(ServiceStep.from_body(body))
+        steps.put(indexed_step(view, body) or read_step(body))
     except InvalidObjectError:
         steps.remove(namespace or "", name)

@@ -128,14 +128,20 @@ async def reconcile_service_step(
 
 
 def _step_of(body: kopf.Body, view: StepView) -> ServiceStep:
-    """The step as the index parsed it from this very body (kopf indexes an event before it calls
-    the handlers), or, when the index has nothing for it (an invalid body), parsed here."""
+    """The step as the index parsed it from this very body, or, when the index has nothing for
+    it (an invalid body), parsed here."""
+    return indexed_step(view, body) or parse_step(body)
+
+
+def indexed_step(view: StepView, body: kopf.Body) -> ServiceStep | None:
+    """The step as the `servicesteps` index parsed it from this very body (kopf indexes an event
+    before it calls the handlers); None when the index holds another version, or nothing."""
     indexed = view.step(body.metadata.namespace or "", body.metadata.name or "")
     if indexed is not None and indexed.metadata.resource_version == body.metadata.get(
         "resourceVersion"
     ):
         return indexed
-    return parse_step(body)
+    return None
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED)
