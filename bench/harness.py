@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -184,3 +186,22 @@ def operator(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+_REQUEST_LINE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+
+
+def count_requests(metrics: str) -> Counter[str]:
+    """apiserver_request_total in an API server's /metrics text, by verb, resource and
+    subresource (watches and requests for no resource left out)."""
+    counts: Counter[str] = Counter()
+    for line in metrics.splitlines():
+        found = _REQUEST_LINE.match(line)
+        if found is None:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', found["labels"]))
+        if labels.get("verb") in {"WATCH", "CONNECT"} or not labels.get("resource"):
+            continue
+        sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
+        counts[f"{labels['verb']} {labels['resource']}{sub}"] += int(float(found["value"]))
+    return counts

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -39,22 +38,11 @@ from measuring import PAYLOAD, quantile
 GROUP, VERSION, PLURAL = "stepline.io", "v1alpha1", "workflowruns"
 STEPS = 3
 FINAL = {"Succeeded", "Failed", "Cancelled"}
-_REQUEST = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 
 
 def apiserver_requests(kubeconfig: str) -> Counter[str]:
     """apiserver_request_total by verb and resource (watches and metrics left out)."""
-    counts: Counter[str] = Counter()
-    for line in harness.kubectl(kubeconfig, "get", "--raw", "/metrics").splitlines():
-        found = _REQUEST.match(line)
-        if found is None:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', found["labels"]))
-        if labels.get("verb") in {"WATCH", "CONNECT"} or not labels.get("resource"):
-            continue
-        sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
-        counts[f"{labels['verb']} {labels['resource']}{sub}"] += int(float(found["value"]))
-    return counts
+    return harness.count_requests(harness.kubectl(kubeconfig, "get", "--raw", "/metrics"))
 
 
 def run_body(index: int) -> dict[str, Any]:

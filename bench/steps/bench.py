@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import signal
 import socket
 import subprocess
@@ -44,6 +43,9 @@ from kubernetes import client, config
 
 from stepline.api import ServiceStep
 from stepline.resources import build_autoscaler, build_deployment, build_service
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import harness
 
 GROUP, VERSION, PLURAL = "stepline.io", "v1alpha1", "servicesteps"
 STEP_SELECTOR = "stepline.io/step"
@@ -237,9 +239,6 @@ class CpuMeter:
         )
 
 
-_REQUEST_LINE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
-
-
 def apiserver_requests(api: Api) -> Counter[str]:
     """The API server's request counters (apiserver_request_total), by verb, resource and
     subresource: who writes what, in total (the operator's and the controllers' alike)."""
@@ -250,18 +249,7 @@ def apiserver_requests(api: Api) -> Counter[str]:
         header_params={"Accept": "text/plain"},
         auth_settings=["BearerToken"],
     )
-    text = client_.call_api(*request).read().decode()
-    counts: Counter[str] = Counter()
-    for line in text.splitlines():
-        found = _REQUEST_LINE.match(line)
-        if found is None:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', found["labels"]))
-        if labels.get("verb") in {"WATCH", "CONNECT"} or not labels.get("resource"):
-            continue
-        sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
-        counts[f"{labels['verb']} {labels['resource']}{sub}"] += int(float(found["value"]))
-    return counts
+    return harness.count_requests(client_.call_api(*request).read().decode())
 
 
 def describe_requests(before: Counter[str], after: Counter[str], top: int = 24) -> str:

@@ -184,26 +184,14 @@ class RunSupervisor:
             return
         if uid in self._finished or body.get("status", {}).get("phase") in FINISHED_PHASES:
             return
-        self.follow(event_type, parse())
+        self._start(parse())
 
-    def follow(self, event_type: str | None, run: WorkflowRun) -> None:
-        uid = run.metadata.uid or ""
-        running = self._tasks.get(uid)
-        if event_type == "DELETED":
-            if running:
-                running[0].cancel()
-            return
-        if running is not None:
-            if run.spec.cancel:
-                running[1].set()
-            return
-        if run.status.phase.is_finished or uid in self._finished:
-            return
+    def _start(self, run: WorkflowRun) -> None:
         cancel = asyncio.Event()
         if run.spec.cancel:
             cancel.set()
         task = asyncio.create_task(self._drive(run, cancel), name=f"run {run.metadata.name}")
-        self._tasks[uid] = (task, cancel)
+        self._tasks[run.metadata.uid or ""] = (task, cancel)
 
     async def shutdown(self) -> None:
         """Stops every task without touching status: the next start resumes the runs."""
