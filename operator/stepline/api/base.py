@@ -24,7 +24,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Self
 
-import cel
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -34,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from stepline.api.celbinding import cel
 
 GROUP = "stepline.io"
 VERSION = "v1alpha1"

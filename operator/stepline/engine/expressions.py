@@ -32,10 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import cel
-from cel.stdlib import EXTENSIONS
-
 from stepline.api import ExpressionProblem, WorkflowSpec
+from stepline.api.celbinding import EXTENSIONS, cel
 
 VARIABLES = frozenset({"input", "steps"})
 # CEL's type names are identifiers too (`type(x) == int`).
