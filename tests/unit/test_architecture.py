@@ -3,6 +3,7 @@ pyproject.toml) and `operator/` is not a package that would shadow the standard 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,20 @@ def test_layers_import_downward_only() -> None:
 
 def test_operator_folder_is_not_a_package_shadowing_the_stdlib() -> None:
     assert not (REPO / "operator" / "__init__.py").exists()
+
+
+# Libraries the running operator has no use for, each several MiB of resident memory once
+# imported: httpx (with its command line, rich and pygments) and the `cel` package's REPL.
+UNUSED_BY_THE_OPERATOR = ("httpx", "cel.cli", "typer", "prompt_toolkit", "rich", "pygments")
+
+
+def test_the_operator_does_not_load_libraries_it_does_not_use() -> None:
+    handlers = "stepline.controllers." + ", stepline.controllers.".join(
+        ["lifecycle", "runs", "servicesteps", "workflows"]
+    )
+    script = f"import json, sys, {handlers}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout.splitlines()[-1]))
+
+    assert "cel" in loaded  # the module list is real
+    assert sorted(loaded & set(UNUSED_BY_THE_OPERATOR)) == []

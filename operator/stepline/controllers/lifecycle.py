@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
 import kopf
 from aiohttp import web
 
@@ -83,7 +83,7 @@ async def build_runtime(config: Settings, *, workflows: kopf.Index[Any, Any]) ->
     kube = await KubeApi.connect(
         field_manager=config.field_manager, timeout=config.api_timeout_seconds
     )
-    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=256))
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256), trust_env=False)
     metrics = Metrics()
     steps = StepIndex()
     executor = Executor(
@@ -145,7 +145,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     runtime = memo.get("runtime")
     if isinstance(runtime, Runtime):
         await runtime.runs.shutdown()
-        await runtime.http.aclose()
+        await runtime.http.close()
         await runtime.kube.close()
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import httpx
+import aiohttp
 import kopf
 
 from stepline.api import KubeObject, Workflow
@@ -40,7 +40,7 @@ class AppliedObject(NamedTuple):
 class Runtime:
     settings: Settings
     kube: KubeApi
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession  # health checks of external steps
     metrics: Metrics
     executor: Executor
     steps: StepIndex

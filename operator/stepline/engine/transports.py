@@ -17,12 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 import aiohttp
-import httpx
 
 from stepline.engine.errors import CallConnectionError, CallTimeoutError, InvalidReplyError
+
+if TYPE_CHECKING:  # imported where used: the operator, which does not use httpx, is spared it
+    import httpx
 
 # Calls in flight at once, over all runs (idle keep-alive connections do not count). Matches the
 # highest `concurrency` a Workflow may have; beyond it calls queue in the pool, and the wait
@@ -133,6 +135,8 @@ class HttpxTransport:
     async def post(
         self, url: str, body: bytes, *, headers: Mapping[str, str], timeout: float
     ) -> Reply:
+        import httpx  # noqa: PLC0415 (see the TYPE_CHECKING import)
+
         try:
             response = await self._client.post(
                 url, content=body, headers=headers, timeout=timeout, follow_redirects=False
