@@ -392,6 +392,10 @@ def service_ips_for(api: Api, count: int) -> Iterator[None]:
     if count <= SERVICES_WITHOUT_EXTRA_RANGE:
         yield
         return
+    name = BENCH_SERVICE_CIDR["metadata"]["name"]
+    # The previous run's range may still be terminating (its finalizer waits for the Services):
+    # a terminating range allocates nothing, so wait for it to go and create it anew.
+    _wait(lambda: not _terminating_cidr(api, name), 600, f"ServiceCIDR {name} deleted")
     try:
         api.networking.create_service_cidr(BENCH_SERVICE_CIDR)
     except client.ApiException as exc:
@@ -401,7 +405,17 @@ def service_ips_for(api: Api, count: int) -> Iterator[None]:
         yield
     finally:
         # Its finalizer waits until the namespace's Services are gone; no need to wait here.
-        api.networking.delete_service_cidr(BENCH_SERVICE_CIDR["metadata"]["name"])
+        api.networking.delete_service_cidr(name)
+
+
+def _terminating_cidr(api: Api, name: str) -> bool:
+    try:
+        cidr = api.networking.read_service_cidr(name)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return cidr.metadata.deletion_timestamp is not None
 
 
 @contextmanager
@@ -565,6 +579,7 @@ def main() -> int:
     args = parser.parse_args()
     if not args.kubeconfig:
         parser.error("--kubeconfig or KUBECONFIG is needed")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     api = Api.connect(args.kubeconfig)
     describe_machine()
     for phase in args.phases:

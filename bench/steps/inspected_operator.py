@@ -68,7 +68,15 @@ def describe_heaps() -> list[str]:
         lines.extend(
             f"pymalloc: {line.strip()}"
             for line in stats.read().splitlines()
-            if line.startswith(("# arenas allocated current", "Total"))
+            if line.startswith(
+                (
+                    "# arenas allocated current",
+                    "# bytes in allocated blocks",
+                    "# bytes in available blocks",
+                    "Total",
+                )
+            )
+            or "unused pools" in line
         )
     return lines
 
