@@ -1,16 +1,20 @@
-"""Which HTTP client should carry step calls? Three candidates on the same 3-step loopback chain
+"""Which HTTP client should carry step calls? The candidates on the same 3-step loopback chain
 of echo services, at concurrency 1 and 32, side by side in one process, alternating over several
 rounds (`measuring`):
 
 - `aiohttp`: aiohttp.ClientSession directly;
+- `stepline aiohttp`: the engine's `AiohttpTransport` (that session behind `Transport.post`);
+- `stepline http1`: the engine's `Http1Transport` (HTTP/1.1 on pooled asyncio connections,
+  answers parsed by httptools), the operator's transport;
 - `httpx+aiohttp`: httpx.AsyncClient on the `httpx-aiohttp` transport;
 - `httpx`: plain httpx.AsyncClient (httpcore).
 
-Each chain does what a step call must: POST the previous step's JSON, read the body, parse it.
+Each chain does what a step call must: POST the previous step's JSON, read the body, parse it;
+the two `stepline` ones with the engine's headers and a timeout, as `StepClient` calls them.
 `httpx-aiohttp` is not a Stepline dependency; install it to include that candidate:
 
     .venv/bin/pip install httpx-aiohttp
-    .venv/bin/python bench/overhead/transports.py [--seconds 3] [--rounds 3]
+    .venv/bin/python bench/overhead/transports.py [--seconds 3] [--rounds 3] [--loop uvloop]
 
 Results are recorded in RESULTS.md.
 """
@@ -30,6 +34,9 @@ import aiohttp
 import httpx
 from echo import EchoServices
 from measuring import Chain, measure_side_by_side
+
+from stepline.engine import AiohttpTransport, Http1Transport
+from stepline.engine.tracing import build_call_headers
 
 HEADERS = {"Content-Type": "application/json"}
 POOL = 100  # connections kept open per client: above the highest concurrency measured
@@ -76,8 +83,28 @@ async def httpx_post(*, on_aiohttp: bool) -> AsyncIterator[Chain]:
         yield post
 
 
+@asynccontextmanager
+async def stepline_post(transport: AiohttpTransport | Http1Transport) -> AsyncIterator[Chain]:
+    headers = build_call_headers(
+        idempotency_key="run/step", attempt=1, timeout=30, trace_id="1" * 32
+    )
+
+    async def post(call: tuple[str, Any]) -> Any:
+        url, payload = call
+        body = json.dumps(payload).encode()
+        reply = await transport.post(url, body, headers=headers, timeout=30)
+        return json.loads(reply.body)
+
+    async with transport:
+        yield post
+
+
 def candidates() -> dict[str, Any]:
-    found: dict[str, Any] = {"aiohttp": aiohttp_post}
+    found: dict[str, Any] = {
+        "aiohttp": aiohttp_post,
+        "stepline aiohttp": lambda: stepline_post(AiohttpTransport(pool_size=POOL)),
+        "stepline http1": lambda: stepline_post(Http1Transport(pool_size=POOL)),
+    }
     try:
         metadata.version("httpx-aiohttp")
         found["httpx+aiohttp"] = lambda: httpx_post(on_aiohttp=True)
@@ -111,13 +138,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per cell (median kept)")
+    parser.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop"
+    )
     args = parser.parse_args(argv)
     versions = ", ".join(
-        f"{name} {metadata.version(name)}" for name in ("aiohttp", "httpx", "httpcore")
+        f"{name} {metadata.version(name)}"
+        for name in ("aiohttp", "httptools", "uvloop", "httpx", "httpcore")
     )
-    print(f"Python {platform.python_version()}, {versions}")
-    with EchoServices(3) as services:
-        asyncio.run(compare(services.urls, seconds=args.seconds, rounds=args.rounds))
+    print(f"Python {platform.python_version()}, {versions}, {args.loop}'s event loop")
+    loop_factory = None
+    if args.loop == "uvloop":
+        import uvloop  # noqa: PLC0415 (the operator's loop, not every platform's)
+
+        loop_factory = uvloop.new_event_loop
+    with EchoServices(3) as services, asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(compare(services.urls, seconds=args.seconds, rounds=args.rounds))
 
 
 if __name__ == "__main__":

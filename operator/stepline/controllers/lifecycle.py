@@ -22,7 +22,7 @@ from stepline.controllers.essences import EssenceDiffBaseStorage
 from stepline.controllers.retaining import keep_runs_forever
 from stepline.controllers.running import RunSupervisor
 from stepline.controllers.runtime import Runtime
-from stepline.engine import AiohttpTransport, Executor, StepIndex
+from stepline.engine import Executor, Http1Transport, StepIndex
 from stepline.engine.metering import MetricsObserver
 from stepline.gateway.invoking import Invoker
 from stepline.gateway.server import build_app, start_server
@@ -87,7 +87,7 @@ async def build_runtime(config: Settings, *, workflows: kopf.Index[Any, Any]) ->
     metrics = Metrics()
     steps = StepIndex()
     executor = Executor(
-        transport=AiohttpTransport(),
+        transport=Http1Transport(),
         directory=steps,
         overrides=config.endpoint_overrides,
         observer=MetricsObserver(metrics),

@@ -37,6 +37,7 @@ from stepline.engine.observing import (
 )
 from stepline.engine.outcomes import RunOutcome, RunStatus
 from stepline.engine.planning import Plan, PlannedStep, build_plan
+from stepline.engine.pooling import Http1Transport
 from stepline.engine.transports import AiohttpTransport, HttpxTransport, Reply, Transport
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "Clock",
     "EngineError",
     "Executor",
+    "Http1Transport",
     "HttpxTransport",
     "InvalidReplyError",
     "NullObserver",

@@ -5,10 +5,12 @@ any answer; it knows nothing of retries, JSON or steps. It raises only `CallErro
 (`CallTimeoutError`, `CallConnectionError`, `InvalidReplyError`), chained to the library's error;
 every HTTP status, 5xx included, is a `Reply`.
 
-`AiohttpTransport` is the one to use: one pooled `aiohttp.ClientSession` for every run. On this
-project's machines it carried a 3-step loopback chain about 1.5x faster than httpx on the
-`httpx-aiohttp` transport and 2.6x faster than plain httpx at one run at a time, and 2.3x and
-70x faster with 32 runs at once (bench/overhead/RESULTS.md). `HttpxTransport` adapts an
+The operator's transport is `pooling.Http1Transport`: HTTP/1.1 on its own pooled connections for
+`http://`, and this module's `AiohttpTransport` for `https://`. `AiohttpTransport` is one pooled
+`aiohttp.ClientSession` for every run. On this project's machines it carried a 3-step loopback
+chain about 1.5x faster than httpx on the `httpx-aiohttp` transport and 2.6x faster than plain
+httpx at one run at a time, and 2.3x and 70x faster with 32 runs at once; `Http1Transport` is
+faster again (bench/overhead/RESULTS.md, sections 1 and 6). `HttpxTransport` adapts an
 `httpx.AsyncClient` the caller owns, for callers who need httpx's features more than its speed.
 """
 
@@ -56,7 +58,25 @@ class Transport(Protocol):
         ...
 
 
-class AiohttpTransport:
+class AsyncClosable:
+    """A base for what owns connections: `async with` closes it with `aclose()` on the way out."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class AiohttpTransport(AsyncClosable):
     """One pooled aiohttp session for all step calls; created in the running loop on first use.
 
     Close it with `aclose()` (or use it as an async context manager) when the operator stops.
@@ -98,7 +118,7 @@ class AiohttpTransport:
         except TimeoutError as exc:
             raise CallTimeoutError(f"no answer within {timeout:g}s") from exc
         except aiohttp.ClientError as exc:
-            raise CallConnectionError(_describe(exc)) from exc
+            raise CallConnectionError(describe_error(exc)) from exc
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -113,17 +133,6 @@ class AiohttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class HttpxTransport:
@@ -144,11 +153,12 @@ class HttpxTransport:
         except httpx.TimeoutException as exc:
             raise CallTimeoutError(f"no answer within {timeout:g}s") from exc
         except httpx.TransportError as exc:
-            raise CallConnectionError(_describe(exc)) from exc
+            raise CallConnectionError(describe_error(exc)) from exc
         retry_after = response.headers.get("Retry-After") if response.status_code >= 400 else None
         return Reply(response.status_code, response.content, retry_after)
 
 
-def _describe(exc: Exception) -> str:
+def describe_error(exc: BaseException) -> str:
+    """An error for a message: its type, and its text if it has one."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from stepline.engine import AiohttpTransport
+from stepline.engine import AiohttpTransport, Http1Transport
+from tests.unit.engine.rawservers import RawServer
 from tests.unit.engine.stepservers import FakeClock, StepServer
 
 
@@ -16,6 +17,20 @@ async def server() -> AsyncIterator[StepServer]:
     await step_server.start()
     yield step_server
     await step_server.stop()
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[RawServer]:
+    started = RawServer()
+    await started.start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+async def http1() -> AsyncIterator[Http1Transport]:
+    async with Http1Transport() as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Both transports against a real server: any status is a reply; no answer is a CallError."""
+"""Every transport against a real server: any status is a reply; no answer is a CallError."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from stepline.engine import (
     AiohttpTransport,
     CallConnectionError,
     CallTimeoutError,
+    Http1Transport,
     HttpxTransport,
     InvalidReplyError,
     Transport,
@@ -20,9 +21,12 @@ from tests.unit.engine.stepservers import Answer, StepServer
 HEADERS = {"Content-Type": "application/json"}
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+@pytest.fixture(params=["http1", "aiohttp", "httpx"])
 async def any_transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
-    if request.param == "aiohttp":
+    if request.param == "http1":
+        async with Http1Transport() as http1_transport:
+            yield http1_transport
+    elif request.param == "aiohttp":
         async with AiohttpTransport() as aiohttp_transport:
             yield aiohttp_transport
     else:
