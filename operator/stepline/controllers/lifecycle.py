@@ -86,14 +86,21 @@ async def build_runtime(config: Settings, *, workflows: kopf.Index[Any, Any]) ->
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256), trust_env=False)
     metrics = Metrics()
     steps = StepIndex()
+    transport = Http1Transport()
     executor = Executor(
-        transport=Http1Transport(),
+        transport=transport,
         directory=steps,
         overrides=config.endpoint_overrides,
         observer=MetricsObserver(metrics),
     )
     runtime = Runtime(
-        settings=config, kube=kube, http=http, metrics=metrics, executor=executor, steps=steps
+        settings=config,
+        kube=kube,
+        http=http,
+        metrics=metrics,
+        executor=executor,
+        steps=steps,
+        transport=transport,
     )
     runtime.runs = RunSupervisor(runtime, find_workflow=_lookup(workflows))
     return runtime
@@ -145,6 +152,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     runtime = memo.get("runtime")
     if isinstance(runtime, Runtime):
         await runtime.runs.shutdown()
+        await runtime.transport.aclose()
         await runtime.http.close()
         await runtime.kube.close()
 

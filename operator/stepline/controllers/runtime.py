@@ -16,7 +16,7 @@ import aiohttp
 import kopf
 
 from stepline.api import KubeObject, Workflow
-from stepline.engine import Executor, Plan, RunSlots, StepIndex, build_plan
+from stepline.engine import Executor, Http1Transport, Plan, RunSlots, StepIndex, build_plan
 from stepline.engine.expressions import CompiledExpressions, compile_workflow_expressions
 from stepline.kube import KubeApi
 from stepline.observability import Metrics, ReconcileOutcome
@@ -44,6 +44,7 @@ class Runtime:
     metrics: Metrics
     executor: Executor
     steps: StepIndex
+    transport: Http1Transport  # the executor's step calls; closed when the operator stops
     slots: RunSlots = field(default_factory=RunSlots)
     step_directory_filled: bool = False
     # Set by the startup handler once the workflow index exists.
