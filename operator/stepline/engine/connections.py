@@ -110,7 +110,6 @@ class Connection(asyncio.Protocol):
         self._framed = False  # by Content-Length or chunks, rather than by the connection's end
         self._keep_alive = False
         self.answered = False  # a byte of the current exchange's answer arrived
-        self.closed = False
 
     @property
     def reusable(self) -> bool:
@@ -159,7 +158,6 @@ class Connection(asyncio.Protocol):
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
         self._keep_alive = False
         self._on_close(self)
         if self._waiter is None:
