@@ -2,16 +2,18 @@
 the objects it hands to handlers.
 
 What it does: server-side apply of the objects Stepline owns under one field manager, deletion,
-and merge patches of our kinds' status. Requests go through the asyncio client of the official
-`kubernetes` package, so handlers never block the event loop. Failures raise `KubeApiError` with
-the API server's own message, chained to the client's exception. No retries here: the caller (a
-kopf handler) owns them.
+merge patches of our kinds' status, and listing and watching the objects Stepline owns (the
+watches on connections of their own, outside the pool the writes share). Requests go through
+the asyncio client of the official `kubernetes` package, so handlers never block the event loop.
+Failures raise `KubeApiError` with the API server's own message, chained to the client's
+exception. No retries here: the caller (a kopf handler, a watch loop) owns them.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -28,6 +30,8 @@ JSON = "application/json"
 # client's default of 100 is what a burst of reconciles then opens and keeps: 30 MiB for
 # nothing, as a handful of connections already keeps an API server busy.
 CONNECTIONS = 8
+# Objects per page of a list: a burst of memory bounded by a page, not by the whole collection.
+LIST_PAGE = 500
 
 # The plural (URL) names of the kinds Stepline reads or writes by manifest.
 _PLURALS = {
@@ -42,45 +46,73 @@ _PLURALS = {
 
 def resource_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
     """The URL path of a namespaced object (or of its collection, without a name)."""
+    path = collection_path(api_version, kind, namespace)
+    return f"{path}/{name}" if name else path
+
+
+def collection_path(api_version: str, kind: str, namespace: str | None) -> str:
+    """The URL path of a kind's objects in one namespace, or in all of them (None)."""
     try:
         plural = _PLURALS[kind]
     except KeyError:
         raise ValueError(f"kind {kind!r} is not one Stepline manages") from None
     prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    path = f"{prefix}/namespaces/{namespace}/{plural}"
-    return f"{path}/{name}" if name else path
+    if namespace is None:
+        return f"{prefix}/{plural}"
+    return f"{prefix}/namespaces/{namespace}/{plural}"
 
 
 class KubeApi:
     """Asynchronous access to the Kubernetes API for Stepline's own writes."""
 
     def __init__(
-        self, api_client: aio_client.ApiClient, *, field_manager: str, timeout: float
+        self,
+        api_client: aio_client.ApiClient,
+        *,
+        field_manager: str,
+        timeout: float,
+        watch_client: aio_client.ApiClient | None = None,
     ) -> None:
         self._api = api_client
+        # A watch holds its connection for minutes: not one of the pool's CONNECTIONS.
+        self._watch_api = watch_client or api_client
         self._field_manager = field_manager
         self._timeout = timeout
 
     @classmethod
-    async def connect(cls, *, field_manager: str, timeout: float) -> KubeApi:
-        """In a pod: its service account; elsewhere: the kubeconfig ($KUBECONFIG or ~/.kube)."""
+    async def connect(
+        cls, *, field_manager: str, timeout: float, kubeconfig: str | None = None
+    ) -> KubeApi:
+        """In a pod: its service account; elsewhere: the kubeconfig (`kubeconfig`, else
+        $KUBECONFIG or ~/.kube/config)."""
         configuration = aio_client.Configuration()
         configuration.connection_pool_maxsize = CONNECTIONS
         try:
+            if kubeconfig is not None:
+                raise aio_config.ConfigException("a kubeconfig is given")
             aio_config.load_incluster_config(client_configuration=configuration)
         except aio_config.ConfigException:
             try:
-                await aio_config.load_kube_config(client_configuration=configuration)
+                await aio_config.load_kube_config(
+                    config_file=kubeconfig, client_configuration=configuration
+                )
             except (aio_config.ConfigException, OSError) as exc:
                 raise ConfigurationError(
                     f"no Kubernetes credentials: not in a pod, and no usable kubeconfig ({exc})"
                 ) from exc
+        watching = copy.deepcopy(configuration)
+        watching.connection_pool_maxsize = 0  # one connection per watch, however many
         return cls(
-            aio_client.ApiClient(configuration), field_manager=field_manager, timeout=timeout
+            aio_client.ApiClient(configuration),
+            field_manager=field_manager,
+            timeout=timeout,
+            watch_client=aio_client.ApiClient(watching),
         )
 
     async def close(self) -> None:
         await self._api.close()
+        if self._watch_api is not self._api:
+            await self._watch_api.close()
 
     async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply of `manifest` as our field manager, taking over conflicting fields
@@ -124,6 +156,71 @@ class KubeApi:
         path = resource_path(api_version, kind, namespace, name) + "/status"
         return await self._request("PATCH", path, body={"status": status}, content_type=MERGE_PATCH)
 
+    async def list_page(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str,
+        continue_token: str | None = None,
+    ) -> dict[str, Any]:
+        """One page (LIST_PAGE objects at most) of a kind's objects matching `label_selector`,
+        in one namespace or all (None); `metadata.continue` names the next page, if any."""
+        query = [("labelSelector", label_selector), ("limit", str(LIST_PAGE))]
+        if continue_token:
+            query.append(("continue", continue_token))
+        path = collection_path(api_version, kind, namespace)
+        return await self._request("GET", path, query=query)
+
+    async def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str,
+        resource_version: str,
+        timeout_seconds: int,
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """The watch events (`{"type", "object"}`, bookmarks included) of a kind's objects
+        matching `label_selector` after `resource_version`, as they arrive, until the API server
+        ends the watch (after about `timeout_seconds`). Raises KubeApiError when it cannot be
+        opened or breaks off (a 410 is `status=410`: the version is too old, list again)."""
+        path = collection_path(api_version, kind, namespace)
+        query = [
+            ("watch", "true"),
+            ("labelSelector", label_selector),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_seconds)),
+        ]
+        serialized = await self._watch_api.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=query,
+            header_params={"Accept": JSON},
+            auth_settings=["BearerToken"],
+        )
+        # No total: the watch lasts as long as the server keeps it. A silent connection for
+        # longer than the server's own timeout, with some slack, is a dead one.
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._timeout, sock_read=timeout_seconds + self._timeout
+        )
+        try:
+            response = await self._watch_api.call_api(*serialized, _request_timeout=timeout)
+        except (aiohttp.ClientError, TimeoutError, aio_client.ApiException) as exc:
+            raise KubeApiError(f"GET {path} (watch): no answer ({exc})", status=0) from exc
+        try:
+            if response.status >= 400:
+                raise _api_error("GET", f"{path} (watch)", response.status, await response.read())
+            async for line in _lines(response.response.content):
+                yield _watch_event(path, line)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise KubeApiError(f"GET {path} (watch): broken off ({exc})", status=0) from exc
+        finally:
+            response.response.close()
+
     async def _request(
         self,
         method: str,
@@ -153,6 +250,39 @@ class KubeApi:
             raise _api_error(method, path, response.status, data)
         decoded: dict[str, Any] = json.loads(data) if data else {}
         return decoded
+
+
+async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The lines of a stream as they complete, however long (an event is one line of JSON, its
+    object's size: aiohttp's readline() would refuse those above its buffer's limit)."""
+    pending = bytearray()
+    async for chunk in stream.iter_any():
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            pending += chunk[start:end]
+            if pending.strip():
+                yield bytes(pending)
+            pending.clear()
+            start = end + 1
+        pending += chunk[start:]
+    if pending.strip():
+        yield bytes(pending)
+
+
+def _watch_event(path: str, line: bytes) -> dict[str, Any]:
+    """A watch event; an ERROR event carries a Status (410: the version is gone)."""
+    try:
+        event = json.loads(line)
+    except ValueError as exc:
+        raise KubeApiError(f"GET {path} (watch): not JSON: {line[:200]!r}", status=0) from exc
+    if not isinstance(event, dict):
+        raise KubeApiError(f"GET {path} (watch): not an event: {line[:200]!r}", status=0)
+    if event.get("type") == "ERROR":
+        status = event.get("object") or {}
+        code = int(status.get("code") or 0) if isinstance(status, dict) else 0
+        message = status.get("message", "") if isinstance(status, dict) else ""
+        raise KubeApiError(f"GET {path} (watch): {code} {message}".strip(), status=code)
+    return event
 
 
 def _api_error(method: str, path: str, status: int, data: bytes) -> KubeApiError:

@@ -5,9 +5,10 @@ all three every time (an unchanged object is a no-op for the API server). The st
 from what the owned objects report (through the operator's indexes) and written when it changed:
 a failed apply at once, anything else a moment later (`STATUS_DELAY`), so that one write covers
 the burst of events the objects send as they roll out.
-`follow_owned_object` reacts to an owned object's events: a deletion or an edit by someone else
-(its spec, `replicas` aside, differs from what our last apply returned) is corrected by
-reconciling again; anything else, the HPA's scaling included, only refreshes the status.
+`notice_owned_object` reacts to an owned object's events (`following.py` watches them): a
+deletion or an edit by someone else (its spec, `replicas` aside, differs from what our last apply
+returned) is corrected by reconciling again, in a task of its own per step; anything else, the
+HPA's scaling included, only refreshes the status.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import kopf
 
 from stepline.api import ServiceStep, ServiceStepStatus
 from stepline.controllers.checking import check_external_step
+from stepline.controllers.following import OwnedStates
 from stepline.controllers.runtime import AppliedObject, Runtime, object_ref, write_status
 from stepline.errors import KubeApiError
 from stepline.resources import (
@@ -57,28 +59,26 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StepView:
-    """The operator's indexes, as the handlers received them: what each owned object reports."""
+    """What the operator knows, kept live: the ServiceStep index (kopf's) and what each owned
+    object reports (our watches')."""
 
     steps: Mapping[tuple[str, str], Any]
-    deployments: Mapping[tuple[str, str], Any]
-    autoscalers: Mapping[tuple[str, str], Any]
+    owned: OwnedStates
 
     def step(self, namespace: str, name: str) -> ServiceStep | None:
-        found = _only(self.steps, (namespace, name))
-        return found if isinstance(found, ServiceStep) else None
+        return indexed(self.steps, namespace, name)
 
     def deployment(self, namespace: str, name: str) -> DeploymentState | None:
-        found = _only(self.deployments, (namespace, name))
-        return found if isinstance(found, DeploymentState) else None
+        return self.owned.deployment(namespace, name)
 
     def autoscaler(self, namespace: str, name: str) -> AutoscalerState | None:
-        found = _only(self.autoscalers, (namespace, name))
-        return found if isinstance(found, AutoscalerState) else None
+        return self.owned.autoscaler(namespace, name)
 
 
-def _only(index: Mapping[tuple[str, str], Any], key: tuple[str, str]) -> Any:
-    """The one value an index holds for `key` (kopf keeps a store per key), or None."""
-    return next(iter(index.get(key, ())), None)
+def indexed(steps: Mapping[tuple[str, str], Any], namespace: str, name: str) -> ServiceStep | None:
+    """The step kopf's `servicesteps` index holds (one value in a store per key), or None."""
+    found = next(iter(steps.get((namespace, name), ())), None)
+    return found if isinstance(found, ServiceStep) else None
 
 
 async def reconcile_step(
@@ -208,16 +208,17 @@ def retry_delay(error: KubeApiError, attempt: int) -> float:
     return min(base * 2.0 ** min(attempt, 16), MAX_RETRY_DELAY)
 
 
-async def follow_owned_object(
+def notice_owned_object(
     runtime: Runtime,
     *,
     kind: str,
-    event_type: str | None,
+    event_type: str,
     body: Mapping[str, Any],
     step_name: str,
     view: StepView,
 ) -> None:
-    """Corrects a deleted or hand-edited owned object; otherwise refreshes the step's status."""
+    """Corrects a deleted or hand-edited owned object; otherwise refreshes the step's status.
+    Called for every watch event of an owned object, with the body only for the call."""
     namespace = body.get("metadata", {}).get("namespace", "")
     step = view.step(namespace, step_name)
     if step is None or step.spec.url:
@@ -227,14 +228,54 @@ async def follow_owned_object(
         runtime.applied_objects.get(key), body
     )
     if event_type == "DELETED" or drifted:
-        if await _still_exists(runtime, step):
-            what = "deleted" if event_type == "DELETED" else "changed by someone else"
-            kopf.info(
-                object_ref(step), reason="Corrected", message=f"{kind} {step_name} was {what}"
-            )
-            await reconcile_step(runtime, step, view)
+        what = "deleted" if event_type == "DELETED" else "changed by someone else"
+        correct_step(runtime, step, view, f"{kind} {step_name} was {what}")
         return
     schedule_status_refresh(runtime, step, view)
+
+
+def correct_step(runtime: Runtime, step: ServiceStep, view: StepView, why: str) -> None:
+    """Reconciles the step again, in a task of its own: one per step at a time, which runs once
+    more when another change comes in meanwhile (its objects are applied together)."""
+    key = (step.metadata.namespace or "", step.metadata.name or "")
+    reasons = runtime.corrections_due.setdefault(key, [])
+    if why not in reasons:
+        reasons.append(why)
+    if key not in runtime.corrections:
+        # In kopf's handler context (a step in the index means there is one): its Events.
+        context = runtime.handler_context.copy() if runtime.handler_context else None
+        task = asyncio.create_task(
+            _correct(runtime, key, view), name=f"correction of {key}", context=context
+        )
+        runtime.corrections[key] = task
+
+
+async def _correct(runtime: Runtime, key: tuple[str, str], view: StepView) -> None:
+    attempt = 0  # failed applies in a row
+    try:
+        while key in runtime.corrections_due or attempt:
+            reasons = runtime.corrections_due.pop(key, [])
+            step = view.step(*key)
+            if step is None or step.spec.url:
+                return  # deleted, or switched to a url, since
+            try:
+                if not await _still_exists(runtime, step):
+                    return  # being deleted: its objects go with it
+                for why in reasons:
+                    kopf.info(object_ref(step), reason="Corrected", message=why)
+                await reconcile_step(runtime, step, view, attempt=attempt)
+                attempt = 0
+            except (kopf.TemporaryError, KubeApiError) as exc:
+                # The apply failed (the status and a Warning say why) or the API server did
+                # not answer: again later, backing off, as kopf does for a handler.
+                delay = getattr(exc, "delay", None) or RETRY_DELAY
+                logger.warning("ServiceStep %s/%s: not corrected yet: %s", *key, exc)
+                attempt += 1
+                await asyncio.sleep(delay)
+    except Exception:  # a bug: logged, and the next event of the step's objects tries again
+        logger.exception("ServiceStep %s/%s: correcting its objects failed", *key)
+    finally:
+        del runtime.corrections[key]
 
 
 def spec_digest(body: Mapping[str, Any]) -> str:

@@ -20,28 +20,11 @@ _KEPT_METADATA = ("labels", "annotations")
 
 
 class EssenceDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
-    """kopf's `AnnotationsDiffBaseStorage`, building from the parts of the body it keeps.
-
-    Kinds in `followed_only` get an empty essence: kinds the operator only follows (with event
-    handlers and indexes, no change handlers) have no diff base and nothing to diff, yet kopf
-    builds and copies their essence on each of their events (a Deployment's pod template and
-    all, several times per rollout)."""
-
-    def __init__(
-        self,
-        *,
-        prefix: str,
-        key: str = "last-handled-configuration",
-        followed_only: Iterable[str] = (),
-    ) -> None:
-        super().__init__(prefix=prefix, key=key)
-        self.followed_only = frozenset(followed_only)
+    """kopf's `AnnotationsDiffBaseStorage`, building from the parts of the body it keeps."""
 
     def build(
         self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
     ) -> kopf.BodyEssence:
-        if body.get("kind") in self.followed_only:
-            return cast(kopf.BodyEssence, {})
         extra = list(extra_fields or ())
         if extra:  # handlers that watch other fields (status ones): kopf's own way
             return super().build(body=body, extra_fields=extra)

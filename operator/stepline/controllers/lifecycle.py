@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -18,7 +18,9 @@ from aiohttp import web
 
 from stepline.api import Workflow
 from stepline.controllers.checking import check_external_steps_forever
+from stepline.controllers.deploying import StepView, notice_owned_object
 from stepline.controllers.essences import EssenceDiffBaseStorage
+from stepline.controllers.following import OwnedObjectWatch
 from stepline.controllers.retaining import keep_runs_forever
 from stepline.controllers.running import RunSupervisor
 from stepline.controllers.runtime import Runtime
@@ -31,15 +33,13 @@ from stepline.observability import Metrics
 from stepline.settings import Settings
 
 PREFIX = "stepline.io"
-# The kinds the operator watches with event handlers and indexes only: no change handlers.
-FOLLOWED_ONLY = ("Deployment", "Service", "HorizontalPodAutoscaler")
 
 
 def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> None:
     kopf_settings.persistence.finalizer = f"{PREFIX}/finalizer"
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     kopf_settings.persistence.diffbase_storage = EssenceDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration", followed_only=FOLLOWED_ONLY
+        prefix=PREFIX, key="last-handled-configuration"
     )
     kopf_settings.watching.server_timeout = settings.watch_server_timeout_seconds
     kopf_settings.watching.client_timeout = settings.watch_client_timeout_seconds
@@ -65,6 +65,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     configure_kopf(config, settings)
     runtime = await build_runtime(config, workflows=kwargs["workflows"])
     memo["runtime"] = runtime
+    memo["owned_objects"] = asyncio.create_task(
+        watch_owned_objects(runtime, StepView(steps=kwargs["servicesteps"], owned=runtime.owned)),
+        name="owned object watches",
+    )
     memo["external_checks"] = asyncio.create_task(
         check_external_steps_forever(runtime), name="external step checks"
     )
@@ -106,6 +110,25 @@ async def build_runtime(config: Settings, *, workflows: kopf.Index[Any, Any]) ->
     return runtime
 
 
+async def watch_owned_objects(runtime: Runtime, view: StepView) -> None:
+    """Follows the steps' Deployments, Services and HPAs until the operator stops."""
+
+    def react(kind: str, event_type: str, body: Mapping[str, Any], step_name: str) -> None:
+        notice_owned_object(
+            runtime, kind=kind, event_type=event_type, body=body, step_name=step_name, view=view
+        )
+
+    watch = OwnedObjectWatch(
+        runtime.kube,
+        states=runtime.owned,
+        namespaces=runtime.settings.namespaces,
+        react=react,
+        timeout_seconds=runtime.settings.watch_server_timeout_seconds,
+        on_event=lambda kind: runtime.metrics.mark_watch_event(kind=kind),
+    )
+    await watch.run()
+
+
 def _lookup(workflows: kopf.Index[Any, Any]) -> Callable[[str, str], Workflow | None]:
     """A look-up of the workflows index (kopf keeps it live) by namespace and name."""
 
@@ -142,7 +165,7 @@ def is_not_a_handler_success(record: logging.LogRecord) -> bool:
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    for task_name in ("external_checks", "retention"):
+    for task_name in ("owned_objects", "external_checks", "retention"):
         task = memo.get(task_name)
         if isinstance(task, asyncio.Task):
             task.cancel()

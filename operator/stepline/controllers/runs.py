@@ -11,7 +11,6 @@ from typing import Any
 import kopf
 
 from stepline.api import GROUP, VERSION, InvalidObjectError, ServiceStep, WorkflowRun
-from stepline.controllers.deploying import StepView
 from stepline.controllers.runtime import Runtime, runtime_of
 from stepline.controllers.servicesteps import indexed_step, read_step
 
@@ -54,8 +53,7 @@ async def follow_step_for_runs(
     if type == "DELETED":
         steps.remove(namespace or "", name)
         return
-    view = StepView(steps=kwargs["servicesteps"], deployments={}, autoscalers={})
     try:
-        steps.put(indexed_step(view, body) or read_step(body))
+        steps.put(indexed_step(kwargs["servicesteps"], body) or read_step(body))
     except InvalidObjectError:
         steps.remove(namespace or "", name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import aiohttp
 import kopf
 
 from stepline.api import KubeObject, Workflow
+from stepline.controllers.following import OwnedStates
 from stepline.engine import Executor, Http1Transport, Plan, RunSlots, StepIndex, build_plan
 from stepline.engine.expressions import CompiledExpressions, compile_workflow_expressions
 from stepline.kube import KubeApi
@@ -47,6 +49,12 @@ class Runtime:
     transport: Http1Transport  # the executor's step calls; closed when the operator stops
     slots: RunSlots = field(default_factory=RunSlots)
     step_directory_filled: bool = False
+    # What the steps' Deployments and HPAs report (following.py keeps it current).
+    owned: OwnedStates = field(default_factory=OwnedStates)
+    # A copy of the context kopf runs handlers in: kopf.info() and kopf.warn() find kopf's
+    # Event queue there, and tasks started outside a handler (corrections of owned objects)
+    # run in a copy of it. Taken by the first ServiceStep index call.
+    handler_context: contextvars.Context | None = None
     # Set by the startup handler once the workflow index exists.
     runs: RunSupervisor = field(init=False)
     # (kind, namespace, name) → what our last server-side apply of that object returned.
@@ -62,6 +70,10 @@ class Runtime:
     apply_errors: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # (namespace, name) → the status refresh of that ServiceStep that is due (deploying.py).
     status_refreshes: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
+    # (namespace, name) → the task correcting that ServiceStep's objects, and why it is due to
+    # (once more) (deploying.py).
+    corrections: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
+    corrections_due: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     _plans: OrderedDict[tuple[str, int], Plan] = field(default_factory=OrderedDict)
     _status_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
     _expressions: OrderedDict[tuple[str, int], CompiledExpressions] = field(

@@ -1,11 +1,14 @@
-"""kopf handlers for ServiceSteps and the objects they own. Thin: parse, call, map errors.
+"""kopf handlers for ServiceSteps. Thin: parse, call, map errors.
 
-Indexes keep the latest ServiceSteps and what their Deployments and HPAs report, so that
-status follows those objects as they change (watched, never polled) without API reads.
+The `servicesteps` index keeps the latest ServiceSteps; what their Deployments and HPAs report
+comes from the operator's own watches of those kinds (`following.py`), so that status follows
+those objects as they change (watched, never polled) without API reads.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -21,20 +24,12 @@ from stepline.api import (
     ServiceStep,
     ServiceStepStatus,
 )
-from stepline.controllers.deploying import StepView, follow_owned_object, reconcile_step
-from stepline.controllers.runtime import runtime_of
-from stepline.resources import (
-    MANAGED_BY_LABEL,
-    MANAGER,
-    STEP_LABEL,
-    AutoscalerState,
-    DeploymentState,
-)
+from stepline.controllers.deploying import StepView, indexed, reconcile_step
+from stepline.controllers.runtime import Runtime, runtime_of
 
-OWNED: dict[str, Any] = {
-    MANAGED_BY_LABEL: MANAGER,
-    STEP_LABEL: kopf.PRESENT,
-}
+# Seconds a reconcile at start-up waits for the first list of the steps' owned objects before
+# kopf retries it.
+SYNC_WAIT = 10.0
 
 
 def parse_step(body: Mapping[str, Any]) -> ServiceStep:
@@ -86,6 +81,9 @@ def _json(value: Any) -> str:
 async def servicesteps(
     *, namespace: str | None, name: str, body: kopf.Body, **kwargs: Any
 ) -> dict[Any, Any]:
+    runtime = kwargs["memo"].get("runtime")
+    if isinstance(runtime, Runtime) and runtime.handler_context is None:
+        runtime.handler_context = contextvars.copy_context()
     known = next(iter(kwargs["servicesteps"].get((namespace, name), ())), None)
     try:
         return {(namespace, name): read_step(body, known=known)}
@@ -93,26 +91,8 @@ async def servicesteps(
         return {}
 
 
-@kopf.index("apps", "v1", "deployments", labels=OWNED)
-async def step_deployments(
-    *, namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    return {(namespace, labels[STEP_LABEL]): DeploymentState.from_body(body)}
-
-
-@kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=OWNED)
-async def step_autoscalers(
-    *, namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    return {(namespace, labels[STEP_LABEL]): AutoscalerState.from_body(body)}
-
-
-def _view(kwargs: dict[str, Any]) -> StepView:
-    return StepView(
-        steps=kwargs["servicesteps"],
-        deployments=kwargs["step_deployments"],
-        autoscalers=kwargs["step_autoscalers"],
-    )
+def step_view(runtime: Runtime, kwargs: dict[str, Any]) -> StepView:
+    return StepView(steps=kwargs["servicesteps"], owned=runtime.owned)
 
 
 @kopf.on.resume(GROUP, VERSION, "servicesteps")
@@ -122,59 +102,35 @@ async def reconcile_service_step(
     *, body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any
 ) -> None:
     runtime = runtime_of(memo)
-    view = _view(kwargs)
+    view = step_view(runtime, kwargs)
+    await _owned_objects_listed(runtime)
     with runtime.reconciling("ServiceStep"):
         await reconcile_step(runtime, _step_of(body, view), view, attempt=retry)
+
+
+async def _owned_objects_listed(runtime: Runtime) -> None:
+    """At start-up, the status needs what the objects of every step report: wait for the first
+    list of each kind (kopf would have waited for its indexes)."""
+    try:
+        await asyncio.wait_for(runtime.owned.synced.wait(), timeout=SYNC_WAIT)
+    except TimeoutError:
+        raise kopf.TemporaryError(
+            "Deployments, Services and HPAs are not listed yet", delay=SYNC_WAIT
+        ) from None
 
 
 def _step_of(body: kopf.Body, view: StepView) -> ServiceStep:
     """The step as the index parsed it from this very body, or, when the index has nothing for
     it (an invalid body), parsed here."""
-    return indexed_step(view, body) or parse_step(body)
+    return indexed_step(view.steps, body) or parse_step(body)
 
 
-def indexed_step(view: StepView, body: kopf.Body) -> ServiceStep | None:
+def indexed_step(steps: Mapping[Any, Any], body: kopf.Body) -> ServiceStep | None:
     """The step as the `servicesteps` index parsed it from this very body (kopf indexes an event
     before it calls the handlers); None when the index holds another version, or nothing."""
-    indexed = view.step(body.metadata.namespace or "", body.metadata.name or "")
-    if indexed is not None and indexed.metadata.resource_version == body.metadata.get(
+    found = indexed(steps, body.metadata.namespace or "", body.metadata.name or "")
+    if found is not None and found.metadata.resource_version == body.metadata.get(
         "resourceVersion"
     ):
-        return indexed
+        return found
     return None
-
-
-@kopf.on.event("apps", "v1", "deployments", labels=OWNED)
-async def follow_deployment(
-    *, type: str, body: kopf.Body, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any
-) -> None:
-    runtime = runtime_of(memo)
-    runtime.metrics.mark_watch_event(kind="Deployment")
-    await follow_owned_object(
-        runtime, kind="Deployment", event_type=type, body=body,
-        step_name=labels[STEP_LABEL], view=_view(kwargs),
-    )  # fmt: skip
-
-
-@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OWNED)
-async def follow_autoscaler(
-    *, type: str, body: kopf.Body, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any
-) -> None:
-    runtime = runtime_of(memo)
-    runtime.metrics.mark_watch_event(kind="HorizontalPodAutoscaler")
-    await follow_owned_object(
-        runtime, kind="HorizontalPodAutoscaler", event_type=type, body=body,
-        step_name=labels[STEP_LABEL], view=_view(kwargs),
-    )  # fmt: skip
-
-
-@kopf.on.event("v1", "services", labels=OWNED)
-async def follow_service(
-    *, type: str, body: kopf.Body, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any
-) -> None:
-    runtime = runtime_of(memo)
-    runtime.metrics.mark_watch_event(kind="Service")
-    await follow_owned_object(
-        runtime, kind="Service", event_type=type, body=body,
-        step_name=labels[STEP_LABEL], view=_view(kwargs),
-    )  # fmt: skip

@@ -73,11 +73,3 @@ def test_the_essence_is_a_copy_not_a_view_of_the_body() -> None:
     essence["spec"]["input"]["user"]["name"] = "changed"  # type: ignore[index]
 
     assert raw["spec"]["input"]["user"]["name"] == "ada"
-
-
-def test_a_kind_only_followed_has_an_empty_essence() -> None:
-    storage = EssenceDiffBaseStorage(prefix="stepline.io", followed_only=["Deployment"])
-    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": 1}}
-
-    assert storage.build(body=kopf.Body(deployment)) == {}  # type: ignore[arg-type]
-    assert storage.build(body=kopf.Body(run_body())) != {}  # type: ignore[arg-type]
