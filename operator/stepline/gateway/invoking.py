@@ -94,8 +94,7 @@ class Invoker:
 
 def parse_input(body: bytes) -> tuple[Any, Answer | None]:
     if len(body) > MAX_INPUT_BYTES:
-        message = f"the input is {len(body)} bytes; the limit is {MAX_INPUT_BYTES}"
-        return None, error_answer(400, Reason.INPUT_TOO_LARGE, message)
+        return None, input_too_large(len(body))
     try:
         value = json.loads(body or b"{}")
     except ValueError as exc:
@@ -103,6 +102,13 @@ def parse_input(body: bytes) -> tuple[Any, Answer | None]:
     if not isinstance(value, dict):
         return None, error_answer(400, "InvalidInput", "the input must be a JSON object")
     return value, None
+
+
+def input_too_large(size: int | None) -> Answer:
+    """400 naming the limit, for an input of `size` bytes (None: more, its size not declared)."""
+    told = f"{size} bytes" if size is not None else f"more than {MAX_INPUT_BYTES} bytes"
+    message = f"the input is {told}; the limit is {MAX_INPUT_BYTES}"
+    return error_answer(400, Reason.INPUT_TOO_LARGE, message)
 
 
 _FAILURE_STATUS = {RunStatus.FAILED: 502, RunStatus.TIMED_OUT: 504, RunStatus.CANCELLED: 503}

@@ -1,65 +1,79 @@
-"""The operator's HTTP server (aiohttp, already there through kopf): invoke, /metrics, /healthz.
+"""The operator's HTTP routes, served by `serving.HttpServer`: invoke, /metrics, /healthz.
 
 POST /v1/namespaces/{namespace}/workflows/{name}:invoke   run a workflow, answer its output
 GET  /metrics                                              Prometheus exposition
 GET  /healthz                                              200 once the server runs
+
+GET routes answer HEAD too (headers only). Any other path: 404; another method on a known path:
+405 with `Allow`; both with the JSON error body of invoke's errors (`invoking`).
 """
 
 from __future__ import annotations
 
 import json
 
-from aiohttp import web
-
 from stepline.api import MAX_INPUT_BYTES
-from stepline.gateway.invoking import Invoker
+from stepline.gateway.invoking import Invoker, input_too_large
+from stepline.gateway.serving import HttpServer, Request, Response, json_error
 from stepline.observability import Metrics, render_metrics
 
-INVOKE_PATH = "/v1/namespaces/{namespace}/workflows/{name:[^/:]+}:invoke"
-JSON = "application/json"
-_INVOKER = web.AppKey("invoker", Invoker)
-_METRICS = web.AppKey("metrics", Metrics)
+_HEALTHY = Response(200, b'{"status": "ok"}')
 
 
-def build_app(*, invoker: Invoker, metrics: Metrics) -> web.Application:
-    # One byte over the cap reaches the handler, which answers 400 naming the limit.
-    app = web.Application(client_max_size=MAX_INPUT_BYTES + 1)
-    app[_INVOKER] = invoker
-    app[_METRICS] = metrics
-    app.router.add_post(INVOKE_PATH, invoke)
-    app.router.add_get("/metrics", serve_metrics)
-    app.router.add_get("/healthz", serve_health)
-    return app
+class App:
+    """The handler of the operator's HTTP port: one method per route."""
+
+    def __init__(self, *, invoker: Invoker, metrics: Metrics) -> None:
+        self._invoker = invoker
+        self._metrics = metrics
+
+    async def __call__(self, request: Request) -> Response:
+        path = request.path
+        if path.endswith(":invoke") and (workflow := parse_invoke_path(path)) is not None:
+            if request.method != "POST":
+                return _not_allowed(request, "POST")
+            return await self.invoke(request, *workflow)
+        if path in ("/metrics", "/healthz"):
+            if request.method not in ("GET", "HEAD"):
+                return _not_allowed(request, "GET, HEAD")
+            return self.serve_metrics(request) if path == "/metrics" else _HEALTHY
+        return json_error(404, "NotFound", f"no route for {path}")
+
+    async def invoke(self, request: Request, namespace: str, name: str) -> Response:
+        if request.body_too_large:
+            answer = input_too_large(request.body_size)
+        else:
+            answer = await self._invoker.invoke(namespace, name, request.body)
+        return Response(answer.status, json.dumps(answer.body).encode())
+
+    def serve_metrics(self, request: Request) -> Response:
+        exposition = render_metrics(self._metrics.registry, accept=request.headers.get("accept"))
+        return Response(200, exposition.body, content_type=exposition.content_type)
 
 
-async def invoke(request: web.Request) -> web.Response:
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        body = b" " * (MAX_INPUT_BYTES + 1)
-    match = request.match_info
-    answer = await request.app[_INVOKER].invoke(match["namespace"], match["name"], body)
-    # Bytes, not str: aiohttp sends bytes as they are, and wraps a str in a payload object first.
-    return web.Response(
-        status=answer.status, body=json.dumps(answer.body).encode(), content_type=JSON
-    )
+def parse_invoke_path(path: str) -> tuple[str, str] | None:
+    """(namespace, name) of `/v1/namespaces/{namespace}/workflows/{name}:invoke`, else None."""
+    parts = path.split("/")
+    if len(parts) != 6 or parts[:3] != ["", "v1", "namespaces"] or parts[4] != "workflows":
+        return None
+    namespace, name = parts[3], parts[5].removesuffix(":invoke")
+    if not namespace or not name or ":" in name or name == parts[5]:
+        return None
+    return namespace, name
 
 
-async def serve_metrics(request: web.Request) -> web.Response:
-    exposition = render_metrics(
-        request.app[_METRICS].registry, accept=request.headers.get("Accept")
-    )
-    response = web.Response(body=exposition.body)
-    response.headers["Content-Type"] = exposition.content_type
-    return response
+def _not_allowed(request: Request, allowed: str) -> Response:
+    message = f"{request.method} is not allowed on {request.path}; use {allowed}"
+    refusal = json_error(405, "MethodNotAllowed", message)
+    return Response(405, refusal.body, headers=(("Allow", allowed),))
 
 
-async def serve_health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+def build_app(*, invoker: Invoker, metrics: Metrics) -> App:
+    return App(invoker=invoker, metrics=metrics)
 
 
-async def start_server(app: web.Application, *, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+async def start_server(app: App, *, host: str, port: int) -> HttpServer:
+    """Listens on (host, port); a body over the input cap is answered 400 naming the limit."""
+    server = HttpServer(app, max_body_bytes=MAX_INPUT_BYTES)
+    await server.start(host, port)
+    return server

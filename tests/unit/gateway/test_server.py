@@ -1,0 +1,180 @@
+"""The operator's HTTP routes through aiohttp's client: invoke with a real `Invoker` and executor
+calling a step server on loopback, /metrics, /healthz, and the JSON errors of wrong paths and
+methods."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from stepline.api import (
+    MAX_INPUT_BYTES,
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    Reason,
+    Workflow,
+)
+from stepline.engine import Executor, Http1Transport, RunSlots, StepIndex, build_plan
+from stepline.gateway.invoking import Invoker
+from stepline.gateway.server import build_app, parse_invoke_path, start_server
+from stepline.observability import Metrics
+from tests.unit.engine.stepservers import T0, StepServer, build_service_step, build_workflow
+from tests.unit.gateway.clients import HOST
+
+INVOKE = "/v1/namespaces/shop/workflows/trade:invoke"
+
+
+def ready(workflow: Workflow) -> Workflow:
+    condition = Condition(
+        type=ConditionType.READY,
+        status=ConditionStatus.TRUE,
+        reason=Reason.AVAILABLE,
+        message="test",
+        last_transition_time=T0,
+    )
+    workflow.status.conditions = [condition]
+    return workflow
+
+
+@pytest.fixture
+async def step_server() -> AsyncIterator[StepServer]:
+    started = StepServer()
+    await started.start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+async def base_url(step_server: StepServer) -> AsyncIterator[str]:
+    workflows = {("shop", "trade"): ready(build_workflow([{"name": "greet", "stepRef": "greet"}]))}
+    metrics = Metrics()
+    async with Http1Transport() as transport:
+        executor = Executor(
+            transport=transport,
+            directory=StepIndex([build_service_step("greet", path="/greet")]),
+            overrides={"greet": step_server.base_url},
+        )
+        invoker = Invoker(
+            executor=executor,
+            slots=RunSlots(),
+            find_workflow=lambda namespace, name: workflows.get((namespace, name)),
+            plan_of=build_plan,
+            deadline_seconds=5,
+            metrics=metrics,
+        )
+        server = await start_server(build_app(invoker=invoker, metrics=metrics), host=HOST, port=0)
+        yield f"http://{HOST}:{server.port}"
+        await server.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def test_invoke_answers_the_workflows_output(
+    base_url: str, http: aiohttp.ClientSession, step_server: StepServer
+) -> None:
+    step_server.answer("/greet", lambda got: {"greeting": f"hello {got['name']}"})
+
+    async with http.post(base_url + INVOKE, json={"name": "ada"}) as response:
+        answer = await response.json()
+
+    assert response.status == 200
+    assert response.content_type == "application/json"
+    assert answer["output"] == {"greeting": "hello ada"}
+    assert [step["name"] for step in answer["steps"]] == ["greet"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "reason"),
+    [
+        ("/v1/namespaces/shop/workflows/nothing:invoke", 404, "WorkflowNotFound"),
+        ("/v1/namespaces/shop/workflows/trade", 404, "NotFound"),
+        ("/v1/namespaces/shop/workflows/a:b:invoke", 404, "NotFound"),
+        ("/elsewhere", 404, "NotFound"),
+        ("/healthz", 405, "MethodNotAllowed"),
+    ],
+)
+async def test_a_post_elsewhere_answers_a_json_error(
+    base_url: str, http: aiohttp.ClientSession, path: str, status: int, reason: str
+) -> None:
+    async with http.post(base_url + path, json={}) as response:
+        answer = await response.json()
+
+    assert response.status == status
+    assert answer["error"]["reason"] == reason
+
+
+async def test_another_method_than_post_on_invoke_answers_405_naming_post(
+    base_url: str, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(base_url + INVOKE) as response:
+        answer = await response.json()
+
+    assert response.status == 405
+    assert response.headers["Allow"] == "POST"
+    assert answer["error"]["reason"] == "MethodNotAllowed"
+
+
+@pytest.mark.parametrize(("body", "mentioning"), [(b"[1]", "JSON object"), (b"{no", "not JSON")])
+async def test_invoke_with_an_input_that_is_not_a_json_object_answers_400(
+    base_url: str, http: aiohttp.ClientSession, body: bytes, mentioning: str
+) -> None:
+    async with http.post(base_url + INVOKE, data=body) as response:
+        answer = await response.json()
+
+    assert response.status == 400
+    assert answer["error"]["reason"] == "InvalidInput"
+    assert mentioning in answer["error"]["message"]
+
+
+async def test_invoke_with_an_input_over_the_limit_answers_400_naming_the_limit(
+    base_url: str, http: aiohttp.ClientSession, step_server: StepServer
+) -> None:
+    body = b'{"pad": "' + b"x" * MAX_INPUT_BYTES + b'"}'
+
+    async with http.post(base_url + INVOKE, data=body) as response:
+        answer = await response.json()
+
+    assert response.status == 400
+    assert answer["error"]["reason"] == "InputTooLarge"
+    assert answer["error"]["message"] == (
+        f"the input is {len(body)} bytes; the limit is {MAX_INPUT_BYTES}"
+    )
+    assert step_server.calls("/greet") == []
+
+
+async def test_health_answers_ok(base_url: str, http: aiohttp.ClientSession) -> None:
+    async with http.get(base_url + "/healthz") as response:
+        answer = await response.json()
+
+    assert (response.status, answer) == (200, {"status": "ok"})
+
+
+async def test_metrics_answer_the_text_format_or_openmetrics_when_asked(
+    base_url: str, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(base_url + "/metrics") as response:
+        text = await response.text()
+    openmetrics = {"Accept": "application/openmetrics-text; version=1.0.0"}
+    async with http.get(base_url + "/metrics", headers=openmetrics) as asked:
+        asked_text = await asked.text()
+
+    assert response.status == 200
+    assert response.content_type == "text/plain"
+    assert "stepline_" in text
+    assert asked.content_type == "application/openmetrics-text"
+    assert asked_text.endswith("# EOF\n")
+
+
+def test_the_invoke_path_names_a_namespace_and_a_workflow() -> None:
+    assert parse_invoke_path("/v1/namespaces/shop/workflows/trade:invoke") == ("shop", "trade")
+    assert parse_invoke_path("/v1/namespaces//workflows/trade:invoke") is None
+    assert parse_invoke_path("/v1/namespaces/shop/workflows/:invoke") is None
+    assert parse_invoke_path("/v1/namespaces/shop/workflows/trade:invoke/") is None
+    assert parse_invoke_path("/v1/namespaces/shop/steps/trade:invoke") is None
