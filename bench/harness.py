@@ -153,10 +153,17 @@ def echo_namespace(
 
 @contextmanager
 def operator(
-    kubeconfig: str, namespace: str, urls: Sequence[str], log_path: Path, *, profile: str = ""
+    kubeconfig: str,
+    namespace: str,
+    urls: Sequence[str],
+    log_path: Path,
+    *,
+    profile: str = "",
+    source: Path | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """The operator, watching `namespace`, with step `echo-i` overridden to `urls[i]`; yields the
-    process and its HTTP base URL once every Workflow there is Ready."""
+    process and its HTTP base URL once every Workflow there is Ready. `source`: a checkout whose
+    `operator/stepline` to run instead of the installed one (an A/B against another commit)."""
     liveness, http = free_port(), free_port()
     env = {
         **os.environ,
@@ -166,6 +173,8 @@ def operator(
         "STEPLINE_LIVENESS_PORT": str(liveness),
         "STEPLINE_ENDPOINT_OVERRIDES": json.dumps({f"echo-{i}": url for i, url in enumerate(urls)}),
     }
+    if source is not None:  # before site-packages, where the editable install points
+        env["PYTHONPATH"] = str(Path(source).resolve() / "operator")
     code = "import sys; from stepline.cli import main; sys.exit(main())"
     if profile:  # written when the operator stops (SIGTERM)
         code = _PROFILED.format(path=json.dumps(profile))

@@ -10,7 +10,9 @@ side by side in one run
   and Workflows `echo-1`, `echo-3`, `echo-10` is created, an operator process started on it
   with its endpoint overrides pointing at the echo services (`../harness.py`), and each chain is
   one POST to `.../workflows/echo-<n>:invoke`. `--operator-profile FILE` runs that operator
-  under cProfile.
+  under cProfile; `--operator-source DIR` runs it from another checkout, and given twice runs
+  two operators side by side, their chains alternating in each round (an A/B of commits on a
+  machine whose load changes).
 
 at concurrency 1 and 32. The echo services run in a child process (`echo.py`), so that they do not
 share this process's CPU time. Per cell: runs/s, p50 and p99 latency; per step, the overhead
@@ -37,8 +39,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -112,6 +115,36 @@ def invoke_chain(
     return chain
 
 
+@dataclass(frozen=True)
+class Operator:
+    """An operator process serving invoke for chain `chain`."""
+
+    chain: str
+    base_url: str
+    namespace: str
+    pid: int
+
+
+@contextmanager
+def start_operator(
+    kubeconfig: str, urls: Sequence[str], *, profile: str, source: Path | None, chain: str
+) -> Iterator[Operator]:
+    """A namespace of echo steps and workflows, and an operator on it (from `source`)."""
+    with (
+        harness.echo_namespace(kubeconfig, max(CHAINS), CHAINS) as namespace,
+        harness.operator(
+            kubeconfig,
+            namespace,
+            urls,
+            Path(tempfile.gettempdir()) / f"stepline-{namespace}.log",
+            profile=profile,
+            source=source,
+        ) as (process, base_url),
+    ):
+        print(f"{chain}: operator from {source or 'the installed package'} at {base_url}")
+        yield Operator(chain, base_url, namespace, process.pid)
+
+
 def client_and_operator_cpu(pid: int) -> Callable[[], float]:
     """What invoke costs in CPU: this client's time and the operator process's."""
     return lambda: time.process_time() + harness.process_cpu(pid)
@@ -177,7 +210,7 @@ async def compare(
     *,
     seconds: float,
     rounds: int,
-    invoke: tuple[str, str, int] | None,
+    operators: Sequence[Operator] = (),
 ) -> None:
     summaries = []
     print("| steps | concurrency | chain | runs/s | p50 ms | p99 ms | CPU ms/run |")
@@ -195,10 +228,10 @@ async def compare(
                 "direct": direct_chain(session, urls[:steps]),
                 "engine": engine_chain(executor, plan, slots),
             }
-            if invoke is not None:
-                base_url, namespace, pid = invoke
-                chains["invoke"] = invoke_chain(session, base_url, namespace, steps)
-                clocks["invoke"] = client_and_operator_cpu(pid)
+            for operator in operators:
+                name = operator.chain
+                chains[name] = invoke_chain(session, operator.base_url, operator.namespace, steps)
+                clocks[name] = client_and_operator_cpu(operator.pid)
             for concurrency in CONCURRENCY:
                 results = await measure_side_by_side(
                     chains, concurrency=concurrency, seconds=seconds, rounds=rounds, clocks=clocks
@@ -241,30 +274,36 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--kubeconfig", help="(c): a local control plane with the CRDs; starts an operator there"
     )
     parser.add_argument("--operator-profile", help="(c): run the operator under cProfile to FILE")
+    parser.add_argument(
+        "--operator-source",
+        type=Path,
+        action="append",
+        help="(c): run the operator from this checkout's operator/ (`git worktree add`); twice: "
+        "two operators side by side, chains `invoke:<folder name>` (an A/B of commits)",
+    )
     parser.add_argument("--profile", action="store_true", help="profile the 3-step engine chain")
     args = parser.parse_args(argv)
     versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("aiohttp", "stepline"))
     print(f"Python {platform.python_version()}, {versions}")
     print(harness.uptime())
     with EchoServices(max(CHAINS)) as services, ExitStack() as stack:
-        invoke = None
+        operators = []
         if args.kubeconfig:
-            namespace = stack.enter_context(
-                harness.echo_namespace(args.kubeconfig, max(CHAINS), CHAINS)
-            )
-            log = Path(tempfile.gettempdir()) / f"stepline-{namespace}.log"
-            process, base_url = stack.enter_context(
-                harness.operator(
-                    args.kubeconfig,
-                    namespace,
-                    services.urls,
-                    log,
-                    profile=args.operator_profile or "",
+            sources = args.operator_source or [None]
+            for source in sources:
+                chain, profile = "invoke", args.operator_profile or ""
+                if len(sources) > 1:
+                    chain = f"invoke:{source.name}"
+                    profile = profile and f"{profile}.{source.name}"
+                operator = stack.enter_context(
+                    start_operator(
+                        args.kubeconfig, services.urls, profile=profile, source=source, chain=chain
+                    )
                 )
-            )
-            print(f"operator at {base_url}, namespace {namespace}, log {log}")
-            invoke = (base_url, namespace, process.pid)
-        asyncio.run(compare(services.urls, seconds=args.seconds, rounds=args.rounds, invoke=invoke))
+                operators.append(operator)
+        asyncio.run(
+            compare(services.urls, seconds=args.seconds, rounds=args.rounds, operators=operators)
+        )
         if args.profile:
             print(asyncio.run(profile(services.urls, seconds=args.seconds)))
     print(harness.uptime())
