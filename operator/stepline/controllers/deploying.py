@@ -81,12 +81,21 @@ def indexed(steps: Mapping[tuple[str, str], Any], namespace: str, name: str) -> 
     return found if isinstance(found, ServiceStep) else None
 
 
+class RetryLater(Exception):  # noqa: N818 (an instruction, not an error of ours)
+    """The step's objects could not be applied: try again in `delay` seconds."""
+
+    def __init__(self, message: str, *, delay: float) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
 async def reconcile_step(
     runtime: Runtime, step: ServiceStep, view: StepView, *, attempt: int = 0
 ) -> None:
     """Converges the step's owned objects on its spec and writes its status. `attempt` counts
-    kopf's retries after failed applies: it spaces them out and keeps them from repeating the
-    Warning Event."""
+    the failed applies before this one: it spaces retries out and keeps them from repeating
+    the Warning Event. Raises RetryLater when an apply fails, KubeApiError when a status
+    write does."""
     key = ("ServiceStep", step.metadata.namespace or "", step.metadata.name or "")
     if step.spec.url:
         runtime.apply_errors.pop(key, None)
@@ -105,7 +114,7 @@ async def reconcile_step(
         await refresh_step_status(runtime, step, view)
         if attempt == 0:
             kopf.warn(object_ref(step), reason="ApplyFailed", message=str(error))
-        raise kopf.TemporaryError(str(error), delay=retry_delay(error, attempt)) from error
+        raise RetryLater(str(error), delay=retry_delay(error, attempt)) from error
     if step.status.observed_generation != step.metadata.generation:
         kopf.info(
             object_ref(step),
@@ -229,53 +238,71 @@ def notice_owned_object(
     )
     if event_type == "DELETED" or drifted:
         what = "deleted" if event_type == "DELETED" else "changed by someone else"
-        correct_step(runtime, step, view, f"{kind} {step_name} was {what}")
+        reconcile_soon(runtime, (namespace, step_name), view, why=f"{kind} {step_name} was {what}")
         return
     schedule_status_refresh(runtime, step, view)
 
 
-def correct_step(runtime: Runtime, step: ServiceStep, view: StepView, why: str) -> None:
-    """Reconciles the step again, in a task of its own: one per step at a time, which runs once
-    more when another change comes in meanwhile (its objects are applied together)."""
-    key = (step.metadata.namespace or "", step.metadata.name or "")
-    reasons = runtime.corrections_due.setdefault(key, [])
-    if why not in reasons:
+def reconcile_soon(
+    runtime: Runtime, key: tuple[str, str], view: StepView, *, why: str | None = None
+) -> None:
+    """Reconciles the step (namespace, name) in a task of its own: one per step at a time,
+    which runs once more when asked again meanwhile (its objects are applied together), and
+    tries again, backing off, until it succeeds. `why` says that an owned object was deleted or
+    changed by someone else: posted as a `Corrected` Event once the step is known to exist."""
+    reasons = runtime.reconciles_due.setdefault(key, [])
+    if why and why not in reasons:
         reasons.append(why)
-    if key not in runtime.corrections:
-        # In kopf's handler context (a step in the index means there is one): its Events.
+    if key not in runtime.reconciles:
+        # In a copy of kopf's handler context (a step in the index means there is one), where
+        # kopf.info() and kopf.warn() find its Event queue.
         context = runtime.handler_context.copy() if runtime.handler_context else None
         task = asyncio.create_task(
-            _correct(runtime, key, view), name=f"correction of {key}", context=context
+            _reconcile_while_due(runtime, key, view), name=f"reconcile of {key}", context=context
         )
-        runtime.corrections[key] = task
+        runtime.reconciles[key] = task
 
 
-async def _correct(runtime: Runtime, key: tuple[str, str], view: StepView) -> None:
-    attempt = 0  # failed applies in a row
+async def _reconcile_while_due(runtime: Runtime, key: tuple[str, str], view: StepView) -> None:
+    attempt = 0  # failures in a row
     try:
-        while key in runtime.corrections_due or attempt:
-            reasons = runtime.corrections_due.pop(key, [])
+        # At start-up, the status needs what the objects of every step report.
+        await runtime.owned.synced.wait()
+        while key in runtime.reconciles_due or attempt:
+            reasons = runtime.reconciles_due.pop(key, [])
             step = view.step(*key)
-            if step is None or step.spec.url:
-                return  # deleted, or switched to a url, since
+            if step is None:
+                return  # deleted since
             try:
-                if not await _still_exists(runtime, step):
-                    return  # being deleted: its objects go with it
-                for why in reasons:
-                    kopf.info(object_ref(step), reason="Corrected", message=why)
-                await reconcile_step(runtime, step, view, attempt=attempt)
+                if reasons and not await _confirm_correction(runtime, step, reasons):
+                    continue
+                with runtime.reconciling("ServiceStep"):
+                    await reconcile_step(runtime, step, view, attempt=attempt)
                 attempt = 0
-            except (kopf.TemporaryError, KubeApiError) as exc:
+            except (RetryLater, KubeApiError) as exc:
                 # The apply failed (the status and a Warning say why) or the API server did
-                # not answer: again later, backing off, as kopf does for a handler.
-                delay = getattr(exc, "delay", None) or RETRY_DELAY
-                logger.warning("ServiceStep %s/%s: not corrected yet: %s", *key, exc)
+                # not answer: again later, backing off.
+                delay = exc.delay if isinstance(exc, RetryLater) else retry_delay(exc, attempt)
+                logger.warning("ServiceStep %s/%s: %s; again in %.0f s", *key, exc, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
-    except Exception:  # a bug: logged, and the next event of the step's objects tries again
-        logger.exception("ServiceStep %s/%s: correcting its objects failed", *key)
+            except Exception:  # a bug: logged, and tried again later all the same
+                logger.exception("ServiceStep %s/%s: reconcile failed", *key)
+                attempt += 1
+                await asyncio.sleep(min(RETRY_DELAY * 2.0 ** min(attempt, 16), MAX_RETRY_DELAY))
     finally:
-        del runtime.corrections[key]
+        del runtime.reconciles[key]
+
+
+async def _confirm_correction(runtime: Runtime, step: ServiceStep, reasons: list[str]) -> bool:
+    """Whether an owned object's deletion or edit is to be corrected; if so, says why in Events.
+    Not when the step went away (the index can lag behind: the API server is asked) or deploys
+    nothing (a url step)."""
+    if step.spec.url or not await _still_exists(runtime, step):
+        return False
+    for why in reasons:
+        kopf.info(object_ref(step), reason="Corrected", message=why)
+    return True
 
 
 def spec_digest(body: Mapping[str, Any]) -> str:

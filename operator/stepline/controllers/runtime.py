@@ -52,7 +52,7 @@ class Runtime:
     # What the steps' Deployments and HPAs report (following.py keeps it current).
     owned: OwnedStates = field(default_factory=OwnedStates)
     # A copy of the context kopf runs handlers in: kopf.info() and kopf.warn() find kopf's
-    # Event queue there, and tasks started outside a handler (corrections of owned objects)
+    # Event queue there, and tasks started outside a handler (reconciles of ServiceSteps)
     # run in a copy of it. Taken by the first ServiceStep index call.
     handler_context: contextvars.Context | None = None
     # Set by the startup handler once the workflow index exists.
@@ -70,10 +70,12 @@ class Runtime:
     apply_errors: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # (namespace, name) → the status refresh of that ServiceStep that is due (deploying.py).
     status_refreshes: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
-    # (namespace, name) → the task correcting that ServiceStep's objects, and why it is due to
-    # (once more) (deploying.py).
-    corrections: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
-    corrections_due: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # (namespace, name) → the task reconciling that ServiceStep, and, while another reconcile
+    # of it is due, the corrections it is due for (none: a change of its spec) (deploying.py).
+    reconciles: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
+    reconciles_due: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # (namespace, name) → (uid, generation) of the ServiceStep last asked to be reconciled.
+    reconcile_asked: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     _plans: OrderedDict[tuple[str, int], Plan] = field(default_factory=OrderedDict)
     _status_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
     _expressions: OrderedDict[tuple[str, int], CompiledExpressions] = field(

@@ -1,13 +1,13 @@
 """kopf handlers for ServiceSteps. Thin: parse, call, map errors.
 
-The `servicesteps` index keeps the latest ServiceSteps; what their Deployments and HPAs report
-comes from the operator's own watches of those kinds (`following.py`), so that status follows
-those objects as they change (watched, never polled) without API reads.
+The `servicesteps` index keeps the latest ServiceSteps; each new one, and each new generation,
+is reconciled in a task per step (`deploying.reconcile_soon`). What their Deployments and HPAs
+report comes from the operator's own watches of those kinds (`following.py`), so that status
+follows those objects as they change (watched, never polled) without API reads.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import json
 from collections.abc import Mapping
@@ -24,19 +24,8 @@ from stepline.api import (
     ServiceStep,
     ServiceStepStatus,
 )
-from stepline.controllers.deploying import StepView, indexed, reconcile_step
+from stepline.controllers.deploying import StepView, indexed, reconcile_soon
 from stepline.controllers.runtime import Runtime, runtime_of
-
-# Seconds a reconcile at start-up waits for the first list of the steps' owned objects before
-# kopf retries it.
-SYNC_WAIT = 10.0
-
-
-def parse_step(body: Mapping[str, Any]) -> ServiceStep:
-    try:
-        return read_step(body)
-    except InvalidObjectError as exc:
-        raise kopf.PermanentError(str(exc)) from exc
 
 
 def read_step(body: Mapping[str, Any], *, known: ServiceStep | None = None) -> ServiceStep:
@@ -95,34 +84,29 @@ def step_view(runtime: Runtime, kwargs: dict[str, Any]) -> StepView:
     return StepView(steps=kwargs["servicesteps"], owned=runtime.owned)
 
 
-@kopf.on.resume(GROUP, VERSION, "servicesteps")
-@kopf.on.create(GROUP, VERSION, "servicesteps")
-@kopf.on.update(GROUP, VERSION, "servicesteps")
-async def reconcile_service_step(
-    *, body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any
+@kopf.on.event(GROUP, VERSION, "servicesteps")
+async def follow_step_spec(
+    *, type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
 ) -> None:
-    runtime = runtime_of(memo)
-    view = step_view(runtime, kwargs)
-    await _owned_objects_listed(runtime)
-    with runtime.reconciling("ServiceStep"):
-        await reconcile_step(runtime, _step_of(body, view), view, attempt=retry)
-
-
-async def _owned_objects_listed(runtime: Runtime) -> None:
-    """At start-up, the status needs what the objects of every step report: wait for the first
-    list of each kind (kopf would have waited for its indexes)."""
-    try:
-        await asyncio.wait_for(runtime.owned.synced.wait(), timeout=SYNC_WAIT)
-    except TimeoutError:
-        raise kopf.TemporaryError(
-            "Deployments, Services and HPAs are not listed yet", delay=SYNC_WAIT
-        ) from None
-
-
-def _step_of(body: kopf.Body, view: StepView) -> ServiceStep:
-    """The step as the index parsed it from this very body, or, when the index has nothing for
-    it (an invalid body), parsed here."""
-    return indexed_step(view.steps, body) or parse_step(body)
+    """Level-triggered: a step seen for the first time since the operator started, or at a new
+    generation (its spec changed), is reconciled (`deploying.reconcile_soon`). Not through
+    kopf's change handlers: those keep a diff base in an annotation, a write of every step
+    after every change, and an event of it for every watcher."""
+    runtime, key = runtime_of(memo), (namespace or "", name)
+    if type == "DELETED" or body.metadata.get("deletionTimestamp"):
+        runtime.reconcile_asked.pop(key, None)
+        return  # its objects go with it (garbage collection)
+    asked = (body.metadata.uid or "", int(body.metadata.get("generation") or 0))
+    if runtime.reconcile_asked.get(key) == asked:
+        return  # a status or metadata change: the owned objects' events drive the status
+    runtime.reconcile_asked[key] = asked
+    if indexed_step(kwargs["servicesteps"], body) is None:
+        try:
+            read_step(body)
+        except InvalidObjectError as exc:  # the API server validated it: an older schema?
+            kopf.warn(body, reason="InvalidSpec", message=str(exc))
+            return
+    reconcile_soon(runtime, key, step_view(runtime, kwargs))
 
 
 def indexed_step(steps: Mapping[Any, Any], body: kopf.Body) -> ServiceStep | None:
