@@ -17,7 +17,6 @@ encoding of the input here: the caller sends bytes, so it encodes once for all a
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 from stepline.api import Reason, RetryPolicy, StepError
 from stepline.api.workflowruns import BODY_EXCERPT_CHARACTERS
 from stepline.engine.clocks import SYSTEM_CLOCK, Clock, unless_cancelled
+from stepline.engine.encoding import decode_json
 from stepline.engine.errors import CallError, RunCancelledError, StepFailedError
 from stepline.engine.retrying import (
     RETRYABLE,
@@ -39,7 +39,6 @@ from stepline.engine.tracing import build_call_headers
 from stepline.engine.transports import Transport
 
 MAX_MESSAGE_CHARACTERS = 4096  # StepError.message's bound
-_DECODER = json.JSONDecoder()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +139,7 @@ class StepClient:
         reason = classify_status(reply.status)
         if reason is None:
             try:
-                output = _DECODER.decode(reply.body.decode()) if reply.body else None
+                output = decode_json(reply.body) if reply.body else None
             except ValueError:  # UnicodeDecodeError too: JSON on the wire is UTF-8 (RFC 8259)
                 reason, detail = Reason.INVALID_RESPONSE, f" returned {reply.status} but not JSON"
             else:

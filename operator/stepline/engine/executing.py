@@ -23,7 +23,6 @@ left of it. No kopf, no Kubernetes: the caller hands in the directory, the store
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from stepline.engine.calling import MAX_MESSAGE_CHARACTERS, StepCall, StepClient
 from stepline.engine.checkpoints import Checkpoint, RunStore, StepState, restore_states
 from stepline.engine.clocks import SYSTEM_CLOCK, Clock, unless_cancelled
 from stepline.engine.directories import StepDirectory, wait_for_ready_step
+from stepline.engine.encoding import encode_json
 from stepline.engine.endpoints import NO_OVERRIDES, resolve_endpoint
 from stepline.engine.errors import RunCancelledError, StepFailedError
 from stepline.engine.expressions import (
@@ -48,9 +48,6 @@ from stepline.engine.outcomes import RunOutcome, RunStatus
 from stepline.engine.planning import Plan, PlannedStep
 from stepline.engine.tracing import build_idempotency_key, derive_trace_id
 from stepline.engine.transports import Transport
-
-# One encoder for every call: json.dumps() builds a new one whenever it is given options.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 class Unready(StrEnum):
@@ -362,7 +359,7 @@ def _encode_input(run: _Run, step: PlannedStep, index: int) -> bytes:
             payload = run.plan.expressions.evaluate_input(step.name, run.activation(), default=None)
         except ExpressionError as exc:
             raise _expression_failure(step, exc) from exc
-    return _ENCODER.encode(payload).encode()
+    return encode_json(payload)
 
 
 def _compute_output(run: _Run) -> Any:

@@ -15,7 +15,6 @@ Errors map to HTTP statuses, each with a JSON body `{"error": {"reason", "messag
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 
 from stepline.api import MAX_INPUT_BYTES, ConditionType, Reason, Workflow, find_condition
 from stepline.engine import Executor, Plan, PlanError, RunOutcome, RunRequest, RunSlots, RunStatus
+from stepline.engine.encoding import decode_json
 from stepline.engine.errors import RunRefusedError
 from stepline.observability import Metrics
 
@@ -96,7 +96,7 @@ def parse_input(body: bytes) -> tuple[Any, Answer | None]:
     if len(body) > MAX_INPUT_BYTES:
         return None, input_too_large(len(body))
     try:
-        value = json.loads(body or b"{}")
+        value = decode_json(body or b"{}")
     except ValueError as exc:
         return None, error_answer(400, "InvalidInput", f"the body is not JSON: {exc}")
     if not isinstance(value, dict):

@@ -10,9 +10,8 @@ GET routes answer HEAD too (headers only). Any other path: 404; another method o
 
 from __future__ import annotations
 
-import json
-
 from stepline.api import MAX_INPUT_BYTES
+from stepline.engine.encoding import encode_json
 from stepline.gateway.invoking import Invoker, input_too_large
 from stepline.gateway.serving import HttpServer, Request, Response, json_error
 from stepline.observability import Metrics, render_metrics
@@ -44,7 +43,7 @@ class App:
             answer = input_too_large(request.body_size)
         else:
             answer = await self._invoker.invoke(namespace, name, request.body)
-        return Response(answer.status, json.dumps(answer.body).encode())
+        return Response(answer.status, encode_json(answer.body))
 
     def serve_metrics(self, request: Request) -> Response:
         exposition = render_metrics(self._metrics.registry, accept=request.headers.get("accept"))
