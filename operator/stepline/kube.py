@@ -11,6 +11,7 @@ exception. No retries here: the caller (a kopf handler, a watch loop) owns them.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -78,6 +79,9 @@ class KubeApi:
         self._watch_api = watch_client or api_client
         self._field_manager = field_manager
         self._timeout = timeout
+        # Requests wait here for one of the connections, so that `timeout` times the API
+        # server's answer, not a queue of our own (a burst of reconciles is thousands deep).
+        self._slots = asyncio.Semaphore(CONNECTIONS)
 
     @classmethod
     async def connect(
@@ -242,8 +246,9 @@ class KubeApi:
             auth_settings=["BearerToken"],
         )
         try:
-            response = await self._api.call_api(*serialized, _request_timeout=self._timeout)
-            data = await response.read()
+            async with self._slots:
+                response = await self._api.call_api(*serialized, _request_timeout=self._timeout)
+                data = await response.read()
         except (aiohttp.ClientError, TimeoutError, aio_client.ApiException) as exc:
             raise KubeApiError(f"{method} {path}: no answer ({exc})", status=0) from exc
         if response.status >= 400:

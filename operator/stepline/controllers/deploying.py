@@ -276,8 +276,10 @@ async def _reconcile_while_due(runtime: Runtime, key: tuple[str, str], view: Ste
             try:
                 if reasons and not await _confirm_correction(runtime, step, reasons):
                     continue
-                with runtime.reconciling("ServiceStep"):
-                    await reconcile_step(runtime, step, view, attempt=attempt)
+                async with runtime.reconcile_slots:
+                    step = view.step(*key) or step  # the latest, after the wait
+                    with runtime.reconciling("ServiceStep"):
+                        await reconcile_step(runtime, step, view, attempt=attempt)
                 attempt = 0
             except (RetryLater, KubeApiError) as exc:
                 # The apply failed (the status and a Warning say why) or the API server did

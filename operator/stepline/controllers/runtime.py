@@ -76,11 +76,16 @@ class Runtime:
     reconciles_due: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     # (namespace, name) → (uid, generation) of the ServiceStep last asked to be reconciled.
     reconcile_asked: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    # ServiceStep reconciles under way at most (settings.worker_limit); the others wait.
+    reconcile_slots: asyncio.Semaphore = field(init=False)
     _plans: OrderedDict[tuple[str, int], Plan] = field(default_factory=OrderedDict)
     _status_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
     _expressions: OrderedDict[tuple[str, int], CompiledExpressions] = field(
         default_factory=OrderedDict
     )
+
+    def __post_init__(self) -> None:
+        self.reconcile_slots = asyncio.Semaphore(self.settings.worker_limit)
 
     def expressions_of(self, workflow: Workflow) -> CompiledExpressions:
         """The workflow's compiled expressions, compiled once per generation."""
