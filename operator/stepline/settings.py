@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         description="How often finished runs are pruned and run statistics written, in seconds.",
     )
     worker_limit: int = Field(
-        default=64, ge=1, description="Objects of one kind processed concurrently."
+        default=64, ge=1, description="ServiceStep reconciles (applies and status) at once."
     )
 
     @field_validator("namespaces", mode="before")

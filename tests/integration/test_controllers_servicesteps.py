@@ -89,7 +89,7 @@ def test_a_service_step_becomes_a_deployment_service_and_autoscaler_and_turns_re
     assert status["endpoint"] == f"http://validate.{namespace}.svc:9000/v1/validate"
     assert condition(step, "Ready")["reason"] == "Available"
     assert condition(step, "Progressing")["status"] == "False"
-    assert condition(step, "Degraded")["status"] == "False"
+    assert condition(step, "Degraded")["status"] == "False", condition(step, "Degraded")
     assert len(running_pods(cluster, namespace, "validate")) == 2
 
     owned = owned_objects(cluster, namespace, "validate")
@@ -321,6 +321,23 @@ def test_a_restarted_operator_duplicates_nothing_and_keeps_the_status(
         assert is_alive(restarted)
     finally:
         restarted.stop()
+
+
+def test_an_operator_started_on_more_steps_than_its_worker_limit_deploys_them_all(
+    cluster: LocalCluster, crds: None, namespace: str, tmp_path: Path
+) -> None:
+    # kopf waits, in each object's worker, for every object to be indexed; with fewer workers
+    # than objects at start-up that never happens (kopf#1243). The operator must not hang.
+    names = [f"step-{index}" for index in range(5)]
+    cluster.apply([service_step(name, namespace, image=IMAGE) for name in names])
+    started = OperatorProcess(
+        cluster, (namespace,), tmp_path / "operator.log", extra_env={"STEPLINE_WORKER_LIMIT": "2"}
+    ).start()
+    try:
+        for name in names:
+            wait_ready(cluster, "servicestep", name, namespace)
+    finally:
+        started.stop()
 
 
 def test_a_step_the_api_refuses_is_degraded_with_its_message_and_the_others_still_deploy(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,18 +147,20 @@ async def test_a_new_list_reports_what_went_away_meanwhile_as_deleted(
     assert states.deployment(namespace, "fraud") is None
 
 
-async def test_a_watch_from_a_version_long_gone_is_a_410(
-    namespace: str, kube: KubeApi
-) -> None:
+async def test_a_watch_from_a_version_long_gone_is_a_410(namespace: str, kube: KubeApi) -> None:
     events = kube.watch(
         AUTOSCALER.api_version, AUTOSCALER.kind, namespace, label_selector=SELECTOR,
         resource_version="1", timeout_seconds=5,
     )  # fmt: skip
     with pytest.raises(KubeApiError) as raised:
-        async with contextlib.aclosing(events):
-            async for _ in events:
-                pass
+        await drain(events)
     assert raised.value.status == 410
+
+
+async def drain(events: AsyncGenerator[Any, None]) -> None:
+    async with contextlib.aclosing(events):
+        async for _ in events:
+            pass
 
 
 async def test_an_event_larger_than_any_read_buffer_arrives_whole(

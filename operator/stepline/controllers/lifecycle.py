@@ -44,9 +44,12 @@ def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> 
     kopf_settings.watching.server_timeout = settings.watch_server_timeout_seconds
     kopf_settings.watching.client_timeout = settings.watch_client_timeout_seconds
     kopf_settings.watching.connect_timeout = 30
-    kopf_settings.queueing.worker_limit = settings.worker_limit
-    # An idle per-object worker holds one of the worker_limit slots of its kind (and the last
-    # body it saw) until this timeout; kopf's 5 s made a burst of new steps wait in 5 s waves.
+    # No limit on kopf's per-object workers (its default): with one, an operator starting on
+    # more objects of an indexed kind than the limit hangs, each worker waiting for the others
+    # to be indexed (kopf#1243). The work they start is bounded where it is done: ServiceStep
+    # reconciles take one of settings.worker_limit slots (deploying.py).
+    kopf_settings.queueing.worker_limit = None
+    # An idle per-object worker keeps its task and the last body it saw until this timeout.
     kopf_settings.queueing.idle_timeout = 0.5
     kopf_settings.networking.request_timeout = settings.api_timeout_seconds
     # Only explicit kopf.info/kopf.warn calls become Events (posting.loggers is off), and the

@@ -49,18 +49,20 @@ def test_one_replica_runs_standalone_unless_a_peering_is_named() -> None:
     assert peered.mandatory
 
 
-def test_watches_and_workers_follow_the_settings() -> None:
-    kopf_settings = configured(
-        watch_server_timeout_seconds=120, watch_client_timeout_seconds=150, worker_limit=8
-    )
+def test_watches_follow_the_settings() -> None:
+    kopf_settings = configured(watch_server_timeout_seconds=120, watch_client_timeout_seconds=150)
     assert kopf_settings.watching.server_timeout == 120
     assert kopf_settings.watching.client_timeout == 150
-    assert kopf_settings.queueing.worker_limit == 8
 
 
-def test_an_idle_object_worker_gives_its_slot_back_within_a_second() -> None:
-    # With worker_limit slots per kind, a worker idling for kopf's default 5 s keeps the objects
-    # beyond the limit waiting that long: a burst of new steps would be deployed in 5 s waves.
+def test_kopfs_object_workers_are_not_limited_whatever_the_worker_limit() -> None:
+    # A limit hangs kopf at start-up on more indexed objects than workers (kopf#1243);
+    # STEPLINE_WORKER_LIMIT bounds the ServiceStep reconciles instead.
+    assert configured(worker_limit=8).queueing.worker_limit is None
+
+
+def test_an_idle_object_worker_ends_within_a_second() -> None:
+    # Each idle worker keeps its task and the last body it saw until the idle timeout.
     assert configured().queueing.idle_timeout <= 1.0
 
 
