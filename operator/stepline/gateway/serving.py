@@ -18,8 +18,9 @@ What a connection does:
   can say what the limit is, and the connection closes after that answer;
 - `Expect: 100-continue` is answered with 100 Continue when the body is within the limit and no
   earlier request is still being answered (a client sends the body anyway after a short wait);
-- a request that does not parse is answered 400 and the connection closed; so is CONNECT or an
-  `Upgrade` (after the requests before it are answered);
+- a request that does not parse is answered 400 and the connection closed, CONNECT 405 and
+  closed (each after the requests before it are answered); a request with `Upgrade` is
+  answered as a plain one, and the connection closed after it;
 - time limits: `keepalive_seconds` idle between requests (then closed silently),
   `request_seconds` from a request's first byte to its last (then 408 and closed: a slow or
   stalled client holds no connection for long), and `request_seconds` for the client to take an
