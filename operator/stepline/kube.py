@@ -219,7 +219,7 @@ class KubeApi:
             if response.status >= 400:
                 raise _api_error("GET", f"{path} (watch)", response.status, await response.read())
             async for line in _lines(response.response.content):
-                yield _watch_event(path, line)
+                yield parse_watch_event(path, line)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise KubeApiError(f"GET {path} (watch): broken off ({exc})", status=0) from exc
         finally:
@@ -274,7 +274,7 @@ async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
         yield bytes(pending)
 
 
-def _watch_event(path: str, line: bytes) -> dict[str, Any]:
+def parse_watch_event(path: str, line: bytes) -> dict[str, Any]:
     """A watch event; an ERROR event carries a Status (410: the version is gone)."""
     try:
         event = json.loads(line)

@@ -1,14 +1,14 @@
 """The operator's own watches of the objects ServiceSteps own (controllers/following.py), against
 the real API server: the first list fills the states, events follow changes, a new list reports
-what went away meanwhile as deleted, a version long gone is a 410, and an event larger than any
-read buffer arrives whole. Objects without the operator's labels are not seen."""
+what went away meanwhile as deleted, and an event larger than any read buffer arrives whole.
+Objects without the operator's labels are not seen."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,13 +16,10 @@ import pytest
 
 from stepline.api import ServiceStep
 from stepline.controllers.following import (
-    AUTOSCALER,
     DEPLOYMENT,
-    SELECTOR,
     OwnedObjectWatch,
     OwnedStates,
 )
-from stepline.errors import KubeApiError
 from stepline.kube import KubeApi
 from stepline.resources import MANAGED_BY_LABEL, build_autoscaler, build_deployment, build_service
 from tests.integration.localcluster import LocalCluster
@@ -145,22 +142,6 @@ async def test_a_new_list_reports_what_went_away_meanwhile_as_deleted(
 
     assert reactions.seen[-1] == ("Deployment", "DELETED", "fraud", "fraud")
     assert states.deployment(namespace, "fraud") is None
-
-
-async def test_a_watch_from_a_version_long_gone_is_a_410(namespace: str, kube: KubeApi) -> None:
-    events = kube.watch(
-        AUTOSCALER.api_version, AUTOSCALER.kind, namespace, label_selector=SELECTOR,
-        resource_version="1", timeout_seconds=5,
-    )  # fmt: skip
-    with pytest.raises(KubeApiError) as raised:
-        await drain(events)
-    assert raised.value.status == 410
-
-
-async def drain(events: AsyncGenerator[Any, None]) -> None:
-    async with contextlib.aclosing(events):
-        async for _ in events:
-            pass
 
 
 async def test_an_event_larger_than_any_read_buffer_arrives_whole(

@@ -14,7 +14,6 @@ from typing import Any
 
 import aiohttp
 import kopf
-from aiohttp import web
 
 from stepline.api import Workflow
 from stepline.controllers.checking import check_external_steps_forever
@@ -28,6 +27,7 @@ from stepline.engine import Executor, Http1Transport, StepIndex
 from stepline.engine.metering import MetricsObserver
 from stepline.gateway.invoking import Invoker
 from stepline.gateway.server import build_app, start_server
+from stepline.gateway.serving import HttpServer
 from stepline.kube import KubeApi
 from stepline.observability import Metrics
 from stepline.settings import Settings
@@ -173,8 +173,8 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         if isinstance(task, asyncio.Task):
             task.cancel()
     server = memo.get("http_server")
-    if isinstance(server, web.AppRunner):
-        await server.cleanup()
+    if isinstance(server, HttpServer):
+        await server.close()  # finishes the requests already read
     runtime = memo.get("runtime")
     if isinstance(runtime, Runtime):
         await runtime.runs.shutdown()

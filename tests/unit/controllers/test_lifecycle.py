@@ -1,18 +1,23 @@
-"""configure_kopf() and the event loop: kopf's settings from Stepline's and the loop it runs in,
-checked without starting an operator."""
+"""configure_kopf(), the event loop and the cleanup handler: kopf's settings from Stepline's,
+the loop it runs in, and what stopping closes, checked without starting an operator."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+import aiohttp
 import kopf
+import pytest
 import uvloop
 
 from stepline.controllers.lifecycle import (
     configure_kopf,
     is_not_a_handler_success,
     new_event_loop,
+    stop,
 )
+from stepline.gateway.serving import HttpServer, Request, Response
 from stepline.settings import Settings
 
 
@@ -99,3 +104,26 @@ def test_the_operator_runs_in_uvloops_event_loop() -> None:
         assert isinstance(loop, uvloop.Loop)
     finally:
         loop.close()
+
+
+async def test_stopping_finishes_an_invoke_under_way_then_closes_the_http_server() -> None:
+    # The operator's cleanup handler, given the HTTP server the startup handler started.
+    answering = asyncio.Event()
+
+    async def slow(request: Request) -> Response:
+        answering.set()
+        await asyncio.sleep(0.2)
+        return Response(200, b'{"output": {}}')
+
+    server = HttpServer(slow, max_body_bytes=1024)
+    await server.start("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.port}/v1/namespaces/shop/workflows/trade:invoke"
+    async with aiohttp.ClientSession() as session:
+        call = asyncio.create_task(session.post(url, data=b"{}"))
+        await answering.wait()
+        await stop(memo=kopf.Memo(http_server=server))
+        async with await call as response:
+            assert response.status == 200
+            assert await response.json() == {"output": {}}
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await session.post(url, data=b"{}")
