@@ -6,7 +6,8 @@ Not a test: it prints measurements, recorded with the machine's conditions in RE
              time until all 3N owned objects (Deployment, Service, HPA) exist and until all N
              steps are Ready (kwok runs the pods)
     rss      the same with many steps (default 1,000, minReplicas 1): the operator's VmRSS from
-             /proc/<pid>/status once every step is Ready
+             /proc/<pid>/status once every step is Ready; with --restart, then also the VmRSS of
+             a second operator started on those steps, once it has reconciled them all
     floor    no operator: the same Deployments, Services and HPAs applied directly, timed until
              every Deployment has a ready replica; what the control plane alone needs
 
@@ -92,6 +93,7 @@ class Operator:
     process: subprocess.Popen[bytes] | None = None
     rss_peak_kib: int = 0
     sockets_peak: int = 0
+    http_port: int = 0
 
     @property
     def pid(self) -> int:
@@ -101,6 +103,7 @@ class Operator:
 
     def start(self) -> Operator:
         liveness, http = _free_port(), _free_port()
+        self.http_port = http
         env = {
             **os.environ,
             "KUBECONFIG": self.kubeconfig,
@@ -133,6 +136,14 @@ class Operator:
         self.rss_peak_kib = max(self.rss_peak_kib, self.status("VmRSS"))
         self.sockets_peak = max(self.sockets_peak, self.sockets())
 
+    def settle(self, seconds: float) -> tuple[int, int]:
+        """Samples for `seconds`; then VmRSS and VmHWM in KiB."""
+        settle_until = time.monotonic() + seconds
+        while time.monotonic() < settle_until:
+            self.sample()
+            time.sleep(1)
+        return self.status("VmRSS"), self.status("VmHWM")
+
     def sockets(self) -> int:
         """Open sockets: connections to the API server, mostly (TLS, some 100 KiB each)."""
         count = 0
@@ -161,6 +172,17 @@ class Operator:
 
     def log_lines(self) -> int:
         return len(self.log_path.read_bytes().splitlines())
+
+    def reconciled(self) -> float:
+        """ServiceStep reconciles done (stepline_reconciliations_total, all outcomes)."""
+        url = f"http://127.0.0.1:{self.http_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("stepline_reconciliations_total{") and 'kind="ServiceStep"' in line
+        )
 
 
 @dataclass
@@ -476,11 +498,7 @@ def deploy(api: Api, args: argparse.Namespace, count: int, *, label: str) -> Non
             )
             cpu_report = meter.report(operator.cpu_seconds() - cpu_before)
             requests_report = describe_requests(requests_before, apiserver_requests(api))
-            settle_until = time.monotonic() + args.settle
-            while time.monotonic() < settle_until:
-                operator.sample()
-                time.sleep(1)
-            rss, hwm = operator.status("VmRSS"), operator.status("VmHWM")
+            rss, hwm = operator.settle(args.settle)
             sockets = operator.sockets()
             cpu = operator.cpu_seconds() - cpu_before
         finally:
@@ -498,6 +516,28 @@ def deploy(api: Api, args: argparse.Namespace, count: int, *, label: str) -> Non
         print(f"  operator sockets peak, end   {operator.sockets_peak}, {sockets}")
         print(f"  operator log lines           {operator.log_lines()}")
         print_progress(timeline, every=max(1.0, (timeline.polls[-1].elapsed) / 12))
+        if args.restart:
+            restart(args, namespace, count, label=label)
+
+
+def restart(args: argparse.Namespace, namespace: str, count: int, *, label: str) -> None:
+    """A second operator started on the `count` existing steps: its RSS once it reconciled
+    them all (it lists each kind, and reconciles every step once, at start-up)."""
+    log = Path(args.out) / f"operator-{label}-restarted.log"
+    started = time.monotonic()
+    operator = Operator(namespace, args.kubeconfig, log).start()
+    try:
+        _wait(lambda: operator.reconciled() >= count, args.timeout, f"{count} reconciles")
+        reconciled = time.monotonic() - started
+        rss, hwm = operator.settle(args.settle)
+        cpu = operator.cpu_seconds()
+    finally:
+        operator.stop()
+    print(f"{label}, restarted: a new operator on the {count} steps")
+    print(f"  all {count} reconciled          {reconciled:.2f}s after its start")
+    print(f"  operator CPU time            {cpu:.1f}s (start-up, reconciles and the settling)")
+    print(f"  operator RSS after {args.settle:.0f}s       {rss / 1024:.1f} MiB")
+    print(f"  operator RSS peak (VmHWM)    {hwm / 1024:.1f} MiB")
 
 
 def floor(api: Api, args: argparse.Namespace) -> None:
@@ -560,6 +600,11 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per phase")
     parser.add_argument("--settle", type=float, default=5, help="seconds watched after Ready")
     parser.add_argument("--profile", type=Path, help="run the operator under cProfile")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="deploy and rss: then start a second operator on the steps and report its RSS",
+    )
     parser.add_argument(
         "--inspect", type=Path, help="before stopping, the operator reports its memory here"
     )
