@@ -12,7 +12,10 @@ exception. No retries here: the caller (a kopf handler, a watch loop) owns them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import heapq
+import itertools
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
@@ -31,6 +34,8 @@ JSON = "application/json"
 # client's default of 100 is what a burst of reconciles then opens and keeps: 30 MiB for
 # nothing, as a handful of connections already keeps an API server busy.
 CONNECTIONS = 8
+# Priorities of requests waiting for a connection: status writes after everything else.
+FIRST, LATER = 0, 1
 # Objects per page of a list: a burst of memory bounded by a page, not by the whole collection.
 LIST_PAGE = 500
 
@@ -81,7 +86,7 @@ class KubeApi:
         self._timeout = timeout
         # Requests wait here for one of the connections, so that `timeout` times the API
         # server's answer, not a queue of our own (a burst of reconciles is thousands deep).
-        self._slots = asyncio.Semaphore(CONNECTIONS)
+        self._slots = Slots(CONNECTIONS)
 
     @classmethod
     async def connect(
@@ -156,9 +161,18 @@ class KubeApi:
     async def patch_status(
         self, api_version: str, kind: str, namespace: str, name: str, status: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Merge-patches the status subresource of one of our objects."""
+        """Merge-patches the status subresource of one of our objects. It waits for the other
+        requests queued meanwhile: reporting on objects comes after making them."""
         path = resource_path(api_version, kind, namespace, name) + "/status"
-        return await self._request("PATCH", path, body={"status": status}, content_type=MERGE_PATCH)
+        return await self._request(
+            "PATCH", path, body={"status": status}, content_type=MERGE_PATCH, priority=LATER
+        )
+
+    async def after_queued_requests(self) -> None:
+        """Returns once every request queued now, other than status writes, has been sent: a
+        status computed after this reflects more of what they do."""
+        async with self._slots.turn(LATER):
+            pass
 
     async def list_page(
         self,
@@ -233,6 +247,7 @@ class KubeApi:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str | None = None,
+        priority: int = FIRST,
     ) -> dict[str, Any]:
         headers = {"Accept": JSON}
         if content_type:
@@ -246,7 +261,7 @@ class KubeApi:
             auth_settings=["BearerToken"],
         )
         try:
-            async with self._slots:
+            async with self._slots.turn(priority):
                 response = await self._api.call_api(*serialized, _request_timeout=self._timeout)
                 data = await response.read()
         except (aiohttp.ClientError, TimeoutError, aio_client.ApiException) as exc:
@@ -255,6 +270,42 @@ class KubeApi:
             raise _api_error(method, path, response.status, data)
         decoded: dict[str, Any] = json.loads(data) if data else {}
         return decoded
+
+
+class Slots:
+    """`count` slots, each given to the waiter of the lowest priority number first, then in the
+    order they came."""
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, priority: int) -> AsyncIterator[None]:
+        if self._free and not self._waiters:
+            self._free -= 1
+        else:
+            waiter = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiters, (priority, next(self._arrivals), waiter))
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # handed over as this waiter was cancelled: pass it on
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            _, _, waiter = heapq.heappop(self._waiters)
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
 async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:

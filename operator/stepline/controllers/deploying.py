@@ -174,6 +174,9 @@ async def _refresh_later(
     runtime: Runtime, key: tuple[str, str], view: StepView, *, delay: float
 ) -> None:
     await asyncio.sleep(delay)
+    # Behind the applies queued meanwhile (a burst of new steps): what they start is then
+    # reported in the same write, often Ready at once instead of Progressing, then Ready.
+    await runtime.kube.after_queued_requests()
     del runtime.status_refreshes[key]  # a change from now on is for the next refresh
     step = view.step(*key)
     if step is None or step.spec.url:
