@@ -220,6 +220,29 @@ def test_a_deployment_deleted_or_edited_by_hand_is_put_back(
     )
 
 
+def test_an_hpa_whose_step_label_is_removed_by_hand_gets_it_back(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    # Without the label the object leaves the operator's watch (a deletion, to the watch).
+    cluster.apply(service_step("ledger", namespace, image=IMAGE))
+    wait_ready(cluster, "servicestep", "ledger", namespace)
+
+    cluster.kubectl("label", "hpa", "ledger", f"{STEP_LABEL}-", "-n", namespace)
+    wait_until(
+        lambda: (
+            (get(cluster, "hpa", "ledger", namespace) or {})
+            .get("metadata", {})
+            .get("labels", {})
+            .get(STEP_LABEL)
+            == "ledger"
+        ),
+        what="the HPA's step label put back",
+    )
+    corrected = wait_event(cluster, namespace, "ServiceStep", "ledger", reason="Corrected")
+    assert "HorizontalPodAutoscaler ledger" in corrected["message"]
+    wait_ready(cluster, "servicestep", "ledger", namespace)
+
+
 def test_the_replica_count_the_autoscaler_sets_is_not_fought_over(
     cluster: LocalCluster, namespace: str, operator: OperatorProcess
 ) -> None:

@@ -240,7 +240,12 @@ def notice_owned_object(
         runtime.applied_objects.get(key), body
     )
     if event_type == "DELETED" or drifted:
-        what = "deleted" if event_type == "DELETED" else "changed by someone else"
+        # To a watch by label, an object that lost Stepline's labels is gone too.
+        what = (
+            "deleted, or lost Stepline's labels"
+            if event_type == "DELETED"
+            else "changed by someone else"
+        )
         reconcile_soon(runtime, (namespace, step_name), view, why=f"{kind} {step_name} was {what}")
         return
     schedule_status_refresh(runtime, step, view)
