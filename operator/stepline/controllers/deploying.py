@@ -75,6 +75,11 @@ class StepView:
         return self.owned.autoscaler(namespace, name)
 
 
+def step_view(runtime: Runtime, steps: Mapping[tuple[str, str], Any]) -> StepView:
+    """The view over kopf's `servicesteps` index (as handlers receive it) and our watches."""
+    return StepView(steps=steps, owned=runtime.owned)
+
+
 def indexed(steps: Mapping[tuple[str, str], Any], namespace: str, name: str) -> ServiceStep | None:
     """The step kopf's `servicesteps` index holds (one value in a store per key), or None."""
     found = next(iter(steps.get((namespace, name), ())), None)
@@ -216,7 +221,11 @@ async def refresh_step_status(runtime: Runtime, step: ServiceStep, view: StepVie
 
 def retry_delay(error: KubeApiError, attempt: int) -> float:
     """Seconds before applying again: exponential backoff from a base that depends on the error."""
-    base = RETRY_DELAY if error.retryable else REFUSED_RETRY_DELAY
+    return backoff(RETRY_DELAY if error.retryable else REFUSED_RETRY_DELAY, attempt)
+
+
+def backoff(base: float, attempt: int) -> float:
+    """`base` doubled per attempt, up to MAX_RETRY_DELAY."""
     return min(base * 2.0 ** min(attempt, 16), MAX_RETRY_DELAY)
 
 
@@ -299,7 +308,7 @@ async def _reconcile_while_due(runtime: Runtime, key: tuple[str, str], view: Ste
             except Exception:  # a bug: logged, and tried again later all the same
                 logger.exception("ServiceStep %s/%s: reconcile failed", *key)
                 attempt += 1
-                await asyncio.sleep(min(RETRY_DELAY * 2.0 ** min(attempt, 16), MAX_RETRY_DELAY))
+                await asyncio.sleep(backoff(RETRY_DELAY, attempt))
     finally:
         del runtime.reconciles[key]
 

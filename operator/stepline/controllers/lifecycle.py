@@ -17,7 +17,7 @@ import kopf
 
 from stepline.api import Workflow
 from stepline.controllers.checking import check_external_steps_forever
-from stepline.controllers.deploying import StepView, notice_owned_object
+from stepline.controllers.deploying import StepView, notice_owned_object, step_view
 from stepline.controllers.essences import EssenceDiffBaseStorage
 from stepline.controllers.following import OwnedObjectWatch
 from stepline.controllers.retaining import keep_runs_forever
@@ -69,7 +69,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     runtime = await build_runtime(config, workflows=kwargs["workflows"])
     memo["runtime"] = runtime
     memo["owned_objects"] = asyncio.create_task(
-        watch_owned_objects(runtime, StepView(steps=kwargs["servicesteps"], owned=runtime.owned)),
+        watch_owned_objects(runtime, step_view(runtime, kwargs["servicesteps"])),
         name="owned object watches",
     )
     memo["external_checks"] = asyncio.create_task(

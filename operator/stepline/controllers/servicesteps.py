@@ -24,7 +24,7 @@ from stepline.api import (
     ServiceStep,
     ServiceStepStatus,
 )
-from stepline.controllers.deploying import StepView, indexed, reconcile_soon
+from stepline.controllers.deploying import indexed, reconcile_soon, step_view
 from stepline.controllers.runtime import Runtime, runtime_of
 
 
@@ -80,10 +80,6 @@ async def servicesteps(
         return {}
 
 
-def step_view(runtime: Runtime, kwargs: dict[str, Any]) -> StepView:
-    return StepView(steps=kwargs["servicesteps"], owned=runtime.owned)
-
-
 @kopf.on.event(GROUP, VERSION, "servicesteps")
 async def follow_step_spec(
     *, type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
@@ -106,7 +102,7 @@ async def follow_step_spec(
         except InvalidObjectError as exc:  # the API server validated it: an older schema?
             kopf.warn(body, reason="InvalidSpec", message=str(exc))
             return
-    reconcile_soon(runtime, key, step_view(runtime, kwargs))
+    reconcile_soon(runtime, key, step_view(runtime, kwargs["servicesteps"]))
 
 
 def indexed_step(steps: Mapping[Any, Any], body: kopf.Body) -> ServiceStep | None:
