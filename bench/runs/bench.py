@@ -102,6 +102,7 @@ def bench(
     *,
     profile: str,
     checkpoint_interval: float,
+    source: Path | None = None,
 ) -> None:
     config.load_kube_config(config_file=kubeconfig)
     configuration = client.Configuration.get_default_copy()
@@ -121,6 +122,7 @@ def bench(
             services.urls,
             Path(tempfile.gettempdir()) / "stepline-runs-bench.log",
             profile=profile,
+            source=source,
         ) as (process, _),
     ):
         pids = {"operator": process.pid, **harness.component_pids(kubeconfig)}
@@ -218,6 +220,12 @@ def main() -> None:
     parser.add_argument(
         "--profile", default="", help="run the operator under cProfile, its stats to this file"
     )
+    parser.add_argument(
+        "--operator-source",
+        type=Path,
+        default=None,
+        help="a checkout whose operator/stepline to run instead of this one (an A/B)",
+    )
     args = parser.parse_args()
     print(harness.uptime())
     print(f"workflow checkpointIntervalSeconds: {args.checkpoint_interval}")
@@ -228,6 +236,7 @@ def main() -> None:
         args.timeout,
         profile=args.profile,
         checkpoint_interval=args.checkpoint_interval,
+        source=args.operator_source,
     )
     print(harness.uptime())
 

@@ -1,10 +1,11 @@
 """The one place Stepline talks to the Kubernetes API; kopf does its own watching and patching of
 the objects it hands to handlers.
 
-What it does: server-side apply of the objects Stepline owns under one field manager, deletion,
-merge patches of our kinds' status, and listing and watching the objects Stepline owns (the
-watches on connections of their own, outside the pool the writes share). Requests go through
-the asyncio client of the official `kubernetes` package, so handlers never block the event loop.
+What it does: server-side apply of the objects Stepline owns under one field manager, creation
+(of Events), deletion, merge patches of our kinds' status, and listing and watching the objects
+Stepline follows (the watches on connections of their own, outside the pool the writes share).
+Requests go through the asyncio client of the official `kubernetes` package, so handlers never
+block the event loop.
 Failures raise `KubeApiError` with the API server's own message, chained to the client's
 exception. No retries here: the caller (a kopf handler, a watch loop) owns them.
 """
@@ -47,6 +48,7 @@ _PLURALS = {
     "ServiceStep": "servicesteps",
     "Workflow": "workflows",
     "WorkflowRun": "workflowruns",
+    "Event": "events",
 }
 
 
@@ -135,6 +137,13 @@ class KubeApi:
             "PATCH", path, body=manifest, query=query, content_type=APPLY_PATCH
         )
 
+    async def create(
+        self, api_version: str, kind: str, namespace: str, body: Mapping[str, Any], *, priority: int
+    ) -> dict[str, Any]:
+        """Creates an object in `namespace` (a 409 if it exists: KubeConflictError)."""
+        path = collection_path(api_version, kind, namespace)
+        return await self._request("POST", path, body=body, content_type=JSON, priority=priority)
+
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         """Deletes an object (dependents in the background); False when it was already gone."""
         path = resource_path(api_version, kind, namespace, name)
@@ -180,12 +189,15 @@ class KubeApi:
         kind: str,
         namespace: str | None,
         *,
-        label_selector: str,
+        label_selector: str | None = None,
         continue_token: str | None = None,
+        limit: int = LIST_PAGE,
     ) -> dict[str, Any]:
-        """One page (LIST_PAGE objects at most) of a kind's objects matching `label_selector`,
-        in one namespace or all (None); `metadata.continue` names the next page, if any."""
-        query = [("labelSelector", label_selector), ("limit", str(LIST_PAGE))]
+        """One page (`limit` objects at most) of a kind's objects matching `label_selector` (if
+        any), in one namespace or all (None); `metadata.continue` names the next page, if any."""
+        query = [("limit", str(limit))]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
         if continue_token:
             query.append(("continue", continue_token))
         path = collection_path(api_version, kind, namespace)
@@ -197,22 +209,24 @@ class KubeApi:
         kind: str,
         namespace: str | None,
         *,
-        label_selector: str,
+        label_selector: str | None = None,
         resource_version: str,
         timeout_seconds: int,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """The watch events (`{"type", "object"}`, bookmarks included) of a kind's objects
-        matching `label_selector` after `resource_version`, as they arrive, until the API server
-        ends the watch (after about `timeout_seconds`). Raises KubeApiError when it cannot be
-        opened or breaks off (a 410 is `status=410`: the version is too old, list again)."""
+        matching `label_selector` (if any) after `resource_version`, as they arrive, until the
+        API server ends the watch (after about `timeout_seconds`). Raises KubeApiError when it
+        cannot be opened or breaks off (a 410 is `status=410`: the version is too old, list
+        again)."""
         path = collection_path(api_version, kind, namespace)
         query = [
             ("watch", "true"),
-            ("labelSelector", label_selector),
             ("resourceVersion", resource_version),
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", str(timeout_seconds)),
         ]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
         serialized = await self._watch_api.param_serialize(
             method="GET",
             resource_path=path,

@@ -370,6 +370,11 @@ def test_a_run_survives_the_operator_killed_mid_step_and_the_step_is_recalled_wi
         f"{uid}/first", f"{uid}/last",
     ]  # fmt: skip
     assert step_status(run, "first")["attempts"] == 1
+    # The restarted operator followed the run once it knew the Workflow: it never said it missing.
+    events = events_about(bed.cluster, bed.namespace, "WorkflowRun", "durable-1")
+    reasons = {event["reason"] for event in events}
+    assert "WorkflowNotFound" not in reasons, reasons
+    assert "Succeeded" in reasons
 
 
 def restart(killed: OperatorProcess, log_path: Path) -> OperatorProcess:

@@ -1,4 +1,5 @@
-"""Following the objects ServiceSteps own (Deployments, Services, HPAs) with watches of our own.
+"""Watches of our own: `Follower` lists and watches one kind; `OwnedObjectWatch` follows the objects
+ServiceSteps own (Deployments, Services, HPAs) with it, and `runs.RunWatch` the WorkflowRuns.
 
 kopf is not used for these kinds. It keeps a memory for every object it has seen, and during a
 burst it queues each event's whole body per object until a worker takes it: with 1,000 steps,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -87,6 +89,121 @@ class OwnedStates:
                 self.autoscalers[key] = AutoscalerState.from_body(body)
 
 
+# Called with an event's type (ADDED, MODIFIED, DELETED) and the object's body, once per
+# event; returns what to report if the object goes away while nobody watches (a small body with
+# its namespace, name and whatever else the observer reads of a deleted one), or None for an
+# object it does not follow. It must not keep the body.
+Observer = Callable[[str, dict[str, Any]], Mapping[str, Any] | None]
+
+
+class Follower:
+    """Lists, then watches, one kind's objects in one namespace (None: all), and reports every
+    event to `observe` (see the module docstring for how it recovers)."""
+
+    def __init__(
+        self,
+        kube: KubeApi,
+        kind: OwnedKind,
+        namespace: str | None,
+        *,
+        label_selector: str | None,
+        timeout_seconds: int,
+        observe: Observer,
+        on_listed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.kind = kind
+        self.namespace = namespace
+        self._kube = kube
+        self._selector = label_selector
+        self._timeout = timeout_seconds
+        self._observe = observe
+        self._on_listed = on_listed
+        # (namespace, name) → what to report of each object last seen, should it go away.
+        self._known: dict[tuple[str, str], Mapping[str, Any]] = {}
+
+    async def run(self) -> None:
+        """Follows the kind until cancelled."""
+        failures = 0
+        listed = False
+        while True:
+            try:
+                version = await self.list_once()
+                if not listed:
+                    listed = True
+                    self._on_listed()
+                while True:  # reopened where it left off until the version is gone
+                    version = await self.watch_once(version)
+                    failures = 0  # the server ended it: all is well
+            except KubeApiError as exc:
+                failures += 1
+                if exc.status == 410 and failures == 1:
+                    continue  # the version is gone: list again at once
+                delay = min(RETRY_DELAY * 2 ** min(failures - 1, 8), MAX_RETRY_DELAY)
+                logger.warning("%s; listing again in %.0f s", exc, delay)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
+
+    async def list_once(self) -> str:
+        """Lists the objects page by page, reports each, and those gone since the last list or
+        watch as deleted; the list's resourceVersion."""
+        kind = self.kind
+        seen: set[tuple[str, str]] = set()
+        token: str | None = None
+        while True:
+            page = await self._kube.list_page(
+                kind.api_version, kind.kind, self.namespace, label_selector=self._selector,
+                continue_token=token,
+            )  # fmt: skip
+            for item in page.get("items") or ():
+                # A list's items carry no kind; observers may want whole objects.
+                item.setdefault("apiVersion", kind.api_version)
+                item.setdefault("kind", kind.kind)
+                key = self._report("ADDED", item)
+                if key is not None:
+                    seen.add(key)
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue")
+            if not token:
+                break
+        for key in [key for key in self._known if key not in seen]:
+            self._report("DELETED", dict(self._known[key]))
+        return str(metadata.get("resourceVersion") or "")
+
+    async def watch_once(self, version: str) -> str:
+        """Follows one watch from `version` until the server ends it; the last
+        resourceVersion seen (KubeApiError with status 410 when `version` is gone)."""
+        events = self._kube.watch(
+            self.kind.api_version, self.kind.kind, self.namespace,
+            label_selector=self._selector, resource_version=version,
+            timeout_seconds=self._timeout,
+        )  # fmt: skip
+        async with contextlib.aclosing(events):
+            async for event in events:
+                body = event.get("object")
+                if not isinstance(body, dict):
+                    continue
+                version = str(body.get("metadata", {}).get("resourceVersion") or version)
+                event_type = str(event.get("type"))
+                if event_type in {"ADDED", "MODIFIED", "DELETED"}:
+                    self._report(event_type, body)
+        return version
+
+    def _report(self, event_type: str, body: dict[str, Any]) -> tuple[str, str] | None:
+        metadata = body.get("metadata") or {}
+        key = (metadata.get("namespace", ""), metadata.get("name", ""))
+        try:
+            remembered = self._observe(event_type, body)
+        except Exception:  # a bug in an observer must not end the watch of every object
+            logger.exception("%s %s/%s: observing %s failed", self.kind.kind, *key, event_type)
+            return None
+        if remembered is None:
+            return None
+        if event_type == "DELETED":
+            self._known.pop(key, None)
+        else:
+            self._known[key] = remembered
+        return key
+
+
 class OwnedObjectWatch:
     """Keeps `states` current for the watched namespaces (none: all) and calls `react` for
     every event of an owned object."""
@@ -102,116 +219,58 @@ class OwnedObjectWatch:
         on_event: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self.states = states
-        self._kube = kube
-        self._scopes: tuple[str | None, ...] = tuple(namespaces) or (None,)
         self._react = react
-        self._timeout = timeout_seconds
         self._on_event = on_event
-        self._unlisted = len(FOLLOWED_KINDS) * len(self._scopes)
-        # (kind, scope) → (namespace, name) → step name of every object last seen there.
-        self._known: dict[tuple[str, str | None], dict[tuple[str, str], str]] = {}
+        scopes: tuple[str | None, ...] = tuple(namespaces) or (None,)
+        self._unlisted = len(FOLLOWED_KINDS) * len(scopes)
+        self._followers = {
+            (kind, namespace): Follower(
+                kube,
+                kind,
+                namespace,
+                label_selector=SELECTOR,
+                timeout_seconds=timeout_seconds,
+                observe=functools.partial(self._observe, kind.kind),
+                on_listed=self._listed,
+            )
+            for kind in FOLLOWED_KINDS
+            for namespace in scopes
+        }
 
     async def run(self) -> None:
         """Follows every kind in every scope until cancelled."""
         async with asyncio.TaskGroup() as group:
-            for kind in FOLLOWED_KINDS:
-                for namespace in self._scopes:
-                    where = namespace or "all namespaces"
-                    group.create_task(
-                        self._follow(kind, namespace), name=f"watch {kind.kind} in {where}"
-                    )
-
-    async def _follow(self, kind: OwnedKind, namespace: str | None) -> None:
-        failures = 0
-        listed = False
-        while True:
-            try:
-                version = await self.list_once(kind, namespace)
-                if not listed:
-                    listed = True
-                    self._listed()
-                while True:  # reopened where it left off until the version is gone
-                    version = await self.watch_once(kind, namespace, version)
-                    failures = 0  # the server ended it: all is well
-            except KubeApiError as exc:
-                failures += 1
-                if exc.status == 410 and failures == 1:
-                    continue  # the version is gone: list again at once
-                delay = min(RETRY_DELAY * 2 ** min(failures - 1, 8), MAX_RETRY_DELAY)
-                logger.warning("%s; listing again in %.0f s", exc, delay)
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
+            for (kind, namespace), follower in self._followers.items():
+                where = namespace or "all namespaces"
+                group.create_task(follower.run(), name=f"watch {kind.kind} in {where}")
 
     async def list_once(self, kind: OwnedKind, namespace: str | None) -> str:
-        """Lists the kind's objects in the scope page by page, reports each, and those gone
-        since the last list or watch as deleted; the list's resourceVersion."""
-        known = self._known.setdefault((kind.kind, namespace), {})
-        seen: set[tuple[str, str]] = set()
-        token: str | None = None
-        while True:
-            page = await self._kube.list_page(
-                kind.api_version, kind.kind, namespace, label_selector=SELECTOR,
-                continue_token=token,
-            )  # fmt: skip
-            for item in page.get("items") or ():
-                # A list's items carry no kind; the reaction wants whole objects.
-                item.setdefault("apiVersion", kind.api_version)
-                item.setdefault("kind", kind.kind)
-                key = self._observe(kind.kind, "ADDED", item, known)
-                if key is not None:
-                    seen.add(key)
-            metadata = page.get("metadata") or {}
-            token = metadata.get("continue")
-            if not token:
-                break
-        for key in [key for key in known if key not in seen]:
-            body = {"metadata": {"namespace": key[0], "name": key[1]}}
-            self._observe(kind.kind, "DELETED", body, known, step=known[key])
-        return str(metadata.get("resourceVersion") or "")
+        return await self._followers[kind, namespace].list_once()
 
     async def watch_once(self, kind: OwnedKind, namespace: str | None, version: str) -> str:
-        """Follows one watch from `version` until the server ends it; the last
-        resourceVersion seen (KubeApiError with status 410 when `version` is gone)."""
-        known = self._known.setdefault((kind.kind, namespace), {})
-        events = self._kube.watch(
-            kind.api_version, kind.kind, namespace, label_selector=SELECTOR,
-            resource_version=version, timeout_seconds=self._timeout,
-        )  # fmt: skip
-        async with contextlib.aclosing(events):
-            async for event in events:
-                body = event.get("object")
-                if not isinstance(body, dict):
-                    continue
-                version = str(body.get("metadata", {}).get("resourceVersion") or version)
-                event_type = str(event.get("type"))
-                if event_type in {"ADDED", "MODIFIED", "DELETED"}:
-                    self._observe(kind.kind, event_type, body, known)
-        return version
+        return await self._followers[kind, namespace].watch_once(version)
 
     def _observe(
-        self,
-        kind: str,
-        event_type: str,
-        body: dict[str, Any],
-        known: dict[tuple[str, str], str],
-        *,
-        step: str | None = None,
-    ) -> tuple[str, str] | None:
+        self, kind: str, event_type: str, body: dict[str, Any]
+    ) -> Mapping[str, Any] | None:
         metadata = body.get("metadata") or {}
-        key = (metadata.get("namespace", ""), metadata.get("name", ""))
-        step = step or (metadata.get("labels") or {}).get(STEP_LABEL)
+        step = (metadata.get("labels") or {}).get(STEP_LABEL)
         if not step:
             return None  # the selector asks for the label: not from this API server
-        if event_type == "DELETED":
-            known.pop(key, None)
-        else:
-            known[key] = step
         self._on_event(kind)
         self.states.record(kind, event_type, body, step)
         try:
             self._react(kind, event_type, body, step)
         except Exception:  # a bug in a reaction must not end the watch of every object
+            key = (metadata.get("namespace", ""), metadata.get("name", ""))
             logger.exception("%s %s/%s: reacting to %s failed", kind, *key, event_type)
-        return key
+        return {
+            "metadata": {
+                "namespace": metadata.get("namespace", ""),
+                "name": metadata.get("name", ""),
+                "labels": {STEP_LABEL: step},
+            }
+        }
 
     def _listed(self) -> None:
         self._unlisted -= 1

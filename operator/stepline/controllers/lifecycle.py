@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,9 +20,11 @@ from stepline.api import Workflow
 from stepline.controllers.checking import check_external_steps_forever
 from stepline.controllers.deploying import StepView, notice_owned_object, step_view
 from stepline.controllers.essences import EssenceDiffBaseStorage
+from stepline.controllers.eventing import COMPONENT
 from stepline.controllers.following import OwnedObjectWatch
-from stepline.controllers.retaining import keep_runs_forever
+from stepline.controllers.retaining import RunIndex, keep_runs_forever
 from stepline.controllers.running import RunSupervisor
+from stepline.controllers.runs import follow_runs
 from stepline.controllers.runtime import Runtime
 from stepline.engine import Executor, Http1Transport, StepIndex
 from stepline.engine.metering import MetricsObserver
@@ -55,6 +58,10 @@ def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> 
     # Only explicit kopf.info/kopf.warn calls become Events (posting.loggers is off), and the
     # Normal ones (Applied, Corrected) are for users too: WARNING would drop them all.
     kopf_settings.posting.level = logging.INFO
+    # kopf's Events and the operator's own (`eventing`) say they come from the same component.
+    kopf_settings.posting.reporting_component = COMPONENT
+    kopf_settings.posting.reporting_instance = socket.gethostname()
+    kopf_settings.posting.event_name_prefix = f"{COMPONENT}-"
     kopf_settings.peering.standalone = settings.peering is None
     kopf_settings.peering.clusterwide = settings.clusterwide
     if settings.peering is not None:
@@ -75,9 +82,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     memo["external_checks"] = asyncio.create_task(
         check_external_steps_forever(runtime), name="external step checks"
     )
+    runs = RunIndex()
+    memo["run_watch"] = asyncio.create_task(
+        follow_runs(runtime, index=runs, steps=kwargs["servicesteps"]), name="run watch"
+    )
+    memo["events"] = asyncio.create_task(runtime.events.run(), name="events")
     memo["retention"] = asyncio.create_task(
-        keep_runs_forever(runtime, workflows=kwargs["workflows"], runs=kwargs["runs_by_workflow"]),
-        name="run retention",
+        keep_runs_forever(runtime, workflows=kwargs["workflows"], runs=runs), name="run retention"
     )
     memo["http_server"] = await start_server(
         build_app(invoker=build_invoker(runtime, kwargs["workflows"]), metrics=runtime.metrics),
@@ -168,7 +179,7 @@ def is_not_a_handler_success(record: logging.LogRecord) -> bool:
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    for task_name in ("owned_objects", "external_checks", "retention"):
+    for task_name in ("owned_objects", "external_checks", "retention", "run_watch", "events"):
         task = memo.get(task_name)
         if isinstance(task, asyncio.Task):
             task.cancel()
@@ -178,6 +189,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     runtime = memo.get("runtime")
     if isinstance(runtime, Runtime):
         await runtime.runs.shutdown()
+        await runtime.events.flush()
         await runtime.transport.aclose()
         await runtime.http.close()
         await runtime.kube.close()

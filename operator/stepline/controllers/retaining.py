@@ -1,9 +1,9 @@
 """Run retention and run statistics, for every Workflow, every 30 seconds (a setting).
 
 One loop in the operator (not a kopf timer per Workflow: those need a finalizer on every
-Workflow) reads the runs of each workflow from an index, deletes the finished runs that its
-retention policy lets go (`engine.retention`), and writes the workflow's run statistics
-(`engine.statistics`) to its status when they changed.
+Workflow) reads the runs of each workflow from the run index (`RunIndex`), deletes the finished
+runs that its retention policy lets go (`engine.retention`), and writes the workflow's run
+statistics (`engine.statistics`) to its status when they changed.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import kopf
-
-from stepline.api import API_VERSION, GROUP, VERSION, RunPhase, StepPhase, Workflow
+from stepline.api import API_VERSION, RunPhase, StepPhase, Workflow
 from stepline.controllers.runtime import Runtime
 from stepline.engine.retention import FinishedRun, select_expired_runs
 from stepline.engine.statistics import RunSummary, compute_run_statistics
@@ -35,16 +33,32 @@ class RunEntry:
     summary: RunSummary
 
 
-@kopf.index(GROUP, VERSION, "workflowruns")
-async def runs_by_workflow(*, body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
-    """Read from the raw body, not a parsed WorkflowRun: this runs on every watch event of every
-    run, each checkpoint's included, and needs a few fields the API server's schema checked. A
-    coroutine though it does no I/O: kopf runs a plain function in its thread pool, a hop that
-    costs more than the function."""
-    try:
-        return {(namespace, body["spec"]["workflowRef"]): run_entry(body)}
-    except (KeyError, TypeError, ValueError):  # not a WorkflowRun of this schema: not indexed
-        return {}
+class RunIndex:
+    """What retention and statistics need of every run, by its workflow: kept by the run watch
+    (`runs.RunWatch`) from each event's raw body, not a parsed WorkflowRun, as it sees every
+    checkpoint of every run."""
+
+    def __init__(self) -> None:
+        self._by_workflow: dict[tuple[str, str], dict[str, RunEntry]] = {}
+
+    def record(self, event_type: str, body: Mapping[str, Any]) -> None:
+        try:
+            metadata = body["metadata"]
+            key = (metadata.get("namespace", ""), body["spec"]["workflowRef"])
+            name = metadata["name"]
+            entry = None if event_type == "DELETED" else run_entry(body)
+        except (KeyError, TypeError, ValueError):  # not a WorkflowRun of this schema: skipped
+            return
+        if entry is not None:
+            self._by_workflow.setdefault(key, {})[name] = entry
+            return
+        runs = self._by_workflow.get(key, {})
+        runs.pop(name, None)
+        if not runs:
+            self._by_workflow.pop(key, None)
+
+    def entries(self, namespace: str, workflow: str) -> list[RunEntry]:
+        return list(self._by_workflow.get((namespace, workflow), {}).values())
 
 
 def run_entry(body: Mapping[str, Any]) -> RunEntry:
@@ -72,13 +86,13 @@ def _timestamp(value: str | None) -> datetime | None:
 
 
 async def keep_runs_forever(
-    runtime: Runtime, *, workflows: Mapping[Any, Any], runs: Mapping[Any, Any]
+    runtime: Runtime, *, workflows: Mapping[Any, Any], runs: RunIndex
 ) -> None:
     while True:
         await asyncio.sleep(runtime.settings.retention_interval_seconds)
         for (namespace, name), store in list(workflows.items()):
             for workflow in list(store):
-                entries = [e for e in runs.get((namespace, name), ()) if isinstance(e, RunEntry)]
+                entries = runs.entries(namespace, name)
                 try:
                     await keep_runs(runtime, workflow, entries)
                 except KubeApiError as exc:

@@ -40,8 +40,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import kopf
-
 from stepline.api import (
     ConditionStatus,
     ConditionType,
@@ -53,7 +51,8 @@ from stepline.api import (
     record_payload,
     set_condition,
 )
-from stepline.controllers.runtime import Runtime, object_ref
+from stepline.controllers.deploying import backoff
+from stepline.controllers.runtime import Runtime, involved_object
 from stepline.engine import Checkpoint, PlanError, RunOutcome, RunRequest, RunStatus
 from stepline.errors import KubeApiError
 
@@ -64,6 +63,8 @@ WORKFLOW_POLL_SECONDS = 1.0
 FINISHED_MEMORY = 100_000
 # How long the start of a run waits to be written with its first checkpoint (module docstring).
 START_GRACE_SECONDS = 1.0
+# Seconds before a run whose task failed is resumed; doubles per failure (`backoff`).
+RETRY_SECONDS = 5.0
 FINISHED_PHASES = frozenset(phase.value for phase in RunPhase if phase.is_finished)
 
 WorkflowLookup = Callable[[str, str], Workflow | None]
@@ -81,6 +82,7 @@ class RunStatusWriter:
     def __init__(self, runtime: Runtime, run: WorkflowRun) -> None:
         self._runtime = runtime
         self._run = run
+        self.events = runtime.events
         self._lock = asyncio.Lock()
         self._held: dict[str, Any] = {}
         self._flush_at = math.inf
@@ -201,18 +203,28 @@ class RunSupervisor:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _drive(self, run: WorkflowRun, cancel: asyncio.Event) -> None:
-        uid = run.metadata.uid or ""
+        """Drives the run to its end; a failure (its status cannot be written, a bug) is logged
+        and the run resumed from its last checkpoint we know of after a backoff, until it ends,
+        is deleted (the task is cancelled) or the operator stops."""
+        uid, failures = run.metadata.uid or "", 0
         try:
-            await drive_run(self._runtime, run, cancel=cancel, find_workflow=self._find_workflow)
+            while True:
+                try:
+                    await drive_run(
+                        self._runtime, run, cancel=cancel, find_workflow=self._find_workflow
+                    )
+                    break
+                except Exception:  # the task must not die silently
+                    delay = backoff(RETRY_SECONDS, failures)
+                    failures += 1
+                    logger.exception(
+                        "run %s/%s failed to execute; resuming it in %.0f s",
+                        run.metadata.namespace, run.metadata.name, delay,
+                    )  # fmt: skip
+                    await asyncio.sleep(delay)
             self._finished[uid] = None
             if len(self._finished) > FINISHED_MEMORY:
                 self._finished.popitem(last=False)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the task must not die silently; the next event retries it
-            logger.exception(
-                "run %s/%s failed to execute", run.metadata.namespace, run.metadata.name
-            )
         finally:
             self._tasks.pop(uid, None)
 
@@ -256,10 +268,10 @@ async def _drive_run(
                 workflowGeneration=workflow.metadata.generation,
                 conditions=_conditions(run, ConditionStatus.UNKNOWN, Reason.RUNNING, "running"),
             )  # fmt: skip
-            ref, message = object_ref(run), f"running workflow {plan.workflow}"
+            ref, message = involved_object(run), f"running workflow {plan.workflow}"
             writer.announce_unless_saved(
                 after=START_GRACE_SECONDS,
-                announce=lambda: kopf.info(ref, reason="Started", message=message),
+                announce=lambda: runtime.events.info(ref, reason="Started", message=message),
             )
             runtime.metrics.record_run_started(namespace=namespace, workflow=plan.workflow)
         writer.checkpoint_interval = workflow.spec.checkpoint_interval_seconds
@@ -299,7 +311,8 @@ async def _wait_for_workflow(
                     run, ConditionStatus.UNKNOWN, Reason.WORKFLOW_NOT_FOUND, message
                 ),
             )
-            kopf.warn(object_ref(run), reason=Reason.WORKFLOW_NOT_FOUND, message=message)
+            ref = involved_object(run)
+            writer.events.warn(ref, reason=Reason.WORKFLOW_NOT_FOUND, message=message)
             said = True
         await asyncio.sleep(WORKFLOW_POLL_SECONDS)
     return workflow
@@ -327,7 +340,7 @@ async def _fail_early(
         phase=RunPhase.FAILED, finishedAt=now,
         conditions=_conditions(run, ConditionStatus.FALSE, reason, message),
     )  # fmt: skip
-    kopf.warn(object_ref(run), reason="Failed", message=message)
+    writer.events.warn(involved_object(run), reason="Failed", message=message)
 
 
 async def _finish_cancelled_early(writer: RunStatusWriter, run: WorkflowRun) -> None:
@@ -337,7 +350,7 @@ async def _finish_cancelled_early(writer: RunStatusWriter, run: WorkflowRun) -> 
         phase=RunPhase.CANCELLED, finishedAt=now,
         conditions=_conditions(run, ConditionStatus.FALSE, Reason.CANCELLED, message),
     )  # fmt: skip
-    kopf.info(object_ref(run), reason="Cancelled", message=message)
+    writer.events.info(involved_object(run), reason="Cancelled", message=message)
 
 
 async def _finish(writer: RunStatusWriter, run: WorkflowRun, outcome: RunOutcome) -> None:
@@ -357,17 +370,15 @@ async def _finish(writer: RunStatusWriter, run: WorkflowRun, outcome: RunOutcome
     else:
         condition = (ConditionStatus.FALSE, outcome.reason, outcome.message)
     fields["conditions"] = _conditions(run, *condition)
-    try:
-        await writer.write(**fields)
-    except KubeApiError as exc:
-        raise kopf.TemporaryError(f"could not write the run's final status: {exc}") from exc
-    ref = object_ref(run)
+    await writer.write(**fields)
+    ref, events = involved_object(run), writer.events
     if outcome.status is RunStatus.SUCCEEDED:
-        kopf.info(ref, reason="Succeeded", message=f"finished in {outcome.duration_seconds:.3f}s")
+        message = f"finished in {outcome.duration_seconds:.3f}s"
+        events.info(ref, reason="Succeeded", message=message)
     elif outcome.status is RunStatus.CANCELLED:
-        kopf.info(ref, reason="Cancelled", message=outcome.message)
+        events.info(ref, reason="Cancelled", message=outcome.message)
     else:
         failed = [r for r in outcome.records() if r.phase is StepPhase.FAILED]
         if failed:
-            kopf.warn(ref, reason="StepFailed", message=outcome.message)
-        kopf.warn(ref, reason="Failed", message=outcome.message)
+            events.warn(ref, reason="StepFailed", message=outcome.message)
+        events.warn(ref, reason="Failed", message=outcome.message)

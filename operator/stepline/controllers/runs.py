@@ -1,38 +1,132 @@
-"""kopf handlers for WorkflowRuns. Thin: every event goes to the run supervisor
-(`running.RunSupervisor`), which owns the run tasks. The engine's step directory is fed from
-the ServiceStep watch here, so a run waiting for a step to become Ready wakes when it does.
+"""Following WorkflowRuns: a watch of our own (`RunWatch`), not kopf, feeds every event to the run
+supervisor (`running.RunSupervisor`, which owns the run tasks) and to the run index that
+retention and statistics read (`retaining.RunIndex`).
+
+Why not kopf: every checkpoint of a run is a status write whose watch event comes back, three or
+more per run. kopf handles each in a worker task per object, with its memories, its diff base
+and its index machinery, for events that are nearly all our own writes coming back: most of the
+operator's CPU per durable run (bench/runs/RESULTS.md). Here an event costs a look at its raw
+body.
+
+The watch starts once kopf has filled its indexes of Workflows and ServiceSteps, so that a run
+resumed at start-up finds its Workflow and its steps (a run that started before them would say
+its Workflow is missing). kopf calls no handler before its indexes are complete, so the first
+call of a Workflow or ServiceStep handler marks it (`indexes_ready`); when neither kind has an
+object, there is nothing to wait for.
+
+The engine's step directory is fed from kopf's ServiceStep events here, so that a run waiting
+for a step to become Ready wakes when it does.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from stepline.api import GROUP, VERSION, InvalidObjectError, ServiceStep, WorkflowRun
+from stepline.api import API_VERSION, GROUP, VERSION, InvalidObjectError, ServiceStep, WorkflowRun
+from stepline.controllers.following import Follower, OwnedKind
+from stepline.controllers.retaining import RunIndex
 from stepline.controllers.runtime import Runtime, runtime_of
 from stepline.controllers.servicesteps import indexed_step, read_step
+from stepline.errors import KubeApiError
+
+logger = logging.getLogger(__name__)
+
+WORKFLOW_RUN = OwnedKind(API_VERSION, "WorkflowRun")
+# Seconds the run watch waits for kopf's indexes when objects exist that kopf has not shown to a
+# handler yet (it never does if they are all deleted meanwhile); it starts anyway after that.
+INDEX_WAIT_SECONDS = 60.0
+# Seconds between attempts to learn whether any Workflow or ServiceStep exists.
+PROBE_RETRY_SECONDS = 2.0
 
 
-@kopf.on.event(GROUP, VERSION, "workflowruns")
-async def follow_run(
-    *, type: str, body: kopf.Body, memo: kopf.Memo, logger: Any, **kwargs: Any
-) -> None:
-    runtime = runtime_of(memo)
-    runtime.metrics.mark_watch_event(kind="WorkflowRun")
-    fill_step_directory_once(runtime, kwargs["servicesteps"])
+class RunWatch:
+    """Follows the WorkflowRuns of the watched namespaces (none: all)."""
+
+    def __init__(self, runtime: Runtime, *, index: RunIndex) -> None:
+        self._runtime = runtime
+        self._index = index
+        scopes: tuple[str | None, ...] = tuple(runtime.settings.namespaces) or (None,)
+        self._followers = [
+            Follower(
+                runtime.kube,
+                WORKFLOW_RUN,
+                namespace,
+                label_selector=None,
+                timeout_seconds=runtime.settings.watch_server_timeout_seconds,
+                observe=self.observe,
+            )
+            for namespace in scopes
+        ]
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for follower in self._followers:
+                where = follower.namespace or "all namespaces"
+                group.create_task(follower.run(), name=f"watch WorkflowRun in {where}")
+
+    def observe(self, event_type: str, body: dict[str, Any]) -> Mapping[str, Any] | None:
+        """One event of a run: to the index and to the supervisor. The raw body is only looked
+        at; a WorkflowRun is parsed only when a task is to start for it."""
+        self._runtime.metrics.mark_watch_event(kind="WorkflowRun")
+        metadata = body.get("metadata") or {}
+        self._index.record(event_type, body)
+        try:
+            self._runtime.runs.follow_event(event_type, body, lambda: WorkflowRun.from_body(body))
+        except InvalidObjectError as exc:  # the API server validated it; an older schema?
+            logger.error(
+                "ignoring an invalid WorkflowRun %s/%s: %s",
+                metadata.get("namespace"), metadata.get("name"), exc,
+            )  # fmt: skip
+        return {
+            "metadata": {
+                "namespace": metadata.get("namespace", ""),
+                "name": metadata.get("name", ""),
+                "uid": metadata.get("uid", ""),
+            },
+            "spec": {"workflowRef": (body.get("spec") or {}).get("workflowRef")},
+        }
+
+
+async def follow_runs(runtime: Runtime, *, index: RunIndex, steps: Mapping[Any, Any]) -> None:
+    """Follows the runs once kopf's indexes are filled (module docstring), until cancelled."""
+    await _indexes_filled(runtime)
+    fill_step_directory(runtime, steps)
+    await RunWatch(runtime, index=index).run()
+
+
+async def _indexes_filled(runtime: Runtime) -> None:
+    while True:
+        try:
+            if not await _any_exist(runtime, ("Workflow", "ServiceStep")):
+                return
+            break
+        except KubeApiError as exc:
+            logger.warning("could not list Workflows and ServiceSteps: %s", exc)
+            await asyncio.sleep(PROBE_RETRY_SECONDS)
     try:
-        runtime.runs.follow_event(type, body, lambda: WorkflowRun.from_body(body))
-    except InvalidObjectError as exc:  # the API server validated it; an older schema, perhaps
-        logger.error("ignoring an invalid WorkflowRun: %s", exc)
+        await asyncio.wait_for(runtime.indexes_ready.wait(), INDEX_WAIT_SECONDS)
+    except TimeoutError:
+        logger.warning(
+            "following WorkflowRuns before kopf showed any Workflow or ServiceStep to a handler"
+        )
 
 
-def fill_step_directory_once(runtime: Runtime, index: Mapping[Any, Any]) -> None:
-    """Runs resumed at start-up may be seen before the ServiceStep events that fill the engine's
-    directory; kopf's index is complete by then (it is filled before handlers run), so copy it."""
-    if runtime.step_directory_filled:
-        return
+async def _any_exist(runtime: Runtime, kinds: tuple[str, ...]) -> bool:
+    for namespace in tuple(runtime.settings.namespaces) or (None,):
+        for kind in kinds:
+            page = await runtime.kube.list_page(API_VERSION, kind, namespace, limit=1)
+            if page.get("items"):
+                return True
+    return False
+
+
+def fill_step_directory(runtime: Runtime, index: Mapping[Any, Any]) -> None:
+    """The steps kopf indexed before the run watch started, for the runs it resumes first."""
     for store in index.values():
         for step in store:
             if not isinstance(step, ServiceStep):
@@ -40,7 +134,6 @@ def fill_step_directory_once(runtime: Runtime, index: Mapping[Any, Any]) -> None
             namespace, name = step.metadata.namespace or "", step.metadata.name or ""
             if runtime.steps.find_step(namespace, name) is None:
                 runtime.steps.put(step)
-    runtime.step_directory_filled = True
 
 
 @kopf.on.event(GROUP, VERSION, "servicesteps")
@@ -49,7 +142,9 @@ async def follow_step_for_runs(
 ) -> None:
     """The engine's directory shares the step the `servicesteps` index parsed from this body:
     no second parse per event, no second copy per step."""
-    steps = runtime_of(memo).steps
+    runtime = runtime_of(memo)
+    runtime.indexes_ready.set()  # kopf calls handlers once its indexes are filled
+    steps = runtime.steps
     if type == "DELETED":
         steps.remove(namespace or "", name)
         return

@@ -17,6 +17,7 @@ import aiohttp
 import kopf
 
 from stepline.api import KubeObject, Workflow
+from stepline.controllers.eventing import EventPoster
 from stepline.controllers.following import OwnedStates
 from stepline.engine import Executor, Http1Transport, Plan, RunSlots, StepIndex, build_plan
 from stepline.engine.expressions import CompiledExpressions, compile_workflow_expressions
@@ -48,7 +49,10 @@ class Runtime:
     steps: StepIndex
     transport: Http1Transport  # the executor's step calls; closed when the operator stops
     slots: RunSlots = field(default_factory=RunSlots)
-    step_directory_filled: bool = False
+    # Events about WorkflowRuns (kopf posts those of the objects it hands to handlers).
+    events: EventPoster = field(init=False)
+    # Set at the first call of a Workflow or ServiceStep handler: kopf's indexes are filled.
+    indexes_ready: asyncio.Event = field(default_factory=asyncio.Event)
     # What the steps' Deployments and HPAs report (following.py keeps it current).
     owned: OwnedStates = field(default_factory=OwnedStates)
     # A copy of the context kopf runs handlers in: kopf.info() and kopf.warn() find kopf's
@@ -86,6 +90,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.reconcile_slots = asyncio.Semaphore(self.settings.worker_limit)
+        self.events = EventPoster(self.kube)
 
     def expressions_of(self, workflow: Workflow) -> CompiledExpressions:
         """The workflow's compiled expressions, compiled once per generation."""
@@ -142,6 +147,17 @@ def runtime_of(memo: kopf.Memo) -> Runtime:
     if not isinstance(runtime, Runtime):
         raise kopf.TemporaryError("the operator is still starting", delay=1)
     return runtime
+
+
+def involved_object(obj: KubeObject) -> dict[str, Any]:
+    """The object reference of an Event about `obj` (`EventPoster`)."""
+    return {
+        "apiVersion": obj.api_version,
+        "kind": type(obj).__name__,
+        "namespace": obj.metadata.namespace,
+        "name": obj.metadata.name,
+        "uid": obj.metadata.uid,
+    }
 
 
 def object_ref(obj: KubeObject) -> kopf.Body:

@@ -109,6 +109,7 @@ async def forget_deleted_workflow(
     *, type: str, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
     runtime = runtime_of(memo)
+    runtime.indexes_ready.set()  # kopf calls handlers once its indexes are filled
     runtime.metrics.mark_watch_event(kind="Workflow")
     if type == "DELETED":
         runtime.forget("Workflow", namespace or "", name)
