@@ -21,12 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import kopf
-
 from stepline.api import ServiceStep, ServiceStepStatus
 from stepline.controllers.checking import check_external_step
 from stepline.controllers.following import OwnedStates
-from stepline.controllers.runtime import AppliedObject, Runtime, object_ref, write_status
+from stepline.controllers.runtime import AppliedObject, Runtime, involved_object, write_status
 from stepline.errors import KubeApiError
 from stepline.resources import (
     AutoscalerState,
@@ -118,11 +116,11 @@ async def reconcile_step(
         runtime.apply_errors[key] = str(error)
         await refresh_step_status(runtime, step, view)
         if attempt == 0:
-            kopf.warn(object_ref(step), reason="ApplyFailed", message=str(error))
+            runtime.events.warn(involved_object(step), reason="ApplyFailed", message=str(error))
         raise RetryLater(str(error), delay=retry_delay(error, attempt)) from error
     if step.status.observed_generation != step.metadata.generation:
-        kopf.info(
-            object_ref(step),
+        runtime.events.info(
+            involved_object(step),
             reason="Applied",
             message="Deployment, Service and HorizontalPodAutoscaler applied",
         )
@@ -158,9 +156,8 @@ async def _remove_owned_objects(runtime: Runtime, step: ServiceStep) -> None:
     namespace, name = step.metadata.namespace or "", step.metadata.name or ""
     for api_version, kind in OWNED_KINDS:
         if await runtime.kube.delete(api_version, kind, namespace, name):
-            kopf.info(
-                object_ref(step), reason="Removed", message=f"{kind} {name} removed: url step"
-            )
+            message = f"{kind} {name} removed: url step"
+            runtime.events.info(involved_object(step), reason="Removed", message=message)
         runtime.applied_objects.pop((kind, namespace, name), None)
 
 
@@ -271,11 +268,8 @@ def reconcile_soon(
     if why and why not in reasons:
         reasons.append(why)
     if key not in runtime.reconciles:
-        # In a copy of kopf's handler context (a step in the index means there is one), where
-        # kopf.info() and kopf.warn() find its Event queue.
-        context = runtime.handler_context.copy() if runtime.handler_context else None
         task = asyncio.create_task(
-            _reconcile_while_due(runtime, key, view), name=f"reconcile of {key}", context=context
+            _reconcile_while_due(runtime, key, view), name=f"reconcile {key}"
         )
         runtime.reconciles[key] = task
 
@@ -320,7 +314,7 @@ async def _confirm_correction(runtime: Runtime, step: ServiceStep, reasons: list
     if step.spec.url or not await _still_exists(runtime, step):
         return False
     for why in reasons:
-        kopf.info(object_ref(step), reason="Corrected", message=why)
+        runtime.events.info(involved_object(step), reason="Corrected", message=why)
     return True
 
 

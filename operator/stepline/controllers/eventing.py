@@ -1,10 +1,11 @@
-"""Kubernetes Events about the objects Stepline does not follow through kopf (WorkflowRuns).
+"""Kubernetes Events about what the operator did: posted by the operator itself, not by kopf.
 
-kopf posts the Events of the objects it hands to handlers (`kopf.info`, `kopf.warn`), but only
-from inside its own per-object processing, where it keeps its Event queue. Runs are followed by
-the operator's own watch (`runs.RunWatch`), so their Events go through an `EventPoster`: a queue
-and `POSTERS` tasks that create core/v1 Events in the order they were asked for, with the fields
-kopf fills (the component is "stepline", set for kopf's own Events too in `configure_kopf`).
+kopf posts Events (`kopf.info`, `kopf.warn`) only from inside its own per-object processing,
+where it keeps its Event queue; most of what the operator does happens elsewhere: in its
+reconcile tasks for ServiceSteps, its run tasks for WorkflowRuns (followed by its own watch,
+`runs.RunWatch`), its status refreshes. So those Events go through an `EventPoster`: a queue and
+`POSTERS` tasks that create core/v1 Events in the order they were asked for, with the fields kopf
+fills (the component is "stepline", set for kopf's own Events too in `configure_kopf`).
 
 Posting never blocks the caller and never fails it: an Event that cannot be created is retried
 a few times with backoff, then logged and dropped (Events are advice to the reader of

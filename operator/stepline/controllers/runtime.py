@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -49,16 +48,12 @@ class Runtime:
     steps: StepIndex
     transport: Http1Transport  # the executor's step calls; closed when the operator stops
     slots: RunSlots = field(default_factory=RunSlots)
-    # Events about WorkflowRuns (kopf posts those of the objects it hands to handlers).
+    # Events the operator posts outside kopf's handlers (all but a handler's own).
     events: EventPoster = field(init=False)
     # Set at the first call of a Workflow or ServiceStep handler: kopf's indexes are filled.
     indexes_ready: asyncio.Event = field(default_factory=asyncio.Event)
     # What the steps' Deployments and HPAs report (following.py keeps it current).
     owned: OwnedStates = field(default_factory=OwnedStates)
-    # A copy of the context kopf runs handlers in: kopf.info() and kopf.warn() find kopf's
-    # Event queue there, and tasks started outside a handler (reconciles of ServiceSteps)
-    # run in a copy of it. Taken by the first ServiceStep index call.
-    handler_context: contextvars.Context | None = None
     # Set by the startup handler once the workflow index exists.
     runs: RunSupervisor = field(init=False)
     # (kind, namespace, name) → what our last server-side apply of that object returned.
@@ -158,20 +153,6 @@ def involved_object(obj: KubeObject) -> dict[str, Any]:
         "name": obj.metadata.name,
         "uid": obj.metadata.uid,
     }
-
-
-def object_ref(obj: KubeObject) -> kopf.Body:
-    """Enough of an object for kopf to post an Event about it."""
-    raw: dict[str, Any] = {
-        "apiVersion": obj.api_version,
-        "kind": type(obj).__name__,
-        "metadata": {
-            "name": obj.metadata.name,
-            "namespace": obj.metadata.namespace,
-            "uid": obj.metadata.uid,
-        },
-    }
-    return kopf.Body(raw)  # type: ignore[arg-type]
 
 
 async def write_status(runtime: Runtime, obj: KubeObject, status: dict[str, Any]) -> bool:

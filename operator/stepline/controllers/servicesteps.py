@@ -8,7 +8,6 @@ follows those objects as they change (watched, never polled) without API reads.
 
 from __future__ import annotations
 
-import contextvars
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -25,7 +24,7 @@ from stepline.api import (
     ServiceStepStatus,
 )
 from stepline.controllers.deploying import indexed, reconcile_soon, step_view
-from stepline.controllers.runtime import Runtime, runtime_of
+from stepline.controllers.runtime import runtime_of
 
 
 def read_step(body: Mapping[str, Any], *, known: ServiceStep | None = None) -> ServiceStep:
@@ -70,9 +69,6 @@ def _json(value: Any) -> str:
 async def servicesteps(
     *, namespace: str | None, name: str, body: kopf.Body, **kwargs: Any
 ) -> dict[Any, Any]:
-    runtime = kwargs["memo"].get("runtime")
-    if isinstance(runtime, Runtime) and runtime.handler_context is None:
-        runtime.handler_context = contextvars.copy_context()
     known = next(iter(kwargs["servicesteps"].get((namespace, name), ())), None)
     try:
         return {(namespace, name): read_step(body, known=known)}

@@ -21,7 +21,7 @@ from stepline.api import (
     Workflow,
     find_condition,
 )
-from stepline.controllers.runtime import Runtime, object_ref, runtime_of, write_status
+from stepline.controllers.runtime import Runtime, involved_object, runtime_of, write_status
 from stepline.engine.readiness import compute_workflow_status
 
 
@@ -67,17 +67,17 @@ async def refresh_workflow(
         )
         if await write_status(runtime, workflow, status.to_wire()):
             _announce_readiness(
-                workflow, before=workflow.status.conditions, after=status.conditions
+                runtime, workflow, before=workflow.status.conditions, after=status.conditions
             )
 
 
-def _announce_readiness(workflow: Workflow, *, before: Any, after: Any) -> None:
+def _announce_readiness(runtime: Runtime, workflow: Workflow, *, before: Any, after: Any) -> None:
     old = find_condition(before, ConditionType.READY)
     new = find_condition(after, ConditionType.READY)
     if new is None or (old is not None and (old.status, old.reason) == (new.status, new.reason)):
         return
-    post = kopf.info if new.status == "True" else kopf.warn
-    post(object_ref(workflow), reason=new.reason, message=new.message)
+    post = runtime.events.info if new.status == "True" else runtime.events.warn
+    post(involved_object(workflow), reason=new.reason, message=new.message)
 
 
 @kopf.on.resume(GROUP, VERSION, "workflows")
