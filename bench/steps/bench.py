@@ -47,9 +47,9 @@ from stepline.resources import build_autoscaler, build_deployment, build_service
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import harness
+from observing import NamespaceWatch, Progress
 
 GROUP, VERSION, PLURAL = "stepline.io", "v1alpha1", "servicesteps"
-STEP_SELECTOR = "stepline.io/step"
 IMAGE = "registry.example/bench:1"
 POLL_SECONDS = 0.2
 # Writers in parallel: enough to put every object in within a fraction of a second.
@@ -186,22 +186,21 @@ class Operator:
 
 
 @dataclass
-class Progress:
-    """What one poll of the namespace found."""
-
-    elapsed: float
-    children: int
-    ready_steps: int
-    available_deployments: int
-
-
-@dataclass
 class Timeline:
     started: float = field(default_factory=time.monotonic)
     submitted: float | None = None
     children: float | None = None
     ready: float | None = None
     polls: list[Progress] = field(default_factory=list)
+
+    def note(self, progress: list[Progress], count: int) -> None:
+        """The moments all children existed and all steps were Ready, from the watch's counts."""
+        self.polls = progress
+        for seen in progress:
+            if self.children is None and seen.children >= 3 * count:
+                self.children = self.started + seen.elapsed
+            if self.ready is None and seen.ready_steps >= count:
+                self.ready = self.started + seen.elapsed
 
     def since(self, moment: float | None) -> str:
         return "-" if moment is None else f"{moment - self.started:.2f}s"
@@ -347,43 +346,24 @@ def raw_items(lister: Callable[..., Any], *args: Any, **kwargs: Any) -> list[dic
     return items
 
 
-def poll(api: Api, namespace: str, timeline: Timeline) -> Progress:
-    steps = raw_items(api.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL)
-    ready = sum(
-        any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in (s.get("status") or {}).get("conditions", [])
-        )
-        for s in steps
-    )
-    selected = {"label_selector": STEP_SELECTOR}
-    deployments = raw_items(api.apps.list_namespaced_deployment, namespace, **selected)
-    services = raw_items(api.core.list_namespaced_service, namespace, **selected)
-    hpas = raw_items(api.scaling.list_namespaced_horizontal_pod_autoscaler, namespace, **selected)
-    available = sum((d.get("status") or {}).get("readyReplicas", 0) > 0 for d in deployments)
-    children = len(deployments) + len(services) + len(hpas)
-    progress = Progress(time.monotonic() - timeline.started, children, ready, available)
-    timeline.polls.append(progress)
-    return progress
-
-
 def follow(
-    api: Api, namespace: str, count: int, *, timeline: Timeline, operator: Operator, timeout: float
+    watch: NamespaceWatch, count: int, *, timeline: Timeline, operator: Operator, timeout: float
 ) -> None:
-    """Polls until every step is Ready, noting when all children exist and when all are Ready."""
+    """Waits until every step is Ready and all children exist, sampling the operator's memory;
+    the moments come from the watch events (`observing.py`), not from polls."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         operator.sample()
-        progress = poll(api, namespace, timeline)
-        now = timeline.started + progress.elapsed
-        if timeline.children is None and progress.children >= 3 * count:
-            timeline.children = now
-        if timeline.ready is None and progress.ready_steps >= count:
-            timeline.ready = now
-        if timeline.ready is not None and timeline.children is not None:
-            return
-        time.sleep(POLL_SECONDS * max(1, count // 100))  # 0.2 s for 100 steps, 2 s for 1,000
-    raise TimeoutError(f"{namespace}: not all {count} steps Ready within {timeout}s")
+        try:
+            watch.wait_for(
+                lambda p: p.ready_steps >= count and p.children >= 3 * count,
+                timeout=POLL_SECONDS, what="all steps Ready",
+            )  # fmt: skip
+            break
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not all {count} steps Ready within {timeout}s") from None
+    timeline.note(list(watch.timeline), count)
 
 
 def print_progress(timeline: Timeline, every: float) -> None:
@@ -490,12 +470,14 @@ def deploy(api: Api, args: argparse.Namespace, count: int, *, label: str) -> Non
             meter = CpuMeter(str(Path(args.kubeconfig).resolve().parent))
             meter.begin()
             requests_before = apiserver_requests(api)
-            timeline = Timeline()
-            create_steps(api, namespace, step_names(count))
-            timeline.submitted = time.monotonic()
-            follow(
-                api, namespace, count, timeline=timeline, operator=operator, timeout=args.timeout
-            )
+            watch = NamespaceWatch(api.custom.api_client, namespace).start()
+            try:
+                timeline = Timeline(started=watch.started)
+                create_steps(api, namespace, step_names(count))
+                timeline.submitted = time.monotonic()
+                follow(watch, count, timeline=timeline, operator=operator, timeout=args.timeout)
+            finally:
+                watch.stop()
             cpu_report = meter.report(operator.cpu_seconds() - cpu_before)
             requests_report = describe_requests(requests_before, apiserver_requests(api))
             rss, hwm = operator.settle(args.settle)
@@ -561,20 +543,19 @@ def floor(api: Api, args: argparse.Namespace) -> None:
         meter = CpuMeter(str(Path(args.kubeconfig).resolve().parent))
         meter.begin()
         requests_before = apiserver_requests(api)
-        started = time.monotonic()
-        submit_in_parallel(
-            [lambda m=m: kinds[m["kind"]](namespace, m) for m in manifests]  # type: ignore[misc]
-        )
-        submitted = time.monotonic() - started
-
-        def all_available() -> bool:
-            found = raw_items(
-                api.apps.list_namespaced_deployment, namespace, label_selector=STEP_SELECTOR
+        watch = NamespaceWatch(api.custom.api_client, namespace, ("deployments",)).start()
+        try:
+            started = time.monotonic()
+            submit_in_parallel(
+                [lambda m=m: kinds[m["kind"]](namespace, m) for m in manifests]  # type: ignore[misc]
             )
-            ready = sum((d.get("status") or {}).get("readyReplicas", 0) > 0 for d in found)
-            return ready >= args.steps
-
-        _wait(all_available, args.timeout, "all Deployments available")
+            submitted = time.monotonic() - started
+            watch.wait_for(
+                lambda p: p.available_deployments >= args.steps, args.timeout,
+                "all Deployments available",
+            )  # fmt: skip
+        finally:
+            watch.stop()
         cpu_report = meter.report(0.0)
         requests_report = describe_requests(requests_before, apiserver_requests(api))
         print(f"floor: {args.steps} Deployments + Services + HPAs, no operator")
