@@ -35,6 +35,9 @@ JSON = "application/json"
 # client's default of 100 is what a burst of reconciles then opens and keeps: 30 MiB for
 # nothing, as a handful of connections already keeps an API server busy.
 CONNECTIONS = 8
+# Connections for Events, beside those: an Event waits neither for the writes of a burst nor
+# behind the status writes of every run under way, and takes no connection from them.
+EVENT_CONNECTIONS = 4
 # Priorities of requests waiting for a connection: status writes after everything else.
 FIRST, LATER = 0, 1
 # Objects per page of a list: a burst of memory bounded by a page, not by the whole collection.
@@ -89,6 +92,7 @@ class KubeApi:
         # Requests wait here for one of the connections, so that `timeout` times the API
         # server's answer, not a queue of our own (a burst of reconciles is thousands deep).
         self._slots = Slots(CONNECTIONS)
+        self._event_slots = Slots(EVENT_CONNECTIONS)
 
     @classmethod
     async def connect(
@@ -97,7 +101,7 @@ class KubeApi:
         """In a pod: its service account; elsewhere: the kubeconfig (`kubeconfig`, else
         $KUBECONFIG or ~/.kube/config)."""
         configuration = aio_client.Configuration()
-        configuration.connection_pool_maxsize = CONNECTIONS
+        configuration.connection_pool_maxsize = CONNECTIONS + EVENT_CONNECTIONS
         try:
             if kubeconfig is not None:
                 raise aio_config.ConfigException("a kubeconfig is given")
@@ -137,12 +141,10 @@ class KubeApi:
             "PATCH", path, body=manifest, query=query, content_type=APPLY_PATCH
         )
 
-    async def create(
-        self, api_version: str, kind: str, namespace: str, body: Mapping[str, Any], *, priority: int
-    ) -> dict[str, Any]:
-        """Creates an object in `namespace` (a 409 if it exists: KubeConflictError)."""
-        path = collection_path(api_version, kind, namespace)
-        return await self._request("POST", path, body=body, content_type=JSON, priority=priority)
+    async def post_event(self, namespace: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Creates a core/v1 Event in `namespace`, on a connection kept for Events."""
+        path = collection_path("v1", "Event", namespace)
+        return await self._request("POST", path, body=event, content_type=JSON, events=True)
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         """Deletes an object (dependents in the background); False when it was already gone."""
@@ -262,6 +264,7 @@ class KubeApi:
         query: list[tuple[str, str]] | None = None,
         content_type: str | None = None,
         priority: int = FIRST,
+        events: bool = False,
     ) -> dict[str, Any]:
         headers = {"Accept": JSON}
         if content_type:
@@ -275,7 +278,7 @@ class KubeApi:
             auth_settings=["BearerToken"],
         )
         try:
-            async with self._slots.turn(priority):
+            async with (self._event_slots if events else self._slots).turn(priority):
                 response = await self._api.call_api(*serialized, _request_timeout=self._timeout)
                 data = await response.read()
         except (aiohttp.ClientError, TimeoutError, aio_client.ApiException) as exc:

@@ -14,10 +14,11 @@ HPA's scaling included, only refreshes the status.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,7 +170,7 @@ def schedule_status_refresh(
     key = (step.metadata.namespace or "", step.metadata.name or "")
     if key not in runtime.status_refreshes:
         refresh = _refresh_later(runtime, key, view, delay=delay)
-        runtime.status_refreshes[key] = asyncio.create_task(refresh, name=f"status of {key}")
+        runtime.status_refreshes[key] = detached(refresh, name=f"status of {key}")
 
 
 async def _refresh_later(
@@ -268,10 +269,8 @@ def reconcile_soon(
     if why and why not in reasons:
         reasons.append(why)
     if key not in runtime.reconciles:
-        task = asyncio.create_task(
-            _reconcile_while_due(runtime, key, view), name=f"reconcile {key}"
-        )
-        runtime.reconciles[key] = task
+        reconcile = _reconcile_while_due(runtime, key, view)
+        runtime.reconciles[key] = detached(reconcile, name=f"reconcile of {key}")
 
 
 async def _reconcile_while_due(runtime: Runtime, key: tuple[str, str], view: StepView) -> None:
@@ -316,6 +315,13 @@ async def _confirm_correction(runtime: Runtime, step: ServiceStep, reasons: list
     for why in reasons:
         runtime.events.info(involved_object(step), reason="Corrected", message=why)
     return True
+
+
+def detached(coroutine: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+    """A task in a context of its own. `create_task` would give it a copy of the caller's: in
+    a kopf handler, that holds the event's body, cause and patch for as long as the task lives
+    (in a burst, every step's at once; the allocator then keeps the memory they took)."""
+    return asyncio.create_task(coroutine, name=name, context=contextvars.Context())
 
 
 def spec_digest(body: Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stepline.errors import KubeApiError
-from stepline.kube import FIRST, KubeApi
+from stepline.kube import EVENT_CONNECTIONS, KubeApi
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +33,8 @@ COMPONENT = "stepline"
 # The API server refuses an Event message over 1 KiB; longer ones keep their start and end.
 MAX_MESSAGE_LENGTH = 1024
 MAX_QUEUED_EVENTS = 10_000
-# Events posted at once. They go ahead of status writes for a connection (`kube.Slots`): a few
-# run's Events would otherwise wait behind the checkpoints of every run under way.
-POSTERS = 4
+# Events posted at once: one per connection the API client keeps for them.
+POSTERS = EVENT_CONNECTIONS
 # Seconds between the attempts to post one Event.
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
 
@@ -95,7 +94,7 @@ class EventPoster:
         body = self.manifest(event)
         for delay in (*retry_delays, None):
             try:
-                await self._kube.create("v1", "Event", namespace, body, priority=FIRST)
+                await self._kube.post_event(namespace, body)
                 return
             except KubeApiError as exc:
                 if delay is None or exc.status in {400, 403, 404, 422}:

@@ -90,10 +90,12 @@ class OwnedStates:
 
 
 # Called with an event's type (ADDED, MODIFIED, DELETED) and the object's body, once per
-# event; returns what to report if the object goes away while nobody watches (a small body with
-# its namespace, name and whatever else the observer reads of a deleted one), or None for an
-# object it does not follow. It must not keep the body.
-Observer = Callable[[str, dict[str, Any]], Mapping[str, Any] | None]
+# event; returns what to remember of the object (the name of its step, say: something small,
+# kept for every object), or None for an object it does not follow. It must not keep the body.
+Observer = Callable[[str, dict[str, Any]], Any]
+# The body to report as DELETED for an object that went away while nobody watched, from its
+# namespace, its name and what its observer remembered of it.
+Tombstone = Callable[[str, str, Any], dict[str, Any]]
 
 
 class Follower:
@@ -109,6 +111,7 @@ class Follower:
         label_selector: str | None,
         timeout_seconds: int,
         observe: Observer,
+        tombstone: Tombstone,
         on_listed: Callable[[], None] = lambda: None,
     ) -> None:
         self.kind = kind
@@ -117,9 +120,10 @@ class Follower:
         self._selector = label_selector
         self._timeout = timeout_seconds
         self._observe = observe
+        self._tombstone = tombstone
         self._on_listed = on_listed
-        # (namespace, name) → what to report of each object last seen, should it go away.
-        self._known: dict[tuple[str, str], Mapping[str, Any]] = {}
+        # (namespace, name) → what the observer remembered of each object last seen.
+        self._known: dict[tuple[str, str], Any] = {}
 
     async def run(self) -> None:
         """Follows the kind until cancelled."""
@@ -165,7 +169,7 @@ class Follower:
             if not token:
                 break
         for key in [key for key in self._known if key not in seen]:
-            self._report("DELETED", dict(self._known[key]))
+            self._report("DELETED", self._tombstone(*key, self._known[key]))
         return str(metadata.get("resourceVersion") or "")
 
     async def watch_once(self, version: str) -> str:
@@ -231,6 +235,7 @@ class OwnedObjectWatch:
                 label_selector=SELECTOR,
                 timeout_seconds=timeout_seconds,
                 observe=functools.partial(self._observe, kind.kind),
+                tombstone=_owned_tombstone,
                 on_listed=self._listed,
             )
             for kind in FOLLOWED_KINDS
@@ -250,9 +255,7 @@ class OwnedObjectWatch:
     async def watch_once(self, kind: OwnedKind, namespace: str | None, version: str) -> str:
         return await self._followers[kind, namespace].watch_once(version)
 
-    def _observe(
-        self, kind: str, event_type: str, body: dict[str, Any]
-    ) -> Mapping[str, Any] | None:
+    def _observe(self, kind: str, event_type: str, body: dict[str, Any]) -> str | None:
         metadata = body.get("metadata") or {}
         step = (metadata.get("labels") or {}).get(STEP_LABEL)
         if not step:
@@ -264,15 +267,13 @@ class OwnedObjectWatch:
         except Exception:  # a bug in a reaction must not end the watch of every object
             key = (metadata.get("namespace", ""), metadata.get("name", ""))
             logger.exception("%s %s/%s: reacting to %s failed", kind, *key, event_type)
-        return {
-            "metadata": {
-                "namespace": metadata.get("namespace", ""),
-                "name": metadata.get("name", ""),
-                "labels": {STEP_LABEL: step},
-            }
-        }
+        return str(step)
 
     def _listed(self) -> None:
         self._unlisted -= 1
         if not self._unlisted:
             self.states.synced.set()
+
+
+def _owned_tombstone(namespace: str, name: str, step: str) -> dict[str, Any]:
+    return {"metadata": {"namespace": namespace, "name": name, "labels": {STEP_LABEL: step}}}

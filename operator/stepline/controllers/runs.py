@@ -59,6 +59,7 @@ class RunWatch:
                 label_selector=None,
                 timeout_seconds=runtime.settings.watch_server_timeout_seconds,
                 observe=self.observe,
+                tombstone=_run_tombstone,
             )
             for namespace in scopes
         ]
@@ -69,7 +70,7 @@ class RunWatch:
                 where = follower.namespace or "all namespaces"
                 group.create_task(follower.run(), name=f"watch WorkflowRun in {where}")
 
-    def observe(self, event_type: str, body: dict[str, Any]) -> Mapping[str, Any] | None:
+    def observe(self, event_type: str, body: dict[str, Any]) -> tuple[str, str]:
         """One event of a run: to the index and to the supervisor. The raw body is only looked
         at; a WorkflowRun is parsed only when a task is to start for it."""
         self._runtime.metrics.mark_watch_event(kind="WorkflowRun")
@@ -82,14 +83,15 @@ class RunWatch:
                 "ignoring an invalid WorkflowRun %s/%s: %s",
                 metadata.get("namespace"), metadata.get("name"), exc,
             )  # fmt: skip
-        return {
-            "metadata": {
-                "namespace": metadata.get("namespace", ""),
-                "name": metadata.get("name", ""),
-                "uid": metadata.get("uid", ""),
-            },
-            "spec": {"workflowRef": (body.get("spec") or {}).get("workflowRef")},
-        }
+        return metadata.get("uid", ""), (body.get("spec") or {}).get("workflowRef", "")
+
+
+def _run_tombstone(namespace: str, name: str, remembered: tuple[str, str]) -> dict[str, Any]:
+    uid, workflow = remembered
+    return {
+        "metadata": {"namespace": namespace, "name": name, "uid": uid},
+        "spec": {"workflowRef": workflow},
+    }
 
 
 async def follow_runs(runtime: Runtime, *, index: RunIndex, steps: Mapping[Any, Any]) -> None:
