@@ -35,6 +35,8 @@ MAX_MESSAGE_LENGTH = 1024
 MAX_QUEUED_EVENTS = 10_000
 # Events posted at once: one per connection the API client keeps for them.
 POSTERS = EVENT_CONNECTIONS
+# Seconds the operator's stop spends posting the Events still queued, at most.
+FLUSH_SECONDS = 5.0
 # Seconds between the attempts to post one Event.
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
 
@@ -84,10 +86,17 @@ class EventPoster:
         while True:
             await self._post(await self._queue.get())
 
-    async def flush(self) -> None:
-        """Posts what is queued now (the operator stopping), one attempt each."""
-        while not self._queue.empty():
-            await self._post(self._queue.get_nowait(), retry_delays=())
+    async def flush(self, *, within: float = FLUSH_SECONDS) -> None:
+        """Posts what is queued now (the operator stopping), one attempt each, for at most
+        `within` seconds: an API server that does not answer must not hold the stop up."""
+        try:
+            async with asyncio.timeout(within):
+                while not self._queue.empty():
+                    await self._post(self._queue.get_nowait(), retry_delays=())
+        except TimeoutError:
+            pass
+        if left := self._queue.qsize():
+            logger.warning("%d Events not posted: the operator stopped first", left)
 
     async def _post(self, event: Event, retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
         namespace = str(event.involved.get("namespace") or "default")

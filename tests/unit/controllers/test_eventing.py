@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime
 
 from stepline.controllers.eventing import (
@@ -52,3 +54,18 @@ def test_posting_never_blocks_and_past_the_bound_drops_the_newest() -> None:
         poster.info(RUN, reason="Succeeded", message=f"run {n}")
     queued = [poster._queue.get_nowait().message for _ in range(poster._queue.qsize())]
     assert queued == ["run 0", "run 1"]
+
+
+async def test_the_flush_at_stop_gives_up_in_time_on_an_api_server_that_does_not_answer() -> None:
+    class Silent:
+        """A stand-in for an API server that accepted the connection and never answers."""
+
+        async def post_event(self, namespace: str, event: object) -> None:
+            await asyncio.sleep(3600)
+
+    poster = EventPoster(kube=Silent(), instance="i")  # type: ignore[arg-type]
+    for n in range(3):
+        poster.warn(RUN, reason="Failed", message=f"run {n}")
+    started = time.monotonic()
+    await poster.flush(within=0.2)
+    assert time.monotonic() - started < 2
