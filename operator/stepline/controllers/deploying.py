@@ -25,6 +25,7 @@ from typing import Any
 from stepline.api import ServiceStep, ServiceStepStatus
 from stepline.controllers.checking import check_external_step
 from stepline.controllers.following import OwnedStates
+from stepline.controllers.pacing import backoff
 from stepline.controllers.runtime import AppliedObject, Runtime, involved_object, write_status
 from stepline.errors import KubeApiError
 from stepline.resources import (
@@ -219,12 +220,8 @@ async def refresh_step_status(runtime: Runtime, step: ServiceStep, view: StepVie
 
 def retry_delay(error: KubeApiError, attempt: int) -> float:
     """Seconds before applying again: exponential backoff from a base that depends on the error."""
-    return backoff(RETRY_DELAY if error.retryable else REFUSED_RETRY_DELAY, attempt)
-
-
-def backoff(base: float, attempt: int) -> float:
-    """`base` doubled per attempt, up to MAX_RETRY_DELAY."""
-    return min(base * 2.0 ** min(attempt, 16), MAX_RETRY_DELAY)
+    base = RETRY_DELAY if error.retryable else REFUSED_RETRY_DELAY
+    return backoff(base, attempt, maximum=MAX_RETRY_DELAY)
 
 
 def notice_owned_object(
@@ -301,7 +298,7 @@ async def _reconcile_while_due(runtime: Runtime, key: tuple[str, str], view: Ste
             except Exception:  # a bug: logged, and tried again later all the same
                 logger.exception("ServiceStep %s/%s: reconcile failed", *key)
                 attempt += 1
-                await asyncio.sleep(backoff(RETRY_DELAY, attempt))
+                await asyncio.sleep(backoff(RETRY_DELAY, attempt, maximum=MAX_RETRY_DELAY))
     finally:
         del runtime.reconciles[key]
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from stepline.controllers.pacing import backoff
 from stepline.errors import KubeApiError
 from stepline.kube import KubeApi
 from stepline.resources import (
@@ -142,7 +143,7 @@ class Follower:
                 failures += 1
                 if exc.status == 410 and failures == 1:
                     continue  # the version is gone: list again at once
-                delay = min(RETRY_DELAY * 2 ** min(failures - 1, 8), MAX_RETRY_DELAY)
+                delay = backoff(RETRY_DELAY, failures - 1, maximum=MAX_RETRY_DELAY)
                 logger.warning("%s; listing again in %.0f s", exc, delay)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
 

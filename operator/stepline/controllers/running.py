@@ -51,7 +51,7 @@ from stepline.api import (
     record_payload,
     set_condition,
 )
-from stepline.controllers.deploying import backoff
+from stepline.controllers.pacing import backoff
 from stepline.controllers.runtime import Runtime, involved_object
 from stepline.engine import Checkpoint, PlanError, RunOutcome, RunRequest, RunStatus
 from stepline.errors import KubeApiError
@@ -63,8 +63,9 @@ WORKFLOW_POLL_SECONDS = 1.0
 FINISHED_MEMORY = 100_000
 # How long the start of a run waits to be written with its first checkpoint (module docstring).
 START_GRACE_SECONDS = 1.0
-# Seconds before a run whose task failed is resumed; doubles per failure (`backoff`).
+# Seconds before a run whose task failed is resumed; doubles per failure, up to the maximum.
 RETRY_SECONDS = 5.0
+MAX_RETRY_SECONDS = 300.0
 FINISHED_PHASES = frozenset(phase.value for phase in RunPhase if phase.is_finished)
 
 WorkflowLookup = Callable[[str, str], Workflow | None]
@@ -215,7 +216,7 @@ class RunSupervisor:
                     )
                     break
                 except Exception:  # the task must not die silently
-                    delay = backoff(RETRY_SECONDS, failures)
+                    delay = backoff(RETRY_SECONDS, failures, maximum=MAX_RETRY_SECONDS)
                     failures += 1
                     logger.exception(
                         "run %s/%s failed to execute; resuming it in %.0f s",
