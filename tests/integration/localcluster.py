@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -92,6 +93,37 @@ class LocalCluster:
                 capture_output=True,
                 check=True,
             )
+
+    @property
+    def script_env(self) -> dict[str, str]:
+        """The environment for hack/ scripts about this cluster: its state folder (where the
+        kubeconfig is) and its name (the one cluster kwokctl keeps there)."""
+        state = self.kubeconfig.parent
+        clusters = sorted(path.name for path in (state / "kwok" / "clusters").iterdir())
+        if len(clusters) != 1:
+            raise ClusterError(f"expected one cluster under {state}/kwok/clusters, not {clusters}")
+        return {**os.environ, "STEPLINE_STATE": str(state), "STEPLINE_CLUSTER": clusters[0]}
+
+    def kill_component(self, component: str) -> None:
+        """SIGKILLs one process of the control plane (kube-apiserver, etcd, …), as a crash
+        would; `restore()` brings it back."""
+        env = self.script_env
+        pids = Path(env["STEPLINE_STATE"], "kwok", "clusters", env["STEPLINE_CLUSTER"], "pids")
+        os.kill(int((pids / f"{component}.pid").read_text().strip()), signal.SIGKILL)
+
+    def restore(self) -> None:
+        """Brings every dead component back and waits until the cluster is ready, as a user
+        would: hack/cluster-up.sh, once."""
+        out = subprocess.run(
+            [str(HACK / "cluster-up.sh")],
+            env=self.script_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise ClusterError(f"hack/cluster-up.sh could not restore the cluster:\n{out.stderr}")
 
     @property
     def env(self) -> dict[str, str]:

@@ -363,6 +363,8 @@ def test_a_run_survives_the_operator_killed_mid_step_and_the_step_is_recalled_wi
     assert run["status"]["output"] == {"held": {"n": 2}}
     holds = bed.server.calls("/hold", run_uid=uid)
     assert [c.headers["Idempotency-Key"] for c in holds] == [f"{uid}/hold"] * 2
+    # The call in flight when the operator died counts: the repeated one is attempt 2, not 1.
+    assert [c.headers["Stepline-Attempt"] for c in holds] == ["1", "2"]
     assert [c.body for c in holds] == [{"n": 2}, {"n": 2}]
     # The step finished before the crash is not called again; the one after it runs once.
     assert len(bed.server.calls("/echo", run_uid=uid)) == 2

@@ -30,9 +30,12 @@ from stepline.api.dependencies import (
 )
 from stepline.api.payloads import (
     MAX_INPUT_BYTES,
+    MAX_JSON_DEPTH,
     MAX_RECORDED_OUTPUT_BYTES,
     PayloadInfo,
     encode_payload,
+    find_input_problem,
+    measure_depth,
     record_payload,
 )
 from stepline.api.policies import (
@@ -80,6 +83,7 @@ __all__ = [
     "GROUP",
     "KINDS",
     "MAX_INPUT_BYTES",
+    "MAX_JSON_DEPTH",
     "MAX_RECORDED_OUTPUT_BYTES",
     "VERSION",
     "Backoff",
@@ -124,6 +128,8 @@ __all__ = [
     "find_condition",
     "find_crd_drift",
     "find_dependency_cycles",
+    "find_input_problem",
+    "measure_depth",
     "record_payload",
     "render_crds",
     "set_condition",

@@ -70,6 +70,8 @@ class Reason(StrEnum):
     WORKFLOW_NOT_FOUND = "WorkflowNotFound"
     WORKFLOW_NOT_READY = "WorkflowNotReady"
     INPUT_TOO_LARGE = "InputTooLarge"
+    INVALID_RUN = "InvalidRun"  # admitted by the API server, but not a run the operator can execute
+    INTERNAL_ERROR = "InternalError"  # the operator failed, not a step; its log has the details
     # A failed step call (StepRecord.error.reason)
     TIMEOUT = "Timeout"
     CONNECTION_ERROR = "ConnectionError"

@@ -29,7 +29,9 @@ class RetryOn(StrEnum):
 
 
 class Backoff(SpecModel):
-    """Exponential backoff between attempts: initialSeconds * factor^n, at most maxSeconds."""
+    """Exponential backoff between attempts. Before retry n the wait is at least
+    d(n) = min(maxSeconds, initialSeconds * factor^(n-1)); jitter adds up to a fifth of d(n),
+    never past maxSeconds."""
 
     rules = (
         Rule(
@@ -44,19 +46,23 @@ class Backoff(SpecModel):
         default=1.0,
         ge=0,
         le=MAX_BACKOFF_SECONDS,
-        description="Wait before the first retry, in seconds.",
+        description="Shortest wait before the first retry, in seconds; jitter adds up to a "
+        "fifth of it. A step is given at least the sum of the shortest waits to recover before "
+        "the call gives up.",
     )
     factor: float = Field(
         default=2.0,
         ge=1,
         le=10,
-        description="Multiplier of the wait after each further attempt; 1 keeps it constant.",
+        description="Multiplier of the shortest wait after each further attempt; 1 keeps it "
+        "constant.",
     )
     max_seconds: float = Field(
         default=30.0,
         ge=0,
         le=MAX_BACKOFF_SECONDS,
-        description="Longest wait between two attempts, in seconds.",
+        description="Longest wait between two attempts, in seconds, jitter included; the "
+        "shortest waits grow up to it and stay there.",
     )
 
 

@@ -1,9 +1,9 @@
 """Workflow: a process as a chain (later a DAG) of references to ServiceSteps.
 
-Declarative only. Steps run in list order unless `dependsOn` says otherwise; a step receives the
-previous step's output unless its `input` expression says otherwise. Expressions (`input`,
-`when`, `output`) are CEL over `input` (the run's input) and `steps` (step name → `{phase,
-output}`); they are compiled by the engine, which reports errors in the status
+Declarative only. Steps run one at a time, in list order unless `dependsOn` names a later
+step; a step receives the previous step's output unless its `input` expression says otherwise.
+Expressions (`input`, `when`, `output`) are CEL over `input` (the run's input) and `steps` (step
+name → `{phase, output}`); they are compiled by the engine, which reports errors in the status
 (`expressionErrors` and the Ready condition). Rules needing other objects — a `stepRef` to a
 missing ServiceStep, a cycle through `dependsOn` — are the controller's to report, not admission's.
 """
@@ -87,8 +87,10 @@ class WorkflowStep(SpecModel):
         default=None,
         max_length=MAX_DEPENDENCIES,
         json_schema_extra=list_type("set"),
-        description="Steps that must finish first. Default: the step before this one in the "
-        "list; [] makes the step start with the run.",
+        description="Steps that must finish before this one starts. Default: the step before "
+        "this one in the list. Steps run one at a time, in list order moved only where a step "
+        "depends on a later one; [] or a dependency on an earlier step changes no timing yet "
+        "(steps do not run side by side).",
     )
 
 
@@ -137,7 +139,8 @@ class WorkflowSpec(SpecModel):
         min_length=1,
         max_length=MAX_STEPS,
         json_schema_extra=list_type("atomic"),
-        description="The steps, run in this order unless dependsOn says otherwise.",
+        description="The steps, run one at a time in this order unless dependsOn names a later "
+        "step.",
     )
     output: Expression | None = Field(
         default=None,

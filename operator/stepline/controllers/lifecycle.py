@@ -23,9 +23,9 @@ from stepline.controllers.essences import EssenceDiffBaseStorage
 from stepline.controllers.eventing import COMPONENT
 from stepline.controllers.following import OwnedObjectWatch
 from stepline.controllers.retaining import RunIndex, keep_runs_forever
-from stepline.controllers.running import RunSupervisor
 from stepline.controllers.runs import follow_runs
 from stepline.controllers.runtime import Runtime
+from stepline.controllers.supervising import RunSupervisor
 from stepline.engine import Executor, Http1Transport, StepIndex
 from stepline.engine.metering import MetricsObserver
 from stepline.gateway.invoking import Invoker

@@ -1,12 +1,12 @@
-"""Running WorkflowRuns: one asyncio task per unfinished run, in this operator process.
+"""Running one WorkflowRun to its end, in a task of `supervising.RunSupervisor`.
 
-`RunSupervisor.follow_event()` is fed every watch event of every WorkflowRun (level-triggered): an
-unfinished run without a task gets one, which resumes from the run's checkpointed status (steps
-already Succeeded or Skipped are not called again; the interrupted one is re-called with the same
-Idempotency-Key); `spec.cancel` sets the task's cancel event; a deleted run's task is stopped.
-No kopf annotations or finalizers are written per run: the status is the checkpoint.
+A run resumes from its checkpointed status, or from the newer `RunProgress` its task kept when
+a status write failed: steps already Succeeded or Skipped are not called again; the interrupted
+one is called again with the same Idempotency-Key, and an attempt number above any the
+checkpoint knows was sent (the step the status names as `currentStep` was being called: its
+next call is attempt 2 or more).
 
-A run task: waits (Pending) for its Workflow to exist, plans it, waits (Pending) for a run slot
+`drive_run`: waits (Pending) for its Workflow to exist, plans it, waits (Pending) for a run slot
 of the workflow, executes it through the engine, checkpoints the status after every step, and
 writes the final status with Events (Started, StepFailed, Succeeded / Failed / Cancelled).
 On operator shutdown the tasks are cancelled without touching status, so the next start resumes.
@@ -35,8 +35,8 @@ import asyncio
 import logging
 import math
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,12 +46,12 @@ from stepline.api import (
     Reason,
     RunPhase,
     StepPhase,
+    StepRecord,
     Workflow,
     WorkflowRun,
     record_payload,
     set_condition,
 )
-from stepline.controllers.pacing import backoff
 from stepline.controllers.runtime import Runtime, involved_object
 from stepline.engine import Checkpoint, PlanError, RunOutcome, RunRequest, RunStatus
 from stepline.errors import KubeApiError
@@ -59,16 +59,21 @@ from stepline.errors import KubeApiError
 logger = logging.getLogger(__name__)
 # How often a run waiting for its Workflow looks again, in seconds (an index look-up).
 WORKFLOW_POLL_SECONDS = 1.0
-# Finished runs remembered, so that a late watch event of a finished run starts nothing.
-FINISHED_MEMORY = 100_000
 # How long the start of a run waits to be written with its first checkpoint (module docstring).
 START_GRACE_SECONDS = 1.0
-# Seconds before a run whose task failed is resumed; doubles per failure, up to the maximum.
-RETRY_SECONDS = 5.0
-MAX_RETRY_SECONDS = 300.0
 FINISHED_PHASES = frozenset(phase.value for phase in RunPhase if phase.is_finished)
 
 WorkflowLookup = Callable[[str, str], Workflow | None]
+
+
+@dataclass
+class RunProgress:
+    """What a run's task knows beyond the status the API holds, kept across its retries: when
+    the run started, the newest checkpoint (written or not), and the end once it is computed."""
+
+    started_at: datetime | None = None
+    steps: tuple[StepRecord, ...] | None = None
+    outcome: RunOutcome | None = None
 
 
 class RunStatusWriter:
@@ -80,9 +85,10 @@ class RunStatusWriter:
     module docstring).
     """
 
-    def __init__(self, runtime: Runtime, run: WorkflowRun) -> None:
+    def __init__(self, runtime: Runtime, run: WorkflowRun, progress: RunProgress) -> None:
         self._runtime = runtime
         self._run = run
+        self.progress = progress
         self.events = runtime.events
         self._lock = asyncio.Lock()
         self._held: dict[str, Any] = {}
@@ -120,6 +126,7 @@ class RunStatusWriter:
 
     async def save(self, checkpoint: Checkpoint) -> None:
         self.saved = True
+        self.progress.steps = checkpoint.steps
         status = {
             "phase": RunPhase.RUNNING,
             "startedAt": checkpoint.started_at.isoformat(),
@@ -161,129 +168,83 @@ class RunStatusWriter:
         self._flush_at = math.inf
 
 
-class RunSupervisor:
-    """The tasks of the runs this process executes."""
-
-    def __init__(self, runtime: Runtime, *, find_workflow: WorkflowLookup) -> None:
-        self._runtime = runtime
-        self._find_workflow = find_workflow
-        self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
-
-    def follow_event(
-        self, event_type: str | None, body: Mapping[str, Any], parse: Callable[[], WorkflowRun]
-    ) -> None:
-        """One watch event of a run: its raw `body`, and how to parse it (only done when a task
-        is to start, not for the echoes of our own checkpoints)."""
-        uid = body.get("metadata", {}).get("uid", "")
-        running = self._tasks.get(uid)
-        if event_type == "DELETED":
-            if running:
-                running[0].cancel()
-            return
-        if running is not None:
-            if body.get("spec", {}).get("cancel"):
-                running[1].set()
-            return
-        if uid in self._finished or body.get("status", {}).get("phase") in FINISHED_PHASES:
-            return
-        self._start(parse())
-
-    def _start(self, run: WorkflowRun) -> None:
-        cancel = asyncio.Event()
-        if run.spec.cancel:
-            cancel.set()
-        task = asyncio.create_task(self._drive(run, cancel), name=f"run {run.metadata.name}")
-        self._tasks[run.metadata.uid or ""] = (task, cancel)
-
-    async def shutdown(self) -> None:
-        """Stops every task without touching status: the next start resumes the runs."""
-        tasks = [task for task, _ in self._tasks.values()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _drive(self, run: WorkflowRun, cancel: asyncio.Event) -> None:
-        """Drives the run to its end; a failure (its status cannot be written, a bug) is logged
-        and the run resumed from its last checkpoint we know of after a backoff, until it ends,
-        is deleted (the task is cancelled) or the operator stops."""
-        uid, failures = run.metadata.uid or "", 0
-        try:
-            while True:
-                try:
-                    await drive_run(
-                        self._runtime, run, cancel=cancel, find_workflow=self._find_workflow
-                    )
-                    break
-                except Exception:  # the task must not die silently
-                    delay = backoff(RETRY_SECONDS, failures, maximum=MAX_RETRY_SECONDS)
-                    failures += 1
-                    logger.exception(
-                        "run %s/%s failed to execute; resuming it in %.0f s",
-                        run.metadata.namespace, run.metadata.name, delay,
-                    )  # fmt: skip
-                    await asyncio.sleep(delay)
-            self._finished[uid] = None
-            if len(self._finished) > FINISHED_MEMORY:
-                self._finished.popitem(last=False)
-        finally:
-            self._tasks.pop(uid, None)
-
-
 async def drive_run(
-    runtime: Runtime, run: WorkflowRun, *, cancel: asyncio.Event, find_workflow: WorkflowLookup
+    runtime: Runtime,
+    run: WorkflowRun,
+    *,
+    cancel: asyncio.Event,
+    find_workflow: WorkflowLookup,
+    progress: RunProgress,
 ) -> None:
-    """Executes one run to its end (see the module docstring)."""
-    writer = RunStatusWriter(runtime, run)
+    """Executes one run to its end (see the module docstring); raises `KubeApiError` when its
+    status cannot be written, with `progress` holding what it had done."""
+    writer = RunStatusWriter(runtime, run, progress)
     try:
-        await _drive_run(runtime, run, writer, cancel=cancel, find_workflow=find_workflow)
+        if progress.outcome is None:
+            progress.outcome = await _execute(runtime, run, writer, cancel, find_workflow)
+            if progress.outcome is None:
+                return
+        writer.end()  # no Started Event after the final one; a held start goes with the end
+        await _finish(writer, run, progress.outcome)
     finally:
         writer.end()
 
 
-async def _drive_run(
+async def _execute(
     runtime: Runtime,
     run: WorkflowRun,
     writer: RunStatusWriter,
-    *,
     cancel: asyncio.Event,
     find_workflow: WorkflowLookup,
-) -> None:
-    namespace = run.metadata.namespace or ""
+) -> RunOutcome | None:
+    """The run's outcome; None when it ended before executing (its status says how)."""
     workflow = await _wait_for_workflow(writer, run, cancel, find_workflow)
     if workflow is None:
         await _finish_cancelled_early(writer, run)
-        return
+        return None
     try:
         plan = runtime.plan_of(workflow)
     except PlanError as exc:
-        await _fail_early(writer, run, Reason.INVALID_EXPRESSION, str(exc))
-        return
-    resumed = bool(run.status.started_at)
+        await _fail_early(writer, run, exc.reason, str(exc))
+        return None
+    progress, namespace = writer.progress, run.metadata.namespace or ""
     async with runtime.slots.hold(plan.key, limit=plan.concurrency, wait=True):
-        started_at = run.status.started_at or datetime.now(UTC)
-        if not resumed:
-            writer.hold(
-                within=START_GRACE_SECONDS,
-                phase=RunPhase.RUNNING, startedAt=started_at.isoformat(),
-                workflowGeneration=workflow.metadata.generation,
-                conditions=_conditions(run, ConditionStatus.UNKNOWN, Reason.RUNNING, "running"),
-            )  # fmt: skip
-            ref, message = involved_object(run), f"running workflow {plan.workflow}"
-            writer.announce_unless_saved(
-                after=START_GRACE_SECONDS,
-                announce=lambda: runtime.events.info(ref, reason="Started", message=message),
-            )
-            runtime.metrics.record_run_started(namespace=namespace, workflow=plan.workflow)
+        if progress.started_at is None and run.status.started_at is None:
+            progress.started_at = datetime.now(UTC)
+            _announce_start(runtime, run, writer, workflow, plan.steps[0].name)
+        started_at = progress.started_at or run.status.started_at or datetime.now(UTC)
+        progress.started_at = started_at
         writer.checkpoint_interval = workflow.spec.checkpoint_interval_seconds
+        in_memory = progress.steps is not None
         request = RunRequest(
             uid=run.metadata.uid or "", input=run.spec.input, started_at=started_at,
-            resume_from=run.status.steps, deadline_seconds=_time_left(workflow, started_at),
+            resume_from=progress.steps or run.status.steps,
+            interrupted_step=None if in_memory else run.status.current_step,
+            deadline_seconds=_time_left(workflow, started_at),
         )  # fmt: skip
         with runtime.metrics.run_in_flight(namespace=namespace, workflow=plan.workflow):
-            outcome = await runtime.executor.execute(plan, request, store=writer, cancel=cancel)
-    writer.end()  # no Started Event after the final one; a held start goes with the final write
-    await _finish(writer, run, outcome)
+            return await runtime.executor.execute(plan, request, store=writer, cancel=cancel)
+
+
+def _announce_start(
+    runtime: Runtime, run: WorkflowRun, writer: RunStatusWriter, workflow: Workflow, first: str
+) -> None:
+    """The start of a new run: held for its first checkpoint (the module docstring), with the
+    first step as the one being called, a Started Event unless a checkpoint comes first."""
+    started_at = writer.progress.started_at or datetime.now(UTC)
+    writer.hold(
+        within=START_GRACE_SECONDS,
+        phase=RunPhase.RUNNING, startedAt=started_at.isoformat(), currentStep=first,
+        workflowGeneration=workflow.metadata.generation,
+        conditions=_conditions(run, ConditionStatus.UNKNOWN, Reason.RUNNING, "running"),
+    )  # fmt: skip
+    ref, message = involved_object(run), f"running workflow {workflow.metadata.name}"
+    writer.announce_unless_saved(
+        after=START_GRACE_SECONDS,
+        announce=lambda: runtime.events.info(ref, reason="Started", message=message),
+    )
+    namespace = run.metadata.namespace or ""
+    runtime.metrics.record_run_started(namespace=namespace, workflow=workflow.metadata.name or "")
 
 
 def _time_left(workflow: Workflow, started_at: datetime) -> float | None:

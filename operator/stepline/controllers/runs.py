@@ -1,5 +1,5 @@
 """Following WorkflowRuns: a watch of our own (`RunWatch`), not kopf, feeds every event to the run
-supervisor (`running.RunSupervisor`, which owns the run tasks) and to the run index that
+supervisor (`supervising.RunSupervisor`, which owns the run tasks) and to the run index that
 retention and statistics read (`retaining.RunIndex`).
 
 Why not kopf: every checkpoint of a run is a status write whose watch event comes back, three or
@@ -27,7 +27,7 @@ from typing import Any
 
 import kopf
 
-from stepline.api import API_VERSION, GROUP, VERSION, InvalidObjectError, ServiceStep, WorkflowRun
+from stepline.api import API_VERSION, GROUP, VERSION, InvalidObjectError, ServiceStep
 from stepline.controllers.following import Follower, OwnedKind
 from stepline.controllers.retaining import RunIndex
 from stepline.controllers.runtime import Runtime, runtime_of
@@ -76,13 +76,7 @@ class RunWatch:
         self._runtime.metrics.mark_watch_event(kind="WorkflowRun")
         metadata = body.get("metadata") or {}
         self._index.record(event_type, body)
-        try:
-            self._runtime.runs.follow_event(event_type, body, lambda: WorkflowRun.from_body(body))
-        except InvalidObjectError as exc:  # the API server validated it; an older schema?
-            logger.error(
-                "ignoring an invalid WorkflowRun %s/%s: %s",
-                metadata.get("namespace"), metadata.get("name"), exc,
-            )  # fmt: skip
+        self._runtime.runs.follow_event(event_type, body)
         return metadata.get("uid", ""), (body.get("spec") or {}).get("workflowRef", "")
 
 

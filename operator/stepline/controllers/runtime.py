@@ -25,7 +25,7 @@ from stepline.observability import Metrics, ReconcileOutcome
 from stepline.settings import Settings
 
 if TYPE_CHECKING:
-    from stepline.controllers.running import RunSupervisor
+    from stepline.controllers.supervising import RunSupervisor
 
 # Compiled expressions of this many Workflow generations are kept; one entry is a few KiB.
 EXPRESSION_CACHE_SIZE = 4096

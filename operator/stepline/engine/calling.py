@@ -1,8 +1,9 @@
 """One step call, retried as its policy says: POST the JSON input, return the JSON output.
 
-`StepClient.call()` makes attempts until one succeeds (a 2xx with a JSON body, or no body: null)
-or the failure is final, and raises `StepFailedError` with the api `StepError` (reason, HTTP
-status, the beginning of the body, and a message such as
+`StepClient.call()` makes attempts until one succeeds (a 2xx with a JSON body the engine
+accepts, `encoding.decode_json`, or no body: null) or the failure is final (an answer that is
+not such JSON is one, reason InvalidResponse, saying why), and raises `StepFailedError` with the
+api `StepError` (reason, HTTP status, the beginning of the body, and a message such as
 `step 'validate': POST http://user-validation.shop.svc:8080/validate returned 503 after 3
 attempts`). Between attempts it waits the backoff (`retrying`; longer if the step said so in a
 `Retry-After`) through the clock it was given, and gives up early when the wait would outlast
@@ -25,7 +26,7 @@ from typing import Any
 from stepline.api import Reason, RetryPolicy, StepError
 from stepline.api.workflowruns import BODY_EXCERPT_CHARACTERS
 from stepline.engine.clocks import SYSTEM_CLOCK, Clock, unless_cancelled
-from stepline.engine.encoding import decode_json
+from stepline.engine.encoding import InvalidJsonError, decode_json
 from stepline.engine.errors import CallError, RunCancelledError, StepFailedError
 from stepline.engine.retrying import (
     RETRYABLE,
@@ -140,8 +141,9 @@ class StepClient:
         if reason is None:
             try:
                 output = decode_json(reply.body) if reply.body else None
-            except ValueError:  # UnicodeDecodeError too: JSON on the wire is UTF-8 (RFC 8259)
-                reason, detail = Reason.INVALID_RESPONSE, f" returned {reply.status} but not JSON"
+            except InvalidJsonError as exc:
+                reason = Reason.INVALID_RESPONSE
+                detail = f" returned {reply.status} with an answer that is not usable JSON ({exc})"
             else:
                 return CallResult(output=output, attempts=attempt, http_status=reply.status)
         else:

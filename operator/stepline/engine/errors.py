@@ -36,10 +36,19 @@ class EngineError(StepLineError):
 
 
 class PlanError(EngineError):
-    """A workflow that cannot be planned; the message names each problem."""
+    """A workflow that cannot be planned; the message names each problem, and `reason` is the
+    one its Ready condition gives (InvalidExpression or DependencyCycle), so that a run of it
+    fails with the same reason."""
 
-    def __init__(self, message: str, *, problems: Sequence[ExpressionProblem] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: Reason = Reason.INVALID_EXPRESSION,
+        problems: Sequence[ExpressionProblem] = (),
+    ) -> None:
         super().__init__(message)
+        self.reason = reason
         self.problems = tuple(problems)
 
 

@@ -35,7 +35,7 @@ from stepline.engine.calling import MAX_MESSAGE_CHARACTERS, StepCall, StepClient
 from stepline.engine.checkpoints import Checkpoint, RunStore, StepState, restore_states
 from stepline.engine.clocks import SYSTEM_CLOCK, Clock, unless_cancelled
 from stepline.engine.directories import StepDirectory, wait_for_ready_step
-from stepline.engine.encoding import encode_json
+from stepline.engine.encoding import InvalidJsonError, encode_json
 from stepline.engine.endpoints import NO_OVERRIDES, resolve_endpoint
 from stepline.engine.errors import RunCancelledError, StepFailedError
 from stepline.engine.expressions import (
@@ -63,8 +63,9 @@ class RunRequest:
 
     `uid` keys the idempotency of every call (a WorkflowRun's metadata.uid; for invoke, a fresh
     UUID). `resume_from` holds the step records of a checkpoint to resume; `started_at` the time
-    the run first started, when resuming. `trace_id` (32 hex digits) overrides the trace id
-    derived from `uid`.
+    the run first started, when resuming; `interrupted_step` the step that checkpoint says was
+    being called (its `currentStep`), whose next call is numbered after at least one attempt.
+    `trace_id` (32 hex digits) overrides the trace id derived from `uid`.
     """
 
     uid: str
@@ -73,6 +74,7 @@ class RunRequest:
     trace_id: str | None = None
     started_at: datetime | None = None
     resume_from: Sequence[StepRecord] = ()
+    interrupted_step: str | None = None
 
 
 class _Run:
@@ -191,7 +193,10 @@ class Executor:
                 return
             body = _encode_input(run, step, index)
             service = await self._find_ready_step(run, step, cancel)
-            call = self._build_call(run, step, service, body, first_attempt=state.attempts + 1)
+            sent = state.attempts
+            if step.name == run.request.interrupted_step:
+                sent = max(sent, 1)  # a call may have been in flight when the run stopped
+            call = self._build_call(run, step, service, body, first_attempt=sent + 1)
             result = await self._client.call(call, cancel=cancel)
         except StepFailedError as exc:
             state.error = exc.error
@@ -359,7 +364,11 @@ def _encode_input(run: _Run, step: PlannedStep, index: int) -> bytes:
             payload = run.plan.expressions.evaluate_input(step.name, run.activation(), default=None)
         except ExpressionError as exc:
             raise _expression_failure(step, exc) from exc
-    return encode_json(payload)
+    try:
+        return encode_json(payload)
+    except InvalidJsonError as exc:  # only an `input` expression can compute such a value
+        message = f"step {step.name!r}: its input {exc}"
+        raise _step_failure(Reason.EXPRESSION_ERROR, message) from exc
 
 
 def _compute_output(run: _Run) -> Any:

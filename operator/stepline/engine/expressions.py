@@ -8,9 +8,22 @@ also offers are available (`lowerAscii`, `split`, `join`, `min`, `max`, `sum`, �
 
 The library is `common-expression-language` (Rust-backed): it passes the CEL conformance cases
 that matter here where `cel-python` fails some, and compiles and evaluates 8 to 10 times faster; see
-bench/cel/RESULTS.md. It parses but does not type-check, so compilation here also refuses
-functions and variables that do not exist — typos surface when a Workflow is applied, not in the
-middle of a run.
+bench/cel/RESULTS.md. It parses but does not type-check and offers no syntax tree (a program
+tells only the names it uses), so compilation here adds checks of its own, and mistakes surface
+when a Workflow is applied, not in the middle of a run:
+
+- a function or a variable that does not exist;
+- a step that does not exist, named as `steps.<name>` or `steps["<name>"]` (a key computed at run
+  time, `steps[input.which]`, is not checked);
+- a `when` that cannot be true or false: one that reads no variable is evaluated once, and must
+  give a bool; one that reads some must not have, as its outermost operation, one that never
+  gives a bool (arithmetic, a unary minus, a list or map literal, a call of `size`, `string`,
+  `split`, …). A `when` whose value depends on the data (`input.flag`, `steps.a.output.n`, a
+  ternary) is still checked only when it runs.
+
+The two last checks read the source text (referencing.py says what they do and do not catch);
+each compiled expression is kept even when they find a problem, since a problem alone already
+stops the workflow from running.
 
 Errors, all `ValueError`s:
 
@@ -25,15 +38,17 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from stepline.api import ExpressionProblem, WorkflowSpec
 from stepline.api.celbinding import EXTENSIONS, cel
+from stepline.engine import referencing
 
 VARIABLES = frozenset({"input", "steps"})
 # CEL's type names are identifiers too (`type(x) == int`).
@@ -57,10 +72,8 @@ EXTRA_FUNCTIONS: Mapping[str, Callable[..., Any]] = {
 }
 FUNCTIONS = _NATIVE_FUNCTIONS | EXTRA_FUNCTIONS.keys()
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
-_BOUND = re.compile(r"\b(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
-_STRING = re.compile(
-    r"""(?s)[rRbB]*('''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")"""
-)
+_NOT_A_BOOL = "a condition must be true or false; this one "
+_MESSAGE_LENGTH = 2048  # ExpressionProblem.message's limit
 
 
 class ExpressionError(ValueError):
@@ -176,18 +189,24 @@ def build_activation(
 
 
 def compile_workflow_expressions(spec: WorkflowSpec) -> CompiledExpressions:
-    """Compiles each expression of `spec` once; problems are collected, not raised."""
+    """Compiles each expression of `spec` once; problems are collected, not raised. An
+    expression that compiled but names a missing step, or a `when` that cannot be a bool, is
+    kept and has its problem too."""
     compiled: dict[str, dict[str | None, CompiledExpression]] = {
         "input": {},
         "when": {},
         "output": {},
     }
     problems: list[ExpressionProblem] = []
+    names = [step.name for step in spec.steps]
     for role, where, step, source in _expressions_of(spec):
         try:
-            compiled[role][step] = compile_expression(source, field=where, step=step)
+            expression = compile_expression(source, field=where, step=step)
         except ExpressionCompileError as exc:
             problems.extend(exc.problems)
+            continue
+        compiled[role][step] = expression
+        problems.extend(_check_compiled(expression, is_condition=role == "when", steps=names))
     return CompiledExpressions(
         inputs={name: e for name, e in compiled["input"].items() if name is not None},
         conditions={name: e for name, e in compiled["when"].items() if name is not None},
@@ -262,24 +281,72 @@ def _expressions_of(spec: WorkflowSpec) -> Iterator[tuple[str, str, str | None, 
         yield "output", "spec.output", None, spec.output
 
 
+def _check_compiled(
+    expression: CompiledExpression, *, is_condition: bool, steps: Sequence[str]
+) -> list[ExpressionProblem]:
+    """The problems the compiler cannot see: steps that do not exist, a `when` that is no bool."""
+    findings = referencing.find_unknown_steps(expression.source, steps)
+    if is_condition:
+        finding = _condition_finding(expression)
+        findings += [] if finding is None else [finding]
+    return [_finding_problem(expression, finding) for finding in findings]
+
+
+def _condition_finding(expression: CompiledExpression) -> referencing.Finding | None:
+    """Why a `when` can never be true or false: by its one value when it reads no variable,
+    else by the shape of its text."""
+    if not expression.reads:
+        return _constant_condition_finding(expression)
+    shape = referencing.describe_non_bool(expression.source)
+    if shape is None:
+        return None
+    return referencing.Finding(shape.offset, f"{_NOT_A_BOOL}is {shape.message}")
+
+
+def _constant_condition_finding(expression: CompiledExpression) -> referencing.Finding | None:
+    """Why a `when` that reads no variable, and so has the same value on every run, can never
+    be true or false, judged by that value."""
+    try:
+        value = expression.evaluate({})
+    except ExpressionEvaluationError as exc:
+        return referencing.Finding(None, f"{_NOT_A_BOOL}always fails: {exc.message}")
+    if isinstance(value, bool):
+        return None
+    shown = repr(value) if isinstance(value, str) else json.dumps(value)
+    return referencing.Finding(None, f"{_NOT_A_BOOL}is always {shown}")
+
+
+def _finding_problem(
+    expression: CompiledExpression, finding: referencing.Finding
+) -> ExpressionProblem:
+    source = expression.source
+    where = {} if finding.offset is None else referencing.position_of(source, finding.offset)
+    return ExpressionProblem(
+        field=expression.field, step=expression.step, expression=source,
+        message=finding.message[:_MESSAGE_LENGTH], **where,
+    )  # fmt: skip
+
+
 def _syntax_problem(source: str, field: str, step: str | None, error: str) -> ExpressionProblem:
     found = _POSITION.search(error)
     if found is None:
-        return ExpressionProblem(field=field, step=step, expression=source, message=error[:2048])
+        return ExpressionProblem(
+            field=field, step=step, expression=source, message=error[:_MESSAGE_LENGTH]
+        )
     return ExpressionProblem(
         field=field,
         step=step,
         expression=source,
         line=int(found[1]),
         column=int(found[2]),
-        message=found[3][:2048],
+        message=found[3][:_MESSAGE_LENGTH],
     )
 
 
 def _unknown_name_problem(
     source: str, field: str, step: str | None, program: cel.Program
 ) -> ExpressionProblem | None:
-    code = _STRING.sub(lambda m: " " * len(m[0]), source)  # names inside strings don't count
+    code = referencing.blank_strings(source)  # names inside strings don't count
     for name in program.functions():
         if name[0].isalpha() and name not in FUNCTIONS:
             where = _locate(code, rf"\b{re.escape(name)}\s*\(")
@@ -287,7 +354,7 @@ def _unknown_name_problem(
             return ExpressionProblem(
                 field=field, step=step, expression=source, message=message, **where
             )
-    bound = set(_BOUND.findall(code))
+    bound = referencing.bound_names(code)
     for name in program.variables():
         if name not in VARIABLES | _TYPE_NAMES | bound:
             where = _locate(code, rf"(?<![.\w]){re.escape(name)}\b")
@@ -301,11 +368,7 @@ def _unknown_name_problem(
 def _locate(code: str, pattern: str) -> dict[str, int]:
     """Line and column (from 1) of the first match, as ExpressionProblem fields."""
     found = re.search(pattern, code)
-    if found is None:
-        return {}
-    before = code[: found.start()]
-    line = before.count("\n") + 1
-    return {"line": line, "column": found.start() - (before.rfind("\n") + 1) + 1}
+    return {} if found is None else referencing.position_of(code, found.start())
 
 
 def _describe_runtime_error(exc: Exception) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stepline.api import (
+    Reason,
     RetryPolicy,
     Workflow,
     compute_dependencies,
@@ -73,7 +74,8 @@ def build_plan(workflow: Workflow, *, expressions: CompiledExpressions | None = 
         raise PlanError(f"workflow {name}: {described}", problems=compiled.problems)
     cycles = find_dependency_cycles(spec)
     if cycles:
-        raise PlanError(f"workflow {name}: {describe_cycles(cycles)}")
+        message = f"workflow {name}: {describe_cycles(cycles)}"
+        raise PlanError(message, reason=Reason.DEPENDENCY_CYCLE)
     dependencies = compute_dependencies(spec)
     by_name = {step.name: step for step in spec.steps}
     steps = tuple(

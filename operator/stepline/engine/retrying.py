@@ -5,10 +5,14 @@ TooManyRequests (429) may be retried, if the step's `RetryPolicy.retryOn` lists 
 (any other 4xx), InvalidResponse and everything else never are — a 4xx says the request itself
 is wrong, and sending it again cannot help.
 
-Backoff is exponential with full jitter: before retry n (1-based) the wait is uniform in
-[0, min(maxSeconds, initialSeconds * factor^(n-1))]. Randomising the whole wait spreads the
-retries of many runs that failed together (a step restarting under load) instead of bringing
-them back in one wave.
+Backoff is exponential, and what a policy says is what it guarantees: before retry n (1-based)
+the wait is at least d(n) = min(maxSeconds, initialSeconds * factor^(n-1)), so the first retry
+comes no sooner than `initialSeconds` after the failure, and a step is given at least the sum of
+d(1..limit) to recover before the call gives up. Jitter only lengthens a wait, by up to
+`JITTER_FRACTION` of d(n), never past `maxSeconds`: the retries of many runs that failed
+together (a step restarting under load) spread out instead of coming back in one wave, and the
+spread carries over to the waits at the cap. (Full jitter, a uniform wait in [0, d(n)], spreads
+better but breaks the guarantee: with `initialSeconds: 1` a retry came after 0.2 s.)
 
 A step that answers 429 or 5xx with `Retry-After` (seconds, or an HTTP date) is not called again
 sooner than it asked, up to the policy's `maxSeconds`: the wait is the larger of the backoff and
@@ -22,6 +26,9 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from stepline.api import Backoff, Reason, RetryOn, RetryPolicy
+
+# Jitter lengthens a wait by up to this fraction of it (module docstring).
+JITTER_FRACTION = 0.2
 
 RETRYABLE: dict[Reason, RetryOn] = {
     Reason.TIMEOUT: RetryOn.TIMEOUT,
@@ -51,9 +58,15 @@ def is_retried(reason: Reason, policy: RetryPolicy) -> bool:
 
 
 def compute_backoff(backoff: Backoff, retry: int, *, jitter: Callable[[], float]) -> float:
-    """Seconds to wait before retry `retry` (1-based); `jitter()` returns a float in [0, 1)."""
-    ceiling = min(backoff.max_seconds, backoff.initial_seconds * backoff.factor ** (retry - 1))
-    return ceiling * jitter()
+    """Seconds to wait before retry `retry` (1-based), within [d(n), min(maxSeconds,
+    d(n) * (1 + JITTER_FRACTION))] (module docstring); `jitter()` returns a float in [0, 1)."""
+    least = minimum_backoff(backoff, retry)
+    return min(backoff.max_seconds, least * (1 + JITTER_FRACTION * jitter()))
+
+
+def minimum_backoff(backoff: Backoff, retry: int) -> float:
+    """d(n): the shortest wait before retry `retry` (1-based) that the policy guarantees."""
+    return min(backoff.max_seconds, backoff.initial_seconds * backoff.factor ** (retry - 1))
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:

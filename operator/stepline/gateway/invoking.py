@@ -4,9 +4,10 @@ is written per call; the Workflow and its ServiceSteps come from the operator's 
 Errors map to HTTP statuses, each with a JSON body `{"error": {"reason", "message", "step"?,
 "httpStatus"?}}`:
 
-    400  the body is not a JSON object, or is larger than the input cap
+    400  the body is not a JSON object the engine accepts (`engine.encoding`: an empty body, NaN,
+         nesting deeper than 64, a lone surrogate… each named), or is larger than the input cap
     404  no such Workflow
-    409  the Workflow is not Ready, or its expressions do not compile
+    409  the Workflow is not Ready, its expressions do not compile, or its steps form a cycle
     429  the workflow already runs `concurrency` runs
     502  a step failed (its HTTP status, when it answered, is in the body)
     504  a step, or the whole run, timed out
@@ -22,7 +23,7 @@ from typing import Any
 
 from stepline.api import MAX_INPUT_BYTES, ConditionType, Reason, Workflow, find_condition
 from stepline.engine import Executor, Plan, PlanError, RunOutcome, RunRequest, RunSlots, RunStatus
-from stepline.engine.encoding import decode_json
+from stepline.engine.encoding import InvalidJsonError, decode_json
 from stepline.engine.errors import RunRefusedError
 from stepline.observability import Metrics
 
@@ -78,7 +79,7 @@ class Invoker:
         try:
             plan = self._plan_of(workflow)
         except PlanError as exc:
-            return error_answer(409, Reason.INVALID_EXPRESSION, str(exc))
+            return error_answer(409, exc.reason, str(exc))
         limit = workflow.spec.timeout_seconds
         deadline = self._deadline if limit is None else min(self._deadline, limit)
         request = RunRequest(uid=str(uuid.uuid4()), input=run_input, deadline_seconds=deadline)
@@ -93,14 +94,15 @@ class Invoker:
 
 
 def parse_input(body: bytes) -> tuple[Any, Answer | None]:
+    """The run input in `body`, or the 400 answer saying why it is refused (`encoding`)."""
     if len(body) > MAX_INPUT_BYTES:
         return None, input_too_large(len(body))
     try:
-        value = decode_json(body or b"{}")
-    except ValueError as exc:
-        return None, error_answer(400, "InvalidInput", f"the body is not JSON: {exc}")
+        value = decode_json(body)
+    except InvalidJsonError as exc:
+        return None, error_answer(400, Reason.INVALID_INPUT, f"the body is not usable JSON: {exc}")
     if not isinstance(value, dict):
-        return None, error_answer(400, "InvalidInput", "the input must be a JSON object")
+        return None, error_answer(400, Reason.INVALID_INPUT, "the input must be a JSON object")
     return value, None
 
 

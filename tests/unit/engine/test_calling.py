@@ -28,7 +28,7 @@ def build_call(server: StepServer, **changes: object) -> StepCall:
     return StepCall(**(fields | changes))  # type: ignore[arg-type]
 
 
-def build_client(transport: AiohttpTransport, clock: FakeClock, jitter: float = 1.0) -> StepClient:
+def build_client(transport: AiohttpTransport, clock: FakeClock, jitter: float = 0.0) -> StepClient:
     return StepClient(transport, clock=clock, jitter=lambda: jitter)
 
 
@@ -54,14 +54,14 @@ async def test_backoff_grows_by_its_factor_up_to_its_max_without_really_sleeping
     assert clock.sleeps == [1.0, 2.0, 3.0]
 
 
-async def test_jitter_draws_each_wait_uniformly_below_its_ceiling(
+async def test_jitter_only_lengthens_each_wait_and_never_past_the_max(
     server: StepServer, transport: AiohttpTransport, clock: FakeClock
 ) -> None:
     server.answer("/validate", Answer(503), Answer(503), Answer(503), Answer(json={}))
 
-    await build_client(transport, clock, jitter=0.25).call(build_call(server))
+    await build_client(transport, clock, jitter=0.5).call(build_call(server))
 
-    assert clock.sleeps == [0.25, 0.5, 0.75]
+    assert clock.sleeps == [1.1, 2.2, 3.0]
 
 
 async def test_retries_stop_at_the_limit_and_the_message_counts_the_attempts(

@@ -10,6 +10,7 @@ import yaml
 
 from stepline.api import Workflow, WorkflowSpec
 from stepline.engine.expressions import (
+    FUNCTIONS,
     CompiledExpressions,
     ExpressionCompileError,
     ExpressionEvaluationError,
@@ -18,6 +19,7 @@ from stepline.engine.expressions import (
     compile_workflow_expressions,
     to_json,
 )
+from stepline.engine.referencing import NON_BOOL_FUNCTIONS
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -69,10 +71,13 @@ def test_a_step_without_an_input_expression_gets_the_default() -> None:
 
 def test_has_tells_whether_a_step_produced_an_output() -> None:
     compiled = _compile(
+        {"name": "validation"},
+        {"name": "fraud"},
         {"name": "a", "when": "has(steps.validation.output)"},
         {"name": "b", "when": "!has(steps.fraud.output)"},
         {"name": "c", "when": "has(steps.fraud.output)"},
     )
+    assert compiled.problems == ()
     assert [compiled.should_run(n, FINANCE_RUN) for n in ("a", "b", "c")] == [True, True, False]
 
 
@@ -164,10 +169,10 @@ def test_variables_bound_by_macros_and_type_names_are_not_undeclared() -> None:
 
 
 def test_an_evaluation_error_names_the_field_the_step_and_the_missing_key() -> None:
-    compiled = _compile({"name": "order", "input": "steps.fraud.output"})
+    compiled = _compile({"name": "fraud"}, {"name": "order", "input": "steps.fraud.output"})
     with pytest.raises(ExpressionEvaluationError) as caught:
         compiled.evaluate_input("order", FINANCE_RUN, default=None)
-    assert caught.value.field == "spec.steps[0].input"
+    assert caught.value.field == "spec.steps[1].input"
     assert caught.value.step == "order"
     assert "no such key: 'output'" in str(caught.value)
 
@@ -177,13 +182,13 @@ def test_an_evaluation_error_names_the_field_the_step_and_the_missing_key() -> N
     [
         ('{"user": input.customer}', True),  # the run input alone: the caller's data lacks it
         ("steps.fraud.output", False),  # a step's output is to blame
-        ('{"user": input.customer, "risk": steps.validate.output.risk}', False),  # either
+        ('{"user": input.customer, "risk": steps.fraud.output.risk}', False),  # either
     ],
 )
 def test_an_evaluation_error_blames_the_input_only_when_the_expression_reads_nothing_else(
     expression: str, blames_input: bool
 ) -> None:
-    compiled = _compile({"name": "order", "input": expression})
+    compiled = _compile({"name": "fraud"}, {"name": "order", "input": expression})
     with pytest.raises(ExpressionEvaluationError) as caught:
         compiled.evaluate_input("order", FINANCE_RUN, default=None)
     assert caught.value.blames_input is blames_input
@@ -218,6 +223,129 @@ def test_a_value_that_is_not_json_is_refused() -> None:
         to_json(float("nan"))
     with pytest.raises(TypeError):
         to_json({1.5: "float keys are not JSON"})
+
+
+SHOP = ({"name": "validate"}, {"name": "order"})
+
+
+def test_an_input_naming_a_missing_step_is_a_problem_naming_the_field_and_the_step() -> None:
+    compiled = _compile(*SHOP, {"name": "ship", "input": "{'id': steps.nosuch.output.id}"})
+    (problem,) = compiled.problems
+    assert (problem.field, problem.step) == ("spec.steps[2].input", "ship")
+    assert problem.expression == "{'id': steps.nosuch.output.id}"
+    assert problem.message == "no step 'nosuch' in this workflow (steps: validate, order, ship)"
+    assert (problem.line, problem.column) == (1, 8)
+
+
+@pytest.mark.parametrize(
+    ("when", "output", "missing"),
+    [
+        ("has(steps.nosuch.output)", None, "nosuch"),
+        (None, 'steps["nosuch"].output', "nosuch"),
+        (None, "steps['no-such'].phase", "no-such"),
+    ],
+)
+def test_a_when_or_an_output_naming_a_step_that_does_not_exist_is_a_problem_on_its_field(
+    when: str | None, output: str | None, missing: str
+) -> None:
+    step = {"name": "ship"} if when is None else {"name": "ship", "when": when}
+    (problem,) = _compile(*SHOP, step, output=output).problems
+    assert problem.field == ("spec.output" if when is None else "spec.steps[2].when")
+    assert problem.message.startswith(f"no step {missing!r} in this workflow")
+
+
+def test_a_missing_step_is_reported_at_its_reference_even_on_a_later_line() -> None:
+    compiled = _compile(*SHOP, output='{"id": input.id,\n  "o": steps["ordr"].output}')
+    assert (compiled.problems[0].line, compiled.problems[0].column) == (2, 8)
+
+
+def test_references_to_existing_steps_in_either_form_are_not_problems() -> None:
+    compiled = _compile(
+        {"name": "validate"},
+        {"name": "check-stock", "when": "has(steps.validate.output)"},
+        output='{"v": steps.validate.output, "s": steps["check-stock"].phase}',
+    )
+    assert compiled.problems == ()
+
+
+def test_names_in_strings_in_comments_or_bound_by_a_macro_are_not_step_references() -> None:
+    compiled = _compile(
+        *SHOP,
+        {
+            "name": "ship",
+            "input": '["steps.nosuch", input.items.map(steps, steps.nosuch)] // steps.gone',
+            "when": "has(steps[input.which].output)",
+        },
+    )
+    assert compiled.problems == ()
+
+
+def test_an_expression_naming_a_missing_step_is_still_compiled() -> None:
+    compiled = _compile(*SHOP, {"name": "ship", "when": "steps.nosuch.phase == 'Succeeded'"})
+    assert len(compiled.problems) == 1
+    assert "ship" in compiled.conditions
+
+
+@pytest.mark.parametrize(
+    ("when", "shown"),
+    [('"yes"', "'yes'"), ("1", "1"), ("null", "null"), ("[true]", "[true]")],
+)
+def test_a_when_that_reads_no_variable_is_evaluated_once_and_must_be_a_bool(
+    when: str, shown: str
+) -> None:
+    (problem,) = _compile({"name": "a", "when": when}).problems
+    assert problem.field == "spec.steps[0].when"
+    assert problem.message == f"a condition must be true or false; this one is always {shown}"
+    assert (problem.line, problem.column) == (None, None)
+
+
+def test_a_when_that_reads_no_variable_and_always_fails_is_a_problem() -> None:
+    (problem,) = _compile({"name": "a", "when": "1 / 0 == 1"}).problems
+    assert problem.message.startswith("a condition must be true or false; this one always fails")
+
+
+@pytest.mark.parametrize("when", ["true", "false", "1 < 2", "[1, 2].exists(x, x > 1)"])
+def test_a_when_that_reads_no_variable_and_is_a_bool_is_fine(when: str) -> None:
+    assert _compile({"name": "a", "when": when}).problems == ()
+
+
+@pytest.mark.parametrize(
+    ("when", "what", "column"),
+    [
+        ("input.amount * 2", "an arithmetic expression (*)", 14),
+        ("-input.amount", "a negation (-)", 1),
+        ("[input.ok]", "a list", 1),
+        ('{"ok": input.ok}', "a map", 1),
+        ("size(steps.validate.output.items)", "a call of size()", 1),
+        ("input.name.lowerAscii()", "a call of lowerAscii()", 12),
+    ],
+)
+def test_a_when_whose_outermost_operation_gives_no_bool_is_a_problem_pointing_at_it(
+    when: str, what: str, column: int
+) -> None:
+    (problem,) = _compile(*SHOP, {"name": "a", "when": when}).problems
+    assert problem.field == "spec.steps[2].when"
+    assert problem.message == f"a condition must be true or false; this one is {what}"
+    assert (problem.line, problem.column) == (1, column)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "input.flag",
+        "steps.validate.output.approved",
+        "has(steps.validate.output) && input.amount * 2 > 10",
+        "input.vip ? true : input.amount > 10",
+        "min(input.flags)",
+    ],
+)
+def test_a_when_that_may_be_a_bool_is_left_to_the_run(when: str) -> None:
+    assert _compile(*SHOP, {"name": "a", "when": when}).problems == ()
+
+
+def test_the_functions_said_to_give_no_bool_are_functions_or_macros_that_exist() -> None:
+    assert (NON_BOOL_FUNCTIONS - FUNCTIONS).issubset({"map", "filter"})
+    assert {"bool", "min", "max", "contains", "matches", "dyn"}.isdisjoint(NON_BOOL_FUNCTIONS)
 
 
 @pytest.mark.parametrize("example", ["finance", "manufacturing"])

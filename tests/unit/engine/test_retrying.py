@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stepline.api import Backoff, Reason, RetryPolicy
-from stepline.engine.retrying import classify_status, compute_backoff, is_retried
+from stepline.engine.retrying import (
+    JITTER_FRACTION,
+    classify_status,
+    compute_backoff,
+    is_retried,
+)
 
 
 @pytest.mark.parametrize(
@@ -50,16 +57,38 @@ def test_retry_on_narrows_what_is_retried() -> None:
     assert not is_retried(Reason.TIMEOUT, policy)
 
 
-def test_backoff_ceilings_grow_by_the_factor_and_stop_at_the_max() -> None:
+def test_the_shortest_waits_grow_by_the_factor_and_stop_at_the_max() -> None:
     backoff = Backoff(initial_seconds=0.5, factor=3, max_seconds=10)
 
-    waits = [compute_backoff(backoff, retry, jitter=lambda: 1.0) for retry in range(1, 6)]
+    waits = [compute_backoff(backoff, retry, jitter=lambda: 0.0) for retry in range(1, 6)]
 
     assert waits == [0.5, 1.5, 4.5, 10, 10]
 
 
-def test_full_jitter_spreads_the_whole_wait_from_zero_to_the_ceiling() -> None:
-    backoff = Backoff(initial_seconds=2, factor=2, max_seconds=30)
+def test_jitter_adds_at_most_a_fifth_and_never_passes_the_max() -> None:
+    backoff = Backoff(initial_seconds=2, factor=2, max_seconds=9)
 
-    assert compute_backoff(backoff, 3, jitter=lambda: 0.0) == 0
-    assert compute_backoff(backoff, 3, jitter=lambda: 0.5) == 4
+    assert compute_backoff(backoff, 2, jitter=lambda: 0.5) == pytest.approx(4.4)
+    assert compute_backoff(backoff, 3, jitter=lambda: 0.99) == 9
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    initial=st.floats(0, 60),
+    factor=st.floats(1, 10),
+    extra=st.floats(0, 600),
+    retry=st.integers(1, 11),
+    draw=st.floats(0, 1, exclude_max=True),
+)
+def test_no_wait_is_shorter_than_the_policy_promises_or_longer_than_its_max(
+    initial: float, factor: float, extra: float, retry: int, draw: float
+) -> None:
+    backoff = Backoff(initial_seconds=initial, factor=factor, max_seconds=initial + extra)
+    promised = min(backoff.max_seconds, initial * factor ** (retry - 1))
+
+    wait = compute_backoff(backoff, retry, jitter=lambda: draw)
+
+    assert promised <= wait <= backoff.max_seconds
+    assert wait <= promised * (1 + JITTER_FRACTION) + 1e-9
+    if retry == 1:
+        assert wait >= initial  # the first retry never comes before initialSeconds

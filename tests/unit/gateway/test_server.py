@@ -21,7 +21,13 @@ from stepline.engine import Executor, Http1Transport, RunSlots, StepIndex, build
 from stepline.gateway.invoking import Invoker
 from stepline.gateway.server import build_app, parse_invoke_path, start_server
 from stepline.observability import Metrics
-from tests.unit.engine.stepservers import T0, StepServer, build_service_step, build_workflow
+from tests.unit.engine.stepservers import (
+    T0,
+    Answer,
+    StepServer,
+    build_service_step,
+    build_workflow,
+)
 from tests.unit.gateway.clients import HOST
 
 INVOKE = "/v1/namespaces/shop/workflows/trade:invoke"
@@ -121,7 +127,19 @@ async def test_another_method_than_post_on_invoke_answers_405_naming_post(
     assert answer["error"]["reason"] == "MethodNotAllowed"
 
 
-@pytest.mark.parametrize(("body", "mentioning"), [(b"[1]", "JSON object"), (b"{no", "not JSON")])
+@pytest.mark.parametrize(
+    ("body", "mentioning"),
+    [
+        (b"[1]", "JSON object"),
+        (b"{no", "not usable JSON"),
+        (b"", "the body is empty"),
+        (b'{"a":' + b"[" * 2000 + b"]" * 2000 + b"}", "nest more than 64 deep"),
+        (b'{"s":"\\ud800"}', "surrogate"),
+        (b'{"n": NaN}', "NaN and Infinity are not JSON numbers"),
+        (b'{"n": 1e999999}', "infinity"),
+        (b'{"n": 184467440737095516160}', "beyond 64 bits"),
+    ],
+)
 async def test_invoke_with_an_input_that_is_not_a_json_object_answers_400(
     base_url: str, http: aiohttp.ClientSession, body: bytes, mentioning: str
 ) -> None:
@@ -178,3 +196,27 @@ def test_the_invoke_path_names_a_namespace_and_a_workflow() -> None:
     assert parse_invoke_path("/v1/namespaces/shop/workflows/:invoke") is None
     assert parse_invoke_path("/v1/namespaces/shop/workflows/trade:invoke/") is None
     assert parse_invoke_path("/v1/namespaces/shop/steps/trade:invoke") is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (b"[" * 1500 + b"]" * 1500, "deep"),
+        (b'{"s": "\\ud800"}', "surrogate"),
+        (b'{"n": NaN}', "NaN"),
+    ],
+)
+async def test_a_step_answering_json_the_engine_cannot_use_fails_the_invoke_with_502_naming_it(
+    base_url: str, http: aiohttp.ClientSession, step_server: StepServer, answer: bytes, why: str
+) -> None:
+    step_server.answer("/greet", Answer(text=answer.decode()))
+
+    async with http.post(base_url + INVOKE, json={"name": "ada"}) as response:
+        error = (await response.json())["error"]
+
+    assert response.status == 502
+    assert error["reason"] == "StepFailed"
+    assert error["step"] == "greet"
+    assert "not usable JSON" in error["message"]
+    assert why in error["message"]
+    assert len(step_server.calls("/greet")) == 1  # an unusable answer is not retried
