@@ -85,8 +85,10 @@ class WorkflowRunSpec(SpecModel):
     )
     input: InputPayload = Field(
         default_factory=dict,
-        description="The run input: a JSON object (at most 64 KiB) given to the first step and "
-        "to every expression as `input`. Immutable.",
+        description="The run input: a JSON object given to the first step and to every "
+        "expression as `input`; at most 64 KiB of compact JSON, nested at most 64 deep (a "
+        "bigger or deeper one is admitted, and its run fails with reason InputTooLarge or "
+        "InvalidRun). Immutable.",
     )
     cancel: bool = Field(
         default=False,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stepline.api import Reason, RunPhase, StepPhase
+from stepline.api import MAX_JSON_DEPTH, Reason, RunPhase, StepPhase
 from stepline.engine import (
     AiohttpTransport,
     Checkpoint,
@@ -322,6 +322,46 @@ async def test_a_resumed_run_calls_only_the_unfinished_step_again_under_the_same
     assert server.received[0].body == {"x": 1}  # the recorded output of "scoring"
     assert outcome.status is RunStatus.SUCCEEDED
     assert outcome.output == {"ordered": {"x": 1}}
+
+
+async def test_the_step_a_checkpoint_names_as_current_is_called_again_as_attempt_two(
+    server: StepServer, transport: AiohttpTransport
+) -> None:
+    store = ListStore()
+    executor = build_executor(server, transport)
+    plan = build_plan(build_workflow(CHAIN))
+    await executor.execute(plan, RunRequest("r1", {"x": 1}), store=store)
+    checkpoint = store.saved[1]  # the operator died while calling "order": attempt 1 was sent
+    assert checkpoint.current_step == "order"
+    server.received.clear()
+
+    await executor.execute(
+        plan,
+        RunRequest(
+            "r1", {"x": 1}, resume_from=checkpoint.steps, interrupted_step=checkpoint.current_step
+        ),
+    )
+
+    assert [request.path for request in server.received] == ["/order-processing"]
+    assert server.received[0].headers["Stepline-Attempt"] == "2"
+
+
+async def test_a_step_answering_json_nested_to_the_limit_passes_it_on_whole(
+    server: StepServer, transport: AiohttpTransport
+) -> None:
+    deep: Any = 1
+    for _ in range(MAX_JSON_DEPTH):
+        deep = [deep]
+    server.answer("/user-validation", Answer(json=deep))
+    store = ListStore()
+    executor = build_executor(server, transport)
+    plan = build_plan(build_workflow(CHAIN))
+
+    outcome = await executor.execute(plan, RunRequest("r1", {}), store=store)
+
+    assert outcome.status is RunStatus.SUCCEEDED
+    assert server.calls("/risk-scoring")[0].body == deep
+    assert store.saved[0].steps[0].output == deep  # and it can be recorded in the status
 
 
 async def test_a_resumed_run_calls_again_a_step_whose_output_was_too_large_to_record(
