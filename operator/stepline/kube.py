@@ -18,10 +18,12 @@ import copy
 import heapq
 import itertools
 import json
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+import orjson
 from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 
@@ -42,6 +44,11 @@ EVENT_CONNECTIONS = 4
 FIRST, LATER = 0, 1
 # Objects per page of a list: a burst of memory bounded by a page, not by the whole collection.
 LIST_PAGE = 500
+# Subtrees of an object nested deeper than this are read as null (`decode_api_json`). The API
+# server admits a free-form field (a WorkflowRun's input) 10,000 levels deep; nothing Stepline
+# reads needs more than 64 (deeper input fails its run) plus the few levels of its object.
+MAX_DECODED_DEPTH = 256
+_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 # The plural (URL) names of the kinds Stepline reads or writes by manifest.
 _PLURALS = {
@@ -285,7 +292,12 @@ class KubeApi:
             raise KubeApiError(f"{method} {path}: no answer ({exc})", status=0) from exc
         if response.status >= 400:
             raise _api_error(method, path, response.status, data)
-        decoded: dict[str, Any] = json.loads(data) if data else {}
+        try:
+            decoded: dict[str, Any] = decode_api_json(data) if data else {}
+        except ValueError as exc:
+            raise KubeApiError(
+                f"{method} {path}: the answer is not JSON ({exc})", status=0
+            ) from exc
         return decoded
 
 
@@ -345,7 +357,7 @@ async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
 def parse_watch_event(path: str, line: bytes) -> dict[str, Any]:
     """A watch event; an ERROR event carries a Status (410: the version is gone)."""
     try:
-        event = json.loads(line)
+        event = decode_api_json(line)
     except ValueError as exc:
         raise KubeApiError(f"GET {path} (watch): not JSON: {line[:200]!r}", status=0) from exc
     if not isinstance(event, dict):
@@ -356,6 +368,38 @@ def parse_watch_event(path: str, line: bytes) -> dict[str, Any]:
         message = status.get("message", "") if isinstance(status, dict) else ""
         raise KubeApiError(f"GET {path} (watch): {code} {message}".strip(), status=code)
     return event
+
+
+def decode_api_json(data: bytes) -> Any:
+    """JSON from the API server, decoded without recursing in Python (orjson). An object nested
+    deeper than `MAX_DECODED_DEPTH` has its deeper subtrees read as null, so that one such
+    object neither fails a whole list nor exhausts the stack. `ValueError` if it is not JSON."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if not str(exc).startswith("depth limit exceeded"):  # orjson stops at 1,024 levels
+            raise
+    return orjson.loads(prune_deep_json(data, MAX_DECODED_DEPTH))
+
+
+def prune_deep_json(data: bytes, limit: int) -> bytes:
+    """`data` with every array or object nested deeper than `limit` replaced by null; strings
+    are skipped whole, so brackets inside them do not count."""
+    parts: list[bytes] = []
+    depth, kept, cut_from = 0, 0, -1
+    for token in _STRING_OR_BRACKET.finditer(data):
+        first = token[0][:1]
+        if first in (b"[", b"{"):
+            depth += 1
+            if depth == limit + 1:
+                cut_from = token.start()
+        elif first in (b"]", b"}"):
+            if depth == limit + 1:
+                parts += [data[kept:cut_from], b"null"]
+                kept = token.end()
+            depth -= 1
+    parts.append(data[kept:])
+    return b"".join(parts)
 
 
 def _api_error(method: str, path: str, status: int, data: bytes) -> KubeApiError:

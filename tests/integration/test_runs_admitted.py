@@ -84,6 +84,38 @@ def test_a_run_the_api_admits_but_the_operator_cannot_execute_fails_with_its_rea
     assert bed.server.calls("/echo", run_uid=uid) == []
 
 
+def test_a_run_nested_thousands_deep_fails_and_the_runs_beside_it_still_run(
+    bed: StepBed,
+) -> None:
+    # The API server admits 10,000 levels; the operator's own JSON reading must not choke on it.
+    deep = '{"a":' * 5_000 + "{}" + "}" * 5_000
+    manifest = (
+        '{"apiVersion": "stepline.io/v1alpha1", "kind": "WorkflowRun", "metadata": {"name": '
+        f'"abyss", "namespace": "{bed.namespace}"}}, "spec": {{"workflowRef": "plain", '
+        f'"input": {deep}}}}}'
+    )
+    apply_workflow(bed, "plain", [{"name": "only", "stepRef": "echo"}])
+    bed.cluster.kubectl("create", "-f", "-", stdin=manifest)
+    start_run(bed, "beside", "plain", {"n": 1})
+
+    # Read through jsonpath: Python's own json cannot read the object back, the test neither.
+    fields = "{.status.phase}|{.status.conditions[0].reason}|{.status.conditions[0].message}"
+    phase, reason, message = wait_until(
+        lambda: (
+            (
+                out := bed.cluster.kubectl(
+                    "get", "workflowrun", "abyss", "-n", bed.namespace, "-o", f"jsonpath={fields}"
+                ).stdout.split("|")
+            )[0]
+            and out
+        ),
+        what="the deep run to fail",
+    )
+    assert (phase, reason) == ("Failed", "InvalidRun")
+    assert "more than 64 deep" in message
+    assert wait_finished(bed, "beside")["status"]["phase"] == "Succeeded"
+
+
 def test_a_step_answering_json_the_engine_cannot_use_fails_the_run_once_naming_why(
     bed: StepBed,
 ) -> None:

@@ -146,6 +146,12 @@ class Follower:
                 delay = backoff(RETRY_DELAY, failures - 1, maximum=MAX_RETRY_DELAY)
                 logger.warning("%s; listing again in %.0f s", exc, delay)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
+            except Exception:  # a defect must not end the watch for good, and silently
+                failures += 1
+                delay = backoff(RETRY_DELAY, failures - 1, maximum=MAX_RETRY_DELAY)
+                kind = self.kind.kind
+                logger.exception("following %s failed; listing again in %.0f s", kind, delay)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
 
     async def list_once(self) -> str:
         """Lists the objects page by page, reports each, and those gone since the last list or

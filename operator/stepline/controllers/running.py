@@ -208,6 +208,16 @@ async def _execute(
         await _fail_early(writer, run, exc.reason, str(exc))
         return None
     progress, namespace = writer.progress, run.metadata.namespace or ""
+    started = progress.started_at is not None or run.status.started_at is not None
+    if runtime.slots.held(plan.key) >= plan.concurrency and not started:
+        message = (
+            f"waiting for a run slot: workflow {plan.workflow} runs at most {plan.concurrency} "
+            "at once (spec.concurrency)"
+        )
+        await writer.write(
+            phase=RunPhase.PENDING,
+            conditions=_conditions(run, ConditionStatus.UNKNOWN, Reason.PENDING, message),
+        )
     async with runtime.slots.hold(plan.key, limit=plan.concurrency, wait=True):
         if progress.started_at is None and run.status.started_at is None:
             progress.started_at = datetime.now(UTC)

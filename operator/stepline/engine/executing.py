@@ -224,7 +224,8 @@ class Executor:
                 "endpoints; not calling it"
             )
             raise _step_failure(Reason.NO_READY_ENDPOINTS, message)
-        timeout = self._time_left(run, step.timeout_seconds or service.spec.timeout_seconds)
+        step_timeout = step.timeout_seconds or service.spec.timeout_seconds
+        timeout = self._time_left(run, step_timeout)
         waiting = wait_for_ready_step(
             self._directory, namespace, step.step_ref, timeout=timeout, clock=self._clock
         )
@@ -236,6 +237,9 @@ class Executor:
                 f"step {step.name!r}: ServiceStep {namespace}/{step.step_ref} had no ready "
                 f"endpoints within {timeout:.3g}s"
             )
+            if timeout < step_timeout:  # the run's deadline, not the step's timeout, ended it
+                error = StepError(reason=Reason.TIMEOUT, message=message + ", the run's time left")
+                raise StepFailedError(error, attempts=0, timed_out=True)
             raise _step_failure(Reason.NO_READY_ENDPOINTS, message)
         return ready
 
