@@ -97,7 +97,14 @@ def test_invoking_a_workflow_that_is_not_ready_answers_409(bed: StepBed) -> None
 
 
 @pytest.mark.parametrize(
-    ("body", "mentioning"), [(b"[1, 2]", "JSON object"), (b"{not json", "not JSON")]
+    ("body", "mentioning"),
+    [
+        (b"[1, 2]", "JSON object"),
+        (b"{not json", "not usable JSON"),
+        (b"", "the body is empty"),
+        (b'{"a":' + b"[" * 2000 + b"]" * 2000 + b"}", "nest more than 64 deep"),
+        (b'{"s": "\\ud800"}', "surrogate"),
+    ],
 )
 def test_invoking_with_an_input_that_is_not_a_json_object_answers_400(
     bed: StepBed, body: bytes, mentioning: str
