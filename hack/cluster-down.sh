@@ -13,5 +13,7 @@ if ! cluster_exists; then
   exit 0
 fi
 [ -x "$kwokctl" ] || die "kwokctl not found at $kwokctl; run hack/build-binaries.sh kwok"
+# kwokctl kills the pid in each pid file: a dead component's pid may belong to someone else now.
+forget_dead_components
 "$kwokctl" --name "$cluster" delete cluster --kubeconfig "$kubeconfig" >&2
 info "cluster '$cluster' stopped"

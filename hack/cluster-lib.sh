@@ -38,11 +38,30 @@ all_components_running() {
   for c in "${components[@]}"; do component_running "$c" || return 1; done
 }
 
-# A component runs when the pid in its pid file is alive and not a zombie (kwokctl starts the
-# components detached; an exited one can linger as a zombie until it is reaped).
+# The components that are not running, space-separated.
+dead_components() {
+  local c dead=""
+  for c in "${components[@]}"; do component_running "$c" || dead+=" $c"; done
+  echo "${dead# }"
+}
+
+# A component runs when the pid in its pid file is alive, not a zombie (kwokctl starts the
+# components detached; an exited one lingers as a zombie until it is reaped) and still this
+# cluster's binary (kwokctl/clusters/<name>/bin/<component>), not a process that got the pid later.
 component_running() { # component
-  local pidfile="$cluster_dir/pids/$1.pid" state
+  local pidfile="$cluster_dir/pids/$1.pid" stat command
   [ -f "$pidfile" ] || return 1
-  state=$(ps -o stat= -p "$(cat "$pidfile")" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "${state:0:1}" != Z ]
+  read -r stat command < <(ps -o stat=,args= -p "$(cat "$pidfile")" 2>/dev/null) || return 1
+  [ "${stat:0:1}" != Z ] && [[ ${command%% *} == */bin/"$1" ]]
+}
+
+# kwokctl counts a component as running while the pid in its pid file answers kill -0, which a
+# zombie and a stranger that got the pid later both do: `kwokctl start cluster` would not restart
+# it and `kwokctl delete cluster` would kill the stranger. Removing the pid file of every component
+# that is not running makes kwokctl start it again and leave the pid alone.
+forget_dead_components() {
+  local c
+  for c in "${components[@]}"; do
+    component_running "$c" || rm -f "$cluster_dir/pids/$c.pid"
+  done
 }

@@ -14,7 +14,9 @@
 #   STEPLINE_QPS_LIMITS      on (default) or off: client-side rate limits of the control plane's
 #                            own components (off lifts them, for benchmarks)
 #
-# Running it again while the cluster is up changes nothing and prints the same export line.
+# Running it again while the cluster is up changes nothing and prints the same export line. When
+# some of its components died (the API server was killed, say), it starts them again and returns
+# once the API is ready and every component has stayed up for a few seconds.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -77,23 +79,77 @@ componentsPatches:
 EOF
 }
 
-# Names the components that are not running and where their logs are, then removes the cluster
-# so that no process is left behind.
-fail_and_clean() { # message
+# How a restart of an existing cluster ends. The controller-manager and the scheduler exit when
+# they could not renew their leader lease for 10 s (the default --leader-elect-renew-deadline): one
+# still running when the API server died may come back to a lost lease and exit a few seconds after
+# the API is ready again. So a restart counts as done only when every component has then stayed up
+# for settle_seconds (longer than that deadline); a component that exits meanwhile is started again,
+# in at most restart_rounds rounds.
+settle_seconds=12
+restart_rounds=3
+
+# Set when this run creates the cluster: only then does a failure remove it.
+created=false
+
+# Says what failed and names the components that are not running, with their log tails. A cluster
+# this run created is removed so that no process is left behind; one that existed before is left as
+# it is (its etcd holds the user's objects), with the way to start afresh.
+fail() { # message
   local message=$1
   report_dead_components
+  if [ "$created" = false ]; then
+    die "$message; start afresh with: make cluster-down cluster-up (component logs: $cluster_dir/logs/)"
+  fi
+  forget_dead_components
   "$kwokctl" --name "$cluster" delete cluster >/dev/null 2>&1 || true
   die "$message (component logs: $cluster_dir/logs/)"
 }
 
 report_dead_components() {
   local c
-  for c in "${components[@]}"; do
-    if ! component_running "$c"; then
-      info "$c is not running; its log: $cluster_dir/logs/$c.log"
-      if [ -f "$cluster_dir/logs/$c.log" ]; then tail -n 3 "$cluster_dir/logs/$c.log" | sed 's/^/    /' >&2; fi
-    fi
+  for c in $(dead_components); do
+    info "$c is not running; its log: $cluster_dir/logs/$c.log"
+    if [ -f "$cluster_dir/logs/$c.log" ]; then tail -n 3 "$cluster_dir/logs/$c.log" | sed 's/^/    /' >&2; fi
   done
+}
+
+# Waits until /readyz answers ok; false as soon as the API server exits, a failure after 60s.
+wait_for_api() {
+  local deadline=$((SECONDS + 60))
+  until api_ready; do
+    component_running kube-apiserver || return 1
+    [ $SECONDS -lt $deadline ] || fail "kube-apiserver: /readyz did not answer ok within 60s"
+    sleep 1
+  done
+}
+
+# True when every component stays running for the given number of seconds.
+components_stay_up() { # seconds
+  local until=$((SECONDS + $1))
+  while [ $SECONDS -lt $until ]; do
+    all_components_running || return 1
+    sleep 1
+  done
+  all_components_running
+}
+
+# Starts the components of an existing cluster that are not running, until all of them have stayed
+# up for settle_seconds after the API answered. kwokctl starts them in order (etcd, the API server,
+# then the rest) without waiting for the API in between; the controller-manager and the scheduler
+# retry until it answers, and a component that gives up is started again in the next round. Its
+# own --wait is not used: it judges components by kill -0 too, and would wait its whole timeout
+# for one that exited.
+restart_components() {
+  local round
+  : >"$state/kwokctl-start.log"
+  for ((round = 1; round <= restart_rounds; round++)); do
+    forget_dead_components
+    "$kwokctl" --name "$cluster" start cluster --timeout 60s >>"$state/kwokctl-start.log" 2>&1 ||
+      fail "kwokctl could not start the cluster's components (see $state/kwokctl-start.log)"
+    if wait_for_api && components_stay_up "$settle_seconds"; then return 0; fi
+    info "$(dead_components) exited within ${settle_seconds}s of starting (round $round of $restart_rounds)"
+  done
+  fail "cluster '$cluster' could not be restarted: $(dead_components) kept exiting"
 }
 
 wait_for_nodes() {
@@ -103,7 +159,7 @@ wait_for_nodes() {
     [ "$ready" -ge "$nodes" ] && return 0
     sleep 1
   done
-  fail_and_clean "kwok-controller: $nodes nodes did not become Ready within 120s"
+  fail "kwok-controller: $nodes nodes did not become Ready within 120s"
 }
 
 main() {
@@ -119,13 +175,8 @@ main() {
       echo "export KUBECONFIG=$kubeconfig"
       return 0
     fi
-    info "cluster '$cluster' exists but is not healthy; restarting its components"
-    "$kwokctl" --name "$cluster" start cluster --wait 2m >"$state/kwokctl-start.log" 2>&1 || true
-    sleep 1
-    if ! all_components_running; then
-      report_dead_components
-      die "cluster '$cluster' could not be restarted; start afresh with: make cluster-down cluster-up"
-    fi
+    info "cluster '$cluster' exists but is not healthy (not running: $(dead_components)); restarting"
+    restart_components
   else
     if [ -n "${STEPLINE_APISERVER_PORT:-}" ] && port_in_use "$STEPLINE_APISERVER_PORT"; then
       die "kube-apiserver: port $STEPLINE_APISERVER_PORT on 127.0.0.1 is in use; unset STEPLINE_APISERVER_PORT for a free one"
@@ -133,21 +184,17 @@ main() {
     mkdir -p "$state"
     write_config "$state/kwokctl.yaml"
     info "starting cluster '$cluster' (kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION)"
+    created=true
     "$kwokctl" --name "$cluster" -c "$state/kwokctl.yaml" create cluster \
       --kubeconfig "$kubeconfig" --wait 2m >"$state/kwokctl-create.log" 2>&1 ||
-      fail_and_clean "kwokctl could not create the cluster (see $state/kwokctl-create.log)"
+      fail "kwokctl could not create the cluster (see $state/kwokctl-create.log)"
+    wait_for_api || fail "kube-apiserver exited"
   fi
 
-  local deadline=$((SECONDS + 60))
-  until api_ready; do
-    [ $SECONDS -lt $deadline ] || fail_and_clean "kube-apiserver: /readyz did not answer ok within 60s"
-    component_running kube-apiserver || fail_and_clean "kube-apiserver exited"
-    sleep 1
-  done
   "$kwokctl" --name "$cluster" scale node --replicas "$nodes" >/dev/null 2>&1 ||
-    fail_and_clean "kwokctl could not create $nodes nodes"
+    fail "kwokctl could not create $nodes nodes"
   wait_for_nodes
-  all_components_running || fail_and_clean "a component exited after starting"
+  all_components_running || fail "a component exited after starting"
   info "cluster '$cluster' is ready: $nodes nodes; logs in $cluster_dir/logs/; tools in $state/bin/"
   echo "export KUBECONFIG=$kubeconfig"
 }

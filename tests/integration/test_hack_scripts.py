@@ -1,10 +1,11 @@
-"""hack/ fails clearly and cleans up: no Go, no module proxy, a port in use; and cluster-up is
-harmless to run twice."""
+"""hack/ fails clearly and cleans up: no Go, no module proxy, a port in use; cluster-up is harmless
+to run twice and brings a half-dead cluster back in one run."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -12,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.localcluster import HACK, TEST_CLUSTER_ENV, LocalCluster
+from tests.integration.localcluster import HACK, TEST_CLUSTER_ENV, LocalCluster, wait_until
+
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok-controller",
+)
 
 
 def run(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -99,3 +108,61 @@ def test_cluster_up_twice_is_harmless(cluster: LocalCluster) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == f"export KUBECONFIG={cluster.kubeconfig}"
     assert {p.name: p.read_text() for p in pids.iterdir()} == before
+
+
+@pytest.fixture
+def own_cluster_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a one-node cluster of the test's own: the shared one is left alone."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "STEPLINE_APISERVER_PORT"},
+        "STEPLINE_CLUSTER": "half-dead",
+        "STEPLINE_STATE": str(tmp_path / "state"),
+        "STEPLINE_NODES": "1",
+    }
+    try:
+        out = run("cluster-up.sh", env)
+        assert out.returncode == 0, out.stderr
+        yield env
+    finally:
+        run("cluster-down.sh", env)
+
+
+def component_pid(env: dict[str, str], component: str) -> int:
+    pids = Path(env["STEPLINE_STATE"]) / "kwok" / "clusters" / env["STEPLINE_CLUSTER"] / "pids"
+    return int((pids / f"{component}.pid").read_text())
+
+
+def process_running(pid: int) -> bool:
+    """Alive and not a zombie: an exited component lingers as one until it is reaped."""
+    out = subprocess.run(
+        ["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True, check=False
+    )
+    return out.returncode == 0 and not out.stdout.strip().startswith("Z")
+
+
+def test_cluster_up_brings_back_a_cluster_whose_api_server_and_controller_manager_died(
+    own_cluster_env: dict[str, str],
+) -> None:
+    env = own_cluster_env
+    cluster = LocalCluster.attach(str(Path(env["STEPLINE_STATE"]) / "kubeconfig"))
+    lease = ("get", "lease", "-n", "kube-system", "kube-controller-manager")
+    holder = ("-o", "jsonpath={.spec.holderIdentity}")
+    wait_until(  # only the leader exits when it cannot renew its lease
+        lambda: cluster.kubectl(*lease, *holder, check=False).stdout,
+        what="kube-controller-manager to hold its leader lease",
+    )
+    controller_manager = component_pid(env, "kube-controller-manager")
+
+    os.kill(component_pid(env, "kube-apiserver"), signal.SIGKILL)
+    wait_until(
+        lambda: not process_running(controller_manager),
+        timeout=60,
+        interval=0.1,
+        what="kube-controller-manager to exit after losing its lease",
+    )
+    out = run("cluster-up.sh", env)
+
+    assert out.returncode == 0, out.stderr
+    dead = [c for c in COMPONENTS if not process_running(component_pid(env, c))]
+    assert dead == [], out.stderr
+    assert cluster.kubectl("get", "--raw", "/readyz").stdout == "ok"
