@@ -12,7 +12,8 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: install
-install: ## Install Python deps into .venv and build the control plane binaries (cached)
+install: ## Install Debian packages, Python deps into .venv, and build the control plane (cached)
+	hack/install-apt.sh
 	hack/install-python.sh
 	hack/build-binaries.sh >/dev/null
 
