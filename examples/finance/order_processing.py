@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeGuard
 
-from finance.serving import build_parser, build_step_app, serve
+from finance.serving import build_parser, serve_step
 
 PATH = "/orders"
 SIDES = frozenset({"buy", "sell"})
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     decide = partial(process_order, exchange=args.exchange)
-    serve(build_step_app(PATH, decide, idempotency_entries=args.idempotency_entries), args)
+    serve_step(PATH, decide, args)
 
 
 if __name__ == "__main__":

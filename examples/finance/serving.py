@@ -2,6 +2,9 @@
 GET /healthz, GET /metrics (its own request counts and durations, for Prometheus), and a command
 line with --host/--port.
 
+`--cpu-ms-per-call` makes each call (not a replayed one) spend that much CPU time on busy work
+before it answers: a CPU-heavy step, for seeing a HorizontalPodAutoscaler scale it under load.
+
 A step is a pure function `decide(body, idempotency_key) -> (status, answer)`; this module turns
 it into an aiohttp application. A request that is not a JSON object is answered 400 before the
 function sees it. Answers are remembered by Idempotency-Key in a bounded in-memory map (the least
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,10 +64,26 @@ class IdempotencyCache:
             self._answers.popitem(last=False)
 
 
+def spend_cpu(milliseconds: float) -> None:
+    """Busy work until this thread has used `milliseconds` more of CPU time."""
+    until = time.thread_time() + milliseconds / 1000
+    block = bytes(4096)
+    while time.thread_time() < until:
+        for _ in range(16):  # a few hashes between clock reads: the reads are not free either
+            hashlib.sha256(block).digest()
+
+
 def build_step_app(
-    path: str, decide: Decide, *, idempotency_entries: int = IDEMPOTENCY_ENTRIES
+    path: str,
+    decide: Decide,
+    *,
+    idempotency_entries: int = IDEMPOTENCY_ENTRIES,
+    cpu_ms_per_call: float = 0,
 ) -> web.Application:
-    """An application serving `decide` at POST `path`, and GET /healthz."""
+    """An application serving `decide` at POST `path`, and GET /healthz; each call that reaches
+    `decide` first spends `cpu_ms_per_call` of CPU time."""
+    if cpu_ms_per_call > 0:
+        decide = _costing(decide, cpu_ms_per_call)
     cache = IdempotencyCache(idempotency_entries)
     registry = CollectorRegistry()
     requests = Counter(
@@ -116,6 +136,14 @@ def build_step_app(
     return app
 
 
+def _costing(decide: Decide, cpu_ms: float) -> Decide:
+    def costly(body: dict[str, Any], key: str | None) -> tuple[int, Any]:
+        spend_cpu(cpu_ms)
+        return decide(body, key)
+
+    return costly
+
+
 def answer(decide: Decide, raw: bytes, key: str | None) -> tuple[int, bytes]:
     """The status and JSON body for a raw request: 400 unless it is a JSON object."""
     try:
@@ -142,8 +170,21 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         default=IDEMPOTENCY_ENTRIES,
         help="answers remembered by Idempotency-Key",
     )
+    parser.add_argument(
+        "--cpu-ms-per-call",
+        type=float,
+        default=0,
+        help="CPU time each call spends on busy work, in milliseconds (to demonstrate scaling)",
+    )
     return parser
 
 
-def serve(app: web.Application, args: argparse.Namespace) -> None:
+def serve_step(path: str, decide: Decide, args: argparse.Namespace) -> None:
+    """Serves `decide` at POST `path` as the command line (`build_parser`) says."""
+    app = build_step_app(
+        path,
+        decide,
+        idempotency_entries=args.idempotency_entries,
+        cpu_ms_per_call=args.cpu_ms_per_call,
+    )
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)

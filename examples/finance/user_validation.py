@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeGuard
 
-from finance.serving import build_parser, build_step_app, serve
+from finance.serving import build_parser, serve_step
 
 PATH = "/validate"
 BASE_SCORE = 5
@@ -87,7 +87,7 @@ def _is_number(value: object) -> TypeGuard[int | float]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
-    serve(build_step_app(PATH, score_user, idempotency_entries=args.idempotency_entries), args)
+    serve_step(PATH, score_user, args)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from finance.serving import build_parser, build_step_app, serve
+from finance.serving import build_parser, serve_step
 
 from manufacturing.parsing import (
     InvalidFieldError,
@@ -126,7 +126,7 @@ def _parse_reading(value: Any, limit: Limit, field: str) -> float | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
-    serve(build_step_app(PATH, assess_devices, idempotency_entries=args.idempotency_entries), args)
+    serve_step(PATH, assess_devices, args)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from finance.serving import build_parser, build_step_app, serve
+from finance.serving import build_parser, serve_step
 
 from manufacturing.parsing import (
     InvalidFieldError,
@@ -194,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     decide = partial(schedule_production, shift_hours=args.shift_hours)
-    serve(build_step_app(PATH, decide, idempotency_entries=args.idempotency_entries), args)
+    serve_step(PATH, decide, args)
 
 
 if __name__ == "__main__":

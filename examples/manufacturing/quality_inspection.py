@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from finance.serving import build_parser, build_step_app, serve
+from finance.serving import build_parser, serve_step
 
 from manufacturing.parsing import (
     InvalidFieldError,
@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     decide = partial(inspect_quality, sample_rate=args.sample_rate)
-    serve(build_step_app(PATH, decide, idempotency_entries=args.idempotency_entries), args)
+    serve_step(PATH, decide, args)
 
 
 if __name__ == "__main__":

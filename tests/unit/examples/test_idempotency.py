@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import aiohttp
-from finance.serving import IdempotencyCache, Remembered, build_step_app
+from finance.serving import IdempotencyCache, Remembered, build_parser, build_step_app
 
 from tests.unit.examples.conftest import Serve
 
@@ -81,3 +82,25 @@ def test_the_cache_forgets_the_least_recently_used_key_beyond_its_bound() -> Non
     assert len(cache) == 2
     assert cache.recall("b") is None
     assert cache.recall("a") is not None
+
+
+async def test_a_cpu_cost_per_call_is_spent_on_each_call_but_not_on_a_replay(
+    serve: Serve, http: aiohttp.ClientSession
+) -> None:
+    _, decide = counting_step()
+    url = await serve(build_step_app("/step", decide, cpu_ms_per_call=60)) + "/step"
+
+    # The application runs in this process's event loop thread: its CPU time is ours.
+    before = time.thread_time()
+    await post(http, url, {"a": 1}, "run-1/step")
+    spent = time.thread_time() - before
+    await post(http, url, {"a": 1}, "run-1/step")
+    replayed = time.thread_time() - before - spent
+
+    assert spent >= 0.06
+    assert replayed < 0.06
+
+
+def test_the_command_line_takes_a_cpu_cost_per_call() -> None:
+    assert build_parser("x").parse_args(["--cpu-ms-per-call", "25"]).cpu_ms_per_call == 25
+    assert build_parser("x").parse_args([]).cpu_ms_per_call == 0
