@@ -5,6 +5,7 @@
 # source tree ships. Bytecode is compiled at build time and nothing is written at run time, so the
 # image runs under the chart's restricted securityContext (runAsNonRoot, readOnlyRootFilesystem).
 # Pin the base by digest in release builds: python:3.11-slim-bookworm@sha256:…
+# Where no registry is reachable, hack/build-images.sh passes a base made here from Debian.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build

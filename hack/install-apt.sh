@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo need, when they are missing.
 # Needs root (CI and these machines run as root); prints what to install otherwise.
+#
+# Usage: hack/install-apt.sh [containers]
+#   (none)      what `make test` and `make demo` need
+#   containers  also the container path: docker.io (the engine) and debootstrap (base images)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,6 +21,14 @@ need() { # package check-command...
 need python3-venv python3 -c 'import ensurepip, venv'
 # prometheus and promtool: the observability tests run a real Prometheus and check the alert rules.
 need prometheus sh -c 'command -v prometheus && command -v promtool'
+case ${1:-} in
+  "") ;;
+  containers)
+    need docker.io sh -c 'command -v dockerd'
+    need debootstrap sh -c 'command -v debootstrap'
+    ;;
+  *) die "unknown package group '$1' (expected: containers)" ;;
+esac
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -2,7 +2,9 @@
 #   docker build -f examples/finance/order-processing.Dockerfile -t stepline/finance-order-processing:0.1.0 examples
 # Pure Python, so one stage. It writes nothing at run time (bytecode is compiled here), runs as a
 # numeric non-root user, and so works with readOnlyRootFilesystem and runAsNonRoot.
-FROM python:3.11-slim
+# Where no registry is reachable, hack/build-images.sh passes a base made here from Debian.
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 
 LABEL org.opencontainers.image.title="stepline-finance-order-processing" \
       org.opencontainers.image.description="Accepts or rejects an order given the user's risk (Stepline finance example)." \

@@ -2,7 +2,9 @@
 #   docker build -f examples/finance/user-validation.Dockerfile -t stepline/finance-user-validation:0.1.0 examples
 # Pure Python, so one stage. It writes nothing at run time (bytecode is compiled here), runs as a
 # numeric non-root user, and so works with readOnlyRootFilesystem and runAsNonRoot.
-FROM python:3.11-slim
+# Where no registry is reachable, hack/build-images.sh passes a base made here from Debian.
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 
 LABEL org.opencontainers.image.title="stepline-finance-user-validation" \
       org.opencontainers.image.description="Scores the risk of the user placing an order (Stepline finance example)." \

@@ -4,7 +4,9 @@
 # and needs what that needs (finance/requirements.txt). It writes nothing at run time (bytecode is
 # compiled here), runs as a numeric non-root user, and so works with readOnlyRootFilesystem and
 # runAsNonRoot.
-FROM python:3.11-slim
+# Where no registry is reachable, hack/build-images.sh passes a base made here from Debian.
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 
 LABEL org.opencontainers.image.title="stepline-manufacturing-production-scheduling" \
       org.opencontainers.image.description="Schedules a shift's orders in batches on the healthy devices (Stepline manufacturing example)." \

@@ -4,7 +4,9 @@
 # and needs what that needs (finance/requirements.txt). It writes nothing at run time (bytecode is
 # compiled here), runs as a numeric non-root user, and so works with readOnlyRootFilesystem and
 # runAsNonRoot.
-FROM python:3.11-slim
+# Where no registry is reachable, hack/build-images.sh passes a base made here from Debian.
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 
 LABEL org.opencontainers.image.title="stepline-manufacturing-quality-inspection" \
       org.opencontainers.image.description="Passes or fails each lot from its sample measurements (Stepline manufacturing example)." \
