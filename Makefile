@@ -29,6 +29,19 @@ cluster-up: ## Start the local control plane; last line: export KUBECONFIG=...
 cluster-down: ## Stop the local control plane started by cluster-up
 	@hack/cluster-down.sh
 
+.PHONY: kind-up
+kind-up: ## A kind cluster from kind-config.yaml on a node image built here, offline (hack/kind/)
+	hack/kind/cluster-up.sh
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster made by kind-up (images and caches stay)
+	hack/kind/cluster-down.sh
+
+.PHONY: images
+images: ## Build the operator and example images with no registry (hack/build-images.sh)
+	hack/install-apt.sh containers
+	hack/build-images.sh
+
 .PHONY: lint
 lint: ## ruff, ruff format --check, mypy --strict
 	hack/install-python.sh

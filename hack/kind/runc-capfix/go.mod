@@ -1,0 +1,3 @@
+module stepline.local/runc-capfix
+
+go 1.26.0
