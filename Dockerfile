@@ -26,8 +26,11 @@ LABEL org.opencontainers.image.title="stepline-operator" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.vendor="Stepline" \
       org.opencontainers.image.source="https://github.com/stepline/stepline"
+# USER: kopf asks for the user's name when no POD_ID names the operator (docker run, say), and
+# the passwd database has no entry for 65532: getpass reads this first.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    USER=stepline \
     PATH=/opt/stepline/bin:$PATH
 COPY --from=build /opt/stepline /opt/stepline
 # The numeric user the chart's securityContext expects (runAsNonRoot needs a number to check).
