@@ -17,7 +17,7 @@ source "$here/common.sh"
 
 config=${KIND_CONFIG:-$repo_root/kind-config.yaml}
 [ -f "$config" ] || die "cluster: kind config $config not found"
-name=${1:-$(python3 -c 'import sys,yaml; print(yaml.safe_load(open(sys.argv[1])).get("name") or "kind")' "$config")}
+name=$(cluster_name "${1:-}" "$config")
 wait_s=${WAIT:-300}
 
 t0=$SECONDS

@@ -89,3 +89,10 @@ image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
 image_inputs() { # image -> its stepline.inputs label, empty when missing
   docker image inspect -f '{{index .Config.Labels "stepline.inputs"}}' "$1" 2>/dev/null || true
 }
+
+# The cluster's name: the first argument of a script, else the name in the kind config.
+cluster_name() { # [name] [config]
+  if [ -n "${1:-}" ]; then echo "$1"; return; fi
+  python3 -c 'import sys,yaml; print(yaml.safe_load(open(sys.argv[1])).get("name") or "kind")' \
+    "${2:-$repo_root/kind-config.yaml}"
+}

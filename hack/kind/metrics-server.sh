@@ -15,7 +15,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/common.sh"
 require_go
 
-name=${1:-$(python3 -c 'import sys,yaml; print(yaml.safe_load(open(sys.argv[1])).get("name") or "kind")' "$repo_root/kind-config.yaml")}
+name=$(cluster_name "${1:-}")
 eval "$("$here/../build-binaries.sh" kubernetes)"
 k() { "$kubernetes/kubectl" --context "kind-$name" "$@"; }
 

@@ -13,7 +13,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=hack/kind/common.sh
 source "$here/common.sh"
 
-name=${1:-$(python3 -c 'import sys,yaml; print(yaml.safe_load(open(sys.argv[1])).get("name") or "kind")' "$repo_root/kind-config.yaml")}
+name=$(cluster_name "${1:-}")
 require_docker
 eval "$("$here/build-node-binaries.sh" kind)"
 eval "$("$here/../build-binaries.sh" kubernetes)"
