@@ -23,7 +23,7 @@ import ast
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -423,20 +423,6 @@ def test_every_probe_field_given_in_the_spec_reaches_the_container() -> None:
 
 STEPS = ("validate", "score", "order")  # ServiceSteps, each served at /<name> of the step server
 SERVICE_RETRY = {"limit": 2, "backoff": {"initialSeconds": 0.01, "factor": 2, "maxSeconds": 0.05}}
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[StepServer]:
-    step_server = StepServer()
-    await step_server.start()
-    yield step_server
-    await step_server.stop()
-
-
-@pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    async with AiohttpTransport() as opened:
-        yield opened
 
 
 def service_step(name: str, **changes: Any) -> ServiceStep:

@@ -6,17 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from stepline.engine import AiohttpTransport, Http1Transport
+from stepline.engine import Http1Transport
 from tests.unit.engine.rawservers import RawServer
-from tests.unit.engine.stepservers import FakeClock, StepServer
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[StepServer]:
-    step_server = StepServer()
-    await step_server.start()
-    yield step_server
-    await step_server.stop()
+from tests.unit.engine.stepservers import FakeClock
 
 
 @pytest.fixture
@@ -30,12 +22,6 @@ async def raw_server() -> AsyncIterator[RawServer]:
 @pytest.fixture
 async def http1() -> AsyncIterator[Http1Transport]:
     async with Http1Transport() as opened:
-        yield opened
-
-
-@pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    async with AiohttpTransport() as opened:
         yield opened
 
 
