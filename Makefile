@@ -63,6 +63,10 @@ manifests: ## Render manifests/ from the chart and refresh the chart's copies of
 test: install lint ## Lint, then unit and integration tests (starts its own cluster)
 	$(VENV)/bin/pytest
 
+.PHONY: e2e
+e2e: install ## Real pods: images, a kind cluster, helm install, the examples, scaling (hack/e2e.sh)
+	hack/e2e.sh
+
 .PHONY: demo
 demo: install ## The demo on the local cluster
 	hack/demo.sh

@@ -16,6 +16,10 @@
 # The Dockerfiles keep their public default base for users who have a registry and take this one
 # through the build argument PYTHON_IMAGE. Docker's layer cache makes a second run rebuild
 # nothing. Prints nothing on stdout but the tag of each image built ("<image>=<tag>").
+#
+#   PYTHON_BASE=local    (default) the base made here, offline
+#   PYTHON_BASE=public   the Dockerfiles' own public base (python:3.11-slim), for machines that
+#                        reach Docker Hub (the GitHub workflow)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,12 +34,6 @@ MIRROR=${STEPLINE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PACKAGES=python3,python3-venv,python3-pip,python-is-python3,ca-certificates
 VERSION=0.1.0
 logs="$STEPLINE_CACHE/logs"
-
-require_docker() {
-  command -v docker >/dev/null 2>&1 || die "docker not found: run hack/install-apt.sh containers"
-  docker info >/dev/null 2>&1 ||
-    die "no Docker engine answers on $(docker context inspect -f '{{.Endpoints.docker.Host}}' 2>/dev/null || echo the default socket): start one with hack/docker-up.sh"
-}
 
 base_tag() {
   local key
@@ -85,14 +83,14 @@ recipe() { # image
   esac
 }
 
-build_image() { # image base
-  local image=$1 base=$2 dockerfile context tag log started=$SECONDS
+build_image() { # image base (empty: the Dockerfile's public default)
+  local image=$1 base=$2 dockerfile context tag log started=$SECONDS args=()
   read -r dockerfile context <<<"$(recipe "$image")"
   tag="stepline/$image:$VERSION"
   log="$logs/image-$image.log"
   # Host networking: the build's pip goes out the way the host's does.
-  (cd "$repo_root" && docker build --network host --build-arg "PYTHON_IMAGE=$base" \
-    -f "$dockerfile" -t "$tag" "$context") >"$log" 2>&1 ||
+  [ -z "$base" ] || args=(--network host --build-arg "PYTHON_IMAGE=$base")
+  (cd "$repo_root" && docker build "${args[@]}" -f "$dockerfile" -t "$tag" "$context") >"$log" 2>&1 ||
     { tail -n 15 "$log" >&2; die "$image: docker build failed; see $log"; }
   info "$image: $tag in $((SECONDS - started))s"
   echo "$image=$tag"
@@ -106,7 +104,11 @@ main() {
   for image in "${images[@]}"; do recipe "$image" >/dev/null; done
   mkdir -p "$logs"
   require_docker
-  base=$(ensure_base)
+  case ${PYTHON_BASE:-local} in
+    local) base=$(ensure_base) ;;
+    public) base="" ;;
+    *) die "PYTHON_BASE=${PYTHON_BASE}: expected local or public" ;;
+  esac
   for image in "${images[@]}"; do build_image "$image" "$base"; done
 }
 

@@ -15,6 +15,13 @@ die() {
   exit 1
 }
 
+# A Docker engine must answer; hack/kind/install-engine.sh installs and starts one on this host.
+require_docker() {
+  command -v docker >/dev/null 2>&1 || die "docker: CLI not found; run hack/kind/install-engine.sh"
+  docker info >/dev/null 2>&1 ||
+    die "docker: no daemon answers; run hack/kind/install-engine.sh (its log: $STEPLINE_CACHE/logs/kind/dockerd.log)"
+}
+
 require_go() {
   command -v go >/dev/null 2>&1 ||
     die "Go toolchain not found on PATH: install Go >= 1.26 (https://go.dev/doc/install) and retry"

@@ -4,6 +4,9 @@
 # Usage: hack/kind/cluster-up.sh [cluster-name]     (default: the name in kind-config.yaml)
 #   KIND_CONFIG=path   another kind config (default: kind-config.yaml at the repository root)
 #   WAIT=300           seconds to wait for every node to be Ready
+#   NODE_IMAGE=local   (default) our node image, built here offline, on our engine;
+#   NODE_IMAGE=published  kind's published node image and whatever Docker engine runs (machines
+#                      that reach registries: the GitHub workflow)
 #
 # The config is passed to kind unchanged: what this host needs (cgroup v1: kubelet's
 # --fail-cgroupv1=false; no CAP_SYS_RESOURCE: our runc wrapper) is inside the node image and the
@@ -21,10 +24,19 @@ name=$(cluster_name "${1:-}" "$config")
 wait_s=${WAIT:-300}
 
 t0=$SECONDS
-"$here/install-engine.sh"
+case ${NODE_IMAGE:-local} in
+  local)
+    "$here/install-engine.sh"
+    image_args=(--image "$("$here/build-node-image.sh")")
+    ;;
+  published)
+    require_docker
+    image_args=()
+    ;;
+  *) die "cluster: NODE_IMAGE=${NODE_IMAGE}: expected local or published" ;;
+esac
 eval "$("$here/build-node-binaries.sh" kind)"
 kind_cli="$kind/kind"
-image=$("$here/build-node-image.sh")
 eval "$("$here/../build-binaries.sh" kubernetes)"
 kubectl="$kubernetes/kubectl"
 info "cluster: inputs ready after $((SECONDS - t0))s"
@@ -34,8 +46,8 @@ if "$kind_cli" get clusters 2>/dev/null | grep -qxF "$name"; then
 else
   log="$KIND_LOGS/kind-create-$name.log"
   started=$SECONDS
-  info "cluster: kind create cluster --name $name --image $image (log: $log)"
-  if ! "$kind_cli" create cluster --name "$name" --config "$config" --image "$image" \
+  info "cluster: kind create cluster --name $name ${image_args[*]} (log: $log)"
+  if ! "$kind_cli" create cluster --name "$name" --config "$config" "${image_args[@]}" \
     --retain --wait 0s -v 3 >"$log" 2>&1; then
     tail -n 30 "$log" >&2
     die "cluster: kind create cluster failed after $((SECONDS - started))s; see $log (nodes kept for" \

@@ -66,12 +66,6 @@ ensure_built() { # name version build-function
   echo "$dir"
 }
 
-require_docker() {
-  command -v docker >/dev/null 2>&1 || die "docker: CLI not found; run hack/kind/install-engine.sh"
-  docker info >/dev/null 2>&1 ||
-    die "docker: daemon not answering; run hack/kind/install-engine.sh (daemon log: $DOCKERD_LOG)"
-}
-
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
 # Content hash of a build context (every file's path and bytes), stored as the image label

@@ -6,7 +6,8 @@
 #
 # The manifests are metrics-server's own release overlay, read from the sigs.k8s.io/metrics-server
 # module at run time and rendered with `kubectl kustomize`, plus --kubelet-insecure-tls (kind's
-# kubelets serve self-signed certificates) and imagePullPolicy Never (nothing can be pulled here).
+# kubelets serve self-signed certificates) and imagePullPolicy Never (nothing can be pulled here;
+# NODE_IMAGE=published, as in hack/kind/cluster-up.sh, leaves the pull policy alone).
 # shellcheck disable=SC2154 # component folders are set by eval of the build scripts' output
 set -euo pipefail
 
@@ -28,7 +29,9 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/overlay"
 cp -r "$module/manifests" "$work/manifests"
 chmod -R u+w "$work/manifests"
-cat >"$work/overlay/kustomization.yaml" <<'EOF'
+pull_policy=Never
+[ "${NODE_IMAGE:-local}" = local ] || pull_policy=IfNotPresent
+cat >"$work/overlay/kustomization.yaml" <<EOF
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
@@ -41,7 +44,7 @@ patches:
         value: --kubelet-insecure-tls
       - op: replace
         path: /spec/template/spec/containers/0/imagePullPolicy
-        value: Never
+        value: $pull_policy
 EOF
 k kustomize "$work/overlay" >"$work/metrics-server.yaml" ||
   die "metrics-server: kubectl kustomize of $module/manifests failed"

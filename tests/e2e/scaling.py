@@ -1,0 +1,219 @@
+"""Elastic scaling watched on real pods: load sent through invoke at a CPU-heavy step while its
+HPA, its Deployment and each pod's own request count are sampled, written out as the timeline
+bench/elastic/RESULTS.md records.
+
+The step is the finance user-validation image told to spend CPU on every call
+(`--cpu-ms-per-call`), under an HPA with short stabilization windows so that the test sees it
+scale up and back down within minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from tests.e2e.realpods import exec_python, pods, step_selector
+from tests.integration.localcluster import LocalCluster
+
+STEP = "cpu-heavy"
+WORKFLOW = "heavy"
+CPU_MS_PER_CALL = 40
+MAX_REPLICAS = 4
+TARGET_CPU_PERCENT = 50
+SCALE_DOWN_WINDOW_S = 15
+CLIENTS = 6
+BODY = {"user": {"id": "u-1", "name": "ada", "age": 36, "country": "DE", "kycVerified": True}}
+# Each pod's own count of answered calls, read with the pod's Python from its /metrics.
+READ_CALLS = """
+import re, urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:8080/metrics", timeout=5).read().decode()
+print(sum(float(v) for v in re.findall(r'^step_requests_total{[^}]*} (\\S+)$', text, re.M)))
+"""
+
+
+def manifests(namespace: str) -> list[dict[str, Any]]:
+    step = {
+        "apiVersion": "stepline.io/v1alpha1",
+        "kind": "ServiceStep",
+        "metadata": {"name": STEP, "namespace": namespace},
+        "spec": {
+            "image": "stepline/finance-user-validation:0.1.0",
+            "args": ["--port", "8080", "--cpu-ms-per-call", str(CPU_MS_PER_CALL)],
+            "port": 8080,
+            "path": "/validate",
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "64Mi"},
+                "limits": {"cpu": "500m", "memory": "128Mi"},
+            },
+            "probes": {"readiness": {"path": "/healthz"}},
+            "scaling": {
+                "minReplicas": 1,
+                "maxReplicas": MAX_REPLICAS,
+                "targetCPUUtilizationPercentage": TARGET_CPU_PERCENT,
+                "behavior": {
+                    "scaleUp": {"stabilizationWindowSeconds": 0},
+                    "scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_S},
+                },
+            },
+            "timeoutSeconds": 10,
+        },
+    }
+    workflow = {
+        "apiVersion": "stepline.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": WORKFLOW, "namespace": namespace},
+        "spec": {"steps": [{"name": "validate", "stepRef": STEP}], "concurrency": 100},
+    }
+    return [step, workflow]
+
+
+class Load:
+    """CLIENTS threads POSTing the heavy workflow's invoke in a loop until stopped."""
+
+    def __init__(self, base_url: str, namespace: str) -> None:
+        self._url = f"{base_url}/v1/namespaces/{namespace}/workflows/{WORKFLOW}:invoke"
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.answers: Counter[str] = Counter()
+        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(CLIENTS)]
+
+    def _client(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                try:
+                    outcome = str(client.post(self._url, json=BODY).status_code)
+                except httpx.HTTPError as failure:
+                    outcome = type(failure).__name__
+                    self._stop.wait(0.2)
+                with self._lock:
+                    self.answers[outcome] += 1
+
+    def start(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=40)
+
+
+@dataclass
+class Sample:
+    at: float  # seconds since the load started
+    utilization: int | None  # the HPA's current CPU, % of the request; None while unknown
+    desired: int
+    ready: int
+
+
+@dataclass
+class Timeline:
+    samples: list[Sample] = field(default_factory=list)
+    scale_up_decided: float | None = None  # first sample with desired > 1
+    reached: float | None = None  # first sample with the wanted number of Ready replicas
+    load_stopped: float | None = None
+    back_to_one: float | None = None
+    calls_per_pod: dict[str, float] = field(default_factory=dict)
+    answers: dict[str, int] = field(default_factory=dict)
+
+    def markdown(self) -> str:
+        rows = [
+            "| t since load start | HPA CPU (of the request) | desired | Ready |",
+            "|---|---|---|---|",
+            *(
+                f"| {s.at:.0f} s | {'<unknown>' if s.utilization is None else f'{s.utilization} %'}"
+                f" | {s.desired} | {s.ready} |"
+                for s in self.samples
+            ),
+        ]
+        pods_table = [
+            "| pod | calls served |",
+            "|---|---|",
+            *(f"| {pod} | {calls:.0f} |" for pod, calls in self.calls_per_pod.items()),
+        ]
+        summary = (
+            f"scale-up decided at {self.scale_up_decided} s; wanted Ready replicas at"
+            f" {self.reached} s; load stopped at {self.load_stopped} s; back to 1 at"
+            f" {self.back_to_one} s; answers {json.dumps(self.answers)}"
+        )
+        return "\n".join([summary, "", *rows, "", *pods_table])
+
+
+def sample(cluster: LocalCluster, namespace: str, at: float) -> Sample:
+    hpa = cluster.get_json("hpa", STEP, "-n", namespace)
+    status = hpa.get("status") or {}
+    utilization = None
+    for metric in status.get("currentMetrics") or []:
+        current = (metric.get("resource") or {}).get("current") or {}
+        if metric.get("type") == "Resource" and "averageUtilization" in current:
+            utilization = int(current["averageUtilization"])
+    deployment = cluster.get_json("deployment", STEP, "-n", namespace)
+    return Sample(
+        at=round(at, 1),
+        utilization=utilization,
+        desired=int(status.get("desiredReplicas") or 0),
+        ready=int((deployment.get("status") or {}).get("readyReplicas") or 0),
+    )
+
+
+def calls_per_pod(cluster: LocalCluster, namespace: str) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for pod in pods(cluster, namespace, step_selector(STEP)):
+        name = pod["metadata"]["name"]
+        out = exec_python(cluster, namespace, name, READ_CALLS)
+        counts[name] = float(out.stdout.strip()) if out.returncode == 0 else float("nan")
+    return counts
+
+
+def watch_scaling(
+    cluster: LocalCluster,
+    namespace: str,
+    base_url: str,
+    *,
+    wanted: int,
+    up_within: float = 180,
+    hold: float = 20,
+    down_within: float = 180,
+    every: float = 3,
+) -> Timeline:
+    """Loads the step until `wanted` replicas are Ready (at most `up_within` s), keeps the load
+    `hold` s more, reads each pod's calls, stops, and samples until one replica is left (at most
+    `down_within` s)."""
+    timeline = Timeline()
+    load = Load(base_url, namespace).start()
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < up_within:
+            now = sample(cluster, namespace, time.monotonic() - started)
+            timeline.samples.append(now)
+            if timeline.scale_up_decided is None and now.desired > 1:
+                timeline.scale_up_decided = now.at
+            if now.ready >= wanted:
+                timeline.reached = now.at
+                break
+            time.sleep(every)
+        if timeline.reached is not None:
+            time.sleep(hold)
+            timeline.calls_per_pod = calls_per_pod(cluster, namespace)
+    finally:
+        load.stop()
+    timeline.load_stopped = round(time.monotonic() - started, 1)
+    timeline.answers = dict(load.answers)
+    if timeline.reached is None:
+        return timeline
+    stopped = time.monotonic()
+    while time.monotonic() - stopped < down_within:
+        now = sample(cluster, namespace, time.monotonic() - started)
+        timeline.samples.append(now)
+        if now.desired == 1 and now.ready == 1:
+            timeline.back_to_one = now.at
+            break
+        time.sleep(every)
+    return timeline

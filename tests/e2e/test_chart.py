@@ -1,0 +1,269 @@
+"""The user's path on real pods, in order: `helm install` with default values into a namespace
+enforcing the Pod Security `restricted` profile; the finance and manufacturing examples applied
+and their steps running as real pods; a WorkflowRun made with `kubectl create -f` and an invoke
+through the operator's Service answering what the example services' own code says they must;
+the HPAs reading real CPU and one scaling a CPU-heavy step 1 → 3+ → 1 under load; `helm upgrade`
+and `helm uninstall` leaving no Stepline workload behind.
+
+The tests share one release and run in file order; each one's failure message says what broke.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e import expected, scaling
+from tests.e2e.realpods import (
+    CHART,
+    EXAMPLES,
+    OPERATOR_SELECTOR,
+    SYSTEM,
+    Manifest,
+    apply_file,
+    exec_python,
+    pod_ready,
+    pods,
+    port_forward,
+    restricted_namespace,
+    step_selector,
+    wait_pods_ready,
+    wait_run_finished,
+)
+from tests.integration.localcluster import LocalCluster, wait_until
+from tests.integration.stepobjects import wait_ready
+from tests.integration.stepservices import post_invoke
+
+RELEASE = "stepline"
+OPERATOR_IMAGE = "stepline/operator:0.1.0"
+SERVICE_ACCOUNT = "stepline"
+HELM_WAIT = ("--wait", "--timeout", "240s")
+EXAMPLE_ORACLES = {"finance": expected.trade, "manufacturing": expected.production_shift}
+ELASTIC = "elastic"
+NAMESPACES = (SYSTEM, *EXAMPLE_ORACLES, ELASTIC)
+
+
+@pytest.fixture(scope="module")
+def release(kind: LocalCluster) -> Iterator[LocalCluster]:
+    for namespace in NAMESPACES:
+        restricted_namespace(kind, namespace)
+    try:
+        kind.helm("install", RELEASE, str(CHART), "--namespace", SYSTEM, *HELM_WAIT)
+        yield kind
+    finally:
+        kind.helm("uninstall", RELEASE, "--namespace", SYSTEM, "--wait", check=False)
+        for namespace in NAMESPACES:  # waited for: plain manifests reuse stepline-system
+            kind.kubectl("delete", "namespace", namespace, "--ignore-not-found", timeout=180)
+
+
+def example_steps(example: str) -> list[Manifest]:
+    documents = yaml.safe_load_all((EXAMPLES / example / "servicesteps.yaml").read_text())
+    return [doc for doc in documents if doc]
+
+
+def example_input(example: str) -> Any:
+    (run,) = yaml.safe_load_all((EXAMPLES / example / "workflowrun.yaml").read_text())
+    return run["spec"]["input"]
+
+
+def assert_restricted(pod: Manifest) -> None:
+    """Every container runs as the restricted profile and Stepline promise: non-root, read-only
+    root filesystem, no privilege escalation, no capabilities, the runtime's seccomp profile."""
+    pod_context = pod["spec"].get("securityContext") or {}
+    for container in pod["spec"]["containers"]:
+        context = {**pod_context, **(container.get("securityContext") or {})}
+        name = f"{pod['metadata']['name']}/{container['name']}"
+        assert context.get("runAsNonRoot") is True, name
+        assert context.get("readOnlyRootFilesystem") is True, name
+        assert context.get("allowPrivilegeEscalation") is False, name
+        assert context.get("capabilities", {}).get("drop") == ["ALL"], name
+        assert context.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
+
+
+def assert_really_running(cluster: LocalCluster, pod: Manifest) -> None:
+    """The pod is a real container (containerd made it; kwok's simulated pods have no container
+    id), has not restarted, runs as a non-root user and cannot write its root filesystem."""
+    name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
+    (status,) = pod["status"]["containerStatuses"]
+    assert status["containerID"].startswith("containerd://"), status
+    assert status["ready"] is True, status
+    assert status["restartCount"] == 0, status
+    probe = exec_python(
+        cluster, namespace, name,
+        "import os\nprint(os.getuid())\ntry:\n open('/probe', 'w')\n"
+        "except OSError as e:\n print(e.strerror)",
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    uid, write = probe.stdout.strip().splitlines()
+    assert uid != "0", f"{name} runs as root"
+    assert write == "Read-only file system", f"{name} could write /: {write}"
+
+
+def test_the_operator_runs_ready_under_the_charts_service_account(release: LocalCluster) -> None:
+    (pod,) = wait_pods_ready(release, SYSTEM, OPERATOR_SELECTOR, count=1)
+    assert pod["spec"]["serviceAccountName"] == SERVICE_ACCOUNT
+    assert [c["image"] for c in pod["spec"]["containers"]] == [OPERATOR_IMAGE]
+    assert_restricted(pod)
+    assert_really_running(release, pod)
+
+
+def test_the_example_steps_run_as_real_pods_ready_through_their_probes(
+    release: LocalCluster,
+) -> None:
+    for example in EXAMPLE_ORACLES:
+        apply_file(release, f"{example}/servicesteps.yaml", example)
+        apply_file(release, f"{example}/workflow.yaml", example)
+    for example in EXAMPLE_ORACLES:
+        for step in example_steps(example):
+            name, spec = step["metadata"]["name"], step["spec"]
+            wait_ready(release, "servicestep", name, example, timeout=240)
+            replicas = spec.get("scaling", {}).get("minReplicas", 1)
+            found = wait_pods_ready(release, example, step_selector(name), count=replicas)
+            for pod in found:
+                (container,) = pod["spec"]["containers"]
+                assert container["image"] == spec["image"]
+                assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+                assert_restricted(pod)
+            assert_really_running(release, found[0])
+        wait_ready(release, "workflow", next(iter(workflow_names(example))), example)
+
+
+def workflow_names(example: str) -> list[str]:
+    documents = yaml.safe_load_all((EXAMPLES / example / "workflow.yaml").read_text())
+    return [doc["metadata"]["name"] for doc in documents if doc]
+
+
+def test_a_workflowrun_created_with_kubectl_succeeds_with_the_right_output(
+    release: LocalCluster,
+) -> None:
+    for example in EXAMPLE_ORACLES:
+        release.kubectl("create", "-n", example, "-f", str(EXAMPLES / example / "workflowrun.yaml"))
+    for example, oracle in EXAMPLE_ORACLES.items():
+        (name,) = (
+            doc["metadata"]["name"]
+            for doc in yaml.safe_load_all((EXAMPLES / example / "workflowrun.yaml").read_text())
+        )
+        run = wait_run_finished(release, name, example)
+        status = run["status"]
+        assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+        output = status["output"]
+        if example == "finance":
+            output = expected.without_order_id(output)
+        assert output == oracle(example_input(example))
+
+
+def test_an_invoke_through_the_operators_service_answers_with_the_output(
+    release: LocalCluster,
+) -> None:
+    run_input = example_input("finance")
+    with port_forward(release, SYSTEM, f"svc/{RELEASE}", 8080) as base_url:
+        status, answer = post_invoke(base_url, "finance", "trade", json.dumps(run_input).encode())
+        refused_status, refused = post_invoke(
+            base_url, "finance", "trade", b'{"user": {}, "order": {}}'
+        )
+    assert status == 200, answer
+    assert expected.without_order_id(answer["output"]) == expected.trade(run_input)
+    # The user-validation pod itself refused the input (its code answers 400 without user.id),
+    # reached over the Service's cluster DNS name.
+    assert refused_status == 502, refused
+    error = refused["error"]
+    assert (error["step"], error["httpStatus"]) == ("validation", 400), error
+    assert "user-validation.finance.svc" in error["message"], error
+
+
+def test_the_hpas_read_a_real_cpu_value(release: LocalCluster) -> None:
+    def cpu_known(example: str) -> list[int] | None:
+        hpas = release.get_json("hpa", "-n", example)["items"]
+        values = [
+            metric["resource"]["current"].get("averageUtilization")
+            for hpa in hpas
+            for metric in (hpa.get("status") or {}).get("currentMetrics") or []
+            if metric.get("type") == "Resource"
+        ]
+        steps = len(example_steps(example))
+        known = [v for v in values if isinstance(v, int)]
+        return known if len(hpas) == steps and len(known) == steps else None
+
+    for example in EXAMPLE_ORACLES:
+        wait_until(
+            lambda example=example: cpu_known(example),  # type: ignore[misc]
+            timeout=180, interval=5, what=f"every HPA in {example} reading CPU",
+        )  # fmt: skip
+
+
+@pytest.mark.timeout(720)
+def test_a_cpu_heavy_step_scales_to_three_replicas_under_load_and_back_to_one(
+    release: LocalCluster,
+) -> None:
+    release.apply(scaling.manifests(ELASTIC))
+    wait_ready(release, "servicestep", scaling.STEP, ELASTIC, timeout=240)
+    wait_ready(release, "workflow", scaling.WORKFLOW, ELASTIC)
+    wait_pods_ready(release, ELASTIC, step_selector(scaling.STEP), count=1)
+    wait_until(  # a first CPU sample, so that the HPA starts from a known value
+        lambda: scaling.sample(release, ELASTIC, 0).utilization is not None,
+        timeout=120, interval=5, what="the cpu-heavy HPA reading CPU",
+    )  # fmt: skip
+    with port_forward(release, SYSTEM, f"svc/{RELEASE}", 8080) as base_url:
+        timeline = scaling.watch_scaling(release, ELASTIC, base_url, wanted=3)
+    report = timeline.markdown()
+    reports = Path(os.environ.get("STEPLINE_E2E_REPORTS") or tempfile.gettempdir())
+    (reports / "elastic-timeline.md").write_text(report + "\n")  # for bench/elastic/RESULTS.md
+    print(report)
+    assert timeline.reached is not None, report
+    assert timeline.back_to_one is not None, report
+    total = sum(timeline.answers.values())
+    assert timeline.answers.get("200", 0) >= 0.95 * total, report
+
+
+def test_helm_upgrade_rolls_the_operator_with_the_changed_value(release: LocalCluster) -> None:
+    (before,) = pods(release, SYSTEM, OPERATOR_SELECTOR)
+    release.helm(
+        "upgrade", RELEASE, str(CHART), "--namespace", SYSTEM, "--reuse-values",
+        "--set", "operator.workerLimit=8", *HELM_WAIT,
+    )  # fmt: skip
+    (after,) = wait_pods_ready(release, SYSTEM, OPERATOR_SELECTOR, count=1)
+    assert after["metadata"]["name"] != before["metadata"]["name"]
+    (container,) = after["spec"]["containers"]
+    assert {"name": "STEPLINE_WORKER_LIMIT", "value": "8"} in container["env"]
+    # The new operator runs workflows as the old one did.
+    (run,) = yaml.safe_load_all((EXAMPLES / "finance" / "workflowrun.yaml").read_text())
+    run["metadata"] = {"name": "trade-after-upgrade", "namespace": "finance"}
+    release.kubectl("create", "-f", "-", stdin=json.dumps(run))
+    finished = wait_run_finished(release, "trade-after-upgrade", "finance")
+    assert finished["status"]["phase"] == "Succeeded", finished["status"]
+
+
+def stepline_workload(cluster: LocalCluster, selector: str) -> list[str]:
+    kinds = "deployments,replicasets,pods,services,horizontalpodautoscalers"
+    found = cluster.get_json(kinds, "-A", "-l", selector)["items"]
+    return [f"{o['kind']} {o['metadata']['namespace']}/{o['metadata']['name']}" for o in found]
+
+
+def test_helm_uninstall_leaves_no_stepline_workload(release: LocalCluster) -> None:
+    for example in EXAMPLE_ORACLES:
+        release.kubectl("delete", "-n", example, "-f", str(EXAMPLES / example), "--wait",
+                        "--ignore-not-found", timeout=120)  # fmt: skip
+    release.kubectl("delete", "servicestep,workflow", "--all", "-n", ELASTIC, "--wait",
+                    timeout=120)  # fmt: skip
+    wait_until(
+        lambda: not stepline_workload(release, "app.kubernetes.io/managed-by=stepline"),
+        timeout=120, interval=2, what="the steps' workloads garbage-collected",
+    )  # fmt: skip
+    release.helm("uninstall", RELEASE, "--namespace", SYSTEM, "--wait")
+    chart_objects = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/managed-by=Helm"
+    wait_until(
+        lambda: not stepline_workload(release, chart_objects)
+        and not [p for p in pods(release, SYSTEM, OPERATOR_SELECTOR) if pod_ready(p)],
+        timeout=120, interval=2, what="the operator's workload gone",
+    )  # fmt: skip
+    rbac = release.get_json("clusterroles,clusterrolebindings", "-l", chart_objects)["items"]
+    assert rbac == []
+    for crd in ("servicesteps", "workflows", "workflowruns"):  # kept, as the chart documents
+        release.kubectl("get", "crd", f"{crd}.stepline.io")
