@@ -6,12 +6,12 @@
 #        finance-order-processing, manufacturing-device-monitoring,
 #        manufacturing-production-scheduling, manufacturing-quality-inspection; default all)
 #
-# The base (`stepline-local/python:3.11-bookworm-<key>`) is a Debian bookworm root filesystem
-# made by debootstrap with Debian's python3, venv and pip, imported with `docker import`. It
-# stands in for python:3.11-slim: `python` and `pip` on PATH, pip free to install into the system
-# Python (PIP_BREAK_SYSTEM_PACKAGES, as in the official image). It trusts what this host trusts
-# (the host's CA bundle is copied in), so that pip in a build reaches PyPI as the host does. The
-# key is a digest of its recipe: it is built once, and a changed recipe makes a new one.
+# The base (`stepline.local/python:3.11-bookworm-<key>`) is Debian's python3, venv and pip on
+# the Debian bookworm image made here by debootstrap (hack/build-debian-image.sh). It stands in
+# for python:3.11-slim: `python` and `pip` on PATH, pip free to install into the system Python
+# (PIP_BREAK_SYSTEM_PACKAGES, as in the official image). It trusts what this host trusts (the
+# host's CA bundle is copied in), so that pip in a build reaches PyPI as the host does. The key
+# is a digest of its recipe and inputs: it is built once, and a changed recipe makes a new one.
 #
 # The Dockerfiles keep their public default base for users who have a registry and take this one
 # through the build argument PYTHON_IMAGE. Docker's layer cache makes a second run rebuild
@@ -26,47 +26,41 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=hack/lib.sh
 source "$here/lib.sh"
 
-rootfs_to_remove=""
-trap 'if [ -n "$rootfs_to_remove" ]; then rm -rf "$rootfs_to_remove"; fi' EXIT
-
-SUITE=bookworm
-MIRROR=${STEPLINE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PACKAGES=python3,python3-venv,python3-pip,python-is-python3,ca-certificates
 VERSION=0.1.0
 logs="$STEPLINE_CACHE/logs"
 
-base_tag() {
-  local key
-  key=$(printf '%s\n' "$SUITE" "$PACKAGES" "$(declare -f build_base)" | sha256sum | cut -c1-12)
-  echo "stepline-local/python:3.11-$SUITE-$key"
-}
-
-build_base() { # tag
-  local tag=$1 root log="$logs/image-base.log" started=$SECONDS
-  command -v debootstrap >/dev/null 2>&1 ||
-    die "debootstrap not found: run hack/install-apt.sh containers"
-  root=$(mktemp -d "${TMPDIR:-/tmp}/stepline-rootfs.XXXXXX")
-  rootfs_to_remove=$root # by the EXIT trap, whichever way this ends
-  info "base image: debootstrap $SUITE with $PACKAGES (a minute or two; log: $log)"
-  debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$root" "$MIRROR" >"$log" 2>&1 ||
-    die "base image: debootstrap failed; see $log"
-  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
-  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/usr/share/doc/* \
-    "$root"/usr/share/man/* "$root"/usr/share/locale/*
-  tar -C "$root" -c . | docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' \
-    --change 'ENV PIP_BREAK_SYSTEM_PACKAGES=1' \
-    --change 'CMD ["python3"]' \
-    - "$tag" >>"$log" 2>&1 || die "base image: docker import failed; see $log"
-  rm -rf "$root"
-  info "base image: $tag in $((SECONDS - started))s"
+# The Python base: Debian's python3, venv and pip on the Debian image hack/build-debian-image.sh
+# makes (shared with kind's node base). The host's CA bundle goes in last, so that pip in a build
+# reaches PyPI as the host does (a proxy that re-signs TLS included).
+base_dockerfile() { # debian-image
+  cat <<EOF
+FROM $1
+RUN apt-get update -q \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
+      python3 python3-venv python3-pip python-is-python3 ca-certificates \\
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/*
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+ENV LANG=C.UTF-8 PIP_BREAK_SYSTEM_PACKAGES=1
+CMD ["python3"]
+EOF
 }
 
 ensure_base() {
-  local tag
-  tag=$(base_tag)
-  docker image inspect "$tag" >/dev/null 2>&1 || build_base "$tag"
+  local debian key tag ctx log="$logs/image-base.log" started=$SECONDS
+  debian=$("$here/build-debian-image.sh")
+  key=$({ base_dockerfile "$debian"; docker image inspect -f '{{.Id}}' "$debian"
+    sha256sum </etc/ssl/certs/ca-certificates.crt; } | sha256sum | cut -c1-12)
+  tag="stepline.local/python:3.11-bookworm-$key"
+  if ! docker image inspect "$tag" >/dev/null 2>&1; then
+    ctx=$(mktemp -d "${TMPDIR:-/tmp}/stepline-python-base.XXXXXX")
+    base_dockerfile "$debian" >"$ctx/Dockerfile"
+    cp /etc/ssl/certs/ca-certificates.crt "$ctx/"
+    info "base image: $tag: Debian's python3 on $debian (log: $log)"
+    docker build --network host -t "$tag" "$ctx" >"$log" 2>&1 ||
+      { rm -rf "$ctx"; tail -n 15 "$log" >&2; die "base image: docker build failed; see $log"; }
+    rm -rf "$ctx"
+    info "base image: $tag in $((SECONDS - started))s"
+  fi
   echo "$tag"
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the two local base images everything else starts FROM (no registry is reachable here):
 #
-#   stepline.local/debian:<suite>         Debian minbase root filesystem (debootstrap), imported;
-#                                         the rootfs tarball is cached in $STEPLINE_CACHE/kind/rootfs/.
+#   stepline.local/debian:<suite>         Debian minbase root filesystem (hack/build-debian-image.sh,
+#                                         shared with the Python base of hack/build-images.sh);
 #   stepline.local/kind-base:<kind>-<tag> the equivalent of kind's kindest/base: Debian packages a
 #                                         node needs, kind's own node files (entrypoint, systemd
 #                                         units, containerd config: taken from the sigs.k8s.io/kind
@@ -22,29 +22,7 @@ require_go
 require_docker
 
 # --- Debian base --------------------------------------------------------------------------------
-rootfs_tar="$KIND_CACHE/rootfs/debian-$DEBIAN_SUITE-minbase.tar"
-if ! image_exists "$DEBIAN_IMAGE"; then
-  if [ ! -s "$rootfs_tar" ]; then
-    started=$SECONDS
-    work=/tmp/kind-work/rootfs-$DEBIAN_SUITE.$$
-    rm -rf "$work"
-    mkdir -p "$work" "$(dirname "$rootfs_tar")"
-    info "debian: debootstrap --variant=minbase $DEBIAN_SUITE (about a minute; log: $KIND_LOGS/debootstrap.log)"
-    run_logged "debian (debootstrap)" "$KIND_LOGS/debootstrap.log" \
-      debootstrap --variant=minbase "$DEBIAN_SUITE" "$work" "$DEBIAN_MIRROR"
-    # Slim it the way Debian's -slim images do; apt lists are fetched again by the images that
-    # install packages.
-    rm -rf "$work"/var/cache/apt/archives/*.deb "$work"/var/lib/apt/lists/* "$work"/usr/share/doc/* \
-      "$work"/usr/share/man/* "$work"/usr/share/locale/* "$work"/var/log/*
-    tar --numeric-owner -C "$work" -cf "$rootfs_tar.partial" .
-    mv "$rootfs_tar.partial" "$rootfs_tar"
-    rm -rf "$work"
-    info "debian: root filesystem in $((SECONDS - started))s ($(du -h "$rootfs_tar" | cut -f1))"
-  fi
-  info "debian: docker import $DEBIAN_IMAGE"
-  docker import --change 'CMD ["/bin/bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    "$rootfs_tar" "$DEBIAN_IMAGE" >/dev/null || die "debian: docker import of $rootfs_tar failed"
-fi
+"$here/../build-debian-image.sh" >/dev/null
 
 # --- kind base ----------------------------------------------------------------------------------
 eval "$("$here/build-node-binaries.sh" containerd runc crictl cni-plugins)"

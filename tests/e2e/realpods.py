@@ -87,7 +87,7 @@ def port_forward(cluster: LocalCluster, namespace: str, target: str, port: int) 
     process = subprocess.Popen(
         [
             str(cluster.kubectl_path), "--kubeconfig", str(cluster.kubeconfig),
-            "port-forward", "-n", namespace, target, f"127.0.0.1::{port}",
+            "port-forward", "--address", "127.0.0.1", "-n", namespace, target, f":{port}",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -132,12 +132,8 @@ def test_the_example_steps_run_as_real_pods_ready_through_their_probes(
                 assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
                 assert_restricted(pod)
             assert_really_running(release, found[0])
-        wait_ready(release, "workflow", next(iter(workflow_names(example))), example)
-
-
-def workflow_names(example: str) -> list[str]:
-    documents = yaml.safe_load_all((EXAMPLES / example / "workflow.yaml").read_text())
-    return [doc["metadata"]["name"] for doc in documents if doc]
+        (workflow,) = yaml.safe_load_all((EXAMPLES / example / "workflow.yaml").read_text())
+        wait_ready(release, "workflow", workflow["metadata"]["name"], example)
 
 
 def test_a_workflowrun_created_with_kubectl_succeeds_with_the_right_output(
