@@ -60,8 +60,9 @@ manifests: ## Render manifests/ from the chart and refresh the chart's copies of
 	hack/render-manifests.sh
 
 .PHONY: test
-test: install lint ## Lint, then unit and integration tests (starts its own cluster)
+test: install lint ## Lint, unit and integration tests (own control plane), then real pods on kind (e2e)
 	$(VENV)/bin/pytest
+	hack/e2e.sh
 
 .PHONY: e2e
 e2e: install ## Real pods: images, a kind cluster, helm install, the examples, scaling (hack/e2e.sh)

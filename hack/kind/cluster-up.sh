@@ -41,17 +41,31 @@ eval "$("$here/../build-binaries.sh" kubernetes)"
 kubectl="$kubernetes/kubectl"
 info "cluster: inputs ready after $((SECONDS - t0))s"
 
+# A cluster this run created and that did not come up is not left behind: its nodes' logs
+# (kubelet, containerd, pods) are exported first, then it is deleted.
+created=false
+give_up() { # message
+  if $created; then
+    local exported="$KIND_LOGS/kind-export-$name"
+    rm -rf "$exported"
+    "$kind_cli" export logs --name "$name" "$exported" >/dev/null 2>&1 || true
+    "$kind_cli" delete cluster --name "$name" >/dev/null 2>&1 || true
+    die "$1; the nodes' logs (kubelet, containerd, pods) are in $exported, and the cluster was deleted"
+  fi
+  die "$1"
+}
+
 if "$kind_cli" get clusters 2>/dev/null | grep -qxF "$name"; then
   info "cluster: kind cluster '$name' exists (hack/kind/cluster-down.sh $name deletes it)"
 else
   log="$KIND_LOGS/kind-create-$name.log"
   started=$SECONDS
+  created=true
   info "cluster: kind create cluster --name $name ${image_args[*]} (log: $log)"
   if ! "$kind_cli" create cluster --name "$name" --config "$config" "${image_args[@]}" \
     --retain --wait 0s -v 3 >"$log" 2>&1; then
     tail -n 30 "$log" >&2
-    die "cluster: kind create cluster failed after $((SECONDS - started))s; see $log (nodes kept for" \
-      "inspection: docker exec $name-control-plane journalctl -u kubelet; delete with hack/kind/cluster-down.sh $name)"
+    give_up "cluster: kind create cluster failed after $((SECONDS - started))s; see $log"
   fi
   info "cluster: kind create cluster returned after $((SECONDS - started))s"
 fi
@@ -62,7 +76,7 @@ until "$kubectl" --context "$ctx" wait --for=condition=Ready nodes --all --timeo
   if [ $((SECONDS - started)) -gt "$wait_s" ]; then
     "$kubectl" --context "$ctx" get nodes -o wide >&2 || true
     "$kubectl" --context "$ctx" get pods -A -o wide >&2 || true
-    die "cluster: nodes not Ready after ${wait_s}s (kubelet log: docker exec $name-control-plane journalctl -u kubelet)"
+    give_up "cluster: nodes not Ready after ${wait_s}s"
   fi
   sleep 2
 done

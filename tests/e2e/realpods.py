@@ -50,15 +50,64 @@ def pod_ready(pod: Manifest) -> bool:
 def wait_pods_ready(
     cluster: LocalCluster, namespace: str, selector: str, *, count: int, timeout: float = 180
 ) -> list[Manifest]:
-    """Waits until exactly `count` pods match `selector` and all are Ready; returns them."""
+    """Waits until exactly `count` pods match `selector` and all are Ready; returns them. Fails
+    at once when a container is stuck (STUCK), naming it and why."""
 
     def ready() -> list[Manifest] | None:
         found = pods(cluster, namespace, selector)
+        stuck = stuck_containers(found)
+        assert not stuck, f"pods {selector} in {namespace} will not become Ready: {stuck}"
         return found if len(found) == count and all(map(pod_ready, found)) else None
 
     return wait_until(
         ready, timeout=timeout, interval=2, what=f"{count} Ready pod(s) {selector} in {namespace}"
     )
+
+
+# Container states that will not fix themselves: waiting for them to pass only delays the failure.
+STUCK = frozenset({
+    "CrashLoopBackOff", "ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff",
+    "CreateContainerConfigError", "CreateContainerError", "InvalidImageName", "RunContainerError",
+})  # fmt: skip
+
+
+def stuck_containers(found: list[Manifest]) -> list[str]:
+    """'<pod>/<container>: <reason>: <message>' for each container in a state in STUCK."""
+    stuck = []
+    for pod in found:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in STUCK:
+                stuck.append(
+                    f"{pod['metadata']['name']}/{status['name']}: {waiting['reason']}:"
+                    f" {waiting.get('message', '')}"
+                )
+    return stuck
+
+
+def wait_step_ready(
+    cluster: LocalCluster, step: str, namespace: str, *, timeout: float = 240
+) -> Manifest:
+    """Waits for the ServiceStep's Ready condition (for its current generation); fails at once,
+    naming the container and its reason, when one of its pods is stuck (a crashing program, an
+    image that is not there)."""
+
+    seen: list[Any] = [None]
+
+    def ready() -> Manifest | None:
+        stuck = stuck_containers(pods(cluster, namespace, step_selector(step)))
+        assert not stuck, f"ServiceStep {namespace}/{step} will not become Ready: {stuck}"
+        found: Manifest = cluster.get_json("servicestep", step, "-n", namespace)
+        status = found.get("status") or {}
+        seen[0] = conditions = status.get("conditions") or []
+        current = status.get("observedGeneration") == found["metadata"]["generation"]
+        ok = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        return found if ok and current else None
+
+    try:
+        return wait_until(ready, timeout=timeout, interval=2, what=f"{namespace}/{step} Ready")
+    except AssertionError as late:
+        raise AssertionError(f"{late}; its conditions: {json.dumps(seen[0], indent=1)}") from None
 
 
 def step_selector(step: str) -> str:

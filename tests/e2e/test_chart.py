@@ -36,6 +36,7 @@ from tests.e2e.realpods import (
     step_selector,
     wait_pods_ready,
     wait_run_finished,
+    wait_step_ready,
 )
 from tests.integration.localcluster import LocalCluster, wait_until
 from tests.integration.stepobjects import wait_ready
@@ -55,7 +56,8 @@ def release(kind: LocalCluster) -> Iterator[LocalCluster]:
     for namespace in NAMESPACES:
         restricted_namespace(kind, namespace)
     try:
-        kind.helm("install", RELEASE, str(CHART), "--namespace", SYSTEM, *HELM_WAIT)
+        # Not --wait: the first test waits for the operator and says at once if it crashes.
+        kind.helm("install", RELEASE, str(CHART), "--namespace", SYSTEM)
         yield kind
     finally:
         kind.helm("uninstall", RELEASE, "--namespace", SYSTEM, "--wait", check=False)
@@ -123,7 +125,7 @@ def test_the_example_steps_run_as_real_pods_ready_through_their_probes(
     for example in EXAMPLE_ORACLES:
         for step in example_steps(example):
             name, spec = step["metadata"]["name"], step["spec"]
-            wait_ready(release, "servicestep", name, example, timeout=240)
+            wait_step_ready(release, name, example)
             replicas = spec.get("scaling", {}).get("minReplicas", 1)
             found = wait_pods_ready(release, example, step_selector(name), count=replicas)
             for pod in found:
@@ -199,7 +201,7 @@ def test_a_cpu_heavy_step_scales_to_three_replicas_under_load_and_back_to_one(
     release: LocalCluster,
 ) -> None:
     release.apply(scaling.manifests(ELASTIC))
-    wait_ready(release, "servicestep", scaling.STEP, ELASTIC, timeout=240)
+    wait_step_ready(release, scaling.STEP, ELASTIC)
     wait_ready(release, "workflow", scaling.WORKFLOW, ELASTIC)
     wait_pods_ready(release, ELASTIC, step_selector(scaling.STEP), count=1)
     wait_until(  # a first CPU sample, so that the HPA starts from a known value

@@ -18,9 +18,9 @@ from tests.e2e.realpods import (
     step_selector,
     wait_pods_ready,
     wait_run_finished,
+    wait_step_ready,
 )
 from tests.integration.localcluster import LocalCluster, wait_until
-from tests.integration.stepobjects import wait_ready
 
 NAMESPACE = "plain"
 
@@ -35,7 +35,7 @@ def test_the_plain_manifests_run_the_finance_example_and_delete_cleanly(
         apply_file(kind, "finance/servicesteps.yaml", NAMESPACE)
         apply_file(kind, "finance/workflow.yaml", NAMESPACE)
         for step, replicas in (("user-validation", 1), ("order-processing", 2)):
-            wait_ready(kind, "servicestep", step, NAMESPACE, timeout=240)
+            wait_step_ready(kind, step, NAMESPACE)
             wait_pods_ready(kind, NAMESPACE, step_selector(step), count=replicas)
         kind.kubectl("create", "-n", NAMESPACE, "-f", str(EXAMPLES / "finance/workflowrun.yaml"))
         run = wait_run_finished(kind, "trade-ada-1", NAMESPACE)

@@ -15,6 +15,7 @@ from stepline.controllers.lifecycle import (
     configure_kopf,
     is_not_a_handler_success,
     new_event_loop,
+    quiet_routine_logs,
     stop,
 )
 from stepline.gateway.serving import HttpServer, Request, Response
@@ -127,3 +128,16 @@ async def test_stopping_finishes_an_invoke_under_way_then_closes_the_http_server
             assert await response.json() == {"output": {}}
         with pytest.raises(aiohttp.ClientConnectionError):
             await session.post(url, data=b"{}")
+
+
+def test_the_liveness_endpoints_access_log_is_quiet_and_handler_successes_are_filtered() -> None:
+    access, objects = logging.getLogger("aiohttp.access"), logging.getLogger("kopf.objects")
+    level, filters = access.level, list(objects.filters)
+    try:
+        quiet_routine_logs()
+        assert not access.isEnabledFor(logging.INFO)
+        assert access.isEnabledFor(logging.WARNING)
+        assert is_not_a_handler_success in objects.filters
+    finally:
+        access.setLevel(level)
+        objects.filters[:] = filters
