@@ -88,6 +88,26 @@ EOF
 settle_seconds=12
 restart_rounds=3
 
+# Pod addresses that are this machine's own. kwok gives each pod an address from its node's
+# podCIDR (kwokctl's default, 10.0.<n>.0/24, leads nowhere); ours come from 198.18.0.0/16 (RFC
+# 2544's benchmarking range, unused on real networks), which a `local` route on lo makes local
+# to this machine: a step process a test starts on a pod's address and port *is* that replica,
+# reached by the operator through the EndpointSlices like a real pod
+# (tests/integration/test_balancing.py), and a call to a pod nobody serves is refused at once.
+# (Loopback addresses cannot be used: the API server refuses them in EndpointSlices.)
+POD_ADDRESSES=198.18.0.0/16
+POD_CIDR_BASE=198.18.0.0/24 # node n gets 198.18.n.0/24
+
+local_pod_addresses() {
+  ip route show table local 2>/dev/null | grep -q "^local $POD_ADDRESSES dev lo" && return 0
+  if [ "$(id -u)" = 0 ] && ip route add local "$POD_ADDRESSES" dev lo 2>/dev/null; then
+    info "pod addresses $POD_ADDRESSES are now local to this machine (ip route add local $POD_ADDRESSES dev lo)"
+  else
+    info "warning: could not route $POD_ADDRESSES to lo (needs root: ip route add local $POD_ADDRESSES dev lo);" \
+      "calls to pods will not connect, and tests/integration/test_balancing.py fails"
+  fi
+}
+
 # Set when this run creates the cluster: only then does a failure remove it.
 created=false
 
@@ -191,7 +211,8 @@ main() {
     wait_for_api || fail "kube-apiserver exited"
   fi
 
-  "$kwokctl" --name "$cluster" scale node --replicas "$nodes" >/dev/null 2>&1 ||
+  local_pod_addresses
+  "$kwokctl" --name "$cluster" scale node --replicas "$nodes" --param ".podCIDR=\"$POD_CIDR_BASE\"" >/dev/null 2>&1 ||
     fail "kwokctl could not create $nodes nodes"
   wait_for_nodes
   all_components_running || fail "a component exited after starting"

@@ -55,6 +55,7 @@ _PLURALS = {
     "Deployment": "deployments",
     "Service": "services",
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+    "EndpointSlice": "endpointslices",
     "ServiceStep": "servicesteps",
     "Workflow": "workflows",
     "WorkflowRun": "workflowruns",

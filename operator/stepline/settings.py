@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         description="JSON map from a step (`namespace/name` or `name`) to a base URL that "
         "replaces its in-cluster address: local runs and the demo, where kwok simulates pods.",
     )
+    balance_calls: bool = Field(
+        default=True,
+        description="Send each call of a deployed step to one of its ready replicas (from its "
+        "Service's EndpointSlices, the less loaded of two); false: to the Service's address.",
+    )
     retention_interval_seconds: float = Field(
         default=30,
         gt=0,

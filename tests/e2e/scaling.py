@@ -120,8 +120,14 @@ class Timeline:
     reached: float | None = None  # first sample with the wanted number of Ready replicas
     load_stopped: float | None = None
     back_to_one: float | None = None
-    calls_per_pod: dict[str, float] = field(default_factory=dict)
+    calls_per_pod: dict[str, float] = field(default_factory=dict)  # since each pod started
+    calls_in_hold: dict[str, float] = field(default_factory=dict)  # while the load was held
     answers: dict[str, int] = field(default_factory=dict)
+
+    def shares_in_hold(self) -> dict[str, float]:
+        """Each pod's share of the calls served while the load was held at the top."""
+        total = sum(self.calls_in_hold.values())
+        return {pod: calls / total for pod, calls in self.calls_in_hold.items()} if total else {}
 
     def markdown(self) -> str:
         rows = [
@@ -133,10 +139,15 @@ class Timeline:
                 for s in self.samples
             ),
         ]
+        shares = self.shares_in_hold()
         pods_table = [
-            "| pod | calls served |",
-            "|---|---|",
-            *(f"| {pod} | {calls:.0f} |" for pod, calls in self.calls_per_pod.items()),
+            "| pod | calls served since it started | in the hold | share of the hold |",
+            "|---|---|---|---|",
+            *(
+                f"| {pod} | {calls:.0f} | {self.calls_in_hold.get(pod, 0):.0f} |"
+                f" {shares.get(pod, 0):.0%} |"
+                for pod, calls in self.calls_per_pod.items()
+            ),
         ]
         summary = (
             f"scale-up decided at {self.scale_up_decided} s; wanted Ready replicas at"
@@ -184,8 +195,8 @@ def watch_scaling(
     every: float = 3,
 ) -> Timeline:
     """Loads the step until `wanted` replicas are Ready (at most `up_within` s), keeps the load
-    `hold` s more, reads each pod's calls, stops, and samples until one replica is left (at most
-    `down_within` s)."""
+    `hold` s more, reading each pod's calls before and after, stops, and samples until one
+    replica is left (at most `down_within` s)."""
     timeline = Timeline()
     load = Load(base_url, namespace).start()
     started = time.monotonic()
@@ -200,8 +211,12 @@ def watch_scaling(
                 break
             time.sleep(every)
         if timeline.reached is not None:
+            at_top = calls_per_pod(cluster, namespace)
             time.sleep(hold)
             timeline.calls_per_pod = calls_per_pod(cluster, namespace)
+            timeline.calls_in_hold = {
+                pod: calls - at_top.get(pod, 0) for pod, calls in timeline.calls_per_pod.items()
+            }
     finally:
         load.stop()
     timeline.load_stopped = round(time.monotonic() - started, 1)

@@ -2,7 +2,8 @@
 enforcing the Pod Security `restricted` profile; the finance and manufacturing examples applied
 and their steps running as real pods; a WorkflowRun made with `kubectl create -f` and an invoke
 through the operator's Service answering what the example services' own code says they must;
-the HPAs reading real CPU and one scaling a CPU-heavy step 1 → 3+ → 1 under load; `helm upgrade`
+the HPAs reading real CPU and one scaling a CPU-heavy step 1 → 3+ → 1 under load, its calls
+spread over the new replicas; `helm upgrade`
 and `helm uninstall` leaving no Stepline workload behind.
 
 The tests share one release and run in file order; each one's failure message says what broke.
@@ -218,6 +219,10 @@ def test_a_cpu_heavy_step_scales_to_three_replicas_under_load_and_back_to_one(
     assert timeline.back_to_one is not None, report
     total = sum(timeline.answers.values())
     assert timeline.answers.get("200", 0) >= 0.95 * total, report
+    # The operator sends calls to the replicas, not to the Service's kept-alive connections:
+    # every replica serves its part while the load is held.
+    assert len(timeline.calls_in_hold) >= 3, report
+    assert all(share >= 0.1 for share in timeline.shares_in_hold().values()), report
 
 
 def test_helm_upgrade_rolls_the_operator_with_the_changed_value(release: LocalCluster) -> None:

@@ -39,8 +39,8 @@ class ThreadedStepServer:
     """A `StepServer` serving from a thread, so that tests written without asyncio can use it
     while the operator (another process) calls it."""
 
-    def __init__(self) -> None:
-        self.server = StepServer()
+    def __init__(self, *, host: str | None = None, port: int = 0) -> None:
+        self.server = StepServer(port=port) if host is None else StepServer(port=port, host=host)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 

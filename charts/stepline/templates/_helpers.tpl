@@ -54,6 +54,8 @@ per watched namespace (Role). Derived from operator/stepline/kube.py and control
   objects built for a ServiceStep need update on servicesteps/finalizers.
 - deployments, services, HPAs: kopf indexes and watches them (get/list/watch); kube.py applies them
   server-side (patch, plus create when the object is new) and deletes them.
+- endpointslices: controllers/endpoints.py follows the steps' slices (get/list/watch) to send each
+  call to a ready replica (engine/balancing.py).
 - events: kopf.info / kopf.warn post Events (create), and kopf aggregates repeats (patch).
 - workflowruns delete: controllers/retaining.py prunes finished runs past a workflow's retention.
 */}}
@@ -79,6 +81,9 @@ per watched namespace (Role). Derived from operator/stepline/kube.py and control
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch]
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]

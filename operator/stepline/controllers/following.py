@@ -242,7 +242,7 @@ class OwnedObjectWatch:
                 label_selector=SELECTOR,
                 timeout_seconds=timeout_seconds,
                 observe=functools.partial(self._observe, kind.kind),
-                tombstone=_owned_tombstone,
+                tombstone=owned_tombstone,
                 on_listed=self._listed,
             )
             for kind in FOLLOWED_KINDS
@@ -282,5 +282,5 @@ class OwnedObjectWatch:
             self.states.synced.set()
 
 
-def _owned_tombstone(namespace: str, name: str, step: str) -> dict[str, Any]:
+def owned_tombstone(namespace: str, name: str, step: str) -> dict[str, Any]:
     return {"metadata": {"namespace": namespace, "name": name, "labels": {STEP_LABEL: step}}}

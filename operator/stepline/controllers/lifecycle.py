@@ -19,6 +19,7 @@ import kopf
 from stepline.api import Workflow
 from stepline.controllers.checking import check_external_steps_forever
 from stepline.controllers.deploying import StepView, notice_owned_object, step_view
+from stepline.controllers.endpoints import EndpointWatch
 from stepline.controllers.essences import EssenceDiffBaseStorage
 from stepline.controllers.eventing import COMPONENT
 from stepline.controllers.following import OwnedObjectWatch
@@ -26,7 +27,7 @@ from stepline.controllers.retaining import RunIndex, keep_runs_forever
 from stepline.controllers.runs import follow_runs
 from stepline.controllers.runtime import Runtime
 from stepline.controllers.supervising import RunSupervisor
-from stepline.engine import Executor, Http1Transport, StepIndex
+from stepline.engine import Balancer, Executor, Http1Transport, StepIndex
 from stepline.engine.metering import MetricsObserver
 from stepline.gateway.invoking import Invoker
 from stepline.gateway.server import build_app, start_server
@@ -79,6 +80,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
         watch_owned_objects(runtime, step_view(runtime, kwargs["servicesteps"])),
         name="owned object watches",
     )
+    if config.balance_calls:
+        memo["endpoint_slices"] = asyncio.create_task(
+            watch_endpoint_slices(runtime), name="endpoint slice watches"
+        )
     memo["external_checks"] = asyncio.create_task(
         check_external_steps_forever(runtime), name="external step checks"
     )
@@ -105,11 +110,13 @@ async def build_runtime(config: Settings, *, workflows: kopf.Index[Any, Any]) ->
     metrics = Metrics()
     steps = StepIndex()
     transport = Http1Transport()
+    balancer = Balancer()
     executor = Executor(
         transport=transport,
         directory=steps,
         overrides=config.endpoint_overrides,
         observer=MetricsObserver(metrics),
+        balancer=balancer if config.balance_calls else None,
     )
     runtime = Runtime(
         settings=config,
@@ -119,6 +126,7 @@ async def build_runtime(config: Settings, *, workflows: kopf.Index[Any, Any]) ->
         executor=executor,
         steps=steps,
         transport=transport,
+        balancer=balancer,
     )
     runtime.runs = RunSupervisor(runtime, find_workflow=_lookup(workflows))
     return runtime
@@ -137,6 +145,18 @@ async def watch_owned_objects(runtime: Runtime, view: StepView) -> None:
         states=runtime.owned,
         namespaces=runtime.settings.namespaces,
         react=react,
+        timeout_seconds=runtime.settings.watch_server_timeout_seconds,
+        on_event=lambda kind: runtime.metrics.mark_watch_event(kind=kind),
+    )
+    await watch.run()
+
+
+async def watch_endpoint_slices(runtime: Runtime) -> None:
+    """Follows the steps' EndpointSlices into the balancer until the operator stops."""
+    watch = EndpointWatch(
+        runtime.kube,
+        balancer=runtime.balancer,
+        namespaces=runtime.settings.namespaces,
         timeout_seconds=runtime.settings.watch_server_timeout_seconds,
         on_event=lambda kind: runtime.metrics.mark_watch_event(kind=kind),
     )
@@ -187,7 +207,9 @@ def is_not_a_handler_success(record: logging.LogRecord) -> bool:
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    for task_name in ("owned_objects", "external_checks", "retention", "run_watch", "events"):
+    for task_name in (
+        "owned_objects", "endpoint_slices", "external_checks", "retention", "run_watch", "events",
+    ):  # fmt: skip
         task = memo.get(task_name)
         if isinstance(task, asyncio.Task):
             task.cancel()

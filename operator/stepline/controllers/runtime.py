@@ -18,7 +18,15 @@ import kopf
 from stepline.api import KubeObject, Workflow
 from stepline.controllers.eventing import EventPoster
 from stepline.controllers.following import OwnedStates
-from stepline.engine import Executor, Http1Transport, Plan, RunSlots, StepIndex, build_plan
+from stepline.engine import (
+    Balancer,
+    Executor,
+    Http1Transport,
+    Plan,
+    RunSlots,
+    StepIndex,
+    build_plan,
+)
 from stepline.engine.expressions import CompiledExpressions, compile_workflow_expressions
 from stepline.kube import KubeApi
 from stepline.observability import Metrics, ReconcileOutcome
@@ -47,6 +55,8 @@ class Runtime:
     executor: Executor
     steps: StepIndex
     transport: Http1Transport  # the executor's step calls; closed when the operator stops
+    # The steps' ready replicas and the calls in flight to each (endpoints.py keeps it current).
+    balancer: Balancer = field(default_factory=Balancer)
     slots: RunSlots = field(default_factory=RunSlots)
     # Events the operator posts outside kopf's handlers (all but a handler's own).
     events: EventPoster = field(init=False)

@@ -11,6 +11,7 @@ and maps the `RunOutcome` to a status or an HTTP answer. Submodules (expressions
 retention, statistics, …) are imported by path.
 """
 
+from stepline.engine.balancing import Address, Balancer, slice_addresses
 from stepline.engine.checkpoints import Checkpoint, RunStore, StepState
 from stepline.engine.clocks import SYSTEM_CLOCK, Clock, SystemClock
 from stepline.engine.directories import ReadinessWaiter, StepDirectory, StepIndex
@@ -43,7 +44,9 @@ from stepline.engine.transports import AiohttpTransport, HttpxTransport, Reply, 
 __all__ = [
     "NULL_OBSERVER",
     "SYSTEM_CLOCK",
+    "Address",
     "AiohttpTransport",
+    "Balancer",
     "CallConnectionError",
     "CallError",
     "CallTimeoutError",
@@ -79,4 +82,5 @@ __all__ = [
     "Unready",
     "build_plan",
     "resolve_endpoint",
+    "slice_addresses",
 ]

@@ -11,6 +11,11 @@ the run's deadline. Each attempt's timeout is the
 step's timeout cut to what is left of the run's deadline. The retry limit counts the attempts
 of this call; attempt numbers go on from `first_attempt` (a resumed step continues its count).
 
+A call with a `route` (a deployed step) goes, attempt by attempt, to the replica the balancer
+picks (`balancing.Balancer`: ready endpoints from the step's EndpointSlices, the less loaded of
+two), or to `url` (its Service) when none is known; error messages name the URL of the last
+attempt.
+
 A cancel event is honoured between attempts, never during one: `RunCancelledError`. No JSON
 encoding of the input here: the caller sends bytes, so it encodes once for all attempts.
 """
@@ -18,6 +23,7 @@ encoding of the input here: the caller sends bytes, so it encodes once for all a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +31,7 @@ from typing import Any
 
 from stepline.api import Reason, RetryPolicy, StepError
 from stepline.api.workflowruns import BODY_EXCERPT_CHARACTERS
+from stepline.engine.balancing import Balancer, Route
 from stepline.engine.clocks import SYSTEM_CLOCK, Clock, unless_cancelled
 from stepline.engine.encoding import InvalidJsonError, decode_json
 from stepline.engine.errors import CallError, RunCancelledError, StepFailedError
@@ -56,6 +63,7 @@ class StepCall:
     retry: RetryPolicy
     deadline: float | None = None
     first_attempt: int = 1
+    route: Route | None = None  # None: always `url`
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,7 @@ class _Failure:
     """One failed attempt. `detail` continues `POST <url>`: ' returned 503', ': no answer …'."""
 
     reason: Reason
+    url: str
     detail: str
     http_status: int | None = None
     body: str | None = None
@@ -87,10 +96,12 @@ class StepClient:
         *,
         clock: Clock = SYSTEM_CLOCK,
         jitter: Callable[[], float] = random.random,
+        balancer: Balancer | None = None,
     ) -> None:
         self._transport = transport
         self._clock = clock
         self._jitter = jitter
+        self._balancer = balancer
 
     async def call(self, call: StepCall, *, cancel: asyncio.Event | None = None) -> CallResult:
         tries = 0
@@ -131,12 +142,17 @@ class StepClient:
             timeout=timeout,
             trace_id=call.trace_id,
         )
+        url: str = call.url
+        lease: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if call.route is not None and self._balancer is not None:
+            address = self._balancer.pick(call.route.namespace, call.route.service)
+            if address is not None:
+                url, lease = address.base + call.route.path, self._balancer.lease(address)
         try:
-            reply = await self._transport.post(
-                call.url, call.body, headers=headers, timeout=timeout
-            )
+            with lease:
+                reply = await self._transport.post(url, call.body, headers=headers, timeout=timeout)
         except CallError as exc:
-            return _Failure(exc.reason, f": {exc.detail},")
+            return _Failure(exc.reason, url, f": {exc.detail},")
         reason = classify_status(reply.status)
         if reason is None:
             try:
@@ -151,8 +167,9 @@ class StepClient:
         excerpt = reply.body[:BODY_EXCERPT_CHARACTERS].decode(errors="replace")
         retry_after = parse_retry_after(reply.retry_after, now=self._clock.now())
         return _Failure(
-            reason, detail, http_status=reply.status, body=excerpt or None, retry_after=retry_after
-        )
+            reason, url, detail, http_status=reply.status, body=excerpt or None,
+            retry_after=retry_after,
+        )  # fmt: skip
 
 
 def _why_not_retried(failure: _Failure, call: StepCall) -> str:
@@ -169,7 +186,9 @@ def _give_up(
     call: StepCall, failure: _Failure, attempt: int, *, why: str, out_of_time: bool = False
 ) -> StepFailedError:
     plural = "s" if attempt != 1 else ""
-    message = f"step {call.step!r}: POST {call.url}{failure.detail} after {attempt} attempt{plural}"
+    message = (
+        f"step {call.step!r}: POST {failure.url}{failure.detail} after {attempt} attempt{plural}"
+    )
     error = StepError(
         reason=failure.reason,
         message=(message + why)[:MAX_MESSAGE_CHARACTERS],

@@ -9,6 +9,9 @@ local processes — keeping the step's own path:
 
 A key is `namespace/name` or a bare `name` (any namespace); the namespaced key wins. The base
 URL may carry a path prefix, which comes before the step's path.
+
+A deployed step without an override also has a route (`resolve_route`): its calls go to its
+ready replicas directly when the balancer knows them, and to the Service URL otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from stepline.api import ServiceStep
+from stepline.engine.balancing import Route
 from stepline.resources import build_endpoint
 
 NO_OVERRIDES: Mapping[str, str] = {}
@@ -30,6 +34,19 @@ def resolve_endpoint(step: ServiceStep, *, overrides: Mapping[str, str] = NO_OVE
         if base is not None:
             return base.rstrip("/") + _path_of(step)
     return build_endpoint(step)
+
+
+def resolve_route(
+    step: ServiceStep, *, overrides: Mapping[str, str] = NO_OVERRIDES
+) -> Route | None:
+    """Where the replicas of a deployed step are, for calls balanced over them
+    (`balancing.Balancer`); None for a `url` step and for one an override sends elsewhere."""
+    name, namespace = step.metadata.name or "", step.metadata.namespace or ""
+    if step.spec.url is not None or not name:
+        return None
+    if overrides and (f"{namespace}/{name}" in overrides or name in overrides):
+        return None
+    return Route(namespace=namespace, service=name, path=_path_of(step))
 
 
 def _path_of(step: ServiceStep) -> str:

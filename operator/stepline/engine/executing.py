@@ -31,12 +31,13 @@ from enum import StrEnum
 from typing import Any
 
 from stepline.api import Reason, ServiceStep, StepError, StepPhase, StepRecord
+from stepline.engine.balancing import Balancer
 from stepline.engine.calling import MAX_MESSAGE_CHARACTERS, StepCall, StepClient
 from stepline.engine.checkpoints import Checkpoint, RunStore, StepState, restore_states
 from stepline.engine.clocks import SYSTEM_CLOCK, Clock, unless_cancelled
 from stepline.engine.directories import StepDirectory, wait_for_ready_step
 from stepline.engine.encoding import InvalidJsonError, encode_json
-from stepline.engine.endpoints import NO_OVERRIDES, resolve_endpoint
+from stepline.engine.endpoints import NO_OVERRIDES, resolve_endpoint, resolve_route
 from stepline.engine.errors import RunCancelledError, StepFailedError
 from stepline.engine.expressions import (
     ExpressionError,
@@ -123,8 +124,10 @@ class _Run:
 class Executor:
     """Executes runs; one executor serves every run of every workflow of the process.
 
-    `overrides` maps steps to base URLs for local runs (`endpoints.resolve_endpoint`). `jitter`
-    and `clock` exist for tests: they fix the backoff and make waits instant.
+    `overrides` maps steps to base URLs for local runs (`endpoints.resolve_endpoint`).
+    `balancer`, when given, spreads a deployed step's calls over its ready replicas
+    (`balancing`). `jitter` and `clock` exist for tests: they fix the backoff and make waits
+    instant.
     """
 
     def __init__(
@@ -137,8 +140,9 @@ class Executor:
         observer: RunObserver = NULL_OBSERVER,
         clock: Clock = SYSTEM_CLOCK,
         jitter: Callable[[], float] = random.random,
+        balancer: Balancer | None = None,
     ) -> None:
-        self._client = StepClient(transport, clock=clock, jitter=jitter)
+        self._client = StepClient(transport, clock=clock, jitter=jitter, balancer=balancer)
         self._directory = directory
         self._overrides = overrides
         self._unready = unready
@@ -261,6 +265,7 @@ class Executor:
             retry=step.retry or service.spec.retry,
             deadline=run.deadline,
             first_attempt=first_attempt,
+            route=resolve_route(service, overrides=self._overrides),
         )
 
     def _finish(

@@ -54,11 +54,12 @@ class StepServer:
     received: list[Received] = field(default_factory=list)
     _scripts: dict[str, list[Script]] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
-    port: int = 0
+    port: int = 0  # 0: any free port, known once started
+    host: str = HOST
 
     @property
     def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def url(self, path: str = "/") -> str:
         return self.base_url + path
@@ -75,7 +76,7 @@ class StepServer:
         # Handlers still sleeping (answers scripted to be late) are cut short at teardown.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, 0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
