@@ -170,11 +170,16 @@ def test_an_invoke_through_the_operators_service_answers_with_the_output(
     assert status == 200, answer
     assert expected.without_order_id(answer["output"]) == expected.trade(run_input)
     # The user-validation pod itself refused the input (its code answers 400 without user.id),
-    # reached over the Service's cluster DNS name.
+    # called at its own address (the operator balances over the step's ready replicas).
     assert refused_status == 502, refused
     error = refused["error"]
     assert (error["step"], error["httpStatus"]) == ("validation", 400), error
-    assert "user-validation.finance.svc" in error["message"], error
+    pod_addresses = {
+        f"http://{pod['status']['podIP']}:8080/validate"
+        for pod in pods(release, "finance", step_selector("user-validation"))
+    }
+    called = error["message"].split("POST ", 1)[1].split(" ", 1)[0]
+    assert called in pod_addresses, (error, pod_addresses)
 
 
 def test_the_hpas_read_a_real_cpu_value(release: LocalCluster) -> None:
