@@ -3,6 +3,7 @@ status carries the statistics of its runs."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,14 @@ import pytest
 from tests.integration.localcluster import LocalCluster, wait_until
 from tests.integration.operatorprocess import OperatorProcess
 from tests.integration.stepobjects import service_step, wait_ready
+from tests.integration.stepservices import (
+    StepBed,
+    ThreadedStepServer,
+    apply_workflow,
+    start_run,
+    wait_finished,
+    wait_ready_step,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +83,39 @@ def test_finished_runs_beyond_the_history_limit_are_deleted_and_counted(
     )
     assert statistics["failed"] >= 1
     assert statistics["successRate"] == 0
+
+
+def test_succeeded_runs_give_the_workflow_a_predicted_duration_in_its_status(
+    cluster: LocalCluster, crds: None, namespace: str, tmp_path: Path
+) -> None:
+    server = ThreadedStepServer().start()
+    operator = OperatorProcess(
+        cluster, (namespace,), tmp_path / "operator.log",
+        extra_env={
+            "STEPLINE_RETENTION_INTERVAL_SECONDS": "1",
+            "STEPLINE_ENDPOINT_OVERRIDES": json.dumps({f"{namespace}/echo": server.base_url}),
+        },
+    )  # fmt: skip
+    bed = StepBed(cluster, namespace, server, operator)
+    try:
+        operator.start()
+        cluster.apply(service_step("echo", namespace, image="stepline/echo:0.1.0", path="/echo"))
+        wait_ready_step(bed, "echo")
+        apply_workflow(bed, "flow", [{"name": "a", "stepRef": "echo"}, {"name": "b",
+                       "stepRef": "echo", "when": "input.n % 2 == 0"}])  # fmt: skip
+        for index in range(5):
+            start_run(bed, f"run-{index}", "flow", {"n": index})
+        durations = [
+            wait_finished(bed, f"run-{index}")["status"]["durationSeconds"] for index in range(5)
+        ]
+
+        def predicted() -> dict[str, float] | None:
+            runs = cluster.get_json("workflow", "flow", "-n", namespace).get("status", {})
+            found = (runs.get("runs") or {}).get("predictedDuration")
+            return found if found and found["runs"] == 5 else None
+
+        prediction = wait_until(predicted, timeout=30, what="a prediction from the 5 runs")
+    finally:
+        operator.stop()
+        server.stop()
+    assert 0 < prediction["p50"] <= prediction["p95"] <= 2 * max(durations)

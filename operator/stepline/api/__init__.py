@@ -67,6 +67,7 @@ from stepline.api.workflowruns import (
 from stepline.api.workflows import (
     ExpressionProblem,
     LatencyQuantiles,
+    PredictedDuration,
     Retention,
     RunStatistics,
     Workflow,
@@ -97,6 +98,7 @@ __all__ = [
     "LatencyQuantiles",
     "ObjectMeta",
     "PayloadInfo",
+    "PredictedDuration",
     "Reason",
     "Retention",
     "RetryOn",

@@ -185,6 +185,15 @@ class LatencyQuantiles(ApiModel):
     p99: float = Field(ge=0, description="99th percentile, in seconds.")
 
 
+class PredictedDuration(ApiModel):
+    """The predicted duration of the next successful run, from the steps' observed durations
+    combined as a sum of random durations (engine/prediction.py)."""
+
+    p50: float = Field(ge=0, description="Median, in seconds.")
+    p95: float = Field(ge=0, description="95th percentile, in seconds.")
+    runs: int = Field(ge=1, description="Successful runs the prediction was made from.")
+
+
 class RunStatistics(ApiModel):
     """What the runs of a workflow did, over the runs still kept and the operator's memory."""
 
@@ -200,7 +209,12 @@ class RunStatistics(ApiModel):
         default=None, description="Duration of succeeded runs."
     )
     predicted_duration_seconds: float | None = Field(
-        default=None, ge=0, description="Expected duration of a run: the sum of step medians."
+        default=None, ge=0, description="Expected duration of a run: predictedDuration.p50."
+    )
+    predicted_duration: PredictedDuration | None = Field(
+        default=None,
+        description="Predicted duration of the next successful run (p50, p95), from the steps' "
+        "observed durations summed as random variables, skipped steps by how often they ran.",
     )
     last_run_name: str | None = Field(
         default=None, max_length=253, description="The most recently started run."

@@ -1,5 +1,5 @@
 """Statistics of a workflow's runs for its status: counts, success rate, latency quantiles, and
-the predicted duration of the next run, T = Σ t_i over the steps' median durations. Pure.
+the predicted duration of the next run (prediction.py: T = Σ t_i, each t_i random). Pure.
 
 Computed over the runs the caller hands in (those still kept in the cluster); quantiles use the
 nearest-rank method, which needs no interpolation and is exact for the small samples kept.
@@ -11,7 +11,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from stepline.api import LatencyQuantiles, RunPhase, RunStatistics
+from stepline.api import LatencyQuantiles, PredictedDuration, RunPhase, RunStatistics
+from stepline.engine.prediction import RunObservation, predict_duration
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,6 @@ def compute_quantiles(samples: Iterable[float]) -> LatencyQuantiles | None:
     )
 
 
-def compute_step_quantiles(runs: Iterable[RunSummary]) -> dict[str, LatencyQuantiles]:
-    """Per step, the quantiles of its successful call durations."""
-    samples: dict[str, list[float]] = {}
-    for run in runs:
-        for step, seconds in run.step_seconds.items():
-            samples.setdefault(step, []).append(seconds)
-    return {step: q for step, values in samples.items() if (q := compute_quantiles(values))}
-
-
 def compute_run_statistics(
     runs: Sequence[RunSummary], *, last_run_name: str | None
 ) -> RunStatistics:
@@ -61,8 +53,17 @@ def compute_run_statistics(
         for run in runs
         if run.phase is RunPhase.SUCCEEDED and run.duration_seconds is not None
     ]
-    step_quantiles = compute_step_quantiles(runs)
-    predicted = sum(q.p50 for q in step_quantiles.values()) if step_quantiles else None
+    observed = [
+        RunObservation(run.duration_seconds, run.step_seconds)
+        for run in runs
+        if run.phase is RunPhase.SUCCEEDED and run.duration_seconds is not None
+    ]
+    prediction = predict_duration(observed)
+    predicted = (
+        None
+        if prediction is None
+        else PredictedDuration(p50=prediction.p50, p95=prediction.p95, runs=prediction.runs)
+    )
     return RunStatistics(
         total=len(runs),
         active=counts[RunPhase.PENDING] + counts[RunPhase.RUNNING],
@@ -71,6 +72,7 @@ def compute_run_statistics(
         cancelled=counts[RunPhase.CANCELLED],
         success_rate=counts[RunPhase.SUCCEEDED] / finished if finished else None,
         latency_seconds=compute_quantiles(durations),
-        predicted_duration_seconds=predicted,
+        predicted_duration_seconds=None if predicted is None else predicted.p50,
+        predicted_duration=predicted,
         last_run_name=last_run_name,
     )

@@ -34,8 +34,13 @@ def test_statistics_count_by_phase_and_rate_only_finished_runs() -> None:
     assert stats.success_rate == pytest.approx(2 / 3)
     assert stats.latency_seconds is not None
     assert (stats.latency_seconds.p50, stats.latency_seconds.p99) == (1.0, 3.0)
-    # T = sum of the steps' median durations: validate 0.3, order 0.7.
-    assert stats.predicted_duration_seconds == pytest.approx(1.0)
+    # Sampled from the two successful runs (engine/prediction.py): between the smallest and
+    # the largest sum of a step duration each and an overhead (0.1 s or 1.7 s).
+    predicted = stats.predicted_duration
+    assert predicted is not None
+    assert predicted.runs == 2
+    assert 1.0 <= predicted.p50 <= predicted.p95 <= 3.0
+    assert stats.predicted_duration_seconds == predicted.p50
     assert stats.last_run_name == "d"
 
 
@@ -43,3 +48,4 @@ def test_a_workflow_without_finished_runs_has_no_rate_and_no_prediction() -> Non
     stats = compute_run_statistics([RunSummary("x", RunPhase.PENDING)], last_run_name="x")
     assert stats.success_rate is None
     assert stats.predicted_duration_seconds is None
+    assert stats.predicted_duration is None

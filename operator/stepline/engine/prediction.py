@@ -1,0 +1,91 @@
+"""How long the next run of a workflow will take: T = Σ t_i with each t_i random. Pure.
+
+A run's duration is the sum of its steps' durations (they run one after another), each drawn
+from what that step took in the runs observed, plus the operator's own time between them. The
+sum of random durations is not the sum of their medians: a skewed step (exponential, say) has
+a mean above its median, and quantiles of a sum do not add. So the distribution of T is
+sampled: each draw takes, for every step, one of its observed durations at random — or none,
+with the frequency the step was skipped (`when`) in the runs observed — adds them and the
+overhead of a run picked at random, and the quantiles are read from the draws. The observed
+durations are the model (an empirical distribution, the bootstrap), so no shape is assumed.
+
+The draws use a fixed seed and the observations are taken in a canonical order: the same
+observations give the same prediction, and a status written from it changes only when they do.
+A prediction costs a few milliseconds (4,000 draws), and the statistics of every workflow are
+recomputed each retention pass, so predictions are memoised by a 64-bit digest of their
+observations (the last CACHE_SIZE of them, about 100 bytes each).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+DRAWS = 4000
+SEED = 20261202
+CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class RunObservation:
+    """One successful run: its duration, and each step that ran with its call's duration."""
+
+    duration_seconds: float
+    step_seconds: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class DurationPrediction:
+    p50: float
+    p95: float
+    runs: int  # the successful runs it was made from
+
+
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """The `q` (0..1) quantile of an ascending, non-empty sample, nearest rank."""
+    rank = max(math.ceil(q * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+_memo: OrderedDict[int, DurationPrediction] = OrderedDict()
+
+
+def predict_duration(
+    runs: Sequence[RunObservation], *, draws: int = DRAWS, seed: int = SEED
+) -> DurationPrediction | None:
+    """p50 and p95 of the next successful run's duration; None without a run to learn from."""
+    if not runs:
+        return None
+    ordered = sorted(runs, key=lambda r: (r.duration_seconds, sorted(r.step_seconds.items())))
+    digest = hash((draws, seed, *((r.duration_seconds, *r.step_seconds.items()) for r in ordered)))
+    known = _memo.get(digest)
+    if known is None:
+        known = _memo[digest] = _sample(ordered, draws=draws, seed=seed)
+        if len(_memo) > CACHE_SIZE:
+            _memo.popitem(last=False)
+    else:
+        _memo.move_to_end(digest)
+    return known
+
+
+def _sample(runs: Sequence[RunObservation], *, draws: int, seed: int) -> DurationPrediction:
+    samples: dict[str, list[float]] = {}
+    for run in runs:
+        for step, seconds in run.step_seconds.items():
+            samples.setdefault(step, []).append(seconds)
+    ran = {step: len(values) / len(runs) for step, values in samples.items()}
+    # The operator's time in a run beyond its step calls (expressions, status, scheduling).
+    overheads = [max(run.duration_seconds - sum(run.step_seconds.values()), 0.0) for run in runs]
+    rng = random.Random(seed)  # noqa: S311 # a reproducible estimate, not a secret
+    totals = []
+    for _ in range(draws):
+        total = rng.choice(overheads)
+        for step, values in samples.items():
+            if ran[step] >= 1 or rng.random() < ran[step]:
+                total += rng.choice(values)
+        totals.append(total)
+    totals.sort()
+    return DurationPrediction(p50=quantile(totals, 0.5), p95=quantile(totals, 0.95), runs=len(runs))
