@@ -2,8 +2,12 @@
 GET /healthz, GET /metrics (its own request counts and durations, for Prometheus), and a command
 line with --host/--port.
 
-`--cpu-ms-per-call` makes each call (not a replayed one) spend that much CPU time on busy work
-before it answers: a CPU-heavy step, for seeing a HorizontalPodAutoscaler scale it under load.
+A replica's capacity is a knob, for seeing a HorizontalPodAutoscaler (or the operator's load
+figures) follow a step's load: `--cpu-ms-per-call` makes each call spend that much CPU time on
+busy work (a CPU-heavy step); `--wait-ms-per-call` makes it wait that long without using CPU (a
+step waiting on a database, which CPU scaling never sees); `--concurrency N` handles at most N
+calls at once and queues the rest. `step_requests_in_flight` counts the calls being answered or
+queued.
 
 A step is a pure function `decide(body, idempotency_key) -> (status, answer)`; this module turns
 it into an aiohttp application. A request that is not a JSON object is answered 400 before the
@@ -17,6 +21,7 @@ answers are deterministic anyway; a real service keeps the keys in a shared stor
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import time
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 Decide = Callable[[dict[str, Any], str | None], tuple[int, Any]]
@@ -79,11 +84,16 @@ def build_step_app(
     *,
     idempotency_entries: int = IDEMPOTENCY_ENTRIES,
     cpu_ms_per_call: float = 0,
+    wait_ms_per_call: float = 0,
+    concurrency: int = 0,
 ) -> web.Application:
-    """An application serving `decide` at POST `path`, and GET /healthz; each call that reaches
-    `decide` first spends `cpu_ms_per_call` of CPU time."""
+    """An application serving `decide` at POST `path`, and GET /healthz. Its capacity, for
+    demonstrating scaling: each call that reaches `decide` first spends `cpu_ms_per_call` of CPU
+    time and waits `wait_ms_per_call` without using CPU (a database, another service); at most
+    `concurrency` calls are handled at once (0: no limit), the others queue."""
     if cpu_ms_per_call > 0:
         decide = _costing(decide, cpu_ms_per_call)
+    limit = asyncio.Semaphore(concurrency) if concurrency > 0 else None
     cache = IdempotencyCache(idempotency_entries)
     registry = CollectorRegistry()
     requests = Counter(
@@ -96,9 +106,18 @@ def build_step_app(
         buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     )  # fmt: skip
 
+    in_flight = Gauge(
+        "step_requests_in_flight", "Requests to the step's endpoint being answered or queued.",
+        registry=registry,
+    )  # fmt: skip
+
     async def step(request: web.Request) -> web.Response:
-        with durations.time():
-            response = await answer_request(request)
+        with durations.time(), in_flight.track_inprogress():
+            if limit is None:
+                response = await answer_request(request)
+            else:
+                async with limit:
+                    response = await answer_request(request)
         requests.labels(code=str(response.status)).inc()
         return response
 
@@ -109,6 +128,8 @@ def build_step_app(
 
     async def answer_request(request: web.Request) -> web.Response:
         raw = await request.read()
+        if wait_ms_per_call > 0:
+            await asyncio.sleep(wait_ms_per_call / 1000)
         key = request.headers.get("Idempotency-Key")
         if key is None:
             status, body = answer(decide, raw, key)
@@ -176,6 +197,18 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         default=0,
         help="CPU time each call spends on busy work, in milliseconds (to demonstrate scaling)",
     )
+    parser.add_argument(
+        "--wait-ms-per-call",
+        type=float,
+        default=0,
+        help="time each call waits without using CPU, in milliseconds (a database, say)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="calls handled at once by this replica; the others queue (0: no limit)",
+    )
     return parser
 
 
@@ -186,5 +219,7 @@ def serve_step(path: str, decide: Decide, args: argparse.Namespace) -> None:
         decide,
         idempotency_entries=args.idempotency_entries,
         cpu_ms_per_call=args.cpu_ms_per_call,
+        wait_ms_per_call=args.wait_ms_per_call,
+        concurrency=args.concurrency,
     )
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
