@@ -4,10 +4,11 @@ durations are drawn from the examples' distributions here, not measured on step 
 
     .venv/bin/python bench/prediction/accuracy.py [seeds]
 
-For each scenario and each history size (the successful runs a workflow keeps: the finance
-example keeps 20), and for each of `seeds` seeds: draw the history, predict, draw 1,000 new
-runs, and compare the predicted p50 and p95 with those 1,000 runs' own. Prints the median and
-the worst relative error over the seeds, for the model and for the sum of medians.
+For each scenario and each history size (20: the runs the finance example keeps; HISTORY_SIZE:
+the successful runs the operator remembers per workflow; more), and for each of `seeds` seeds:
+draw the history, predict, draw 1,000 new runs, and compare the predicted p50 and p95 with
+those 1,000 runs' own. Prints the median and the worst relative error over the seeds, for the
+model and for the sum of medians.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from stepline.engine.prediction import RunObservation, predict_duration, quantile
+from stepline.engine.prediction import (
+    HISTORY_SIZE,
+    RunObservation,
+    predict_duration,
+    quantile,
+)
 
 RUNS_MEASURED = 1000
 OVERHEAD_SECONDS = 0.004  # the operator's own time per run (bench/overhead: about 1 ms per step)
@@ -83,7 +89,7 @@ def main(seeds: int) -> None:
     print("| scenario | runs kept | p50: model | p95: model | p50: sum of medians | p95: same |")
     print("|---|---|---|---|---|---|")
     for name, steps in SCENARIOS.items():
-        for kept in (20, 100, 400):
+        for kept in (20, 100, HISTORY_SIZE, 400):
             found = [errors(steps, kept, seed) for seed in range(seeds)]
             cells = [f"{statistics.median(c):.1%} ({max(c):.1%})" for c in zip(*found, strict=True)]
             print(f"| {name} | {kept} | " + " | ".join(cells) + " |")

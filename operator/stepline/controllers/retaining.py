@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from stepline.api import API_VERSION, RunPhase, StepPhase, Workflow
 from stepline.controllers.runtime import Runtime
+from stepline.engine.prediction import DurationHistory, RunObservation
 from stepline.engine.retention import FinishedRun, select_expired_runs
 from stepline.engine.statistics import RunSummary, compute_run_statistics
 from stepline.errors import KubeApiError
@@ -40,6 +41,8 @@ class RunIndex:
 
     def __init__(self) -> None:
         self._by_workflow: dict[tuple[str, str], dict[str, RunEntry]] = {}
+        # The last successful runs of each workflow, kept after retention deletes them.
+        self._histories: dict[tuple[str, str], DurationHistory] = {}
 
     def record(self, event_type: str, body: Mapping[str, Any]) -> None:
         try:
@@ -50,7 +53,13 @@ class RunIndex:
         except (KeyError, TypeError, ValueError):  # not a WorkflowRun of this schema: skipped
             return
         if entry is not None:
-            self._by_workflow.setdefault(key, {})[name] = entry
+            runs = self._by_workflow.setdefault(key, {})
+            before = runs.get(name)
+            runs[name] = entry
+            if _newly_succeeded(before, entry):
+                summary = entry.summary
+                history = self._histories.setdefault(key, DurationHistory())
+                history.add(RunObservation(summary.duration_seconds or 0.0, summary.step_seconds))
             return
         runs = self._by_workflow.get(key, {})
         runs.pop(name, None)
@@ -59,6 +68,27 @@ class RunIndex:
 
     def entries(self, namespace: str, workflow: str) -> list[RunEntry]:
         return list(self._by_workflow.get((namespace, workflow), {}).values())
+
+    def observations(self, namespace: str, workflow: str) -> list[RunObservation]:
+        """The workflow's last successful runs (DurationHistory), deleted ones included."""
+        history = self._histories.get((namespace, workflow))
+        return history.observations() if history is not None else []
+
+    def forget_histories_except(self, workflows: set[tuple[str, str]]) -> None:
+        """Drops the histories of workflows that no longer exist."""
+        for key in [key for key in self._histories if key not in workflows]:
+            del self._histories[key]
+
+
+def _newly_succeeded(before: RunEntry | None, after: RunEntry) -> bool:
+    """Whether this event shows the run succeeded for the first time (each run counts once,
+    however often its body is seen again: relists, later patches)."""
+    succeeded = after.summary.phase is RunPhase.SUCCEEDED
+    return (
+        succeeded
+        and after.summary.duration_seconds is not None
+        and (before is None or before.summary.phase is not RunPhase.SUCCEEDED)
+    )
 
 
 def run_entry(body: Mapping[str, Any]) -> RunEntry:
@@ -93,13 +123,21 @@ async def keep_runs_forever(
         for (namespace, name), store in list(workflows.items()):
             for workflow in list(store):
                 entries = runs.entries(namespace, name)
+                observed = runs.observations(namespace, name)
                 try:
-                    await keep_runs(runtime, workflow, entries)
+                    await keep_runs(runtime, workflow, entries, observed=observed)
                 except KubeApiError as exc:
                     logger.warning("retention of workflow %s/%s: %s", namespace, name, exc)
+        runs.forget_histories_except({key for key, store in workflows.items() if store})
 
 
-async def keep_runs(runtime: Runtime, workflow: Workflow, entries: list[RunEntry]) -> None:
+async def keep_runs(
+    runtime: Runtime,
+    workflow: Workflow,
+    entries: list[RunEntry],
+    *,
+    observed: Sequence[RunObservation] = (),
+) -> None:
     namespace = workflow.metadata.namespace or ""
     finished = [entry.finished for entry in entries if entry.finished is not None]
     retention = workflow.spec.retention
@@ -109,7 +147,9 @@ async def keep_runs(runtime: Runtime, workflow: Workflow, entries: list[RunEntry
         return
     newest = max(entries, key=lambda e: e.created or datetime.min.replace(tzinfo=UTC))
     statistics = compute_run_statistics(
-        [entry.summary for entry in entries], last_run_name=newest.summary.name
+        [entry.summary for entry in entries],
+        last_run_name=newest.summary.name,
+        observed=observed or None,
     ).to_wire()
     key = ("WorkflowRunStatistics", namespace, workflow.metadata.name or "")
     current = workflow.status.runs.to_wire() if workflow.status.runs else None

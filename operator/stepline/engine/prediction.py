@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -89,3 +90,59 @@ def _sample(runs: Sequence[RunObservation], *, draws: int, seed: int) -> Duratio
         totals.append(total)
     totals.sort()
     return DurationPrediction(p50=quantile(totals, 0.5), p95=quantile(totals, 0.95), runs=len(runs))
+
+
+HISTORY_SIZE = 128
+
+
+class DurationHistory:
+    """The last HISTORY_SIZE successful runs of one workflow, for its prediction, whether or
+    not retention still keeps them (a workflow that keeps 20 runs would otherwise predict from
+    20, too few for skewed step times: bench/prediction/RESULTS.md).
+
+    Compact, as the operator keeps one per workflow: a ring of rows of doubles (the run's
+    duration, then each step's, NaN when it was skipped), 4 KiB for 3 steps. A run with a step
+    the rows have no column for gets one added (the runs before did not run that step).
+    """
+
+    def __init__(self, size: int = HISTORY_SIZE) -> None:
+        self._size = size
+        self._steps: tuple[str, ...] = ()
+        self._rows = array("d")
+        self._next = 0  # the row the next run overwrites, once the ring is full
+
+    def __len__(self) -> int:
+        return len(self._rows) // (1 + len(self._steps)) if self._steps else 0
+
+    def add(self, run: RunObservation) -> None:
+        new = [step for step in run.step_seconds if step not in self._steps]
+        if new:
+            self._widen(new)
+        row = [run.duration_seconds, *(run.step_seconds.get(s, math.nan) for s in self._steps)]
+        width = len(row)
+        if len(self._rows) < self._size * width:
+            self._rows.extend(row)
+            return
+        start = self._next * width
+        self._rows[start : start + width] = array("d", row)
+        self._next = (self._next + 1) % self._size
+
+    def _widen(self, steps: list[str]) -> None:
+        """Adds a column per step in `steps`: the runs recorded before did not run them."""
+        rows = self.observations()
+        self._steps = (*self._steps, *steps)
+        self._rows, self._next = array("d"), 0
+        for run in rows:
+            self._rows.extend(
+                [run.duration_seconds, *(run.step_seconds.get(s, math.nan) for s in self._steps)]
+            )
+
+    def observations(self) -> list[RunObservation]:
+        """The runs recorded, oldest first."""
+        width = 1 + len(self._steps)
+        found = []
+        for start in range(0, len(self._rows), width):
+            duration, *seconds = self._rows[start : start + width]
+            steps = {s: t for s, t in zip(self._steps, seconds, strict=True) if not math.isnan(t)}
+            found.append(RunObservation(duration, steps))
+        return found[self._next :] + found[: self._next]  # oldest first

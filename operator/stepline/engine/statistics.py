@@ -44,8 +44,13 @@ def compute_quantiles(samples: Iterable[float]) -> LatencyQuantiles | None:
 
 
 def compute_run_statistics(
-    runs: Sequence[RunSummary], *, last_run_name: str | None
+    runs: Sequence[RunSummary],
+    *,
+    last_run_name: str | None,
+    observed: Sequence[RunObservation] | None = None,
 ) -> RunStatistics:
+    """Statistics of `runs`; the prediction from `observed` (a longer history of successful
+    runs) when given, else from the successful runs among `runs`."""
     counts = {phase: sum(run.phase is phase for run in runs) for phase in RunPhase}
     finished = counts[RunPhase.SUCCEEDED] + counts[RunPhase.FAILED] + counts[RunPhase.CANCELLED]
     durations = [
@@ -53,11 +58,12 @@ def compute_run_statistics(
         for run in runs
         if run.phase is RunPhase.SUCCEEDED and run.duration_seconds is not None
     ]
-    observed = [
-        RunObservation(run.duration_seconds, run.step_seconds)
-        for run in runs
-        if run.phase is RunPhase.SUCCEEDED and run.duration_seconds is not None
-    ]
+    if observed is None:
+        observed = [
+            RunObservation(run.duration_seconds, run.step_seconds)
+            for run in runs
+            if run.phase is RunPhase.SUCCEEDED and run.duration_seconds is not None
+        ]
     prediction = predict_duration(observed)
     predicted = (
         None

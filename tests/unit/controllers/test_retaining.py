@@ -47,3 +47,21 @@ def test_a_deleted_run_leaves_the_index_and_a_malformed_one_never_enters_it() ->
     index.record("DELETED", {"metadata": {"namespace": "shop", "name": "a-1"},
                              "spec": {"workflowRef": "orders"}})  # fmt: skip
     assert index.entries("shop", "orders") == []
+
+
+def test_a_successful_run_enters_the_history_once_and_stays_after_it_is_deleted() -> None:
+    index = RunIndex()
+    succeeded = run(
+        "a-1", "orders", phase="Succeeded", finishedAt="2026-11-27T05:00:02Z",
+        durationSeconds=2.0, steps=[{"name": "pay", "phase": "Succeeded", "durationSeconds": 1.5}],
+    )  # fmt: skip
+    index.record("ADDED", run("a-1", "orders", phase="Running"))
+    index.record("MODIFIED", succeeded)
+    index.record("MODIFIED", succeeded)  # seen again (a relist, a label): counted once
+    index.record("ADDED", run("a-2", "orders", phase="Failed", durationSeconds=1.0))
+    index.record("DELETED", succeeded)  # retention let it go
+    assert [e.summary.name for e in index.entries("shop", "orders")] == ["a-2"]
+    assert [(o.duration_seconds, dict(o.step_seconds)) for o in index.observations(
+        "shop", "orders")] == [(2.0, {"pay": 1.5})]  # fmt: skip
+    index.forget_histories_except({("shop", "refunds")})  # the workflow was deleted
+    assert index.observations("shop", "orders") == []

@@ -7,7 +7,12 @@ import random
 
 import pytest
 
-from stepline.engine.prediction import RunObservation, predict_duration, quantile
+from stepline.engine.prediction import (
+    DurationHistory,
+    RunObservation,
+    predict_duration,
+    quantile,
+)
 
 
 def observe(rng: random.Random, means: dict[str, float], *, runs: int) -> list[RunObservation]:
@@ -60,3 +65,25 @@ def test_a_step_skipped_in_most_runs_counts_by_how_often_it_ran() -> None:
     assert predicted.p50 == pytest.approx(1.0)  # repair ran in 20 % of the runs
     assert predicted.p95 == pytest.approx(11.0)
     assert predicted.runs == 10
+
+
+def test_the_history_keeps_the_last_runs_and_a_new_step_gets_a_column() -> None:
+    history = DurationHistory(size=3)
+    history.add(RunObservation(1.0, {"check": 1.0}))
+    history.add(RunObservation(11.0, {"check": 1.0, "repair": 10.0}))  # a column for repair
+    assert history.observations() == [
+        RunObservation(1.0, {"check": 1.0}),
+        RunObservation(11.0, {"check": 1.0, "repair": 10.0}),
+    ]
+    for n in range(2, 6):
+        history.add(RunObservation(float(n), {"check": float(n)}))
+    assert len(history) == 3
+    assert [run.duration_seconds for run in history.observations()] == [3.0, 4.0, 5.0]
+    history.add(RunObservation(9.0, {"check": 2.0, "ship": 7.0}))  # widened when full
+    assert history.observations() == [
+        RunObservation(4.0, {"check": 4.0}),
+        RunObservation(5.0, {"check": 5.0}),
+        RunObservation(9.0, {"check": 2.0, "ship": 7.0}),
+    ]
+    history.add(RunObservation(6.0, {"check": 6.0}))
+    assert [run.duration_seconds for run in history.observations()] == [5.0, 9.0, 6.0]
