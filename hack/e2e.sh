@@ -52,8 +52,7 @@ cleanup() {
   local status=$?
   if $created && [ "${E2E_KEEP_CLUSTER:-0}" != 1 ]; then
     info "e2e: deleting the kind cluster '$name' (E2E_KEEP_CLUSTER=1 keeps it)"
-    "$kind_cli" delete cluster --name "$name" >"$KIND_LOGS/kind-delete-$name.log" 2>&1 ||
-      info "e2e: kind delete cluster --name $name failed; see $KIND_LOGS/kind-delete-$name.log"
+    "$here/kind/cluster-down.sh" "$name" || info "e2e: could not delete the kind cluster '$name'"
   fi
   info "e2e: finished with status $status after $((SECONDS - t0))s"
 }

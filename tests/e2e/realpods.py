@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tests.integration.localcluster import REPO, LocalCluster, wait_until
+from tests.integration.stepobjects import is_ready
 
 Manifest = dict[str, Any]
 CHART = REPO / "charts" / "stepline"
@@ -99,10 +100,9 @@ def wait_step_ready(
         assert not stuck, f"ServiceStep {namespace}/{step} will not become Ready: {stuck}"
         found: Manifest = cluster.get_json("servicestep", step, "-n", namespace)
         status = found.get("status") or {}
-        seen[0] = conditions = status.get("conditions") or []
+        seen[0] = status.get("conditions") or []
         current = status.get("observedGeneration") == found["metadata"]["generation"]
-        ok = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-        return found if ok and current else None
+        return found if is_ready(found) and current else None
 
     try:
         return wait_until(ready, timeout=timeout, interval=2, what=f"{namespace}/{step} Ready")

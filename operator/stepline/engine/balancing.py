@@ -20,8 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-# The name of the step Service's port (resources.labels.PORT_NAME): its slices list it by name.
-PORT_NAME = "http"
+from stepline.resources.labels import PORT_NAME  # the step Service's port, named in its slices
 
 
 @dataclass(frozen=True, slots=True)
