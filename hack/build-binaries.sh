@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local control plane from pinned upstream Go modules, once per version.
 #
-# Usage: hack/build-binaries.sh [component...]   (components: kubernetes etcd kwok helm; default all)
+# Usage: hack/build-binaries.sh [component...]
+#        (components: kubernetes etcd kwok helm adapter; default all)
 #
 # Each component lands in $STEPLINE_CACHE/bin/<component>-<version>-<go version>/ and is only
 # built when that folder is missing, so a second run builds nothing. A build goes to a temporary
@@ -110,6 +111,19 @@ build_helm() { # out-dir
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
+# prometheus-adapter's go.mod has no replaces, but `go install …@version` asks the proxy for the
+# module's version list (to check for deprecation), which this proxy refuses: a wrapper module
+# that requires the pinned version builds it instead.
+build_adapter() { # out-dir
+  local out=$1 work="$STEPLINE_CACHE/work/prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION"
+  mkdir -p "$work"
+  printf 'module stepline.local/build\n\ngo %s\n\nrequire sigs.k8s.io/prometheus-adapter %s\n' \
+    "$(go env GOVERSION | sed 's/^go//; s/^\([0-9]*\.[0-9]*\).*/\1.0/')" \
+    "$PROMETHEUS_ADAPTER_VERSION" >"$work/go.mod"
+  (cd "$work" && run_go_build adapter "$logs/build-adapter.log" \
+    go build -v -trimpath -ldflags "-s -w" -o "$out/adapter" sigs.k8s.io/prometheus-adapter/cmd/adapter)
+}
+
 ensure_component() { # component
   local component=$1 dir tmp
   dir=$(component_dir "$component")
@@ -128,10 +142,10 @@ ensure_component() { # component
 }
 
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(etcd kwok helm kubernetes)
+[ ${#components[@]} -gt 0 ] || components=(etcd kwok helm adapter kubernetes)
 for c in "${components[@]}"; do
   case $c in
-    kubernetes | etcd | kwok | helm) ensure_component "$c" ;;
-    *) die "unknown component '$c' (expected: kubernetes etcd kwok helm)" ;;
+    kubernetes | etcd | kwok | helm | adapter) ensure_component "$c" ;;
+    *) die "unknown component '$c' (expected: kubernetes etcd kwok helm adapter)" ;;
   esac
 done

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds Stepline's images on a machine that reaches no image registry: the operator and the
-# example steps, on a Python base image made here from Debian's packages.
+# example steps, on a Python base image made here from Debian's packages, and prometheus-adapter
+# (the chart's scaling.adapter).
 #
 # Usage: hack/build-images.sh [image...]   (images: operator, finance-user-validation,
 #        finance-order-processing, manufacturing-device-monitoring,
-#        manufacturing-production-scheduling, manufacturing-quality-inspection; default all)
+#        manufacturing-production-scheduling, manufacturing-quality-inspection,
+#        prometheus-adapter; default all)
 #
 # The base (`stepline.local/python:3.11-bookworm-<key>`) is Debian's python3, venv and pip on
 # the Debian bookworm image made here by debootstrap (hack/build-debian-image.sh). It stands in
@@ -20,6 +22,10 @@
 #   PYTHON_BASE=local    (default) the base made here, offline
 #   PYTHON_BASE=public   the Dockerfiles' own public base (python:3.11-slim), for machines that
 #                        reach Docker Hub (the GitHub workflow)
+#
+# prometheus-adapter (`stepline/prometheus-adapter:$PROMETHEUS_ADAPTER_VERSION`) is upstream's
+# binary, built from its Go module by hack/build-binaries.sh, copied onto the Debian image of
+# hack/build-debian-image.sh (debian:bookworm-slim with PYTHON_BASE=public): no Python, no Dockerfile.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -64,6 +70,31 @@ ensure_base() {
   echo "$tag"
 }
 
+# The adapter's image: one static Go binary, run as nobody (the chart's runAsUser 65534).
+adapter_dockerfile() { # debian-image
+  cat <<EOF
+FROM $1
+COPY adapter /adapter
+USER 65534:65534
+ENTRYPOINT ["/adapter"]
+EOF
+}
+
+build_adapter_image() { # base-mode (local or public)
+  local debian bin ctx tag="stepline/prometheus-adapter:$PROMETHEUS_ADAPTER_VERSION"
+  local log="$logs/image-prometheus-adapter.log" started=$SECONDS
+  bin=$("$here/build-binaries.sh" adapter | cut -d= -f2-)/adapter
+  if [ "$1" = local ]; then debian=$("$here/build-debian-image.sh"); else debian=debian:bookworm-slim; fi
+  ctx=$(mktemp -d "${TMPDIR:-/tmp}/stepline-adapter-image.XXXXXX")
+  adapter_dockerfile "$debian" >"$ctx/Dockerfile"
+  cp "$bin" "$ctx/adapter"
+  docker build -t "$tag" "$ctx" >"$log" 2>&1 ||
+    { rm -rf "$ctx"; tail -n 15 "$log" >&2; die "prometheus-adapter: docker build failed; see $log"; }
+  rm -rf "$ctx"
+  info "prometheus-adapter: $tag in $((SECONDS - started))s"
+  echo "prometheus-adapter=$tag"
+}
+
 # image name → Dockerfile and build context, relative to the repository root.
 recipe() { # image
   case $1 in
@@ -73,7 +104,8 @@ recipe() { # image
     manufacturing-device-monitoring) echo "examples/manufacturing/device-monitoring.Dockerfile examples" ;;
     manufacturing-production-scheduling) echo "examples/manufacturing/production-scheduling.Dockerfile examples" ;;
     manufacturing-quality-inspection) echo "examples/manufacturing/quality-inspection.Dockerfile examples" ;;
-    *) die "unknown image '$1' (expected: operator finance-user-validation finance-order-processing manufacturing-device-monitoring manufacturing-production-scheduling manufacturing-quality-inspection)" ;;
+    prometheus-adapter) echo "- -" ;; # no Dockerfile: build_adapter_image
+    *) die "unknown image '$1' (expected: operator finance-user-validation finance-order-processing manufacturing-device-monitoring manufacturing-production-scheduling manufacturing-quality-inspection prometheus-adapter)" ;;
   esac
 }
 
@@ -91,19 +123,28 @@ build_image() { # image base (empty: the Dockerfile's public default)
 }
 
 main() {
-  local images=("$@") base
+  local images=("$@") mode=${PYTHON_BASE:-local} base=""
   [ ${#images[@]} -gt 0 ] || images=(operator finance-user-validation finance-order-processing
     manufacturing-device-monitoring manufacturing-production-scheduling
-    manufacturing-quality-inspection)
+    manufacturing-quality-inspection prometheus-adapter)
   for image in "${images[@]}"; do recipe "$image" >/dev/null; done
   mkdir -p "$logs"
   require_docker
-  case ${PYTHON_BASE:-local} in
-    local) base=$(ensure_base) ;;
-    public) base="" ;;
+  case $mode in
+    local | public) ;;
     *) die "PYTHON_BASE=${PYTHON_BASE}: expected local or public" ;;
   esac
-  for image in "${images[@]}"; do build_image "$image" "$base"; done
+  # The Python base only when a Python image is asked for (the adapter is a Go binary).
+  if [ "$mode" = local ] && printf '%s\n' "${images[@]}" | grep -qvx prometheus-adapter; then
+    base=$(ensure_base)
+  fi
+  for image in "${images[@]}"; do
+    if [ "$image" = prometheus-adapter ]; then
+      build_adapter_image "$mode"
+    else
+      build_image "$image" "$base"
+    fi
+  done
 }
 
 main "$@"

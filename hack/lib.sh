@@ -33,6 +33,7 @@ component_version() { # component
     etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
+    adapter) echo "$PROMETHEUS_ADAPTER_VERSION" ;;
   esac
 }
 

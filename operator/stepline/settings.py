@@ -60,6 +60,20 @@ class Settings(BaseSettings):
         description="Send each call of a deployed step to one of its ready replicas (from its "
         "Service's EndpointSlices, the less loaded of two); false: to the Service's address.",
     )
+    scaling_sample_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=300,
+        description="How often each step's load is sampled, forecast and exported for its "
+        "autoscaler (InFlight and CallsPerSecond scaling), in seconds.",
+    )
+    scaling_default_lead_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="The lead time predictive scaling assumes for a step until it has measured "
+        "one (seconds from a scale-up to its Ready replicas).",
+    )
     retention_interval_seconds: float = Field(
         default=30,
         gt=0,

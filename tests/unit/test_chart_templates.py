@@ -216,6 +216,139 @@ def test_the_values_schema_rejects_a_wrong_value_naming_the_field(bad: str, mess
     assert message in out.stderr, out.stderr
 
 
+PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
+ADAPTER = ("scaling.adapter.enabled=true", f"scaling.adapter.prometheusUrl={PROMETHEUS}")
+
+
+def adapter_objects(docs: Sequence[Manifest]) -> list[Manifest]:
+    return [
+        doc for doc in docs
+        if doc["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+        == "prometheus-adapter"
+    ]  # fmt: skip
+
+
+def named(docs: Sequence[Manifest], kind: str, name: str) -> Manifest:
+    (found,) = [doc for doc in of_kind(docs, kind) if doc["metadata"]["name"] == name]
+    return found
+
+
+def test_the_external_metrics_adapter_is_off_by_default() -> None:
+    docs = render()
+    assert adapter_objects(docs) == []
+    assert of_kind(docs, "APIService") == []
+
+
+def test_the_adapter_registers_the_external_metrics_api_and_runs_restricted() -> None:
+    docs = render(*ADAPTER)
+    service = named(docs, "Service", "stepline-prometheus-adapter")
+    api = one(docs, "APIService")
+    assert api["metadata"]["name"] == "v1beta1.external.metrics.k8s.io"
+    assert api["spec"] == {
+        "group": "external.metrics.k8s.io", "version": "v1beta1",
+        "service": {"name": "stepline-prometheus-adapter", "namespace": "stepline-system",
+                    "port": 443},
+        "groupPriorityMinimum": 100, "versionPriority": 100, "insecureSkipTLSVerify": True,
+    }  # fmt: skip
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(443, "https")]
+
+    deployment = named(docs, "Deployment", "stepline-prometheus-adapter")
+    pod = deployment["spec"]["template"]["spec"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert service["spec"]["selector"].items() <= pod_labels
+    operator_selector = named(docs, "Service", "stepline")["spec"]["selector"]
+    assert not operator_selector.items() <= pod_labels, "the operator's Service selects the adapter"
+    assert deployment["spec"]["replicas"] == 1
+    assert pod["serviceAccountName"] == "stepline-prometheus-adapter"
+    assert pod["securityContext"]["runAsUser"] == 65534
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    assert container["image"] == "stepline/prometheus-adapter:v0.12.0"
+    assert container["args"] == [
+        "--secure-port=6443", "--cert-dir=/tmp/cert", f"--prometheus-url={PROMETHEUS}",
+        "--metrics-relist-interval=30s", "--config=/etc/adapter/config.yaml", "--v=1",
+    ]  # fmt: skip
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["runAsUser"] == 65534
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["readinessProbe"]["httpGet"] == {
+        "path": "/readyz", "port": "https", "scheme": "HTTPS",
+    }  # fmt: skip
+    assert container["livenessProbe"]["httpGet"] == {
+        "path": "/livez", "port": "https", "scheme": "HTTPS",
+    }  # fmt: skip
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]  # noqa: S108 (the pod's scratch dir, not ours)
+    assert volumes[mounts["/etc/adapter"]]["configMap"]["name"] == "stepline-prometheus-adapter"
+
+
+def test_the_adapter_delegates_auth_and_the_autoscaler_may_read_external_metrics() -> None:
+    docs = render(*ADAPTER)
+    adapter = {"kind": "ServiceAccount", "name": "stepline-prometheus-adapter",
+               "namespace": "stepline-system"}  # fmt: skip
+    bindings = {b["roleRef"]["name"]: b for b in of_kind(docs, "ClusterRoleBinding")}
+    assert bindings["system:auth-delegator"]["subjects"] == [adapter]
+    reader = one(docs, "RoleBinding")
+    assert reader["metadata"]["namespace"] == "kube-system"
+    assert reader["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+        "name": "extension-apiserver-authentication-reader",
+    }  # fmt: skip
+    assert reader["subjects"] == [adapter]
+
+    hpa_reader = named(docs, "ClusterRole", "stepline-external-metrics-reader")
+    assert granted(hpa_reader) == {
+        ("external.metrics.k8s.io", "*", verb) for verb in ("get", "list", "watch")
+    }
+    assert bindings["stepline-external-metrics-reader"]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "horizontal-pod-autoscaler", "namespace": "kube-system"}
+    ]
+    resources = named(docs, "ClusterRole", "stepline-prometheus-adapter-resource-reader")
+    assert {verb for _, _, verb in granted(resources)} == {"get", "list", "watch"}
+    assert bindings["stepline-prometheus-adapter-resource-reader"]["subjects"] == [adapter]
+
+
+def test_the_adapter_config_serves_the_step_scaling_value_as_an_external_metric() -> None:
+    config_map = named(render(*ADAPTER), "ConfigMap", "stepline-prometheus-adapter")
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    assert config == yaml.safe_load((CHART / "files" / "prometheus-adapter.yaml").read_text())
+    assert set(config) == {"externalRules"}, "the adapter serves external metrics only"
+    (rule,) = config["externalRules"]
+    assert rule["seriesQuery"].startswith("stepline_step_scaling_value{")
+    assert rule["resources"]["overrides"] == {"namespace": {"resource": "namespace"}}
+    assert rule["name"]["as"] == "stepline_step_scaling_value"
+    assert rule["metricsQuery"].startswith("sum(<<.Series>>{<<.LabelMatchers>>})")
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (("scaling.adapter.enabled=true",), "at '/scaling/adapter/prometheusUrl': minLength"),
+        (("scaling.adapter.prometheusUrl=prometheus:9090",),
+         "at '/scaling/adapter/prometheusUrl': 'prometheus:9090' does not match"),
+        ((*ADAPTER, "scaling.adapter.metricsRelistInterval=soon"),
+         "at '/scaling/adapter/metricsRelistInterval': 'soon' does not match"),
+        (("scaling.adapter.replicas=two",),
+         "at '/scaling/adapter/replicas': got string, want integer"),
+        (("scaling.adapter.image.pullPolicy=Sometimes",),
+         "at '/scaling/adapter/image/pullPolicy': value must be one of"),
+        (("scaling.adapter.logLevel=11",), "at '/scaling/adapter/logLevel': maximum"),
+        (("scaling.adapter.enable=true",), "additional properties 'enable' not allowed"),
+    ],
+)  # fmt: skip
+def test_the_values_schema_rejects_a_wrong_adapter_value_naming_the_field(
+    bad: tuple[str, ...], message: str
+) -> None:
+    args = [arg for item in bad for arg in ("--set", item)]
+    out = helm("template", "stepline", str(CHART), *args, check=False)
+    assert out.returncode != 0
+    assert message in out.stderr, out.stderr
+
+
 @pytest.mark.parametrize(
     ("copies", "source", "pattern"),
     [

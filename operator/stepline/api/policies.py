@@ -2,7 +2,9 @@
 
 Declarative only. `RetryPolicy` is a ServiceStep's default for calls to it and a Workflow step's
 override; `Scaling` becomes the step's HorizontalPodAutoscaler, whose `behavior` it mirrors
-field for field (autoscaling/v2), so the builder copies it without translation.
+field for field (autoscaling/v2), so the builder copies it without translation. Its `metrics`
+say what the autoscaler follows: CPU use (the default), or the load the operator itself sees on
+the step — calls in flight or calls per second per replica (see docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -133,8 +135,56 @@ class ScalingBehavior(SpecModel):
     scale_down: ScalingRules | None = Field(default=None, description="Rules for scaling down.")
 
 
+class ScalingMetricType(StrEnum):
+    """What a step's autoscaler follows."""
+
+    CPU = "CPU"  # average CPU use, as a percentage of the CPU request (metrics-server)
+    IN_FLIGHT = "InFlight"  # calls the operator has in flight to the step, per replica
+    CALLS_PER_SECOND = "CallsPerSecond"  # calls the operator starts per second, per replica
+
+
+# The load metrics the operator measures and exports for the autoscaler (the adapter serves them).
+LOAD_METRICS = (ScalingMetricType.IN_FLIGHT, ScalingMetricType.CALLS_PER_SECOND)
+MAX_LOAD_TARGET = 1_000_000.0
+
+
+class ScalingMetric(SpecModel):
+    """One figure the autoscaler follows, and the value per replica it aims for."""
+
+    rules = (
+        Rule(
+            "self.type != 'CPU' || !has(self.target) || "
+            "(self.target >= 1.0 && self.target <= 100.0)",
+            message="a CPU target is a utilisation percentage from 1 to 100",
+            field_path=".target",
+            reason=RuleReason.INVALID,
+        ),
+        Rule(
+            "self.type == 'CPU' || has(self.target)",
+            message="InFlight and CallsPerSecond need a target: the value per replica to aim for",
+            field_path=".target",
+            reason=RuleReason.REQUIRED,
+        ),
+    )
+
+    type: ScalingMetricType = Field(
+        description="CPU (utilisation of the CPU request), InFlight (calls in flight per "
+        "replica, a concurrency target as Knative's) or CallsPerSecond (calls started per "
+        "second per replica)."
+    )
+    target: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_LOAD_TARGET,
+        description="The value per replica the autoscaler aims for; above 0. For CPU, a "
+        "percentage from 1 to 100 (default: targetCPUUtilizationPercentage).",
+    )
+
+
 class Scaling(SpecModel):
-    """Elastic scaling of a step's Deployment by a HorizontalPodAutoscaler on CPU use."""
+    """Elastic scaling of a step's Deployment by a HorizontalPodAutoscaler: on CPU use by
+    default, or on the calls the operator makes to the step (`metrics`), optionally ahead of a
+    forecast (`predictive`)."""
 
     rules = (
         Rule(
@@ -143,8 +193,15 @@ class Scaling(SpecModel):
             field_path=".minReplicas",
             reason=RuleReason.INVALID,
         ),
+        Rule(
+            "!has(self.predictive) || !self.predictive || (has(self.metrics) && "
+            "self.metrics.exists(m, m.type != 'CPU'))",
+            message="predictive scaling forecasts the step's calls: it needs an InFlight or "
+            "CallsPerSecond metric in metrics",
+            field_path=".predictive",
+            reason=RuleReason.INVALID,
+        ),
     )
-
     min_replicas: int = Field(
         default=1, ge=1, le=MAX_REPLICAS, description="Fewest replicas, also when idle."
     )
@@ -159,6 +216,39 @@ class Scaling(SpecModel):
         description="Average CPU use, as a percentage of the CPU request, that the autoscaler "
         "aims for.",
     )
+    metrics: list[ScalingMetric] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=len(ScalingMetricType),
+        json_schema_extra=list_type("map", "type"),
+        description="What the autoscaler follows, each at most once; the replicas are the "
+        "largest any of them asks for. Default: CPU alone. InFlight and CallsPerSecond are read "
+        "through the external metrics API (the chart's scaling.adapter, or any adapter serving "
+        "stepline_step_scaling_value).",
+    )
+    predictive: bool = Field(
+        default=False,
+        description="Scale ahead of the load: the InFlight and CallsPerSecond figures become "
+        "the larger of now and their forecast one lead time ahead (the step's measured time "
+        "from scale-up to a Ready replica). Until enough history is seen it scales on now, and "
+        "the status says so.",
+    )
     behavior: ScalingBehavior | None = Field(
         default=None, description="How fast to scale up and down."
     )
+
+    @property
+    def resolved_metrics(self) -> tuple[ScalingMetric, ...]:
+        """What the autoscaler follows, CPU's target filled in."""
+        cpu = float(self.target_cpu_utilization_percentage)
+        found = self.metrics or [ScalingMetric(type=ScalingMetricType.CPU)]
+        return tuple(m.model_copy(update={"target": cpu}) if m.target is None else m for m in found)
+
+    @property
+    def load_targets(self) -> dict[ScalingMetricType, float]:
+        """The target per replica of each load metric the step scales on (none: CPU only)."""
+        return {
+            m.type: m.target
+            for m in self.resolved_metrics
+            if m.type in LOAD_METRICS and m.target is not None
+        }

@@ -32,7 +32,7 @@ _KEPT = frozenset(
         "maxProperties", "properties", "required", "items", "additionalProperties",
         "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string",
         "x-kubernetes-validations", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
-        "x-kubernetes-map-type",
+        "x-kubernetes-map-type", "exclusiveMinimum",
     }
 )  # fmt: skip
 _DROPPED = frozenset({"title"})
@@ -72,6 +72,9 @@ def _convert(node: Schema, definitions: Schema, *, path: str) -> Schema:
     if unknown:
         raise UnsupportedSchemaError(f"{path}: unsupported JSON Schema keywords {sorted(unknown)}")
     converted: Schema = {}
+    if isinstance(node.get("exclusiveMinimum"), int | float) and "minimum" not in node:
+        # JSON Schema's `exclusiveMinimum: x` is OpenAPI v3.0's `minimum: x` with a flag.
+        node = {**node, "minimum": node["exclusiveMinimum"], "exclusiveMinimum": True}
     for key, value in node.items():
         if key in _DROPPED or (key == "default" and value is None):
             continue

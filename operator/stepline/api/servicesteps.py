@@ -9,6 +9,7 @@ their effective values.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
@@ -221,6 +222,22 @@ class ServiceStepSpec(SpecModel):
         return self.scaling or Scaling()
 
 
+class ScalingMode(StrEnum):
+    REACTIVE = "Reactive"  # on the load now
+    PREDICTIVE = "Predictive"  # on the larger of now and the forecast one lead time ahead
+
+
+class ScalingStatus(ApiModel):
+    """How the step's autoscaler is fed now, and why; written when it changes."""
+
+    mode: ScalingMode = Field(description="Reactive (the load now) or Predictive (ahead of it).")
+    reason: str = Field(
+        max_length=64,
+        description="Why: NotPredictive, InsufficientHistory, Forecasting or MetricsUnavailable.",
+    )
+    message: str = Field(max_length=1024, description="The same, for people.")
+
+
 class ServiceStepStatus(ApiModel):
     """The observed state of a ServiceStep, written by the operator."""
 
@@ -242,6 +259,11 @@ class ServiceStepStatus(ApiModel):
         default=None,
         max_length=2048,
         description="The URL Stepline calls: the in-cluster Service, or spec.url.",
+    )
+    scaling: ScalingStatus | None = Field(
+        default=None,
+        description="How the autoscaler is fed, for a step that scales on InFlight or "
+        "CallsPerSecond or whose autoscaler cannot read its metrics.",
     )
 
 

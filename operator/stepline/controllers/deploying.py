@@ -18,15 +18,17 @@ import contextvars
 import hashlib
 import json
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stepline.api import ServiceStep, ServiceStepStatus
+from stepline.api import ScalingStatus, ServiceStep, ServiceStepStatus
 from stepline.controllers.checking import check_external_step
 from stepline.controllers.following import OwnedStates
 from stepline.controllers.pacing import backoff
 from stepline.controllers.runtime import AppliedObject, Runtime, involved_object, write_status
+from stepline.controllers.scaling import ScalingFigure, scale_forever
+from stepline.engine.loads import StepKey
 from stepline.errors import KubeApiError
 from stepline.resources import (
     AutoscalerState,
@@ -36,6 +38,7 @@ from stepline.resources import (
     build_service,
     compute_step_status,
 )
+from stepline.resources.readiness import METRICS_UNAVAILABLE
 
 OWNED_KINDS = (
     ("apps/v1", "Deployment"),
@@ -202,19 +205,84 @@ async def refresh_step_status(runtime: Runtime, step: ServiceStep, view: StepVie
     # computed from an older one would move their transition times (another write, for nothing).
     async with runtime.status_lock("ServiceStep", namespace, name):
         written = runtime.written_statuses.get(("ServiceStep", namespace, name))
+        previous = ServiceStepStatus.model_validate(written) if written else step.status
+        autoscaler = view.autoscaler(namespace, name)
         status = compute_step_status(
             step,
             deployment=view.deployment(namespace, name),
-            autoscaler=view.autoscaler(namespace, name),
+            autoscaler=autoscaler,
             apply_error=runtime.apply_errors.get(("ServiceStep", namespace, name)),
-            previous=ServiceStepStatus.model_validate(written) if written else None,
+            previous=previous,
+            scaling=runtime.scalers.status((namespace, name)),
         )
-        await write_status(runtime, step, status.to_wire())
+        if await write_status(runtime, step, status.to_wire()):
+            _announce_scaling(runtime, step, before=previous.scaling, after=status.scaling)
     runtime.metrics.set_step_replicas(
         namespace=namespace,
         step=name,
         ready=status.ready_replicas or 0,
         desired=status.desired_replicas or 0,
+    )
+    if autoscaler is not None:
+        runtime.metrics.set_step_autoscaler_active(
+            namespace=namespace, step=name, active=autoscaler.problem is None
+        )
+
+
+def _announce_scaling(
+    runtime: Runtime,
+    step: ServiceStep,
+    *,
+    before: ScalingStatus | None,
+    after: ScalingStatus | None,
+) -> None:
+    """An Event when the autoscaler can no longer read its metrics, and when it can again."""
+    was = before is not None and before.reason == METRICS_UNAVAILABLE
+    if after is not None and after.reason == METRICS_UNAVAILABLE and not was:
+        runtime.events.warn(
+            involved_object(step), reason="ScalingMetricsUnavailable", message=after.message
+        )
+    elif was and (after is None or after.reason != METRICS_UNAVAILABLE):
+        message = "the autoscaler reads its metrics again"
+        runtime.events.info(
+            involved_object(step), reason="ScalingMetricsAvailable", message=message
+        )
+
+
+async def scale_steps_forever(runtime: Runtime, view: StepView) -> None:
+    """Feeds the autoscalers of the steps that scale on their load (`scaling.py`) until the
+    operator stops."""
+
+    def steps() -> Iterator[ServiceStep]:
+        for key in list(view.steps.keys()):
+            step = view.step(*key)
+            if step is not None:
+                yield step
+
+    def export(key: StepKey, figures: list[ScalingFigure], lead: float) -> None:
+        namespace, name = key
+        for f in figures:
+            runtime.metrics.set_step_load(
+                namespace=namespace, step=name, metric=f.metric, load=f.load,
+                forecast=f.forecast, error_ratio=f.error_ratio, value=f.value,
+            )  # fmt: skip
+        runtime.metrics.set_step_scaling_lead(namespace=namespace, step=name, seconds=lead)
+
+    def forget(key: StepKey) -> None:
+        runtime.metrics.forget_step_scaling(namespace=key[0], step=key[1])
+
+    def status_changed(key: StepKey) -> None:
+        step = view.step(*key)
+        if step is not None and step.spec.url is None:
+            schedule_status_refresh(runtime, step, view)
+
+    await scale_forever(
+        runtime.scalers,
+        sample=runtime.loads.sample,
+        steps=steps,
+        export=export,
+        forget=forget,
+        status_changed=status_changed,
     )
 
 
@@ -239,6 +307,12 @@ def notice_owned_object(
     step = view.step(namespace, step_name)
     if step is None or step.spec.url:
         return
+    if kind == "Deployment" and event_type != "DELETED":
+        deployment = view.deployment(namespace, step_name)
+        if deployment is not None:
+            runtime.scalers.leads.observe(
+                (namespace, step_name), desired=deployment.desired, ready=deployment.ready
+            )
     key = (kind, namespace, step_name)
     drifted = key not in runtime.applies_in_flight and is_drifted(
         runtime.applied_objects.get(key), body

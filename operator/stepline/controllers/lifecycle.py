@@ -18,7 +18,12 @@ import kopf
 
 from stepline.api import Workflow
 from stepline.controllers.checking import check_external_steps_forever
-from stepline.controllers.deploying import StepView, notice_owned_object, step_view
+from stepline.controllers.deploying import (
+    StepView,
+    notice_owned_object,
+    scale_steps_forever,
+    step_view,
+)
 from stepline.controllers.endpoints import EndpointWatch
 from stepline.controllers.essences import EssenceDiffBaseStorage
 from stepline.controllers.eventing import COMPONENT
@@ -28,6 +33,7 @@ from stepline.controllers.runs import follow_runs
 from stepline.controllers.runtime import Runtime
 from stepline.controllers.supervising import RunSupervisor
 from stepline.engine import Balancer, Executor, Http1Transport, StepIndex
+from stepline.engine.loads import StepLoads
 from stepline.engine.metering import MetricsObserver
 from stepline.gateway.invoking import Invoker
 from stepline.gateway.server import build_app, start_server
@@ -84,6 +90,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
         memo["endpoint_slices"] = asyncio.create_task(
             watch_endpoint_slices(runtime), name="endpoint slice watches"
         )
+    memo["scaling"] = asyncio.create_task(
+        scale_steps_forever(runtime, step_view(runtime, kwargs["servicesteps"])),
+        name="step scaling",
+    )
     memo["external_checks"] = asyncio.create_task(
         check_external_steps_forever(runtime), name="external step checks"
     )
@@ -111,12 +121,14 @@ async def build_runtime(config: Settings, *, workflows: kopf.Index[Any, Any]) ->
     steps = StepIndex()
     transport = Http1Transport()
     balancer = Balancer()
+    loads = StepLoads()
     executor = Executor(
         transport=transport,
         directory=steps,
         overrides=config.endpoint_overrides,
         observer=MetricsObserver(metrics),
         balancer=balancer if config.balance_calls else None,
+        loads=loads,
     )
     runtime = Runtime(
         settings=config,
@@ -127,6 +139,7 @@ async def build_runtime(config: Settings, *, workflows: kopf.Index[Any, Any]) ->
         steps=steps,
         transport=transport,
         balancer=balancer,
+        loads=loads,
     )
     runtime.runs = RunSupervisor(runtime, find_workflow=_lookup(workflows))
     return runtime
@@ -208,7 +221,8 @@ def is_not_a_handler_success(record: logging.LogRecord) -> bool:
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     for task_name in (
-        "owned_objects", "endpoint_slices", "external_checks", "retention", "run_watch", "events",
+        "owned_objects", "endpoint_slices", "scaling", "external_checks", "retention",
+        "run_watch", "events",
     ):  # fmt: skip
         task = memo.get(task_name)
         if isinstance(task, asyncio.Task):

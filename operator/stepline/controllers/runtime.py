@@ -18,6 +18,7 @@ import kopf
 from stepline.api import KubeObject, Workflow
 from stepline.controllers.eventing import EventPoster
 from stepline.controllers.following import OwnedStates
+from stepline.controllers.scaling import Scalers
 from stepline.engine import (
     Balancer,
     Executor,
@@ -28,6 +29,7 @@ from stepline.engine import (
     build_plan,
 )
 from stepline.engine.expressions import CompiledExpressions, compile_workflow_expressions
+from stepline.engine.loads import StepLoads
 from stepline.kube import KubeApi
 from stepline.observability import Metrics, ReconcileOutcome
 from stepline.settings import Settings
@@ -57,6 +59,10 @@ class Runtime:
     transport: Http1Transport  # the executor's step calls; closed when the operator stops
     # The steps' ready replicas and the calls in flight to each (endpoints.py keeps it current).
     balancer: Balancer = field(default_factory=Balancer)
+    # The calls in flight to each step and those started (the executor counts them), and the
+    # forecasters fed from them (scaling.py).
+    loads: StepLoads = field(default_factory=StepLoads)
+    scalers: Scalers = field(init=False)
     slots: RunSlots = field(default_factory=RunSlots)
     # Events the operator posts outside kopf's handlers (all but a handler's own).
     events: EventPoster = field(init=False)
@@ -95,6 +101,10 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.reconcile_slots = asyncio.Semaphore(self.settings.worker_limit)
+        self.scalers = Scalers(
+            sample_seconds=self.settings.scaling_sample_seconds,
+            default_lead_seconds=self.settings.scaling_default_lead_seconds,
+        )
         self.events = EventPoster(self.kube)
 
     def expressions_of(self, workflow: Workflow) -> CompiledExpressions:

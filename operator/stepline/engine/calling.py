@@ -16,6 +16,9 @@ picks (`balancing.Balancer`: ready endpoints from the step's EndpointSlices, the
 two), or to `url` (its Service) when none is known; error messages name the URL of the last
 attempt.
 
+With `loads`, every attempt is counted in flight to its ServiceStep (`StepCall.load_key`) while
+it lasts: the load the step's autoscaler may follow (`loads`).
+
 A cancel event is honoured between attempts, never during one: `RunCancelledError`. No JSON
 encoding of the input here: the caller sends bytes, so it encodes once for all attempts.
 """
@@ -35,6 +38,7 @@ from stepline.engine.balancing import Balancer, Route
 from stepline.engine.clocks import SYSTEM_CLOCK, Clock, unless_cancelled
 from stepline.engine.encoding import InvalidJsonError, decode_json
 from stepline.engine.errors import CallError, RunCancelledError, StepFailedError
+from stepline.engine.loads import StepKey, StepLoads
 from stepline.engine.retrying import (
     RETRYABLE,
     classify_status,
@@ -64,6 +68,7 @@ class StepCall:
     deadline: float | None = None
     first_attempt: int = 1
     route: Route | None = None  # None: always `url`
+    load_key: StepKey | None = None  # the ServiceStep (namespace, name) whose load it counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +102,13 @@ class StepClient:
         clock: Clock = SYSTEM_CLOCK,
         jitter: Callable[[], float] = random.random,
         balancer: Balancer | None = None,
+        loads: StepLoads | None = None,
     ) -> None:
         self._transport = transport
         self._clock = clock
         self._jitter = jitter
         self._balancer = balancer
+        self._loads = loads
 
     async def call(self, call: StepCall, *, cancel: asyncio.Event | None = None) -> CallResult:
         tries = 0
@@ -148,8 +155,11 @@ class StepClient:
             address = self._balancer.pick(call.route.namespace, call.route.service)
             if address is not None:
                 url, lease = address.base + call.route.path, self._balancer.lease(address)
+        counted: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if self._loads is not None and call.load_key is not None:
+            counted = self._loads.call(call.load_key)
         try:
-            with lease:
+            with lease, counted:
                 reply = await self._transport.post(url, call.body, headers=headers, timeout=timeout)
         except CallError as exc:
             return _Failure(exc.reason, url, f": {exc.detail},")

@@ -44,6 +44,7 @@ from stepline.engine.expressions import (
     ExpressionEvaluationError,
     build_activation,
 )
+from stepline.engine.loads import StepLoads
 from stepline.engine.observing import NULL_OBSERVER, RunObservation, RunObserver, StepObservation
 from stepline.engine.outcomes import RunOutcome, RunStatus
 from stepline.engine.planning import Plan, PlannedStep
@@ -126,8 +127,8 @@ class Executor:
 
     `overrides` maps steps to base URLs for local runs (`endpoints.resolve_endpoint`).
     `balancer`, when given, spreads a deployed step's calls over its ready replicas
-    (`balancing`). `jitter` and `clock` exist for tests: they fix the backoff and make waits
-    instant.
+    (`balancing`). `loads`, when given, counts each step's calls in flight (`loads`). `jitter`
+    and `clock` exist for tests: they fix the backoff and make waits instant.
     """
 
     def __init__(
@@ -141,8 +142,11 @@ class Executor:
         clock: Clock = SYSTEM_CLOCK,
         jitter: Callable[[], float] = random.random,
         balancer: Balancer | None = None,
+        loads: StepLoads | None = None,
     ) -> None:
-        self._client = StepClient(transport, clock=clock, jitter=jitter, balancer=balancer)
+        self._client = StepClient(
+            transport, clock=clock, jitter=jitter, balancer=balancer, loads=loads
+        )
         self._directory = directory
         self._overrides = overrides
         self._unready = unready
@@ -266,6 +270,7 @@ class Executor:
             deadline=run.deadline,
             first_attempt=first_attempt,
             route=resolve_route(service, overrides=self._overrides),
+            load_key=(service.metadata.namespace or "", service.metadata.name or ""),
         )
 
     def _finish(

@@ -52,7 +52,9 @@ class FoldReason(StrEnum):
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")
 _VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
-_METRIC_NAME = re.compile(r"stepline_[a-z0-9_]{1,100}")
+# `metric` names one of Stepline's metrics (the overflow counter), or the load a step's
+# autoscaler follows (resources/autoscalers.py: in_flight, calls_per_second).
+_METRIC_NAME = re.compile(r"stepline_[a-z0-9_]{1,100}|in_flight|calls_per_second")
 
 
 def _matching(pattern: re.Pattern[str]) -> Callable[[str], bool]:

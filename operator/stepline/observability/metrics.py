@@ -16,6 +16,12 @@ The metrics (all durations in seconds, counters end in `_total`):
     stepline_step_retries_total{namespace,workflow,step,outcome}
     stepline_step_replicas_ready{namespace,step}
     stepline_step_replicas_desired{namespace,step}
+    stepline_step_load{namespace,step,metric}              metric: in_flight, calls_per_second
+    stepline_step_load_forecast{namespace,step,metric}
+    stepline_step_load_forecast_error_ratio{namespace,step,metric}
+    stepline_step_scaling_value{namespace,step,metric}                   what the autoscaler follows
+    stepline_step_scaling_lead_seconds{namespace,step}
+    stepline_step_autoscaler_active{namespace,step}
     stepline_reconciliations_total{kind,outcome}
     stepline_reconciliation_duration_seconds{kind,outcome}                histogram
     stepline_watch_last_event_timestamp_seconds{kind}
@@ -228,6 +234,37 @@ class Metrics:
         self._step_replicas_ready.child(namespace=namespace, step=step).set(ready)
         self._step_replicas_desired.child(namespace=namespace, step=step).set(desired)
 
+    def set_step_load(
+        self,
+        *,
+        namespace: str,
+        step: str,
+        metric: str,
+        load: float,
+        forecast: float,
+        error_ratio: float | None,
+        value: float,
+    ) -> None:
+        """One load metric of a step that scales on it: the load now, its forecast one lead time
+        ahead and that forecast's error so far, and the figure the autoscaler follows."""
+        labels = {"namespace": namespace, "step": step, "metric": metric}
+        self._step_load.child(**labels).set(load)
+        self._step_load_forecast.child(**labels).set(forecast)
+        if error_ratio is not None:
+            self._step_load_forecast_error.child(**labels).set(error_ratio)
+        self._step_scaling_value.child(**labels).set(value)
+
+    def set_step_scaling_lead(self, *, namespace: str, step: str, seconds: float) -> None:
+        self._step_scaling_lead.child(namespace=namespace, step=step).set(seconds)
+
+    def set_step_autoscaler_active(self, *, namespace: str, step: str, active: bool) -> None:
+        self._step_autoscaler_active.child(namespace=namespace, step=step).set(int(active))
+
+    def forget_step_scaling(self, *, namespace: str, step: str) -> None:
+        """The step no longer scales on its load: drop its load, forecast and scaling series."""
+        for family in self._scaling_families:
+            family.forget(namespace=namespace, step=step)
+
     def forget_step(self, *, namespace: str, step: str) -> None:
         """The ServiceStep is deleted: drop its replica gauges and its call series."""
         for family in self._families:
@@ -301,6 +338,52 @@ class Metrics:
             "stepline_step_replicas_desired",
             "Replicas a ServiceStep's autoscaler wants.",
             ("namespace", "step"),
+        )
+        self._step_autoscaler_active = self._gauge(
+            "stepline_step_autoscaler_active",
+            "1 while a ServiceStep's autoscaler can compute replicas, 0 while it cannot (a "
+            "metric it cannot read): it then keeps the replicas it has.",
+            ("namespace", "step"),
+        )
+        self._define_scaling_metrics()
+
+    def _define_scaling_metrics(self) -> None:
+        load = ("namespace", "step", "metric")
+        self._step_load = self._gauge(
+            "stepline_step_load",
+            "The load the operator puts on a step, for a step that scales on it: calls in "
+            "flight (mean over the last sample) or calls started per second.",
+            load,
+        )
+        self._step_load_forecast = self._gauge(
+            "stepline_step_load_forecast",
+            "The step's load forecast one lead time ahead (Holt's linear smoothing).",
+            load,
+        )
+        self._step_load_forecast_error = self._gauge(
+            "stepline_step_load_forecast_error_ratio",
+            "Smoothed absolute error of the load forecasts, scored when their time came, over "
+            "the smoothed load.",
+            load,
+        )
+        self._step_scaling_value = self._gauge(
+            "stepline_step_scaling_value",
+            "What the step's autoscaler follows (an External metric, per replica target): the "
+            "load now, or with predictive scaling the larger of now and the forecast.",
+            load,
+        )
+        self._step_scaling_lead = self._gauge(
+            "stepline_step_scaling_lead_seconds",
+            "The step's lead time: measured seconds from a scale-up to its Ready replicas (an "
+            "assumed default until one is measured).",
+            ("namespace", "step"),
+        )
+        self._scaling_families = (
+            self._step_load,
+            self._step_load_forecast,
+            self._step_load_forecast_error,
+            self._step_scaling_value,
+            self._step_scaling_lead,
         )
 
     def _define_operator_metrics(self) -> None:

@@ -8,6 +8,9 @@ status. Conditions keep their lastTransitionTime unless their status flips (`set
     Progressing  True while a rollout is under way
     Degraded     True when the operator could not apply the objects, the Deployment reports a
                  failure (quota, deadline exceeded), or fewer replicas are ready than desired
+
+`scaling` says how the autoscaler is fed: the scaling loop's mode, unless the autoscaler reports
+that it cannot read its metrics (MetricsUnavailable, with its message).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from stepline.api import (
     ConditionStatus,
     ConditionType,
     Reason,
+    ScalingMode,
+    ScalingStatus,
     ServiceStep,
     ServiceStepStatus,
     set_condition,
@@ -28,6 +33,7 @@ from stepline.api import (
 from stepline.resources.labels import build_endpoint
 
 TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
+METRICS_UNAVAILABLE = "MetricsUnavailable"
 
 
 @dataclass(frozen=True)
@@ -84,11 +90,28 @@ class AutoscalerState:
 
     desired: int | None = None
     current: int | None = None
+    # Why it cannot compute replicas (its ScalingActive condition is False: a metric it cannot
+    # read, say); it keeps the replicas it has meanwhile.
+    problem: str | None = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> AutoscalerState:
         status = body.get("status") or {}
-        return cls(desired=status.get("desiredReplicas"), current=status.get("currentReplicas"))
+        return cls(
+            desired=status.get("desiredReplicas"),
+            current=status.get("currentReplicas"),
+            problem=_autoscaler_problem(status.get("conditions") or []),
+        )
+
+
+def _autoscaler_problem(conditions: list[Mapping[str, Any]]) -> str | None:
+    for condition in conditions:
+        if condition.get("type") == "ScalingActive" and condition.get("status") == "False":
+            reason = condition.get("reason") or "ScalingInactive"
+            if reason == "ScalingDisabled":  # scaled to zero by hand: not a fault
+                return None
+            return f"{reason}: {condition.get('message') or 'the autoscaler is not scaling'}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -107,10 +130,12 @@ def compute_step_status(
     apply_error: str | None = None,
     previous: ServiceStepStatus | None = None,
     now: datetime | None = None,
+    scaling: ScalingStatus | None = None,
 ) -> ServiceStepStatus:
     """The status of a step Stepline deploys (one with an image). `previous` is the status last
     written when the caller knows one newer than the step's (whose echo is still on its way);
-    its conditions keep their transition times."""
+    its conditions keep their transition times. `scaling` is how the scaling loop feeds the
+    autoscaler (None: CPU only); an autoscaler that cannot read its metrics overrides it."""
     previous = previous or step.status
     generation = step.metadata.generation
     conditions = list(previous.conditions)
@@ -168,7 +193,20 @@ def compute_step_status(
         ready_replicas=dep.ready,
         desired_replicas=desired,
         endpoint=build_endpoint(step),
+        scaling=_scaling_status(autoscaler, scaling),
     )
+
+
+def _scaling_status(
+    autoscaler: AutoscalerState | None, scaling: ScalingStatus | None
+) -> ScalingStatus | None:
+    if autoscaler is None or autoscaler.problem is None:
+        return scaling
+    message = (
+        f"the autoscaler keeps its replicas: {autoscaler.problem}"
+        " (is the external metrics adapter running, and Prometheus scraping the operator?)"
+    )[:1024]
+    return ScalingStatus(mode=ScalingMode.REACTIVE, reason=METRICS_UNAVAILABLE, message=message)
 
 
 def _rollout_message(dep: DeploymentState) -> str:

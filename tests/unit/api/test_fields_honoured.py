@@ -168,9 +168,27 @@ PROOFS: dict[str, tuple[str, ...]] = {
         "tests/unit/resources/test_services_and_autoscalers.py::test_the_autoscaler_scales_the_steps_deployment_on_cpu_within_the_bounds",
         "tests/unit/resources/test_deployments.py::test_the_replica_count_is_left_to_the_autoscaler",
     ),
+    "ServiceStep.spec.scaling.metrics": (
+        "tests/unit/resources/test_services_and_autoscalers.py::test_in_flight_and_calls_per_second_become_external_metrics_on_the_operators_gauge",
+        "tests/unit/controllers/test_scaling.py::test_reactive_scaling_follows_the_load_now_for_each_metric_it_names",
+        "tests/integration/test_scaling.py::test_in_flight_scaling_moves_replicas_through_the_external_metrics_api",
+    ),
+    "ServiceStep.spec.scaling.metrics[].target": (
+        "tests/unit/resources/test_services_and_autoscalers.py::test_cpu_among_the_metrics_takes_its_target_or_the_percentage_field",
+        "tests/integration/test_scaling.py::test_in_flight_scaling_moves_replicas_through_the_external_metrics_api",
+    ),
+    "ServiceStep.spec.scaling.metrics[].type": (
+        "tests/unit/resources/test_services_and_autoscalers.py::test_in_flight_and_calls_per_second_become_external_metrics_on_the_operators_gauge",
+        "tests/unit/resources/test_services_and_autoscalers.py::test_cpu_among_the_metrics_takes_its_target_or_the_percentage_field",
+    ),
     "ServiceStep.spec.scaling.minReplicas": (
         "tests/unit/resources/test_services_and_autoscalers.py::test_the_autoscaler_scales_the_steps_deployment_on_cpu_within_the_bounds",
         "tests/unit/resources/test_deployments.py::test_the_replica_count_is_left_to_the_autoscaler",
+    ),
+    "ServiceStep.spec.scaling.predictive": (
+        "tests/unit/controllers/test_scaling.py::test_predictive_scaling_waits_for_history_and_says_so",
+        "tests/unit/controllers/test_scaling.py::test_predictive_scaling_leads_a_ramp_by_the_lead_time_and_never_below_now",
+        "tests/unit/controllers/test_scaling.py::test_a_forecast_never_asks_for_more_than_max_replicas_at_the_target",
     ),
     "ServiceStep.spec.scaling.targetCPUUtilizationPercentage": (
         "tests/unit/resources/test_services_and_autoscalers.py::test_the_autoscaler_scales_the_steps_deployment_on_cpu_within_the_bounds",

@@ -83,7 +83,7 @@ def test_fields_are_camel_case_on_the_wire_and_snake_case_in_python() -> None:
     assert spec.scaling is not None
     assert spec.scaling.target_cpu_utilization_percentage == 60
     dumped = spec.to_wire()
-    assert dumped["scaling"] == {**wire["scaling"]}
+    assert dumped["scaling"] == {**wire["scaling"], "predictive": False}
     assert dumped["env"] == wire["env"]
     assert dumped["timeoutSeconds"] == 5
     assert "timeout_seconds" not in dumped
@@ -169,9 +169,26 @@ def test_from_body_accepts_a_kopf_style_read_only_mapping() -> None:
         ({"image": "a", "scaling": {"minReplicas": 3, "maxReplicas": 2}}, "minReplicas must not"),
         ({"image": "a", "retry": {"backoff": {"initialSeconds": 40}}}, "initialSeconds must not"),
         ({"image": "a", "env": [{"name": "A", "value": "1", "valueFrom": SECRET}]}, "mutually"),
+        ({"image": "a", "scaling": {"metrics": [{"type": "InFlight", "target": 0}]}},
+         "greater than 0"),
+        ({"image": "a", "scaling": {"metrics": [{"type": "InFlight", "target": -1}]}},
+         "greater than 0"),
+        ({"image": "a", "scaling": {"metrics": [{"type": "InFlight"}]}}, "need a target"),
+        ({"image": "a", "scaling": {"metrics": [{"type": "Queue", "target": 1}]}}, "CPU"),
+        ({"image": "a", "scaling": {"metrics": [{"type": "CPU", "target": 150}]}},
+         "percentage from 1 to 100"),
+        ({"image": "a", "scaling": {"predictive": True}}, "predictive scaling forecasts"),
+        ({"image": "a", "scaling": {"predictive": True, "metrics": [{"type": "CPU"}]}},
+         "needs an InFlight or CallsPerSecond"),
+        ({"image": "a", "scaling": {"metrics": [{"type": "InFlight", "target": 1},
+                                                {"type": "InFlight", "target": 2}]}},
+         "duplicate"),
     ],
     ids=["neither-image-nor-url", "both-image-and-url", "port-with-url", "min-above-max",
-         "backoff-initial-above-max", "env-value-and-value-from"],
+         "backoff-initial-above-max", "env-value-and-value-from", "scaling-target-zero",
+         "scaling-target-negative", "scaling-target-missing", "scaling-unknown-metric",
+         "scaling-cpu-target-above-100", "predictive-without-metrics", "predictive-on-cpu-only",
+         "scaling-metric-twice"],
 )  # fmt: skip
 def test_a_service_step_spec_is_checked_by_the_same_rules_as_at_the_api_server(
     spec: dict[str, Any], message: str

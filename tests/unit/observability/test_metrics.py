@@ -60,13 +60,19 @@ def record_everything(metrics: Metrics) -> None:
     metrics.set_step_replicas(namespace="shop", step="order", ready=1, desired=2)
     metrics.record_reconcile(kind="ServiceStep", outcome=ReconcileOutcome.SUCCESS, seconds=0.01)
     metrics.mark_watch_event(kind="ServiceStep")
+    metrics.set_step_load(
+        namespace="shop", step="order", metric="in_flight", load=3.0, forecast=4.0,
+        error_ratio=0.1, value=4.0,
+    )  # fmt: skip
+    metrics.set_step_scaling_lead(namespace="shop", step="order", seconds=12.0)
+    metrics.set_step_autoscaler_active(namespace="shop", step="order", active=True)
 
 
 def test_every_metric_is_prefixed_documented_and_follows_the_naming_conventions() -> None:
     metrics = Metrics()
     record_everything(metrics)
     found = families(metrics)
-    assert len(found) == 14
+    assert len(found) == 20
     for name, (kind, documentation, _) in found.items():
         assert name.startswith("stepline_"), name
         assert len(documentation) > 15, name
@@ -378,3 +384,17 @@ def test_the_cap_holds_when_threads_record_concurrently() -> None:
     assert sum(sample.value for sample in samples) == 800
     overflow = {"metric": "stepline_runs_started_total", "reason": "cardinality"}
     assert value(metrics, "stepline_metrics_label_overflow_total", **overflow) == 750
+
+
+def test_a_steps_scaling_series_are_exported_and_forgotten_without_its_other_series() -> None:
+    metrics = Metrics()
+    record_everything(metrics)
+    text = generate_latest(metrics.registry).decode()
+    labels = 'metric="in_flight",namespace="shop",step="order"'
+    assert f"stepline_step_scaling_value{{{labels}}} 4.0" in text
+    assert f"stepline_step_load_forecast_error_ratio{{{labels}}} 0.1" in text
+    metrics.forget_step_scaling(namespace="shop", step="order")
+    text = generate_latest(metrics.registry).decode()
+    assert "stepline_step_scaling_value{" not in text
+    assert "stepline_step_scaling_lead_seconds{" not in text
+    assert 'stepline_step_replicas_ready{namespace="shop",step="order"}' in text

@@ -86,3 +86,62 @@ def test_a_behavior_in_one_direction_only_leaves_the_other_to_kubernetes() -> No
     behavior = {"scaleDown": {"selectPolicy": "Disabled"}}
     step = make_step(image="svc:1", scaling={"behavior": behavior})
     assert build_autoscaler(step)["spec"]["behavior"] == behavior
+
+
+def test_in_flight_and_calls_per_second_become_external_metrics_on_the_operators_gauge() -> None:
+    step = make_step(
+        image="svc:1",
+        scaling={
+            "metrics": [
+                {"type": "InFlight", "target": 4},
+                {"type": "CallsPerSecond", "target": 2.5},
+            ]
+        },
+    )
+    metrics = build_autoscaler(step)["spec"]["metrics"]
+    assert metrics == [
+        {
+            "type": "External",
+            "external": {
+                "metric": {
+                    "name": "stepline_step_scaling_value",
+                    "selector": {"matchLabels": {"step": "validate", "metric": "in_flight"}},
+                },
+                "target": {"type": "AverageValue", "averageValue": "4"},
+            },
+        },
+        {
+            "type": "External",
+            "external": {
+                "metric": {
+                    "name": "stepline_step_scaling_value",
+                    "selector": {"matchLabels": {"step": "validate", "metric": "calls_per_second"}},
+                },
+                "target": {"type": "AverageValue", "averageValue": "2500m"},
+            },
+        },
+    ]
+
+
+def test_cpu_among_the_metrics_takes_its_target_or_the_percentage_field() -> None:
+    step = make_step(
+        image="svc:1",
+        scaling={
+            "targetCPUUtilizationPercentage": 70,
+            "metrics": [{"type": "CPU"}, {"type": "InFlight", "target": 0.5}],
+        },
+    )
+    metrics = build_autoscaler(step)["spec"]["metrics"]
+    assert metrics[0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+    assert metrics[1]["external"]["target"]["averageValue"] == "500m"
+    own = make_step(image="svc:1", scaling={"metrics": [{"type": "CPU", "target": 55}]})
+    only = build_autoscaler(own)["spec"]["metrics"]
+    assert only == [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 55},
+            },
+        }
+    ]

@@ -1,0 +1,225 @@
+"""Scaling on the load the operator sees: the figures the steps' autoscalers follow.
+
+A step whose `scaling.metrics` name InFlight or CallsPerSecond has an autoscaler that reads the
+operator's gauge `stepline_step_scaling_value{step, metric}` through the external metrics API
+(`resources/autoscalers.py`). Every `scaling_sample_seconds` this loop samples each such step's
+load (`engine/loads.py`: calls in flight, time-averaged, and calls started per second), feeds
+it to the step's forecasters (`engine/forecasting.py`, one per metric) and exports:
+
+    load now, its forecast one lead time ahead, the forecast's error, and the scaling value
+
+The scaling value is the load now; with `scaling.predictive`, once a series has enough history,
+the larger of now and the forecast, the forecast capped at what `maxReplicas` replicas serve at
+the target — so a forecast never scales below the reactive figure nor past `maxReplicas`. Until
+then the status says the step scales reactively, and why (`ScalingStatus`).
+
+The lead time is measured per step from its Deployment's events (`LeadTimes`): from the event
+where its desired replicas grew to the one where that many are ready, smoothed; until one is
+measured, `scaling_default_lead_seconds`. Steps idle since the operator started export zeros,
+so that their autoscalers have a value to read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from stepline.api import (
+    LOAD_METRICS,
+    ScalingMetricType,
+    ScalingMode,
+    ScalingStatus,
+    ServiceStep,
+)
+from stepline.engine.forecasting import MIN_SAMPLES, Holt
+from stepline.engine.loads import LoadSample, StepKey
+from stepline.resources.autoscalers import LOAD_METRIC_LABELS
+
+logger = logging.getLogger(__name__)
+
+LEAD_SMOOTHING = 0.5  # weight of the newest measured lead time
+IDLE = LoadSample(in_flight=0.0, in_flight_now=0, calls_per_second=0.0)
+
+NOT_PREDICTIVE = ScalingStatus(
+    mode=ScalingMode.REACTIVE,
+    reason="NotPredictive",
+    message="the autoscaler follows the step's load now (scaling.predictive is off)",
+)
+
+
+@dataclass(slots=True)
+class _Timing:
+    target: int  # the replicas asked for
+    since: float  # when they were asked for
+
+
+@dataclass
+class LeadTimes:
+    """Seconds from a scale-up to its Ready replicas, per step, from its Deployment's reports."""
+
+    clock: Callable[[], float] = time.monotonic
+    _desired: dict[StepKey, int] = field(default_factory=dict)
+    _timing: dict[StepKey, _Timing] = field(default_factory=dict)
+    _lead: dict[StepKey, float] = field(default_factory=dict)
+
+    def observe(self, key: StepKey, *, desired: int, ready: int) -> None:
+        """One report of the step's Deployment: its desired (spec) and ready replicas."""
+        now = self.clock()
+        before = self._desired.get(key)
+        self._desired[key] = desired
+        timing = self._timing.get(key)
+        if before is not None and desired > before and ready < desired and timing is None:
+            self._timing[key] = timing = _Timing(target=desired, since=now)
+        elif timing is not None and desired > timing.target:
+            timing.target = desired  # a further scale-up: its replicas end the same wait
+        if timing is None:
+            return
+        if desired < timing.target:
+            del self._timing[key]  # scaled down before the replicas came: nothing to measure
+        elif ready >= timing.target:
+            del self._timing[key]
+            seconds = now - timing.since
+            known = self._lead.get(key)
+            self._lead[key] = (
+                seconds if known is None else known + LEAD_SMOOTHING * (seconds - known)
+            )
+
+    def lead(self, key: StepKey) -> float | None:
+        return self._lead.get(key)
+
+    def forget(self, key: StepKey) -> None:
+        self._desired.pop(key, None)
+        self._timing.pop(key, None)
+        self._lead.pop(key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingFigure:
+    """One load metric of one step at one sample."""
+
+    metric: str  # its label: in_flight or calls_per_second
+    load: float
+    forecast: float
+    error_ratio: float | None
+    value: float  # what the autoscaler follows
+
+
+@dataclass
+class _StepScaler:
+    series: dict[ScalingMetricType, Holt] = field(default_factory=dict)
+
+
+@dataclass
+class Scalers:
+    """The forecasters of every step that scales on its load. Pure: `tick()` takes the loads
+    sampled and the steps, and returns what to export; the caller does the I/O."""
+
+    sample_seconds: float
+    default_lead_seconds: float
+    leads: LeadTimes = field(default_factory=LeadTimes)
+    _steps: dict[StepKey, _StepScaler] = field(default_factory=dict)
+    statuses: dict[StepKey, ScalingStatus] = field(default_factory=dict)
+
+    def lead_seconds(self, key: StepKey) -> float:
+        return self.leads.lead(key) or self.default_lead_seconds
+
+    def tick(
+        self, samples: dict[StepKey, LoadSample], steps: Iterable[ServiceStep]
+    ) -> tuple[dict[StepKey, list[ScalingFigure]], list[StepKey]]:
+        """The figures of every step that scales on its load, and the steps that stopped doing
+        so (deleted, or back to CPU alone) since the last tick."""
+        figures: dict[StepKey, list[ScalingFigure]] = {}
+        for step in steps:
+            scaling = step.spec.resolved_scaling
+            targets = scaling.load_targets
+            if step.spec.url is not None or not targets:
+                continue
+            key = (step.metadata.namespace or "", step.metadata.name or "")
+            scaler = self._steps.setdefault(key, _StepScaler())
+            sample = samples.get(key, IDLE)
+            horizon = self.lead_seconds(key) / self.sample_seconds
+            found: list[ScalingFigure] = []
+            for metric in LOAD_METRICS:
+                target = targets.get(metric)
+                if target is None:
+                    scaler.series.pop(metric, None)
+                    continue
+                series = scaler.series.setdefault(metric, Holt())
+                load = (
+                    sample.in_flight
+                    if metric is ScalingMetricType.IN_FLIGHT
+                    else (sample.calls_per_second)
+                )
+                series.observe(load)
+                forecast = series.forecast(horizon)
+                value = load
+                if scaling.predictive and series.ready:
+                    value = max(load, min(forecast, scaling.max_replicas * target))
+                found.append(
+                    ScalingFigure(
+                        metric=LOAD_METRIC_LABELS[metric],
+                        load=load,
+                        forecast=forecast,
+                        error_ratio=series.error_ratio,
+                        value=value,
+                    )
+                )
+            figures[key] = found
+            self.statuses[key] = self._status(scaling.predictive, scaler)
+        gone = [key for key in self._steps if key not in figures]
+        for key in gone:
+            del self._steps[key]
+            self.statuses.pop(key, None)
+            self.leads.forget(key)
+        return figures, gone
+
+    def status(self, key: StepKey) -> ScalingStatus | None:
+        return self.statuses.get(key)
+
+    @staticmethod
+    def _status(predictive: bool, scaler: _StepScaler) -> ScalingStatus:
+        if not predictive:
+            return NOT_PREDICTIVE
+        if not all(series.ready for series in scaler.series.values()):
+            return ScalingStatus(
+                mode=ScalingMode.REACTIVE,
+                reason="InsufficientHistory",
+                message=f"the forecast needs {MIN_SAMPLES} samples of the step's load first: "
+                "until then the autoscaler follows the load now",
+            )
+        return ScalingStatus(
+            mode=ScalingMode.PREDICTIVE,
+            reason="Forecasting",
+            message="the autoscaler follows the larger of the load now and its forecast one "
+            "lead time ahead",
+        )
+
+
+async def scale_forever(
+    scalers: Scalers,
+    *,
+    sample: Callable[[], dict[StepKey, LoadSample]],
+    steps: Callable[[], Iterable[ServiceStep]],
+    export: Callable[[StepKey, list[ScalingFigure], float], None],
+    forget: Callable[[StepKey], None],
+    status_changed: Callable[[StepKey], None],
+) -> None:
+    """Samples, forecasts and exports every `sample_seconds` until cancelled. A failure of one
+    tick is logged, and the next tick runs as usual."""
+    while True:
+        await asyncio.sleep(scalers.sample_seconds)
+        try:
+            before = dict(scalers.statuses)
+            figures, gone = scalers.tick(sample(), steps())
+            for key, found in figures.items():
+                export(key, found, scalers.lead_seconds(key))
+                if before.get(key) != scalers.statuses.get(key):
+                    status_changed(key)
+            for key in gone:
+                forget(key)
+                status_changed(key)
+        except Exception:
+            logger.exception("scaling: a sample of the steps' load failed; the next one follows")

@@ -1,0 +1,137 @@
+"""Scalers: what each step's autoscaler follows — the load now, or ahead of a forecast — and
+LeadTimes, measured from the Deployment's reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stepline.api import ScalingMode
+from stepline.controllers.scaling import LeadTimes, Scalers
+from stepline.engine.forecasting import MIN_SAMPLES
+from stepline.engine.loads import LoadSample
+from tests.unit.resources.samples import make_step
+
+KEY = ("shop", "validate")
+
+
+def step_scaling(**scaling: Any) -> Any:
+    return make_step(image="svc:1", scaling={"maxReplicas": 10, **scaling})
+
+
+def load(in_flight: float, calls_per_second: float = 0.0) -> dict[tuple[str, str], LoadSample]:
+    return {KEY: LoadSample(in_flight, round(in_flight), calls_per_second)}
+
+
+def test_a_step_on_cpu_alone_is_not_fed() -> None:
+    scalers = Scalers(sample_seconds=5, default_lead_seconds=30)
+    figures, gone = scalers.tick(load(3.0), [make_step(image="svc:1")])
+    assert (figures, gone, scalers.status(KEY)) == ({}, [], None)
+
+
+def test_reactive_scaling_follows_the_load_now_for_each_metric_it_names() -> None:
+    scalers = Scalers(sample_seconds=5, default_lead_seconds=30)
+    step = step_scaling(
+        metrics=[{"type": "InFlight", "target": 2}, {"type": "CallsPerSecond", "target": 5}]
+    )
+    for value in (1.0, 2.0, 4.0, 8.0) * 5:  # a rising load, with history enough to forecast
+        figures, _ = scalers.tick(load(value, value * 3), [step])
+    by_metric = {f.metric: f for f in figures[KEY]}
+    assert by_metric["in_flight"].value == by_metric["in_flight"].load == 8.0
+    assert by_metric["calls_per_second"].value == 24.0
+    assert by_metric["in_flight"].forecast != 8.0  # forecast and exported, not followed
+    status = scalers.status(KEY)
+    assert status is not None
+    assert (status.mode, status.reason) == (ScalingMode.REACTIVE, "NotPredictive")
+
+
+def test_an_idle_step_exports_zero_so_its_autoscaler_has_a_value() -> None:
+    scalers = Scalers(sample_seconds=5, default_lead_seconds=30)
+    figures, _ = scalers.tick({}, [step_scaling(metrics=[{"type": "InFlight", "target": 2}])])
+    assert [(f.metric, f.load, f.value) for f in figures[KEY]] == [("in_flight", 0.0, 0.0)]
+
+
+def test_predictive_scaling_waits_for_history_and_says_so() -> None:
+    scalers = Scalers(sample_seconds=5, default_lead_seconds=30)
+    step = step_scaling(metrics=[{"type": "InFlight", "target": 2}], predictive=True)
+    for t in range(MIN_SAMPLES - 1):
+        figures, _ = scalers.tick(load(1.0 + t), [step])
+        assert figures[KEY][0].value == figures[KEY][0].load  # reactive meanwhile
+    status = scalers.status(KEY)
+    assert status is not None
+    assert (status.mode, status.reason) == (ScalingMode.REACTIVE, "InsufficientHistory")
+    figures, _ = scalers.tick(load(float(MIN_SAMPLES)), [step])
+    status = scalers.status(KEY)
+    assert status is not None
+    assert (status.mode, status.reason) == (ScalingMode.PREDICTIVE, "Forecasting")
+    assert figures[KEY][0].value > figures[KEY][0].load  # a ramp: ahead of it
+
+
+def test_predictive_scaling_leads_a_ramp_by_the_lead_time_and_never_below_now() -> None:
+    scalers = Scalers(sample_seconds=5, default_lead_seconds=20)  # 4 samples ahead
+    step = step_scaling(metrics=[{"type": "InFlight", "target": 2}], predictive=True)
+    for t in range(30):
+        figures, _ = scalers.tick(load(1.0 + 0.5 * t), [step])
+        assert figures[KEY][0].value >= figures[KEY][0].load
+    figure = figures[KEY][0]
+    assert figure.value == pytest.approx(figure.load + 4 * 0.5, rel=0.05)
+    for t in range(30):  # the load falls: the forecast is lower, the load now wins
+        figures, _ = scalers.tick(load(max(15.0 - 2 * t, 0.0)), [step])
+        assert figures[KEY][0].value == max(figures[KEY][0].load, figures[KEY][0].forecast)
+        assert figures[KEY][0].value >= figures[KEY][0].load
+
+
+def test_a_forecast_never_asks_for_more_than_max_replicas_at_the_target() -> None:
+    scalers = Scalers(sample_seconds=5, default_lead_seconds=60)
+    step = step_scaling(metrics=[{"type": "InFlight", "target": 2}], predictive=True)
+    for t in range(20):
+        figures, _ = scalers.tick(load(2.0 * t), [step])  # steep: the forecast overshoots
+    figure = figures[KEY][0]
+    assert figure.forecast > 10 * 2
+    assert figure.value == max(figure.load, 10 * 2)
+
+
+def test_a_step_that_stops_scaling_on_its_load_is_reported_gone() -> None:
+    scalers = Scalers(sample_seconds=5, default_lead_seconds=30)
+    scalers.tick(load(1.0), [step_scaling(metrics=[{"type": "InFlight", "target": 2}])])
+    figures, gone = scalers.tick(load(1.0), [make_step(image="svc:1")])
+    assert (figures, gone, scalers.status(KEY)) == ({}, [KEY], None)
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_lead_time_runs_from_a_scale_up_to_its_ready_replicas() -> None:
+    clock = Clock()
+    leads = LeadTimes(clock=clock)
+    leads.observe(KEY, desired=1, ready=1)
+    clock.now = 10.0
+    leads.observe(KEY, desired=3, ready=1)  # the autoscaler asks for 3
+    clock.now = 14.0
+    leads.observe(KEY, desired=3, ready=2)
+    assert leads.lead(KEY) is None
+    clock.now = 22.0
+    leads.observe(KEY, desired=3, ready=3)
+    assert leads.lead(KEY) == pytest.approx(12.0)
+    clock.now = 30.0
+    leads.observe(KEY, desired=4, ready=3)
+    clock.now = 34.0
+    leads.observe(KEY, desired=4, ready=4)
+    assert leads.lead(KEY) == pytest.approx(12.0 + 0.5 * (4.0 - 12.0))  # smoothed
+
+
+def test_a_scale_up_undone_before_its_replicas_came_measures_nothing() -> None:
+    clock = Clock()
+    leads = LeadTimes(clock=clock)
+    leads.observe(KEY, desired=1, ready=1)
+    leads.observe(KEY, desired=5, ready=1)
+    clock.now = 50.0
+    leads.observe(KEY, desired=1, ready=1)
+    assert leads.lead(KEY) is None
+    scalers = Scalers(sample_seconds=5, default_lead_seconds=30, leads=leads)
+    assert scalers.lead_seconds(KEY) == 30
