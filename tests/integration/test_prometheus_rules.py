@@ -199,6 +199,15 @@ class Traffic:
         metrics.record_reconcile(kind="WorkflowRun", outcome=ReconcileOutcome.SUCCESS, seconds=0.01)
         metrics.mark_watch_event(kind="ServiceStep")
         metrics.mark_watch_event(kind="Workflow")
+        # order's autoscaler cannot read its metrics, and its forecasts are far off a real load.
+        metrics.set_step_autoscaler_active(namespace=NAMESPACE, step="order", active=False)
+        metrics.set_step_autoscaler_active(namespace=NAMESPACE, step="validate", active=True)
+        for step, load, error in (("order", 6.0, 0.8), ("validate", 6.0, 0.1), ("label", 0.2, 0.9)):
+            metrics.set_step_load(
+                namespace=NAMESPACE, step=step, metric="in_flight", load=load, forecast=load,
+                error_ratio=error, value=load,
+            )  # fmt: skip
+        metrics.set_step_scaling_lead(namespace=NAMESPACE, step="order", seconds=12.0)
         metrics.record_run_started(namespace=NAMESPACE, workflow=f"generated-{self.rounds}")
         metrics.record_run_started(namespace=NAMESPACE, workflow="Not A Kubernetes Name")
 
@@ -310,6 +319,8 @@ FIRING = {
     ],
     "SteplineStepLatencyHigh": [{"namespace": "shop", "workflow": "trade", "step": "order"}],
     "SteplineStepNoReadyReplicas": [{"namespace": "shop", "step": "mailer"}],
+    "SteplineStepAutoscalerInactive": [{"namespace": "shop", "step": "order"}],
+    "SteplineStepForecastErrorHigh": [{"namespace": "shop", "step": "order", "metric": "in_flight"}],
     "SteplineWatchStalled": [{"kind": "WorkflowRun"}],
     "SteplineReconcileErrors": [{"kind": "Workflow"}],
     "SteplineMetricsLabelOverflow": [

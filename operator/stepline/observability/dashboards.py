@@ -364,6 +364,42 @@ def build_scaling() -> dash.Dashboard:
             ),
             width=6,
         ))
+        .with_panel(_graph(
+            "Load, forecast and scaling value",
+            "For steps scaling on InFlight or CallsPerSecond: the load the operator sees, its "
+            "forecast one lead time ahead, and what the autoscaler follows (the larger of the "
+            "two when predictive).",
+            "short",
+            _query(
+                f"sum by (namespace, step, metric) (stepline_step_load{{{sel}}})",
+                "load {{metric}} {{namespace}}/{{step}}",
+            ),
+            _query(
+                f"sum by (namespace, step, metric) (stepline_step_load_forecast{{{sel}}})",
+                "forecast {{metric}} {{namespace}}/{{step}}",
+            ),
+            _query(
+                f"sum by (namespace, step, metric) (stepline_step_scaling_value{{{sel}}})",
+                "scaling value {{metric}} {{namespace}}/{{step}}",
+            ),
+            width=12,
+        ))
+        .with_panel(_graph(
+            "Forecast error and lead time",
+            "The forecasts' smoothed absolute error over the load (alert above 0.5 for 30 "
+            "minutes), and the measured seconds from a scale-up to Ready replicas.",
+            "short",
+            _query(
+                "max by (namespace, step, metric) "
+                f"(stepline_step_load_forecast_error_ratio{{{sel}}})",
+                "error ratio {{metric}} {{namespace}}/{{step}}",
+            ),
+            _query(
+                f"max by (namespace, step) (stepline_step_scaling_lead_seconds{{{sel}}})",
+                "lead seconds {{namespace}}/{{step}}",
+            ),
+            width=12,
+        ))
     )  # fmt: skip
 
 

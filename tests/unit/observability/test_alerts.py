@@ -24,6 +24,8 @@ EXPECTED_ALERTS = {
     "SteplineWorkflowFailureRatioHigh",
     "SteplineStepLatencyHigh",
     "SteplineStepNoReadyReplicas",
+    "SteplineStepAutoscalerInactive",
+    "SteplineStepForecastErrorHigh",
     "SteplineOperatorAbsent",
     "SteplineWatchStalled",
     "SteplineReconcileErrors",
