@@ -320,7 +320,9 @@ FIRING = {
     "SteplineStepLatencyHigh": [{"namespace": "shop", "workflow": "trade", "step": "order"}],
     "SteplineStepNoReadyReplicas": [{"namespace": "shop", "step": "mailer"}],
     "SteplineStepAutoscalerInactive": [{"namespace": "shop", "step": "order"}],
-    "SteplineStepForecastErrorHigh": [{"namespace": "shop", "step": "order", "metric": "in_flight"}],
+    "SteplineStepForecastErrorHigh": [
+        {"namespace": "shop", "step": "order", "metric": "in_flight"}
+    ],
     "SteplineWatchStalled": [{"kind": "WorkflowRun"}],
     "SteplineReconcileErrors": [{"kind": "Workflow"}],
     "SteplineMetricsLabelOverflow": [
