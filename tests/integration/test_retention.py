@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from tests.integration.localcluster import LocalCluster, wait_until
 from tests.integration.operatorprocess import OperatorProcess
-from tests.integration.stepobjects import service_step, wait_ready
+from tests.integration.stepobjects import get, service_step, wait_ready
 from tests.integration.stepservices import (
     StepBed,
     ThreadedStepServer,
     apply_workflow,
     start_run,
+    wait_finished,
     wait_ready_step,
 )
+from tests.unit.engine.stepservers import Answer
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +123,43 @@ def test_succeeded_runs_give_the_workflow_a_predicted_duration_even_after_they_a
         server.stop()
     # The step answers at once: each run takes milliseconds of the operator's own time.
     assert 0 < prediction["p50"] <= prediction["p95"] < 2
+
+
+def test_a_running_run_shows_when_it_should_finish_from_the_workflows_past_runs(
+    cluster: LocalCluster, crds: None, namespace: str, tmp_path: Path
+) -> None:
+    server = ThreadedStepServer().start()
+    # Five quick runs (0.2 s each) teach the operator; the sixth is held for 6 s.
+    server.answer("/echo", *[Answer(json={"ok": True}, delay=0.2)] * 5,
+                  Answer(json={"ok": True}, delay=6))  # fmt: skip
+    operator = OperatorProcess(
+        cluster, (namespace,), tmp_path / "operator.log",
+        extra_env={"STEPLINE_ENDPOINT_OVERRIDES": json.dumps({"echo": server.base_url})},
+    )  # fmt: skip
+    bed = StepBed(cluster, namespace, server, operator)
+    try:
+        operator.start()
+        cluster.apply(service_step("echo", namespace, image="stepline/echo:0.1.0", path="/echo"))
+        wait_ready_step(bed, "echo")
+        apply_workflow(bed, "flow", [{"name": "a", "stepRef": "echo"}])
+        for index in range(5):
+            start_run(bed, f"quick-{index}", "flow", {"n": index})
+            assert wait_finished(bed, f"quick-{index}")["status"]["phase"] == "Succeeded"
+        start_run(bed, "held", "flow", {"n": 5})
+        running = wait_until(
+            lambda: (run := get(cluster, "workflowrun", "held", namespace))
+            and run.get("status", {}).get("estimatedCompletionTime") and run,
+            timeout=5, what="the held run's estimated completion time",
+        )  # fmt: skip
+        status = running["status"]
+        assert status["phase"] == "Running"
+        started = datetime.fromisoformat(status["startedAt"])
+        estimate = datetime.fromisoformat(status["estimatedCompletionTime"])
+        # From the quick runs: about 0.2 s after the start (whole seconds in the status).
+        assert -1 <= (estimate - started).total_seconds() <= 2, status
+        finished = wait_finished(bed, "held", timeout=30)
+        assert finished["status"]["phase"] == "Succeeded"
+        assert "estimatedCompletionTime" not in finished["status"]
+    finally:
+        operator.stop()
+        server.stop()

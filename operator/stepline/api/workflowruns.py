@@ -162,6 +162,12 @@ class WorkflowRunStatus(ApiModel):
         default=None, description="The step being executed."
     )
     started_at: datetime | None = Field(default=None, description="When the run began.")
+    estimated_completion_time: datetime | None = Field(
+        default=None,
+        description="While it runs: when it should finish, from the steps left and how long "
+        "they took in the workflow's last successful runs (their median sum); absent without "
+        "such runs.",
+    )
     finished_at: datetime | None = Field(default=None, description="When the run finished.")
     duration_seconds: float | None = Field(
         default=None, ge=0, description="Time from start to finish, seconds."

@@ -97,7 +97,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     memo["external_checks"] = asyncio.create_task(
         check_external_steps_forever(runtime), name="external step checks"
     )
-    runs = RunIndex()
+    runs = RunIndex(histories=runtime.histories)
     memo["run_watch"] = asyncio.create_task(
         follow_runs(runtime, index=runs, steps=kwargs["servicesteps"]), name="run watch"
     )

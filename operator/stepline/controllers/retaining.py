@@ -39,10 +39,11 @@ class RunIndex:
     (`runs.RunWatch`) from each event's raw body, not a parsed WorkflowRun, as it sees every
     checkpoint of every run."""
 
-    def __init__(self) -> None:
+    def __init__(self, histories: dict[tuple[str, str], DurationHistory] | None = None) -> None:
         self._by_workflow: dict[tuple[str, str], dict[str, RunEntry]] = {}
-        # The last successful runs of each workflow, kept after retention deletes them.
-        self._histories: dict[tuple[str, str], DurationHistory] = {}
+        # The last successful runs of each workflow, kept after retention deletes them; shared
+        # with the run tasks, which estimate a running run's completion from them.
+        self._histories = histories if histories is not None else {}
 
     def record(self, event_type: str, body: Mapping[str, Any]) -> None:
         try:

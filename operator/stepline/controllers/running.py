@@ -37,7 +37,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stepline.api import (
@@ -54,6 +54,7 @@ from stepline.api import (
 )
 from stepline.controllers.runtime import Runtime, involved_object
 from stepline.engine import Checkpoint, PlanError, RunOutcome, RunRequest, RunStatus
+from stepline.engine.prediction import predict_remaining
 from stepline.errors import KubeApiError
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ START_GRACE_SECONDS = 1.0
 FINISHED_PHASES = frozenset(phase.value for phase in RunPhase if phase.is_finished)
 
 WorkflowLookup = Callable[[str, str], Workflow | None]
+# Steps whose time is behind a run: what is left of it is the other steps.
+_DONE = frozenset({StepPhase.SUCCEEDED, StepPhase.SKIPPED})
 
 
 @dataclass
@@ -133,10 +136,25 @@ class RunStatusWriter:
             "currentStep": checkpoint.current_step,
             "steps": [record.to_wire() for record in checkpoint.steps],
         }
+        done = (r.name for r in checkpoint.steps if r.phase in _DONE)
+        estimate = self.estimate_completion(frozenset(done))
+        if estimate is not None:
+            status["estimatedCompletionTime"] = estimate
         if self.checkpoint_interval > 0:
             self.hold(within=self.checkpoint_interval, **status)
         else:
             await self.write(**status)
+
+    def estimate_completion(self, done: frozenset[str]) -> str | None:
+        """When the run should finish, having done the steps in `done`: now plus the median
+        time its other steps took in the workflow's last successful runs; None without any."""
+        run = self._run
+        history = self._runtime.histories.get((run.metadata.namespace or "", run.spec.workflow_ref))
+        left = predict_remaining(history, done) if history is not None and len(history) else None
+        if left is None:
+            return None
+        estimate = datetime.now(UTC) + timedelta(seconds=left)
+        return estimate.replace(microsecond=0).isoformat()
 
     async def write(self, **status: Any) -> None:
         """Merges `status`, and what is held, into the run's status."""
@@ -246,6 +264,7 @@ def _announce_start(
         within=START_GRACE_SECONDS,
         phase=RunPhase.RUNNING, startedAt=started_at.isoformat(), currentStep=first,
         workflowGeneration=workflow.metadata.generation,
+        estimatedCompletionTime=writer.estimate_completion(frozenset()),
         conditions=_conditions(run, ConditionStatus.UNKNOWN, Reason.RUNNING, "running"),
     )  # fmt: skip
     ref, message = involved_object(run), f"running workflow {workflow.metadata.name}"
@@ -333,6 +352,7 @@ async def _finish(writer: RunStatusWriter, run: WorkflowRun, outcome: RunOutcome
         "finishedAt": outcome.finished_at.isoformat(),
         "durationSeconds": round(outcome.duration_seconds, 6),
         "currentStep": None,
+        "estimatedCompletionTime": None,
         "steps": [record.to_wire() for record in outcome.records()],
     }
     if outcome.succeeded:

@@ -30,6 +30,7 @@ from stepline.engine import (
 )
 from stepline.engine.expressions import CompiledExpressions, compile_workflow_expressions
 from stepline.engine.loads import StepLoads
+from stepline.engine.prediction import DurationHistory
 from stepline.kube import KubeApi
 from stepline.observability import Metrics, ReconcileOutcome
 from stepline.settings import Settings
@@ -63,6 +64,9 @@ class Runtime:
     # forecasters fed from them (scaling.py).
     loads: StepLoads = field(default_factory=StepLoads)
     scalers: Scalers = field(init=False)
+    # (namespace, workflow) → its last successful runs' durations (retaining.RunIndex fills it;
+    # a running run's estimated completion comes from it).
+    histories: dict[tuple[str, str], DurationHistory] = field(default_factory=dict)
     slots: RunSlots = field(default_factory=RunSlots)
     # Events the operator posts outside kopf's handlers (all but a handler's own).
     events: EventPoster = field(init=False)

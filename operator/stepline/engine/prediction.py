@@ -92,6 +92,34 @@ def _sample(runs: Sequence[RunObservation], *, draws: int, seed: int) -> Duratio
     return DurationPrediction(p50=quantile(totals, 0.5), p95=quantile(totals, 0.95), runs=len(runs))
 
 
+REMAINING_DRAWS = 1000  # per checkpoint of a running run: a millisecond, not a few
+_remaining_memo: OrderedDict[tuple[int, int, frozenset[str]], float | None] = OrderedDict()
+
+
+def predict_remaining(history: DurationHistory, done: frozenset[str]) -> float | None:
+    """The median seconds left of a run that has finished the steps in `done`: the sum of the
+    other steps' durations, each drawn as in `predict_duration` (skips by their frequency).
+    None without a run to learn from. Memoised by the history's version and `done`, so a
+    checkpoint of each run costs a dictionary look-up until the history changes."""
+    key = (id(history), history.version, done)
+    if key in _remaining_memo:
+        _remaining_memo.move_to_end(key)
+        return _remaining_memo[key]
+    runs = history.observations()
+    rest = [
+        RunObservation(
+            sum(t for s, t in run.step_seconds.items() if s not in done),
+            {s: t for s, t in run.step_seconds.items() if s not in done},
+        )
+        for run in runs
+    ]
+    found = _sample(rest, draws=REMAINING_DRAWS, seed=SEED).p50 if rest else None
+    _remaining_memo[key] = found
+    if len(_remaining_memo) > CACHE_SIZE:
+        _remaining_memo.popitem(last=False)
+    return found
+
+
 HISTORY_SIZE = 128
 
 
@@ -110,11 +138,13 @@ class DurationHistory:
         self._steps: tuple[str, ...] = ()
         self._rows = array("d")
         self._next = 0  # the row the next run overwrites, once the ring is full
+        self.version = 0  # counts the runs added: a memo of what it predicts is keyed by it
 
     def __len__(self) -> int:
         return len(self._rows) // (1 + len(self._steps)) if self._steps else 0
 
     def add(self, run: RunObservation) -> None:
+        self.version += 1
         new = [step for step in run.step_seconds if step not in self._steps]
         if new:
             self._widen(new)

@@ -579,6 +579,7 @@ class RecordingRuntime:
         self.metrics = Metrics()
         self.kube = self.events = self
         self.patches: list[tuple[str, dict[str, Any]]] = []
+        self.histories: dict[tuple[str, str], Any] = {}
 
     def plan_of(self, workflow: Workflow) -> Plan:
         return build_plan(workflow)

@@ -11,6 +11,7 @@ from stepline.engine.prediction import (
     DurationHistory,
     RunObservation,
     predict_duration,
+    predict_remaining,
     quantile,
 )
 
@@ -87,3 +88,28 @@ def test_the_history_keeps_the_last_runs_and_a_new_step_gets_a_column() -> None:
     ]
     history.add(RunObservation(6.0, {"check": 6.0}))
     assert [run.duration_seconds for run in history.observations()] == [5.0, 9.0, 6.0]
+
+
+def test_what_is_left_of_a_run_is_the_median_of_its_other_steps() -> None:
+    history = DurationHistory()
+    for i in range(100):
+        history.add(RunObservation(6.0 + i % 2, {"a": 1.0, "b": 2.0 + i % 2, "c": 3.0}))
+    whole = predict_remaining(history, frozenset())
+    after_a = predict_remaining(history, frozenset({"a"}))
+    after_ab = predict_remaining(history, frozenset({"a", "b"}))
+    assert whole is not None
+    assert after_a is not None
+    assert after_ab is not None
+    assert 6.0 <= whole <= 7.0
+    assert 5.0 <= after_a <= 6.0
+    assert after_ab == pytest.approx(3.0)
+    assert predict_remaining(history, frozenset({"a", "b", "c"})) == 0.0
+
+
+def test_the_estimate_of_what_is_left_follows_new_runs() -> None:
+    history = DurationHistory()
+    history.add(RunObservation(1.0, {"a": 1.0}))
+    assert predict_remaining(history, frozenset()) == pytest.approx(1.0)
+    for _ in range(10):
+        history.add(RunObservation(5.0, {"a": 5.0}))
+    assert predict_remaining(history, frozenset()) == pytest.approx(5.0)
