@@ -20,6 +20,7 @@ import json
 import logging
 from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from stepline.api import ScalingStatus, ServiceStep, ServiceStepStatus
@@ -38,7 +39,7 @@ from stepline.resources import (
     build_service,
     compute_step_status,
 )
-from stepline.resources.readiness import METRICS_UNAVAILABLE
+from stepline.resources.readiness import METRICS_GRACE_SECONDS, METRICS_UNAVAILABLE
 
 OWNED_KINDS = (
     ("apps/v1", "Deployment"),
@@ -224,9 +225,22 @@ async def refresh_step_status(runtime: Runtime, step: ServiceStep, view: StepVie
         desired=status.desired_replicas or 0,
     )
     if autoscaler is not None:
+        now = datetime.now(UTC)
+        problem = autoscaler.lasting_problem(now)
         runtime.metrics.set_step_autoscaler_active(
-            namespace=namespace, step=name, active=autoscaler.problem is None
+            namespace=namespace, step=name, active=problem is None
         )
+        if autoscaler.problem is not None and problem is None:  # look again once it lasted
+            wait = METRICS_GRACE_SECONDS - autoscaler.problem_age(now) + 1
+            detached(
+                _refresh_after(runtime, step, view, wait), name=f"recheck of {namespace}/{name}"
+            )
+
+
+async def _refresh_after(runtime: Runtime, step: ServiceStep, view: StepView, wait: float) -> None:
+    """A status refresh `wait` seconds from now, without holding back those due sooner."""
+    await asyncio.sleep(wait)
+    schedule_status_refresh(runtime, step, view)
 
 
 def _announce_scaling(

@@ -15,9 +15,10 @@ that it cannot read its metrics (MetricsUnavailable, with its message).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from stepline.api import (
@@ -34,6 +35,8 @@ from stepline.resources.labels import build_endpoint
 
 TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
 METRICS_UNAVAILABLE = "MetricsUnavailable"
+# How long an autoscaler may fail to read its metrics before the status and an Event say so.
+METRICS_GRACE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -91,27 +94,47 @@ class AutoscalerState:
     desired: int | None = None
     current: int | None = None
     # Why it cannot compute replicas (its ScalingActive condition is False: a metric it cannot
-    # read, say); it keeps the replicas it has meanwhile.
+    # read, say), and since when; it keeps the replicas it has meanwhile.
     problem: str | None = None
+    problem_since: datetime | None = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> AutoscalerState:
         status = body.get("status") or {}
+        problem, since = _autoscaler_problem(status.get("conditions") or [])
         return cls(
             desired=status.get("desiredReplicas"),
             current=status.get("currentReplicas"),
-            problem=_autoscaler_problem(status.get("conditions") or []),
+            problem=problem,
+            problem_since=since,
         )
 
+    def lasting_problem(self, now: datetime) -> str | None:
+        """The problem once it has lasted METRICS_GRACE_SECONDS: a new step's series reaches
+        the metrics API only after the adapter's next relist, and a new autoscaler's first
+        reads fail until then — not worth a warning."""
+        if self.problem is None or self.problem_since is None:
+            return self.problem
+        return self.problem if self.problem_age(now) >= METRICS_GRACE_SECONDS else None
 
-def _autoscaler_problem(conditions: list[Mapping[str, Any]]) -> str | None:
+    def problem_age(self, now: datetime) -> float:
+        since = self.problem_since
+        return (now - since).total_seconds() if since is not None else math.inf
+
+
+def _autoscaler_problem(conditions: list[Mapping[str, Any]]) -> tuple[str | None, datetime | None]:
     for condition in conditions:
         if condition.get("type") == "ScalingActive" and condition.get("status") == "False":
             reason = condition.get("reason") or "ScalingInactive"
             if reason == "ScalingDisabled":  # scaled to zero by hand: not a fault
-                return None
-            return f"{reason}: {condition.get('message') or 'the autoscaler is not scaling'}"
-    return None
+                return None, None
+            message = f"{reason}: {condition.get('message') or 'the autoscaler is not scaling'}"
+            try:
+                since = datetime.fromisoformat(str(condition.get("lastTransitionTime")))
+            except ValueError:
+                since = None
+            return message, since
+    return None, None
 
 
 @dataclass(frozen=True)
@@ -193,17 +216,18 @@ def compute_step_status(
         ready_replicas=dep.ready,
         desired_replicas=desired,
         endpoint=build_endpoint(step),
-        scaling=_scaling_status(autoscaler, scaling),
+        scaling=_scaling_status(autoscaler, scaling, now or datetime.now(UTC)),
     )
 
 
 def _scaling_status(
-    autoscaler: AutoscalerState | None, scaling: ScalingStatus | None
+    autoscaler: AutoscalerState | None, scaling: ScalingStatus | None, now: datetime
 ) -> ScalingStatus | None:
-    if autoscaler is None or autoscaler.problem is None:
+    problem = autoscaler.lasting_problem(now) if autoscaler is not None else None
+    if problem is None:
         return scaling
     message = (
-        f"the autoscaler keeps its replicas: {autoscaler.problem}"
+        f"the autoscaler keeps its replicas: {problem}"
         " (is the external metrics adapter running, and Prometheus scraping the operator?)"
     )[:1024]
     return ScalingStatus(mode=ScalingMode.REACTIVE, reason=METRICS_UNAVAILABLE, message=message)

@@ -323,3 +323,47 @@ def test_a_status_written_but_not_yet_seen_keeps_its_transition_times() -> None:
     written = compute_step_status(step, deployment=None, autoscaler=None, now=T0)
     again = compute_step_status(step, deployment=None, autoscaler=None, previous=written, now=T1)
     assert again == written
+
+
+def failing_autoscaler(since: datetime) -> AutoscalerState:
+    return AutoscalerState.from_body(
+        {
+            "status": {
+                "desiredReplicas": 2,
+                "currentReplicas": 2,
+                "conditions": [
+                    {
+                        "type": "ScalingActive",
+                        "status": "False",
+                        "reason": "FailedGetExternalMetric",
+                        "message": "unable to get external metric shop/stepline_step_scaling_value",
+                        "lastTransitionTime": since.isoformat(),
+                    }
+                ],
+            }
+        }
+    )
+
+
+def test_an_autoscaler_that_cannot_read_its_metrics_for_a_minute_is_reported_in_status() -> None:
+    autoscaler = failing_autoscaler(since=T0)
+    young = compute_step_status(
+        make_step(), deployment=ready_deployment(2), autoscaler=autoscaler,
+        now=T0 + timedelta(seconds=30),
+    )  # fmt: skip
+    assert young.scaling is None  # a new step's first reads fail until the adapter relists
+    lasting = compute_step_status(
+        make_step(), deployment=ready_deployment(2), autoscaler=autoscaler, now=T2
+    )
+    assert lasting.scaling is not None
+    assert lasting.scaling.reason == "MetricsUnavailable"
+    assert "FailedGetExternalMetric: unable to get external metric" in lasting.scaling.message
+    assert lasting.desired_replicas == 2  # it keeps its replicas
+
+
+def test_scaling_disabled_by_hand_is_no_problem() -> None:
+    autoscaler = AutoscalerState.from_body(
+        {"status": {"conditions": [{"type": "ScalingActive", "status": "False",
+                                    "reason": "ScalingDisabled"}]}}
+    )  # fmt: skip
+    assert autoscaler.problem is None
