@@ -91,24 +91,38 @@ class StepBed:
 
 
 def open_step_bed(
-    cluster: LocalCluster, label: str, steps: Sequence[str], log_dir: Path
+    cluster: LocalCluster,
+    label: str,
+    steps: Sequence[str],
+    log_dir: Path,
+    *,
+    scaling: dict[str, Any] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> StepBed:
     """A new namespace with a ServiceStep per name in `steps` (path `/<name>`), all Ready, the
-    step server and an operator that calls the steps there. Close it with `close_step_bed`."""
+    step server and an operator that calls the steps there (with `extra_env`). `scaling` maps
+    a step to its `spec.scaling`. Close it with `close_step_bed`."""
     namespace = f"t-{label}-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", namespace)
     server = ThreadedStepServer().start()
     spec = {"timeoutSeconds": STEP_TIMEOUT_SECONDS, "retry": QUICK_RETRY}
     cluster.apply(
         [
-            service_step(name, namespace, image="stepline/echo:0.1.0", path=f"/{name}", **spec)
+            service_step(
+                name,
+                namespace,
+                image="stepline/echo:0.1.0",
+                path=f"/{name}",
+                **spec,
+                **({"scaling": scaling[name]} if scaling and name in scaling else {}),
+            )
             for name in steps
         ]
     )
     overrides = {f"{namespace}/{name}": server.base_url for name in steps}
     operator = OperatorProcess(
         cluster, (namespace,), log_dir / f"operator-{namespace}.log",
-        extra_env={"STEPLINE_ENDPOINT_OVERRIDES": json.dumps(overrides)},
+        extra_env={"STEPLINE_ENDPOINT_OVERRIDES": json.dumps(overrides), **(extra_env or {})},
     )  # fmt: skip
     bed = StepBed(cluster, namespace, server, operator)
     try:

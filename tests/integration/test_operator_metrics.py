@@ -38,6 +38,10 @@ pytestmark = pytest.mark.integration
 
 STEPS = ("validate", "order", "broken")
 QUICK = {"limit": 1, "backoff": {"initialSeconds": 0.01, "maxSeconds": 0.05}}
+# order scales on its calls in flight, ahead of a forecast: the Scaling dashboard's load panels.
+SCALING = {"order": {"metrics": [{"type": "InFlight", "target": 2}], "predictive": True}}
+# Sampled every second, forecast 2 s ahead: forecasts are scored within seconds.
+SCALING_ENV = {"STEPLINE_SCALING_SAMPLE_SECONDS": "1", "STEPLINE_SCALING_DEFAULT_LEAD_SECONDS": "2"}
 
 
 def drive(bed: StepBed) -> None:
@@ -67,7 +71,9 @@ def scraped(
 ) -> Iterator[tuple[StepBed, PrometheusServer]]:
     workdir = tmp_path_factory.mktemp("operator-metrics")
     with ExitStack() as stack:
-        bed = open_step_bed(cluster, "metrics", STEPS, workdir)
+        bed = open_step_bed(
+            cluster, "metrics", STEPS, workdir, scaling=SCALING, extra_env=SCALING_ENV
+        )
         stack.callback(close_step_bed, bed)
         address = bed.operator.base_url.removeprefix("http://")
         prometheus = PrometheusServer(targets=[address], workdir=workdir, rule_files=[RULES])

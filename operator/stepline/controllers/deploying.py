@@ -325,7 +325,7 @@ def notice_owned_object(
         deployment = view.deployment(namespace, step_name)
         if deployment is not None:
             runtime.scalers.leads.observe(
-                (namespace, step_name), desired=deployment.desired, ready=deployment.ready
+                (namespace, step_name), desired=deployment.desired, available=deployment.available
             )
     key = (kind, namespace, step_name)
     drifted = key not in runtime.applies_in_flight and is_drifted(

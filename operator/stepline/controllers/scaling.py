@@ -14,8 +14,9 @@ the target — so a forecast never scales below the reactive figure nor past `ma
 then the status says the step scales reactively, and why (`ScalingStatus`).
 
 The lead time is measured per step from its Deployment's events (`LeadTimes`): from the event
-where its desired replicas grew to the one where that many are ready, smoothed; until one is
-measured, `scaling_default_lead_seconds`. Steps idle since the operator started export zeros,
+where its desired replicas grew to the one where that many are available (Ready, for the
+Deployment's minReadySeconds if it sets one), smoothed; until one is measured,
+`scaling_default_lead_seconds`. Steps idle since the operator started export zeros,
 so that their autoscalers have a value to read.
 """
 
@@ -58,20 +59,21 @@ class _Timing:
 
 @dataclass
 class LeadTimes:
-    """Seconds from a scale-up to its Ready replicas, per step, from its Deployment's reports."""
+    """Seconds from a scale-up to its available replicas, per step, from its Deployment's
+    reports."""
 
     clock: Callable[[], float] = time.monotonic
     _desired: dict[StepKey, int] = field(default_factory=dict)
     _timing: dict[StepKey, _Timing] = field(default_factory=dict)
     _lead: dict[StepKey, float] = field(default_factory=dict)
 
-    def observe(self, key: StepKey, *, desired: int, ready: int) -> None:
-        """One report of the step's Deployment: its desired (spec) and ready replicas."""
+    def observe(self, key: StepKey, *, desired: int, available: int) -> None:
+        """One report of the step's Deployment: its desired (spec) and available replicas."""
         now = self.clock()
         before = self._desired.get(key)
         self._desired[key] = desired
         timing = self._timing.get(key)
-        if before is not None and desired > before and ready < desired and timing is None:
+        if before is not None and desired > before and available < desired and timing is None:
             self._timing[key] = timing = _Timing(target=desired, since=now)
         elif timing is not None and desired > timing.target:
             timing.target = desired  # a further scale-up: its replicas end the same wait
@@ -79,7 +81,7 @@ class LeadTimes:
             return
         if desired < timing.target:
             del self._timing[key]  # scaled down before the replicas came: nothing to measure
-        elif ready >= timing.target:
+        elif available >= timing.target:
             del self._timing[key]
             seconds = now - timing.since
             known = self._lead.get(key)

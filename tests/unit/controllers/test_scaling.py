@@ -106,32 +106,32 @@ class Clock:
         return self.now
 
 
-def test_the_lead_time_runs_from_a_scale_up_to_its_ready_replicas() -> None:
+def test_the_lead_time_runs_from_a_scale_up_to_its_available_replicas() -> None:
     clock = Clock()
     leads = LeadTimes(clock=clock)
-    leads.observe(KEY, desired=1, ready=1)
+    leads.observe(KEY, desired=1, available=1)
     clock.now = 10.0
-    leads.observe(KEY, desired=3, ready=1)  # the autoscaler asks for 3
+    leads.observe(KEY, desired=3, available=1)  # the autoscaler asks for 3
     clock.now = 14.0
-    leads.observe(KEY, desired=3, ready=2)
+    leads.observe(KEY, desired=3, available=2)
     assert leads.lead(KEY) is None
     clock.now = 22.0
-    leads.observe(KEY, desired=3, ready=3)
+    leads.observe(KEY, desired=3, available=3)
     assert leads.lead(KEY) == pytest.approx(12.0)
     clock.now = 30.0
-    leads.observe(KEY, desired=4, ready=3)
+    leads.observe(KEY, desired=4, available=3)
     clock.now = 34.0
-    leads.observe(KEY, desired=4, ready=4)
+    leads.observe(KEY, desired=4, available=4)
     assert leads.lead(KEY) == pytest.approx(12.0 + 0.5 * (4.0 - 12.0))  # smoothed
 
 
 def test_a_scale_up_undone_before_its_replicas_came_measures_nothing() -> None:
     clock = Clock()
     leads = LeadTimes(clock=clock)
-    leads.observe(KEY, desired=1, ready=1)
-    leads.observe(KEY, desired=5, ready=1)
+    leads.observe(KEY, desired=1, available=1)
+    leads.observe(KEY, desired=5, available=1)
     clock.now = 50.0
-    leads.observe(KEY, desired=1, ready=1)
+    leads.observe(KEY, desired=1, available=1)
     assert leads.lead(KEY) is None
     scalers = Scalers(sample_seconds=5, default_lead_seconds=30, leads=leads)
     assert scalers.lead_seconds(KEY) == 30

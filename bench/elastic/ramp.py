@@ -1,0 +1,302 @@
+"""A load ramp replayed through invoke against a step whose capacity is per replica: reactive
+in-flight scaling against predictive, side by side in one run on the local control plane.
+
+    .venv/bin/python -m bench.elastic.ramp [--modes inflight,predictive] [--out FILE]
+
+What is real: the control plane (kube-apiserver, the HPA controller at its local 5 s sync),
+the operator (invoke, its load sampling and forecast), Prometheus (1 s scrapes), prometheus-
+adapter (the chart's rules) and the aggregation layer; the trace's calls are real HTTP invokes.
+
+What is simulated, because kwok's pods run nothing and are Ready at once:
+- a replica's start-up: the Deployment's `minReadySeconds` (STARTUP_SECONDS) keeps a new pod
+  from counting as available until it has been Ready that long, the time a real replica's
+  image pull and warm-up would take;
+- the replicas' capacity: one local process serves the step, `PER_REPLICA` calls at once per
+  available replica of the Deployment (read from the API every 0.5 s), each call holding a slot
+  for SERVICE_SECONDS; calls beyond capacity queue, as at a saturated service.
+
+Per mode, a fresh step and workflow: WARMUP_SECONDS at the base rate (the forecast's history),
+then the rate rises linearly to PEAK_RATE over RAMP_SECONDS and holds for HOLD_SECONDS. Open
+loop: calls start on the trace's schedule whether or not earlier ones ended. Recorded: calls
+over the latency objective (SLO_SECONDS) or failed, replica-seconds (the Deployment's
+spec.replicas integrated: what a cluster pays for), and the seconds the available replicas were
+fewer than the load needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from tests.integration.localcluster import LocalCluster
+from tests.integration.metricsapi import ExternalMetricsApi
+from tests.integration.operatorprocess import OperatorProcess, free_port
+
+STEP, WORKFLOW, PATH = "capacity", "ramp", "/work"
+SERVICE_SECONDS = 0.5  # one call's work
+PER_REPLICA = 2  # calls at once per available replica: 4 calls/s each
+STARTUP_SECONDS = 20  # simulated: a new replica serves this long after it is Ready
+SLO_SECONDS = 1.0  # an invoke slower than this (or failed) misses the objective
+BASE_RATE, PEAK_RATE = 2.0, 28.0  # calls per second
+WARMUP_SECONDS, RAMP_SECONDS, HOLD_SECONDS = 75, 180, 45
+MAX_REPLICAS = 12
+
+
+def rate_at(t: float) -> float:
+    if t < WARMUP_SECONDS:
+        return BASE_RATE
+    if t < WARMUP_SECONDS + RAMP_SECONDS:
+        return BASE_RATE + (PEAK_RATE - BASE_RATE) * (t - WARMUP_SECONDS) / RAMP_SECONDS
+    return PEAK_RATE
+
+
+def needed_replicas(rate: float) -> int:
+    return max(math.ceil(rate * SERVICE_SECONDS / PER_REPLICA), 1)
+
+
+class CapacityStep:
+    """The step's replicas as one process: `capacity` calls at once, the rest queue."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.capacity = PER_REPLICA
+        self._busy = 0
+        self._changed: asyncio.Condition | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+
+    def set_available(self, replicas: int) -> None:
+        loop, changed = self._loop, self._changed
+        if loop is None or changed is None:
+            return
+
+        async def widen() -> None:
+            async with changed:
+                self.capacity = PER_REPLICA * max(replicas, 1)
+                changed.notify_all()
+
+        asyncio.run_coroutine_threadsafe(widen(), loop)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        changed = self._changed
+        if changed is None:
+            raise web.HTTPServiceUnavailable
+        async with changed:
+            await changed.wait_for(lambda: self._busy < self.capacity)
+            self._busy += 1
+        try:
+            await asyncio.sleep(SERVICE_SECONDS)
+        finally:
+            async with changed:
+                self._busy -= 1
+                changed.notify_all()
+        return web.Response(body=body or b"null", content_type="application/json")
+
+    @contextmanager
+    def serving(self) -> Iterator[CapacityStep]:
+        ready = threading.Event()
+
+        async def main() -> None:
+            self._loop, self._changed = asyncio.get_running_loop(), asyncio.Condition()
+            app = web.Application()
+            app.router.add_post(PATH, self._handle)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+            ready.set()
+            await asyncio.Event().wait()
+
+        thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+        thread.start()
+        ready.wait(10)
+        yield self
+
+
+@dataclass
+class Outcome:
+    mode: str
+    calls: int = 0
+    misses: int = 0
+    failures: int = 0
+    replica_seconds: float = 0.0
+    short_seconds: float = 0.0  # available replicas fewer than the load needs
+    latencies: list[float] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies)
+        return {
+            "mode": self.mode,
+            "calls": self.calls,
+            "slo_misses": self.misses,
+            "failures": self.failures,
+            "replica_seconds": round(self.replica_seconds, 1),
+            "short_seconds": round(self.short_seconds, 1),
+            "p50_s": round(ordered[len(ordered) // 2], 3) if ordered else None,
+            "p99_s": round(ordered[int(len(ordered) * 0.99)], 3) if ordered else None,
+        }
+
+
+def deploy(cluster: LocalCluster, namespace: str, predictive: bool) -> None:
+    cluster.apply([
+        {
+            "apiVersion": "stepline.io/v1alpha1",
+            "kind": "ServiceStep",
+            "metadata": {"name": STEP, "namespace": namespace},
+            "spec": {
+                "image": "stepline/capacity:bench",
+                "path": PATH,
+                "timeoutSeconds": 60,
+                "scaling": {
+                    "minReplicas": 1,
+                    "maxReplicas": MAX_REPLICAS,
+                    "metrics": [{"type": "InFlight", "target": PER_REPLICA}],
+                    "predictive": predictive,
+                },
+            },
+        },
+        {
+            "apiVersion": "stepline.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"name": WORKFLOW, "namespace": namespace},
+            "spec": {"steps": [{"name": "work", "stepRef": STEP}], "concurrency": 1000},
+        },
+    ])  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = cluster.get_json("deployment", STEP, "-n", namespace)
+        if found.get("status", {}).get("availableReplicas"):
+            break
+        time.sleep(0.5)
+    # Simulated start-up (module docstring); another field manager's field, so Stepline's
+    # server-side apply leaves it alone.
+    patch = json.dumps({"spec": {"minReadySeconds": STARTUP_SECONDS}})
+    cluster.kubectl("patch", "deployment", STEP, "-n", namespace, "--type=merge", "-p", patch)
+
+
+async def drive(operator: OperatorProcess, namespace: str, outcome: Outcome) -> None:
+    url = f"{operator.base_url}/v1/namespaces/{namespace}/workflows/{WORKFLOW}:invoke"
+    total = WARMUP_SECONDS + RAMP_SECONDS + HOLD_SECONDS
+    timeout = aiohttp.ClientTimeout(total=90)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+
+        async def one(index: int) -> None:
+            began = time.monotonic()
+            try:
+                async with session.post(url, json={"n": index}) as response:
+                    await response.read()
+                    ok = response.status == 200
+            except (aiohttp.ClientError, TimeoutError):
+                ok = False
+            took = time.monotonic() - began
+            outcome.calls += 1
+            outcome.latencies.append(took)
+            outcome.failures += not ok
+            outcome.misses += (not ok) or took > SLO_SECONDS
+
+        start, due, index, tasks = time.monotonic(), 0.0, 0, []
+        while due < total:
+            await asyncio.sleep(max(start + due - time.monotonic(), 0))
+            tasks.append(asyncio.create_task(one(index)))
+            index += 1
+            due += 1.0 / rate_at(due)
+        await asyncio.gather(*tasks)
+
+
+def watch(
+    cluster: LocalCluster,
+    namespace: str,
+    step: CapacityStep,
+    outcome: Outcome,
+    stop: threading.Event,
+) -> None:
+    start = last = time.monotonic()
+    while not stop.is_set():
+        found = cluster.get_json("deployment", STEP, "-n", namespace)
+        spec = int(found["spec"].get("replicas") or 0)
+        available = int(found.get("status", {}).get("availableReplicas") or 0)
+        step.set_available(available)
+        now = time.monotonic()
+        t = now - start
+        outcome.replica_seconds += spec * (now - last)
+        if available < needed_replicas(rate_at(t)):
+            outcome.short_seconds += now - last
+        outcome.timeline.append({"t": round(t, 1), "rate": round(rate_at(t), 1),
+                                 "replicas": spec, "available": available})  # fmt: skip
+        last = now
+        stop.wait(0.5)
+
+
+def run_mode(cluster: LocalCluster, api: ExternalMetricsApi, mode: str, workdir: Path) -> Outcome:
+    namespace = f"ramp-{mode}-{int(time.time())}"
+    cluster.kubectl("create", "namespace", namespace)
+    outcome = Outcome(mode)
+    with CapacityStep().serving() as step:
+        env = {
+            "STEPLINE_ENDPOINT_OVERRIDES": json.dumps({STEP: f"http://127.0.0.1:{step.port}"}),
+            "STEPLINE_INVOKE_TIMEOUT_SECONDS": "80",
+        }
+        operator = OperatorProcess(
+            cluster, (namespace,), workdir / f"operator-{mode}.log", extra_env=env,
+            http_port=api.operator_port,
+        ).start()  # fmt: skip
+        try:
+            deploy(cluster, namespace, predictive=mode == "predictive")
+            stop = threading.Event()
+            watcher = threading.Thread(
+                target=watch, args=(cluster, namespace, step, outcome, stop), daemon=True
+            )
+            watcher.start()
+            asyncio.run(drive(operator, namespace, outcome))
+            stop.set()
+            watcher.join()
+        finally:
+            operator.stop()
+            cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--modes", default="inflight,predictive")
+    parser.add_argument("--out", type=Path, default=None, help="JSON results (with timelines)")
+    parser.add_argument("--kubeconfig", help="a local cluster already up (default: start one)")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="stepline-ramp-"))
+    cluster = LocalCluster.attach(args.kubeconfig) if args.kubeconfig else LocalCluster.start()
+    api = ExternalMetricsApi(cluster, workdir / "metrics-api")
+    results = []
+    try:
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "crds")
+        api.start()
+        for mode in args.modes.split(","):
+            outcome = run_mode(cluster, api, mode, workdir)
+            print(json.dumps(outcome.summary()), flush=True)
+            results.append(outcome)
+    finally:
+        api.stop()
+        cluster.stop()
+    if args.out:
+        args.out.write_text(json.dumps(
+            [{**o.summary(), "timeline": o.timeline} for o in results], indent=1
+        ))  # fmt: skip
+    print(f"logs: {workdir}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
