@@ -40,6 +40,7 @@ from stepline.api.payloads import (
 )
 from stepline.api.policies import (
     LOAD_METRICS,
+    AdaptiveTimeout,
     Backoff,
     RetryOn,
     RetryPolicy,
@@ -93,6 +94,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_RECORDED_OUTPUT_BYTES",
     "VERSION",
+    "AdaptiveTimeout",
     "Backoff",
     "Condition",
     "ConditionStatus",

@@ -89,6 +89,22 @@ class RetryPolicy(SpecModel):
     )
 
 
+class AdaptiveTimeout(SpecModel):
+    """A call's time limit from how long the step's calls take: `multiplier` times the p99 of
+    its last successful calls, at least `floorSeconds`, at most the step's `timeoutSeconds`."""
+
+    multiplier: float = Field(
+        default=3.0, ge=1.0, le=100.0, description="Times the observed p99, from 1 to 100."
+    )
+    floor_seconds: float = Field(
+        default=1.0,
+        ge=0.01,
+        le=MAX_BACKOFF_SECONDS,
+        description="The shortest limit it may set, in seconds: a fast step's p99 is no measure "
+        "of a slow moment.",
+    )
+
+
 class ScalingPolicyType(StrEnum):
     PODS = "Pods"
     PERCENT = "Percent"

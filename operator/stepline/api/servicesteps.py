@@ -28,7 +28,7 @@ from stepline.api.base import (
     list_type,
 )
 from stepline.api.conditions import Condition
-from stepline.api.policies import RetryPolicy, Scaling
+from stepline.api.policies import AdaptiveTimeout, RetryPolicy, Scaling
 
 DEFAULT_PORT = 8080
 DEFAULT_PATH = "/"
@@ -207,6 +207,12 @@ class ServiceStepSpec(SpecModel):
     retry: RetryPolicy = Field(
         default_factory=RetryPolicy,
         description="Default retry policy of calls; a workflow step may override it.",
+    )
+    adaptive_timeout: AdaptiveTimeout | None = Field(
+        default=None,
+        description="Opt-in: each call's time limit becomes multiplier x the p99 of the step's "
+        "last successful calls (at least floorSeconds, at most timeoutSeconds) once 20 are "
+        "observed; a workflow step that sets its own timeoutSeconds keeps it.",
     )
 
     @property

@@ -99,6 +99,7 @@ async def follow_service_step(
     if type == "DELETED":
         runtime.forget("ServiceStep", namespace, name)
         runtime.metrics.forget_step(namespace=namespace, step=name)
+        runtime.loads.forget((namespace, name))
     for workflow_name in set(kwargs["workflows_by_step"].get((namespace, name), ())):
         for workflow in kwargs["workflows"].get((namespace, workflow_name), ()):
             await refresh_workflow(runtime, workflow, kwargs["servicesteps"])

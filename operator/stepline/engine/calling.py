@@ -17,7 +17,8 @@ two), or to `url` (its Service) when none is known; error messages name the URL 
 attempt.
 
 With `loads`, every attempt is counted in flight to its ServiceStep (`StepCall.load_key`) while
-it lasts: the load the step's autoscaler may follow (`loads`).
+it lasts: the load the step's autoscaler may follow (`loads`); a successful one's duration is
+recorded for the step's adaptive timeout.
 
 A cancel event is honoured between attempts, never during one: `RunCancelledError`. No JSON
 encoding of the input here: the caller sends bytes, so it encodes once for all attempts.
@@ -158,11 +159,13 @@ class StepClient:
         counted: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
         if self._loads is not None and call.load_key is not None:
             counted = self._loads.call(call.load_key)
+        began = self._clock.monotonic()
         try:
             with lease, counted:
                 reply = await self._transport.post(url, call.body, headers=headers, timeout=timeout)
         except CallError as exc:
             return _Failure(exc.reason, url, f": {exc.detail},")
+        took = self._clock.monotonic() - began
         reason = classify_status(reply.status)
         if reason is None:
             try:
@@ -171,6 +174,8 @@ class StepClient:
                 reason = Reason.INVALID_RESPONSE
                 detail = f" returned {reply.status} with an answer that is not usable JSON ({exc})"
             else:
+                if self._loads is not None and call.load_key is not None:
+                    self._loads.record_duration(call.load_key, took)
                 return CallResult(output=output, attempts=attempt, http_status=reply.status)
         else:
             detail = f" returned {reply.status}"

@@ -147,6 +147,7 @@ class Executor:
         self._client = StepClient(
             transport, clock=clock, jitter=jitter, balancer=balancer, loads=loads
         )
+        self._loads = loads
         self._directory = directory
         self._overrides = overrides
         self._unready = unready
@@ -265,13 +266,26 @@ class Executor:
             body=body,
             idempotency_key=build_idempotency_key(run.request.uid, step.name),
             trace_id=run.trace_id,
-            timeout=step.timeout_seconds or service.spec.timeout_seconds,
+            timeout=step.timeout_seconds or self._step_timeout(service),
             retry=step.retry or service.spec.retry,
             deadline=run.deadline,
             first_attempt=first_attempt,
             route=resolve_route(service, overrides=self._overrides),
             load_key=(service.metadata.namespace or "", service.metadata.name or ""),
         )
+
+    def _step_timeout(self, service: ServiceStep) -> float:
+        """The step's `timeoutSeconds`, or with an adaptive timeout and enough calls observed,
+        `multiplier` x their p99, at least `floorSeconds` and at most `timeoutSeconds`."""
+        limit = float(service.spec.timeout_seconds)
+        adaptive = service.spec.adaptive_timeout
+        if adaptive is None or self._loads is None:
+            return limit
+        key = (service.metadata.namespace or "", service.metadata.name or "")
+        p99 = self._loads.p99(key)
+        if p99 is None:
+            return limit
+        return min(limit, max(adaptive.floor_seconds, adaptive.multiplier * p99))
 
     def _finish(
         self,

@@ -7,16 +7,50 @@ calls in flight averaged over the time since the last sample (weighted by time, 
 between two samples counts for as long as it lasted) and the calls started per second. These are
 the figures an autoscaler follows when a step scales on InFlight or CallsPerSecond: the operator
 makes every call, so it knows them exactly, where CPU use misses a step that waits on others.
+
+It also keeps the durations of each step's last DURATION_WINDOW successful calls, whose p99
+sets the time limit of a step with an adaptive timeout (`ServiceStep.spec.adaptiveTimeout`):
+1 KiB per step, the p99 re-sorted once every 16 new calls.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 StepKey = tuple[str, str]  # (namespace, ServiceStep name)
+DURATION_WINDOW = 128  # successful calls a step's p99 is taken over
+MIN_DURATIONS = 20  # fewer: no p99 yet
+RESORT_EVERY = 16
+
+
+@dataclass(slots=True)
+class _Durations:
+    values: array[float] = field(default_factory=lambda: array("d"))
+    next: int = 0  # the slot the next duration overwrites, once the window is full
+    fresh: int = 0  # durations added since the p99 was computed
+    p99: float | None = None
+
+    def add(self, seconds: float) -> None:
+        if len(self.values) < DURATION_WINDOW:
+            self.values.append(seconds)
+        else:
+            self.values[self.next] = seconds
+            self.next = (self.next + 1) % DURATION_WINDOW
+        self.fresh += 1
+
+    def quantile99(self) -> float | None:
+        if len(self.values) < MIN_DURATIONS:
+            return None
+        if self.p99 is None or self.fresh >= RESORT_EVERY:
+            ordered = sorted(self.values)
+            self.p99 = ordered[max(math.ceil(0.99 * len(ordered)), 1) - 1]
+            self.fresh = 0
+        return self.p99
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +78,23 @@ class StepLoads:
 
     clock: Callable[[], float] = time.monotonic
     _loads: dict[StepKey, _Load] = field(default_factory=dict)
+    _durations: dict[StepKey, _Durations] = field(default_factory=dict)
+
+    def record_duration(self, key: StepKey, seconds: float) -> None:
+        """One successful call to the step took `seconds`."""
+        found = self._durations.get(key)
+        if found is None:
+            found = self._durations[key] = _Durations()
+        found.add(seconds)
+
+    def p99(self, key: StepKey) -> float | None:
+        """The p99 of the step's last successful calls; None before MIN_DURATIONS of them."""
+        found = self._durations.get(key)
+        return found.quantile99() if found is not None else None
+
+    def forget(self, key: StepKey) -> None:
+        """The step is gone: its durations with it."""
+        self._durations.pop(key, None)
 
     @contextmanager
     def call(self, key: StepKey) -> Iterator[None]:

@@ -74,6 +74,16 @@ MIRRORS = frozenset(
 KNOWN_UNTESTED: frozenset[str] = frozenset()
 
 PROOFS: dict[str, tuple[str, ...]] = {
+    "ServiceStep.spec.adaptiveTimeout": (
+        "tests/unit/engine/test_executing.py::test_an_adaptive_timeout_cuts_a_call_at_a_multiple_of_the_steps_p99",
+        "tests/unit/engine/test_executing.py::test_a_workflow_steps_own_timeout_wins_over_an_adaptive_one",
+    ),
+    "ServiceStep.spec.adaptiveTimeout.floorSeconds": (
+        "tests/unit/engine/test_executing.py::test_an_adaptive_timeout_cuts_a_call_at_a_multiple_of_the_steps_p99",
+    ),
+    "ServiceStep.spec.adaptiveTimeout.multiplier": (
+        "tests/unit/engine/test_executing.py::test_an_adaptive_timeout_cuts_a_call_at_a_multiple_of_the_steps_p99",
+    ),
     "ServiceStep.spec.args": (
         "tests/unit/resources/test_deployments.py::test_the_container_runs_the_image_on_the_steps_port_with_its_command_and_env",
         "tests/unit/resources/test_deployments.py::test_a_container_without_command_args_or_env_leaves_them_to_the_image",

@@ -134,9 +134,11 @@ def build_service_step(
     ready: bool = True,
     timeout_seconds: int = 5,
     retry: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> ServiceStep:
-    """A deployed step (image) at `path`, or an external one at `url`; Ready as told."""
-    spec: dict[str, Any] = {"timeoutSeconds": timeout_seconds}
+    """A deployed step (image) at `path`, or an external one at `url`; Ready as told; `extra`
+    are more spec fields, as on the wire."""
+    spec: dict[str, Any] = {"timeoutSeconds": timeout_seconds, **extra}
     spec |= {"url": url} if url else {"image": f"example/{name}:1", "path": path}
     if retry is not None:
         spec["retry"] = retry

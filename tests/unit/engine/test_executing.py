@@ -21,6 +21,7 @@ from stepline.engine import (
     Unready,
     build_plan,
 )
+from stepline.engine.loads import StepLoads
 from tests.unit.engine.stepservers import (
     Answer,
     FakeClock,
@@ -578,3 +579,42 @@ async def test_a_cancelled_task_propagates_and_leaves_the_run_to_resume(
     with pytest.raises(asyncio.CancelledError):
         await running
     assert observer.runs == []
+
+
+async def test_an_adaptive_timeout_cuts_a_call_at_a_multiple_of_the_steps_p99(
+    server: StepServer, transport: AiohttpTransport
+) -> None:
+    flow = build_workflow([{"name": "order", "stepRef": "order-processing"}])
+    index = build_index(server)
+    adaptive = {"multiplier": 3, "floorSeconds": 0.3}
+    index.put(build_service_step("order-processing", path="/order-processing", timeout_seconds=5,
+                                 retry={"limit": 0}, adaptiveTimeout=adaptive))  # fmt: skip
+    executor = build_executor(server, transport, index=index, loads=StepLoads())
+    server.answer("/order-processing", Answer(json={}, delay=1.0))
+    # Before 20 calls are observed, the step's own timeoutSeconds (5 s): a 1 s call succeeds.
+    first = await executor.execute(build_plan(flow), RunRequest("r0", {}))
+    assert first.status is RunStatus.SUCCEEDED
+    server.answer("/order-processing", Answer(json={}))
+    for i in range(120):  # the 1 s call is now above the 99th percentile of the last 121
+        assert (await executor.execute(build_plan(flow), RunRequest(f"q{i}", {}))).succeeded
+    # Now p99 is milliseconds: the limit is the floor, 0.3 s, and the 1 s call times out.
+    server.answer("/order-processing", Answer(json={}, delay=1.0))
+    slow = await executor.execute(build_plan(flow), RunRequest("r1", {}))
+    assert slow.status is RunStatus.TIMED_OUT
+    assert "no answer within 0.3s" in slow.message
+
+
+async def test_a_workflow_steps_own_timeout_wins_over_an_adaptive_one(
+    server: StepServer, transport: AiohttpTransport
+) -> None:
+    flow = build_workflow([{"name": "order", "stepRef": "order-processing", "timeoutSeconds": 3}])
+    index = build_index(server)
+    index.put(build_service_step("order-processing", path="/order-processing", timeout_seconds=5,
+                                 adaptiveTimeout={"floorSeconds": 0.1}))  # fmt: skip
+    loads = StepLoads()
+    for _ in range(30):
+        loads.record_duration(("shop", "order-processing"), 0.001)
+    executor = build_executor(server, transport, index=index, loads=loads)
+    server.answer("/order-processing", Answer(json={}, delay=0.5))
+    outcome = await executor.execute(build_plan(flow), RunRequest("r1", {}))
+    assert outcome.status is RunStatus.SUCCEEDED

@@ -69,3 +69,23 @@ def test_a_failed_call_leaves_flight_too() -> None:
     with pytest.raises(RuntimeError), loads.call(KEY):
         raise RuntimeError("connection refused")
     assert loads.in_flight(KEY) == 0
+
+
+def test_the_p99_of_a_steps_last_successful_calls_needs_twenty_of_them() -> None:
+    loads = StepLoads(clock=FakeClock())
+    for _ in range(19):
+        loads.record_duration(KEY, 0.1)
+    assert loads.p99(KEY) is None
+    loads.record_duration(KEY, 0.9)
+    assert loads.p99(KEY) == pytest.approx(0.9)  # 20 calls: the slowest is the p99
+
+
+def test_the_p99_follows_the_last_calls_only() -> None:
+    loads = StepLoads(clock=FakeClock())
+    for _ in range(200):
+        loads.record_duration(KEY, 2.0)
+    for _ in range(128):  # the window: the slow ones have all left it
+        loads.record_duration(KEY, 0.05)
+    assert loads.p99(KEY) == pytest.approx(0.05)
+    loads.forget(KEY)
+    assert loads.p99(KEY) is None
