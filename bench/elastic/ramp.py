@@ -1,7 +1,7 @@
 """A load ramp replayed through invoke against a step whose capacity is per replica: reactive
 in-flight scaling against predictive, side by side in one run on the local control plane.
 
-    .venv/bin/python -m bench.elastic.ramp [--modes inflight,predictive] [--out FILE]
+    .venv/bin/python -m bench.elastic.ramp [--modes inflight,rate,rate-predictive] [--out FILE]
 
 What is real: the control plane (kube-apiserver, the HPA controller at its local 5 s sync),
 the operator (invoke, its load sampling and forecast), Prometheus (1 s scrapes), prometheus-
@@ -53,6 +53,19 @@ SLO_SECONDS = 1.0  # an invoke slower than this (or failed) misses the objective
 BASE_RATE, PEAK_RATE = 2.0, 28.0  # calls per second
 WARMUP_SECONDS, RAMP_SECONDS, HOLD_SECONDS = 75, 180, 45
 MAX_REPLICAS = 12
+# What each mode's autoscaler follows. A replica serves PER_REPLICA / SERVICE_SECONDS = 4 calls/s.
+MODES: dict[str, dict[str, Any]] = {
+    "inflight": {"metrics": [{"type": "InFlight", "target": PER_REPLICA}]},
+    "inflight-predictive": {
+        "metrics": [{"type": "InFlight", "target": PER_REPLICA}],
+        "predictive": True,
+    },
+    "rate": {"metrics": [{"type": "CallsPerSecond", "target": PER_REPLICA / SERVICE_SECONDS}]},
+    "rate-predictive": {
+        "metrics": [{"type": "CallsPerSecond", "target": PER_REPLICA / SERVICE_SECONDS}],
+        "predictive": True,
+    },
+}
 
 
 def rate_at(t: float) -> float:
@@ -135,14 +148,21 @@ class Outcome:
     replica_seconds: float = 0.0
     short_seconds: float = 0.0  # available replicas fewer than the load needs
     latencies: list[float] = field(default_factory=list)
+    missed_at: list[float] = field(default_factory=list)  # seconds into the trace
     timeline: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
+        ramp_end = WARMUP_SECONDS + RAMP_SECONDS
         return {
             "mode": self.mode,
             "calls": self.calls,
             "slo_misses": self.misses,
+            "misses_warmup_ramp_hold": [
+                sum(t < WARMUP_SECONDS for t in self.missed_at),
+                sum(WARMUP_SECONDS <= t < ramp_end for t in self.missed_at),
+                sum(t >= ramp_end for t in self.missed_at),
+            ],
             "failures": self.failures,
             "replica_seconds": round(self.replica_seconds, 1),
             "short_seconds": round(self.short_seconds, 1),
@@ -151,7 +171,7 @@ class Outcome:
         }
 
 
-def deploy(cluster: LocalCluster, namespace: str, predictive: bool) -> None:
+def deploy(cluster: LocalCluster, namespace: str, mode: str) -> None:
     cluster.apply([
         {
             "apiVersion": "stepline.io/v1alpha1",
@@ -161,12 +181,7 @@ def deploy(cluster: LocalCluster, namespace: str, predictive: bool) -> None:
                 "image": "stepline/capacity:bench",
                 "path": PATH,
                 "timeoutSeconds": 60,
-                "scaling": {
-                    "minReplicas": 1,
-                    "maxReplicas": MAX_REPLICAS,
-                    "metrics": [{"type": "InFlight", "target": PER_REPLICA}],
-                    "predictive": predictive,
-                },
+                "scaling": {"minReplicas": 1, "maxReplicas": MAX_REPLICAS, **MODES[mode]},
             },
         },
         {
@@ -194,7 +209,7 @@ async def drive(operator: OperatorProcess, namespace: str, outcome: Outcome) -> 
     timeout = aiohttp.ClientTimeout(total=90)
     async with aiohttp.ClientSession(timeout=timeout) as session:
 
-        async def one(index: int) -> None:
+        async def one(index: int, at: float) -> None:
             began = time.monotonic()
             try:
                 async with session.post(url, json={"n": index}) as response:
@@ -206,12 +221,14 @@ async def drive(operator: OperatorProcess, namespace: str, outcome: Outcome) -> 
             outcome.calls += 1
             outcome.latencies.append(took)
             outcome.failures += not ok
-            outcome.misses += (not ok) or took > SLO_SECONDS
+            if not ok or took > SLO_SECONDS:
+                outcome.misses += 1
+                outcome.missed_at.append(at)
 
         start, due, index, tasks = time.monotonic(), 0.0, 0, []
         while due < total:
             await asyncio.sleep(max(start + due - time.monotonic(), 0))
-            tasks.append(asyncio.create_task(one(index)))
+            tasks.append(asyncio.create_task(one(index, due)))
             index += 1
             due += 1.0 / rate_at(due)
         await asyncio.gather(*tasks)
@@ -255,7 +272,7 @@ def run_mode(cluster: LocalCluster, api: ExternalMetricsApi, mode: str, workdir:
             http_port=api.operator_port,
         ).start()  # fmt: skip
         try:
-            deploy(cluster, namespace, predictive=mode == "predictive")
+            deploy(cluster, namespace, mode)
             stop = threading.Event()
             watcher = threading.Thread(
                 target=watch, args=(cluster, namespace, step, outcome, stop), daemon=True
@@ -272,7 +289,7 @@ def run_mode(cluster: LocalCluster, api: ExternalMetricsApi, mode: str, workdir:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--modes", default="inflight,predictive")
+    parser.add_argument("--modes", default="inflight,rate,rate-predictive,inflight-predictive")
     parser.add_argument("--out", type=Path, default=None, help="JSON results (with timelines)")
     parser.add_argument("--kubeconfig", help="a local cluster already up (default: start one)")
     args = parser.parse_args(argv)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from tests.integration.localcluster import LocalCluster, wait_until
 from tests.integration.metricsapi import ExternalMetricsApi
 from tests.integration.operatorprocess import OperatorProcess
 from tests.integration.stepobjects import API_VERSION, get, service_step, wait_ready, workflow
-from tests.integration.stepservices import ThreadedStepServer
+from tests.integration.stepservices import ThreadedStepServer, post_invoke
 from tests.unit.engine.stepservers import Answer
 
 pytestmark = pytest.mark.integration
@@ -192,6 +193,49 @@ def test_in_flight_scaling_moves_replicas_through_the_external_metrics_api(
         what="the Deployment back to 1 replica once the calls ended",
     )
     assert metrics_api.value(namespace, STEP, "in_flight") == 0
+
+
+def test_calls_per_second_scaling_moves_replicas_with_the_arrival_rate(
+    cluster: LocalCluster,
+    namespace: str,
+    scaling_operator: OperatorProcess,
+    metrics_api: ExternalMetricsApi,
+    held_step: ThreadedStepServer,
+) -> None:
+    held_step.answer(PATH, Answer(json={"done": True}))  # quick calls: rate, not concurrency
+    deploy(cluster, namespace, metrics=[{"type": "CallsPerSecond", "target": 1}])
+    wait_until(
+        lambda: metrics_api.value(namespace, STEP, "calls_per_second") == 0,
+        timeout=60, what="the idle step's calls-per-second figure (0) through the metrics API",
+    )  # fmt: skip
+    stop = threading.Event()
+
+    def call_at_3_per_second() -> None:
+        body = b"{}"
+        while not stop.is_set():
+            post_invoke(scaling_operator.base_url, namespace, "hold", body)
+            stop.wait(1 / 3)
+
+    caller = threading.Thread(target=call_at_3_per_second, daemon=True)
+    caller.start()
+    try:
+        # About 3 calls a second at a target of 1 per replica: the autoscaler wants 3.
+        wait_until(
+            lambda: replicas(cluster, namespace) == 3,
+            timeout=60, what="the Deployment scaled to 3 replicas on the arrival rate",
+        )  # fmt: skip
+        current = autoscaler(cluster, namespace)["status"]["currentMetrics"][0]["external"]
+        assert current["metric"]["selector"]["matchLabels"]["metric"] == "calls_per_second"
+        rate = metrics_api.value(namespace, STEP, "calls_per_second")
+        assert rate is not None
+        assert 2.0 <= rate <= 4.0  # what the operator measured of the 3 calls a second
+    finally:
+        stop.set()
+        caller.join()
+    wait_until(
+        lambda: replicas(cluster, namespace) == 1,
+        timeout=90, what="the Deployment back to 1 replica once the calls stopped",
+    )  # fmt: skip
 
 
 def test_predictive_scaling_runs_ahead_of_a_rising_load_once_it_has_history(

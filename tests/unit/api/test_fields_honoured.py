@@ -188,6 +188,7 @@ PROOFS: dict[str, tuple[str, ...]] = {
         "tests/integration/test_scaling.py::test_in_flight_scaling_moves_replicas_through_the_external_metrics_api",
     ),
     "ServiceStep.spec.scaling.metrics[].type": (
+        "tests/integration/test_scaling.py::test_calls_per_second_scaling_moves_replicas_with_the_arrival_rate",
         "tests/unit/resources/test_services_and_autoscalers.py::test_in_flight_and_calls_per_second_become_external_metrics_on_the_operators_gauge",
         "tests/unit/resources/test_services_and_autoscalers.py::test_cpu_among_the_metrics_takes_its_target_or_the_percentage_field",
     ),
