@@ -280,7 +280,8 @@ async def scale_steps_forever(runtime: Runtime, view: StepView) -> None:
                 namespace=namespace, step=name, metric=f.metric, load=f.load,
                 forecast=f.forecast, error_ratio=f.error_ratio, value=f.value,
             )  # fmt: skip
-        runtime.metrics.set_step_scaling_lead(namespace=namespace, step=name, seconds=lead)
+        if any(f.forecast is not None for f in figures):
+            runtime.metrics.set_step_scaling_lead(namespace=namespace, step=name, seconds=lead)
 
     def forget(key: StepKey) -> None:
         runtime.metrics.forget_step_scaling(namespace=key[0], step=key[1])

@@ -49,6 +49,18 @@ NOT_PREDICTIVE = ScalingStatus(
     reason="NotPredictive",
     message="the autoscaler follows the step's load now (scaling.predictive is off)",
 )
+INSUFFICIENT_HISTORY = ScalingStatus(
+    mode=ScalingMode.REACTIVE,
+    reason="InsufficientHistory",
+    message=f"the forecast needs {MIN_SAMPLES} samples of the step's load first: until then "
+    "the autoscaler follows the load now",
+)
+FORECASTING = ScalingStatus(
+    mode=ScalingMode.PREDICTIVE,
+    reason="Forecasting",
+    message="the autoscaler follows the larger of the load now and its forecast one lead time "
+    "ahead",
+)
 
 
 @dataclass(slots=True)
@@ -104,7 +116,7 @@ class ScalingFigure:
 
     metric: str  # its label: in_flight or calls_per_second
     load: float
-    forecast: float
+    forecast: float | None  # None: the step is not predictive (nothing forecast)
     error_ratio: float | None
     value: float  # what the autoscaler follows
 
@@ -112,6 +124,18 @@ class ScalingFigure:
 @dataclass
 class _StepScaler:
     series: dict[ScalingMetricType, Holt] = field(default_factory=dict)
+    predictive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """What one tick found: the figures of every step that scales on its load; the steps that
+    stopped doing so (deleted, or back to CPU alone); those that stopped being predictive (their
+    forecast series go, their scaling value stays)."""
+
+    figures: dict[StepKey, list[ScalingFigure]]
+    gone: list[StepKey]
+    unpredicted: list[StepKey]
 
 
 @dataclass
@@ -128,12 +152,12 @@ class Scalers:
     def lead_seconds(self, key: StepKey) -> float:
         return self.leads.lead(key) or self.default_lead_seconds
 
-    def tick(
-        self, samples: dict[StepKey, LoadSample], steps: Iterable[ServiceStep]
-    ) -> tuple[dict[StepKey, list[ScalingFigure]], list[StepKey]]:
-        """The figures of every step that scales on its load, and the steps that stopped doing
-        so (deleted, or back to CPU alone) since the last tick."""
+    def tick(self, samples: dict[StepKey, LoadSample], steps: Iterable[ServiceStep]) -> Tick:
+        """Feeds each step's sampled load to its forecasters; see `Tick`. A step that is not
+        predictive keeps its history (turned predictive, it forecasts at once) but makes no
+        forecast."""
         figures: dict[StepKey, list[ScalingFigure]] = {}
+        unpredicted: list[StepKey] = []
         for step in steps:
             scaling = step.spec.resolved_scaling
             targets = scaling.load_targets
@@ -141,6 +165,10 @@ class Scalers:
                 continue
             key = (step.metadata.namespace or "", step.metadata.name or "")
             scaler = self._steps.setdefault(key, _StepScaler())
+            predictive = scaling.predictive
+            if scaler.predictive and not predictive:
+                unpredicted.append(key)
+            scaler.predictive = predictive
             sample = samples.get(key, IDLE)
             horizon = self.lead_seconds(key) / self.sample_seconds
             found: list[ScalingFigure] = []
@@ -156,27 +184,27 @@ class Scalers:
                     else (sample.calls_per_second)
                 )
                 series.observe(load)
-                forecast = series.forecast(horizon)
+                forecast = series.forecast(horizon) if predictive else None
                 value = load
-                if scaling.predictive and series.ready:
+                if forecast is not None and series.ready:
                     value = max(load, min(forecast, scaling.max_replicas * target))
                 found.append(
                     ScalingFigure(
                         metric=LOAD_METRIC_LABELS[metric],
                         load=load,
                         forecast=forecast,
-                        error_ratio=series.error_ratio,
+                        error_ratio=series.error_ratio if predictive else None,
                         value=value,
                     )
                 )
             figures[key] = found
-            self.statuses[key] = self._status(scaling.predictive, scaler)
+            self.statuses[key] = self._status(predictive, scaler)
         gone = [key for key in self._steps if key not in figures]
         for key in gone:
             del self._steps[key]
             self.statuses.pop(key, None)
             self.leads.forget(key)
-        return figures, gone
+        return Tick(figures, gone, unpredicted)
 
     def status(self, key: StepKey) -> ScalingStatus | None:
         return self.statuses.get(key)
@@ -186,18 +214,8 @@ class Scalers:
         if not predictive:
             return NOT_PREDICTIVE
         if not all(series.ready for series in scaler.series.values()):
-            return ScalingStatus(
-                mode=ScalingMode.REACTIVE,
-                reason="InsufficientHistory",
-                message=f"the forecast needs {MIN_SAMPLES} samples of the step's load first: "
-                "until then the autoscaler follows the load now",
-            )
-        return ScalingStatus(
-            mode=ScalingMode.PREDICTIVE,
-            reason="Forecasting",
-            message="the autoscaler follows the larger of the load now and its forecast one "
-            "lead time ahead",
-        )
+            return INSUFFICIENT_HISTORY
+        return FORECASTING
 
 
 async def scale_forever(
@@ -209,19 +227,21 @@ async def scale_forever(
     forget: Callable[[StepKey], None],
     status_changed: Callable[[StepKey], None],
 ) -> None:
-    """Samples, forecasts and exports every `sample_seconds` until cancelled. A failure of one
-    tick is logged, and the next tick runs as usual."""
+    """Samples, forecasts and exports every `sample_seconds` until cancelled: `forget` drops a
+    step's series (before its figures are exported again, if it still has some). A failure of
+    one tick is logged, and the next tick runs as usual."""
     while True:
         await asyncio.sleep(scalers.sample_seconds)
         try:
             before = dict(scalers.statuses)
-            figures, gone = scalers.tick(sample(), steps())
-            for key, found in figures.items():
+            tick = scalers.tick(sample(), steps())
+            for key in (*tick.gone, *tick.unpredicted):
+                forget(key)
+            for key, found in tick.figures.items():
                 export(key, found, scalers.lead_seconds(key))
                 if before.get(key) != scalers.statuses.get(key):
                     status_changed(key)
-            for key in gone:
-                forget(key)
+            for key in tick.gone:
                 status_changed(key)
         except Exception:
             logger.exception("scaling: a sample of the steps' load failed; the next one follows")

@@ -241,18 +241,22 @@ class Metrics:
         step: str,
         metric: str,
         load: float,
-        forecast: float,
+        forecast: float | None,
         error_ratio: float | None,
         value: float,
     ) -> None:
-        """One load metric of a step that scales on it: the load now, its forecast one lead time
-        ahead and that forecast's error so far, and the figure the autoscaler follows."""
+        """One load metric of a step that scales on it: the figure the autoscaler follows, and
+        for a predictive step (`forecast` not None) the load now, its forecast one lead time
+        ahead and that forecast's error so far. A reactive step's load is its value: one
+        series, not two (each costs about a kilobyte in the client library)."""
         labels = {"namespace": namespace, "step": step, "metric": metric}
+        self._step_scaling_value.child(**labels).set(value)
+        if forecast is None:
+            return
         self._step_load.child(**labels).set(load)
         self._step_load_forecast.child(**labels).set(forecast)
         if error_ratio is not None:
             self._step_load_forecast_error.child(**labels).set(error_ratio)
-        self._step_scaling_value.child(**labels).set(value)
 
     def set_step_scaling_lead(self, *, namespace: str, step: str, seconds: float) -> None:
         self._step_scaling_lead.child(namespace=namespace, step=step).set(seconds)
@@ -351,8 +355,8 @@ class Metrics:
         load = ("namespace", "step", "metric")
         self._step_load = self._gauge(
             "stepline_step_load",
-            "The load the operator puts on a step, for a step that scales on it: calls in "
-            "flight (mean over the last sample) or calls started per second.",
+            "The load the operator puts on a predictive step: calls in flight (mean over the "
+            "last sample) or calls started per second (a reactive step's is its scaling value).",
             load,
         )
         self._step_load_forecast = self._gauge(
@@ -374,8 +378,8 @@ class Metrics:
         )
         self._step_scaling_lead = self._gauge(
             "stepline_step_scaling_lead_seconds",
-            "The step's lead time: measured seconds from a scale-up to its Ready replicas (an "
-            "assumed default until one is measured).",
+            "A predictive step's lead time: measured seconds from a scale-up to its available "
+            "replicas (an assumed default until one is measured).",
             ("namespace", "step"),
         )
         self._scaling_families = (

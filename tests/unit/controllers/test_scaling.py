@@ -26,8 +26,8 @@ def load(in_flight: float, calls_per_second: float = 0.0) -> dict[tuple[str, str
 
 def test_a_step_on_cpu_alone_is_not_fed() -> None:
     scalers = Scalers(sample_seconds=5, default_lead_seconds=30)
-    figures, gone = scalers.tick(load(3.0), [make_step(image="svc:1")])
-    assert (figures, gone, scalers.status(KEY)) == ({}, [], None)
+    tick = scalers.tick(load(3.0), [make_step(image="svc:1")])
+    assert (tick.figures, tick.gone, scalers.status(KEY)) == ({}, [], None)
 
 
 def test_reactive_scaling_follows_the_load_now_for_each_metric_it_names() -> None:
@@ -36,11 +36,11 @@ def test_reactive_scaling_follows_the_load_now_for_each_metric_it_names() -> Non
         metrics=[{"type": "InFlight", "target": 2}, {"type": "CallsPerSecond", "target": 5}]
     )
     for value in (1.0, 2.0, 4.0, 8.0) * 5:  # a rising load, with history enough to forecast
-        figures, _ = scalers.tick(load(value, value * 3), [step])
+        figures = scalers.tick(load(value, value * 3), [step]).figures
     by_metric = {f.metric: f for f in figures[KEY]}
     assert by_metric["in_flight"].value == by_metric["in_flight"].load == 8.0
     assert by_metric["calls_per_second"].value == 24.0
-    assert by_metric["in_flight"].forecast != 8.0  # forecast and exported, not followed
+    assert by_metric["in_flight"].forecast is None  # not predictive: nothing forecast
     status = scalers.status(KEY)
     assert status is not None
     assert (status.mode, status.reason) == (ScalingMode.REACTIVE, "NotPredictive")
@@ -48,7 +48,7 @@ def test_reactive_scaling_follows_the_load_now_for_each_metric_it_names() -> Non
 
 def test_an_idle_step_exports_zero_so_its_autoscaler_has_a_value() -> None:
     scalers = Scalers(sample_seconds=5, default_lead_seconds=30)
-    figures, _ = scalers.tick({}, [step_scaling(metrics=[{"type": "InFlight", "target": 2}])])
+    figures = scalers.tick({}, [step_scaling(metrics=[{"type": "InFlight", "target": 2}])]).figures
     assert [(f.metric, f.load, f.value) for f in figures[KEY]] == [("in_flight", 0.0, 0.0)]
 
 
@@ -56,12 +56,12 @@ def test_predictive_scaling_waits_for_history_and_says_so() -> None:
     scalers = Scalers(sample_seconds=5, default_lead_seconds=30)
     step = step_scaling(metrics=[{"type": "InFlight", "target": 2}], predictive=True)
     for t in range(MIN_SAMPLES - 1):
-        figures, _ = scalers.tick(load(1.0 + t), [step])
+        figures = scalers.tick(load(1.0 + t), [step]).figures
         assert figures[KEY][0].value == figures[KEY][0].load  # reactive meanwhile
     status = scalers.status(KEY)
     assert status is not None
     assert (status.mode, status.reason) == (ScalingMode.REACTIVE, "InsufficientHistory")
-    figures, _ = scalers.tick(load(float(MIN_SAMPLES)), [step])
+    figures = scalers.tick(load(float(MIN_SAMPLES)), [step]).figures
     status = scalers.status(KEY)
     assert status is not None
     assert (status.mode, status.reason) == (ScalingMode.PREDICTIVE, "Forecasting")
@@ -72,12 +72,12 @@ def test_predictive_scaling_leads_a_ramp_by_the_lead_time_and_never_below_now() 
     scalers = Scalers(sample_seconds=5, default_lead_seconds=20)  # 4 samples ahead
     step = step_scaling(metrics=[{"type": "InFlight", "target": 2}], predictive=True)
     for t in range(30):
-        figures, _ = scalers.tick(load(1.0 + 0.5 * t), [step])
+        figures = scalers.tick(load(1.0 + 0.5 * t), [step]).figures
         assert figures[KEY][0].value >= figures[KEY][0].load
     figure = figures[KEY][0]
     assert figure.value == pytest.approx(figure.load + 4 * 0.5, rel=0.05)
     for t in range(30):  # the load falls: the forecast is lower, the load now wins
-        figures, _ = scalers.tick(load(max(15.0 - 2 * t, 0.0)), [step])
+        figures = scalers.tick(load(max(15.0 - 2 * t, 0.0)), [step]).figures
         assert figures[KEY][0].value == max(figures[KEY][0].load, figures[KEY][0].forecast)
         assert figures[KEY][0].value >= figures[KEY][0].load
 
@@ -86,8 +86,9 @@ def test_a_forecast_never_asks_for_more_than_max_replicas_at_the_target() -> Non
     scalers = Scalers(sample_seconds=5, default_lead_seconds=60)
     step = step_scaling(metrics=[{"type": "InFlight", "target": 2}], predictive=True)
     for t in range(20):
-        figures, _ = scalers.tick(load(2.0 * t), [step])  # steep: the forecast overshoots
+        figures = scalers.tick(load(2.0 * t), [step]).figures  # steep: the forecast overshoots
     figure = figures[KEY][0]
+    assert figure.forecast is not None
     assert figure.forecast > 10 * 2
     assert figure.value == max(figure.load, 10 * 2)
 
@@ -95,8 +96,8 @@ def test_a_forecast_never_asks_for_more_than_max_replicas_at_the_target() -> Non
 def test_a_step_that_stops_scaling_on_its_load_is_reported_gone() -> None:
     scalers = Scalers(sample_seconds=5, default_lead_seconds=30)
     scalers.tick(load(1.0), [step_scaling(metrics=[{"type": "InFlight", "target": 2}])])
-    figures, gone = scalers.tick(load(1.0), [make_step(image="svc:1")])
-    assert (figures, gone, scalers.status(KEY)) == ({}, [KEY], None)
+    tick = scalers.tick(load(1.0), [make_step(image="svc:1")])
+    assert (tick.figures, tick.gone, scalers.status(KEY)) == ({}, [KEY], None)
 
 
 class Clock:
@@ -135,3 +136,14 @@ def test_a_scale_up_undone_before_its_replicas_came_measures_nothing() -> None:
     assert leads.lead(KEY) is None
     scalers = Scalers(sample_seconds=5, default_lead_seconds=30, leads=leads)
     assert scalers.lead_seconds(KEY) == 30
+
+
+def test_a_step_that_stops_being_predictive_is_reported_so_its_forecast_series_go() -> None:
+    scalers = Scalers(sample_seconds=5, default_lead_seconds=30)
+    metrics = [{"type": "InFlight", "target": 2}]
+    first = scalers.tick(load(1.0), [step_scaling(metrics=metrics, predictive=True)])
+    assert first.figures[KEY][0].forecast is not None
+    second = scalers.tick(load(1.0), [step_scaling(metrics=metrics)])
+    assert second.unpredicted == [KEY]
+    assert second.figures[KEY][0].forecast is None
+    assert second.figures[KEY][0].value == 1.0
