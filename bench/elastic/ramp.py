@@ -29,10 +29,12 @@ import argparse
 import asyncio
 import json
 import math
+import re
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -147,6 +149,7 @@ class Outcome:
     failures: int = 0
     replica_seconds: float = 0.0
     short_seconds: float = 0.0  # available replicas fewer than the load needs
+    lead_seconds: float | None = None  # the operator's measured lead time (predictive modes)
     latencies: list[float] = field(default_factory=list)
     missed_at: list[float] = field(default_factory=list)  # seconds into the trace
     timeline: list[dict[str, Any]] = field(default_factory=list)
@@ -166,6 +169,7 @@ class Outcome:
             "failures": self.failures,
             "replica_seconds": round(self.replica_seconds, 1),
             "short_seconds": round(self.short_seconds, 1),
+            "lead_seconds": self.lead_seconds,
             "p50_s": round(ordered[len(ordered) // 2], 3) if ordered else None,
             "p99_s": round(ordered[int(len(ordered) * 0.99)], 3) if ordered else None,
         }
@@ -258,6 +262,16 @@ def watch(
         stop.wait(0.5)
 
 
+def lead_of(operator: OperatorProcess) -> float | None:
+    url = f"{operator.base_url}/metrics"  # http, to the operator started here
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+        text = response.read().decode()
+    found = re.search(
+        r'^stepline_step_scaling_lead_seconds\{[^}]*step="capacity"\} (\S+)$', text, re.M
+    )
+    return round(float(found.group(1)), 1) if found else None
+
+
 def run_mode(cluster: LocalCluster, api: ExternalMetricsApi, mode: str, workdir: Path) -> Outcome:
     namespace = f"ramp-{mode}-{int(time.time())}"
     cluster.kubectl("create", "namespace", namespace)
@@ -281,6 +295,7 @@ def run_mode(cluster: LocalCluster, api: ExternalMetricsApi, mode: str, workdir:
             asyncio.run(drive(operator, namespace, outcome))
             stop.set()
             watcher.join()
+            outcome.lead_seconds = lead_of(operator)
         finally:
             operator.stop()
             cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
