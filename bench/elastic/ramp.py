@@ -211,7 +211,11 @@ async def drive(operator: OperatorProcess, namespace: str, outcome: Outcome) -> 
     url = f"{operator.base_url}/v1/namespaces/{namespace}/workflows/{WORKFLOW}:invoke"
     total = WARMUP_SECONDS + RAMP_SECONDS + HOLD_SECONDS
     timeout = aiohttp.ClientTimeout(total=90)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    # No connection cap: an open loop. (aiohttp's default of 100 made it a closed loop once
+    # calls queued: arrivals then fell to what the replicas served, and a rate-following
+    # autoscaler saw no excess to scale for.)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
 
         async def one(index: int, at: float) -> None:
             began = time.monotonic()
