@@ -67,6 +67,9 @@ MODES: dict[str, dict[str, Any]] = {
         "metrics": [{"type": "CallsPerSecond", "target": PER_REPLICA / SERVICE_SECONDS}],
         "predictive": True,
     },
+    # 75 % of a replica's throughput: headroom, as a CPU target of 80 % leaves.
+    "rate75": {"metrics": [{"type": "CallsPerSecond", "target": 3}]},
+    "rate75-predictive": {"metrics": [{"type": "CallsPerSecond", "target": 3}], "predictive": True},
 }
 
 
