@@ -134,6 +134,13 @@ def replicas(cluster: LocalCluster, namespace: str) -> int:
     return int(deployment["spec"].get("replicas") or 0)
 
 
+def scaling_reason(cluster: LocalCluster, namespace: str) -> str | None:
+    """The step's status.scaling.reason, None while it has none."""
+    found = get(cluster, "servicestep", STEP, namespace) or {}
+    reason: str | None = (found.get("status", {}).get("scaling") or {}).get("reason")
+    return reason
+
+
 def scrape(operator: OperatorProcess, name: str) -> dict[str, float]:
     """The operator's series of one metric, by their label text."""
     url = f"{operator.base_url}/metrics"  # http, to the operator started here
@@ -161,8 +168,7 @@ def test_in_flight_scaling_moves_replicas_through_the_external_metrics_api(
         timeout=60, what="the idle step's in-flight figure (0) through the metrics API",
     )  # fmt: skip
     wait_until(
-        lambda: (found := get(cluster, "servicestep", STEP, namespace))
-        and (found["status"].get("scaling") or {}).get("reason") == "NotPredictive",
+        lambda: scaling_reason(cluster, namespace) == "NotPredictive",
         timeout=10, what="the status saying the autoscaler follows the load now",
     )  # fmt: skip
 
@@ -251,11 +257,8 @@ def test_predictive_scaling_runs_ahead_of_a_rising_load_once_it_has_history(
         statuses: list[object] = []
 
         def reason() -> bool:
-            found = get(cluster, "servicestep", STEP, namespace) or {}
-            statuses.append(found.get("status"))
-            return (found.get("status", {}).get("scaling") or {}).get("reason") == (
-                "InsufficientHistory"
-            )
+            statuses.append((get(cluster, "servicestep", STEP, namespace) or {}).get("status"))
+            return scaling_reason(cluster, namespace) == "InsufficientHistory"
 
         try:
             return wait_until(reason, timeout=10, what="the status saying: too little history")
@@ -323,7 +326,6 @@ def test_an_autoscaler_that_cannot_read_its_metrics_keeps_its_replicas_and_says_
     finally:
         metrics_api.start_adapter()
     wait_until(
-        lambda: (found := get(cluster, "servicestep", STEP, namespace))
-        and (found["status"].get("scaling") or {}).get("reason") == "NotPredictive",
+        lambda: scaling_reason(cluster, namespace) == "NotPredictive",
         timeout=90, what="the status back to normal once the adapter answers again",
     )  # fmt: skip

@@ -263,8 +263,10 @@ class Scaling(SpecModel):
     @property
     def load_targets(self) -> dict[ScalingMetricType, float]:
         """The target per replica of each load metric the step scales on (none: CPU only)."""
+        # From `metrics` as written, not `resolved_metrics`: the scaling loop asks for every
+        # step every few seconds, and the default CPU metric it would build is never a load one.
         return {
             m.type: m.target
-            for m in self.resolved_metrics
+            for m in self.metrics or ()
             if m.type in LOAD_METRICS and m.target is not None
         }

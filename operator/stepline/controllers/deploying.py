@@ -208,6 +208,7 @@ async def refresh_step_status(runtime: Runtime, step: ServiceStep, view: StepVie
         written = runtime.written_statuses.get(("ServiceStep", namespace, name))
         previous = ServiceStepStatus.model_validate(written) if written else step.status
         autoscaler = view.autoscaler(namespace, name)
+        now = datetime.now(UTC)  # one reading, for the status and the recheck below
         status = compute_step_status(
             step,
             deployment=view.deployment(namespace, name),
@@ -215,6 +216,7 @@ async def refresh_step_status(runtime: Runtime, step: ServiceStep, view: StepVie
             apply_error=runtime.apply_errors.get(("ServiceStep", namespace, name)),
             previous=previous,
             scaling=runtime.scalers.status((namespace, name)),
+            now=now,
         )
         if await write_status(runtime, step, status.to_wire()):
             _announce_scaling(runtime, step, before=previous.scaling, after=status.scaling)
@@ -225,7 +227,6 @@ async def refresh_step_status(runtime: Runtime, step: ServiceStep, view: StepVie
         desired=status.desired_replicas or 0,
     )
     if autoscaler is not None:
-        now = datetime.now(UTC)
         problem = autoscaler.lasting_problem(now)
         runtime.metrics.set_step_autoscaler_active(
             namespace=namespace, step=name, active=problem is None

@@ -113,11 +113,10 @@ class AutoscalerState:
         """The problem once it has lasted METRICS_GRACE_SECONDS: a new step's series reaches
         the metrics API only after the adapter's next relist, and a new autoscaler's first
         reads fail until then — not worth a warning."""
-        if self.problem is None or self.problem_since is None:
-            return self.problem
         return self.problem if self.problem_age(now) >= METRICS_GRACE_SECONDS else None
 
     def problem_age(self, now: datetime) -> float:
+        """Seconds the problem has lasted; without a transition time, forever."""
         since = self.problem_since
         return (now - since).total_seconds() if since is not None else math.inf
 
