@@ -15,12 +15,15 @@ What is simulated, because kwok's pods run nothing and are Ready at once:
   available replica of the Deployment (read from the API every 0.5 s), each call holding a slot
   for SERVICE_SECONDS; calls beyond capacity queue, as at a saturated service.
 
-Per mode, a fresh step and workflow: WARMUP_SECONDS at the base rate (the forecast's history),
-then the rate rises linearly to PEAK_RATE over RAMP_SECONDS and holds for HOLD_SECONDS. Open
-loop: calls start on the trace's schedule whether or not earlier ones ended. Recorded: calls
-over the latency objective (SLO_SECONDS) or failed, replica-seconds (the Deployment's
-spec.replicas integrated: what a cluster pays for), and the seconds the available replicas were
-fewer than the load needed.
+Per mode and trace, a fresh step and workflow: WARMUP_SECONDS at the base rate (the forecast's
+history), then the trace (`TRACES`): `ramp`, a linear rise to PEAK_RATE over RAMP_SECONDS;
+`diurnal`, a day's rise compressed to DIURNAL_SECONDS (a half cosine: slow, then steep, then
+levelling off); `step`, the rate jumping to STEP_RATE; `spike`, SPIKE_RATE for SPIKE_SECONDS and
+back. Open loop: calls start on the trace's schedule whether or not earlier ones ended.
+Recorded: calls over the latency objective (SLO_SECONDS) or failed, replica-seconds (the
+Deployment's spec.replicas integrated: what a cluster pays for), the seconds the available
+replicas were fewer than the load needed, and, from the end of the warm-up, the seconds until
+the available replicas were first enough for the trace's highest rate.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +57,9 @@ STARTUP_SECONDS = 20  # simulated: a new replica serves this long after it is Re
 SLO_SECONDS = 1.0  # an invoke slower than this (or failed) misses the objective
 BASE_RATE, PEAK_RATE = 2.0, 28.0  # calls per second
 WARMUP_SECONDS, RAMP_SECONDS, HOLD_SECONDS = 75, 180, 45
+DIURNAL_SECONDS = 480
+STEP_RATE, STEP_SECONDS = 16.0, 120
+SPIKE_RATE, SPIKE_SECONDS, AFTER_SPIKE_SECONDS = 20.0, 20, 100
 MAX_REPLICAS = 12
 # What each mode's autoscaler follows. A replica serves PER_REPLICA / SERVICE_SECONDS = 4 calls/s.
 MODES: dict[str, dict[str, Any]] = {
@@ -73,12 +79,45 @@ MODES: dict[str, dict[str, Any]] = {
 }
 
 
-def rate_at(t: float) -> float:
-    if t < WARMUP_SECONDS:
-        return BASE_RATE
-    if t < WARMUP_SECONDS + RAMP_SECONDS:
-        return BASE_RATE + (PEAK_RATE - BASE_RATE) * (t - WARMUP_SECONDS) / RAMP_SECONDS
-    return PEAK_RATE
+@dataclass(frozen=True)
+class Trace:
+    name: str
+    seconds: float  # after the warm-up
+    shape: Callable[[float], float]  # calls per second, t seconds after the warm-up
+    rising: float  # seconds after the warm-up while the load rises (misses: warm-up/rise/rest)
+    peak: float  # the highest rate: enough replicas for it end the wait timed
+
+    @property
+    def total(self) -> float:
+        return WARMUP_SECONDS + self.seconds
+
+    def rate_at(self, t: float) -> float:
+        return BASE_RATE if t < WARMUP_SECONDS else self.shape(t - WARMUP_SECONDS)
+
+
+def _linear(t: float) -> float:
+    return BASE_RATE + (PEAK_RATE - BASE_RATE) * min(t / RAMP_SECONDS, 1.0)
+
+
+def _diurnal(t: float) -> float:
+    rise = (1 - math.cos(math.pi * min(t / DIURNAL_SECONDS, 1.0))) / 2
+    return BASE_RATE + (PEAK_RATE - BASE_RATE) * rise
+
+
+TRACES = {
+    "ramp": Trace("ramp", RAMP_SECONDS + HOLD_SECONDS, _linear, RAMP_SECONDS, PEAK_RATE),
+    "diurnal": Trace(
+        "diurnal", DIURNAL_SECONDS + HOLD_SECONDS, _diurnal, DIURNAL_SECONDS, PEAK_RATE
+    ),
+    "step": Trace("step", STEP_SECONDS, lambda t: STEP_RATE, 0, STEP_RATE),
+    "spike": Trace(
+        "spike",
+        SPIKE_SECONDS + AFTER_SPIKE_SECONDS,
+        lambda t: SPIKE_RATE if t < SPIKE_SECONDS else BASE_RATE,
+        SPIKE_SECONDS,
+        SPIKE_RATE,
+    ),
+}
 
 
 def needed_replicas(rate: float) -> int:
@@ -147,32 +186,36 @@ class CapacityStep:
 @dataclass
 class Outcome:
     mode: str
+    trace: Trace
     calls: int = 0
     misses: int = 0
     failures: int = 0
     replica_seconds: float = 0.0
     short_seconds: float = 0.0  # available replicas fewer than the load needs
     lead_seconds: float | None = None  # the operator's measured lead time (predictive modes)
+    enough_after: float | None = None  # from the warm-up's end to enough available replicas
     latencies: list[float] = field(default_factory=list)
     missed_at: list[float] = field(default_factory=list)  # seconds into the trace
     timeline: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
-        ramp_end = WARMUP_SECONDS + RAMP_SECONDS
+        rise_end = WARMUP_SECONDS + self.trace.rising
         return {
             "mode": self.mode,
+            "trace": self.trace.name,
             "calls": self.calls,
             "slo_misses": self.misses,
-            "misses_warmup_ramp_hold": [
+            "misses_warmup_rise_rest": [
                 sum(t < WARMUP_SECONDS for t in self.missed_at),
-                sum(WARMUP_SECONDS <= t < ramp_end for t in self.missed_at),
-                sum(t >= ramp_end for t in self.missed_at),
+                sum(WARMUP_SECONDS <= t < rise_end for t in self.missed_at),
+                sum(t >= rise_end for t in self.missed_at),
             ],
             "failures": self.failures,
             "replica_seconds": round(self.replica_seconds, 1),
             "short_seconds": round(self.short_seconds, 1),
             "lead_seconds": self.lead_seconds,
+            "enough_replicas_after_s": self.enough_after,
             "p50_s": round(ordered[len(ordered) // 2], 3) if ordered else None,
             "p99_s": round(ordered[int(len(ordered) * 0.99)], 3) if ordered else None,
         }
@@ -212,7 +255,8 @@ def deploy(cluster: LocalCluster, namespace: str, mode: str) -> None:
 
 async def drive(operator: OperatorProcess, namespace: str, outcome: Outcome) -> None:
     url = f"{operator.base_url}/v1/namespaces/{namespace}/workflows/{WORKFLOW}:invoke"
-    total = WARMUP_SECONDS + RAMP_SECONDS + HOLD_SECONDS
+    trace = outcome.trace
+    total = trace.total
     timeout = aiohttp.ClientTimeout(total=90)
     # No connection cap: an open loop. (aiohttp's default of 100 made it a closed loop once
     # calls queued: arrivals then fell to what the replicas served, and a rate-following
@@ -241,7 +285,7 @@ async def drive(operator: OperatorProcess, namespace: str, outcome: Outcome) -> 
             await asyncio.sleep(max(start + due - time.monotonic(), 0))
             tasks.append(asyncio.create_task(one(index, due)))
             index += 1
-            due += 1.0 / rate_at(due)
+            due += 1.0 / trace.rate_at(due)
         await asyncio.gather(*tasks)
 
 
@@ -261,9 +305,13 @@ def watch(
         now = time.monotonic()
         t = now - start
         outcome.replica_seconds += spec * (now - last)
-        if available < needed_replicas(rate_at(t)):
+        rate = outcome.trace.rate_at(t)
+        if available < needed_replicas(rate):
             outcome.short_seconds += now - last
-        outcome.timeline.append({"t": round(t, 1), "rate": round(rate_at(t), 1),
+        top = needed_replicas(outcome.trace.peak)
+        if outcome.enough_after is None and t >= WARMUP_SECONDS and available >= top:
+            outcome.enough_after = round(t - WARMUP_SECONDS, 1)
+        outcome.timeline.append({"t": round(t, 1), "rate": round(rate, 1),
                                  "replicas": spec, "available": available})  # fmt: skip
         last = now
         stop.wait(0.5)
@@ -279,17 +327,19 @@ def lead_of(operator: OperatorProcess) -> float | None:
     return round(float(found.group(1)), 1) if found else None
 
 
-def run_mode(cluster: LocalCluster, api: ExternalMetricsApi, mode: str, workdir: Path) -> Outcome:
-    namespace = f"ramp-{mode}-{int(time.time())}"
+def run_mode(
+    cluster: LocalCluster, api: ExternalMetricsApi, mode: str, trace: Trace, workdir: Path
+) -> Outcome:
+    namespace = f"{trace.name}-{mode}-{int(time.time())}"
     cluster.kubectl("create", "namespace", namespace)
-    outcome = Outcome(mode)
+    outcome = Outcome(mode, trace)
     with CapacityStep().serving() as step:
         env = {
             "STEPLINE_ENDPOINT_OVERRIDES": json.dumps({STEP: f"http://127.0.0.1:{step.port}"}),
             "STEPLINE_INVOKE_TIMEOUT_SECONDS": "80",
         }
         operator = OperatorProcess(
-            cluster, (namespace,), workdir / f"operator-{mode}.log", extra_env=env,
+            cluster, (namespace,), workdir / f"operator-{namespace}.log", extra_env=env,
             http_port=api.operator_port,
         ).start()  # fmt: skip
         try:
@@ -311,28 +361,29 @@ def run_mode(cluster: LocalCluster, api: ExternalMetricsApi, mode: str, workdir:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--modes", default="inflight,rate,rate-predictive,inflight-predictive")
+    parser.add_argument("--modes", default="inflight,rate75,rate75-predictive")
+    parser.add_argument("--traces", default="ramp", help=f"of {', '.join(TRACES)}")
     parser.add_argument("--out", type=Path, default=None, help="JSON results (with timelines)")
     parser.add_argument("--kubeconfig", help="a local cluster already up (default: start one)")
     args = parser.parse_args(argv)
+    traces = [TRACES[name] for name in args.traces.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="stepline-ramp-"))
     cluster = LocalCluster.attach(args.kubeconfig) if args.kubeconfig else LocalCluster.start()
     api = ExternalMetricsApi(cluster, workdir / "metrics-api")
-    results = []
+    results: list[dict[str, Any]] = []
     try:
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "crds")
         api.start()
-        for mode in args.modes.split(","):
-            outcome = run_mode(cluster, api, mode, workdir)
-            print(json.dumps(outcome.summary()), flush=True)
-            results.append(outcome)
+        for trace in traces:
+            for mode in args.modes.split(","):
+                outcome = run_mode(cluster, api, mode, trace, workdir)
+                print(json.dumps(outcome.summary()), flush=True)
+                results.append({**outcome.summary(), "timeline": outcome.timeline})
+                if args.out:  # after each mode: a long run that stops keeps what it measured
+                    args.out.write_text(json.dumps(results, indent=1))
     finally:
         api.stop()
         cluster.stop()
-    if args.out:
-        args.out.write_text(json.dumps(
-            [{**o.summary(), "timeline": o.timeline} for o in results], indent=1
-        ))  # fmt: skip
     print(f"logs: {workdir}", file=sys.stderr)
     return 0
 

@@ -13,9 +13,13 @@ the larger of now and the forecast, the forecast capped at what `maxReplicas` re
 the target — so a forecast never scales below the reactive figure nor past `maxReplicas`. Until
 then the status says the step scales reactively, and why (`ScalingStatus`).
 
-The lead time is measured per step from its Deployment's events (`LeadTimes`): from the event
-where its desired replicas grew to the one where that many are available (Ready, for the
-Deployment's minReadySeconds if it sets one), smoothed; until one is measured,
+The lead time is measured per step (`LeadTimes`): from the sample whose figures first asked for
+more replicas than the Deployment has (as the HPA reads them: past its 10 % tolerance) to the
+Deployment event where the replicas the autoscaler then decided are available (Ready, for the
+Deployment's minReadySeconds if it sets one), smoothed. So it holds the whole way from load to
+capacity: the metrics pipeline (scrape, the adapter, the HPA's sync) as well as the replicas'
+start-up, and a forecast that far ahead is in time. A scale-up the figures did not ask for (on
+CPU, say) is timed from the Deployment's own report. Until one is measured,
 `scaling_default_lead_seconds`. Steps idle since the operator started export zeros,
 so that their autoscalers have a value to read.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,6 +47,10 @@ from stepline.resources.autoscalers import LOAD_METRIC_LABELS
 logger = logging.getLogger(__name__)
 
 LEAD_SMOOTHING = 0.5  # weight of the newest measured lead time
+MAX_LEAD_SECONDS = 600.0  # longer than this, a wait measured something else (metrics down, say)
+# The HPA leaves the replicas alone while a metric is within this ratio of its target
+# (kube-controller-manager's --horizontal-pod-autoscaler-tolerance, 0.1 by default).
+HPA_TOLERANCE = 0.1
 IDLE = LoadSample(in_flight=0.0, in_flight_now=0, calls_per_second=0.0)
 
 NOT_PREDICTIVE = ScalingStatus(
@@ -67,6 +76,7 @@ FORECASTING = ScalingStatus(
 class _Timing:
     target: int  # the replicas asked for
     since: float  # when they were asked for
+    decided: bool  # the Deployment's desired replicas have grown (not only the figures asked)
 
 
 @dataclass
@@ -79,23 +89,39 @@ class LeadTimes:
     _timing: dict[StepKey, _Timing] = field(default_factory=dict)
     _lead: dict[StepKey, float] = field(default_factory=dict)
 
+    def asked(self, key: StepKey, replicas: int) -> None:
+        """One sample's figures asked for `replicas` (what the HPA will decide from them)."""
+        desired = self._desired.get(key)
+        if desired is None:
+            return
+        timing = self._timing.get(key)
+        if timing is None and replicas > desired:
+            self._timing[key] = _Timing(target=replicas, since=self.clock(), decided=False)
+        elif timing is not None and not timing.decided and replicas <= desired:
+            del self._timing[key]  # the ask went away before the autoscaler acted on it
+
     def observe(self, key: StepKey, *, desired: int, available: int) -> None:
         """One report of the step's Deployment: its desired (spec) and available replicas."""
         now = self.clock()
         before = self._desired.get(key)
         self._desired[key] = desired
         timing = self._timing.get(key)
-        if before is not None and desired > before and available < desired and timing is None:
-            self._timing[key] = timing = _Timing(target=desired, since=now)
-        elif timing is not None and desired > timing.target:
-            timing.target = desired  # a further scale-up: its replicas end the same wait
-        if timing is None:
+        grew = before is not None and desired > before
+        if grew and timing is None and available < desired:
+            self._timing[key] = timing = _Timing(target=desired, since=now, decided=True)
+        elif grew and timing is not None:
+            # The autoscaler's decision: its replicas end the wait (a further scale-up too).
+            timing.target = desired if not timing.decided else max(timing.target, desired)
+            timing.decided = True
+        if timing is None or not timing.decided:
             return
         if desired < timing.target:
             del self._timing[key]  # scaled down before the replicas came: nothing to measure
         elif available >= timing.target:
             del self._timing[key]
             seconds = now - timing.since
+            if seconds > MAX_LEAD_SECONDS:
+                return
             known = self._lead.get(key)
             self._lead[key] = (
                 seconds if known is None else known + LEAD_SMOOTHING * (seconds - known)
@@ -103,6 +129,9 @@ class LeadTimes:
 
     def lead(self, key: StepKey) -> float | None:
         return self._lead.get(key)
+
+    def desired(self, key: StepKey) -> int | None:
+        return self._desired.get(key)
 
     def forget(self, key: StepKey) -> None:
         self._desired.pop(key, None)
@@ -198,6 +227,9 @@ class Scalers:
                     )
                 )
             figures[key] = found
+            current = self.leads.desired(key)
+            if current is not None:
+                self.leads.asked(key, asked_replicas(found, targets, current, scaling.max_replicas))
             self.statuses[key] = self._status(predictive, scaler)
         gone = [key for key in self._steps if key not in figures]
         for key in gone:
@@ -216,6 +248,25 @@ class Scalers:
         if not all(series.ready for series in scaler.series.values()):
             return INSUFFICIENT_HISTORY
         return FORECASTING
+
+
+def asked_replicas(
+    figures: list[ScalingFigure],
+    targets: dict[ScalingMetricType, float],
+    current: int,
+    max_replicas: int,
+) -> int:
+    """The replicas an HPA on these figures asks for, from `current`: per metric (an External
+    metric with an AverageValue target), value / target rounded up, unless within the tolerance
+    of what `current` serves; the largest, within `max_replicas`."""
+    wanted = current
+    by_label = {LOAD_METRIC_LABELS[metric]: target for metric, target in targets.items()}
+    for figure in figures:
+        target = by_label[figure.metric]
+        if current and abs(figure.value / (target * current) - 1) <= HPA_TOLERANCE:
+            continue
+        wanted = max(wanted, math.ceil(figure.value / target))
+    return min(wanted, max_replicas)
 
 
 async def scale_forever(

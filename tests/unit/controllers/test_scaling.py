@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from stepline.api import ScalingMode
-from stepline.controllers.scaling import LeadTimes, Scalers
+from stepline.api import ScalingMetricType, ScalingMode
+from stepline.controllers.scaling import LeadTimes, ScalingFigure, Scalers, asked_replicas
 from stepline.engine.forecasting import MIN_SAMPLES
 from stepline.engine.loads import LoadSample
 from tests.unit.resources.samples import make_step
@@ -147,3 +147,83 @@ def test_a_step_that_stops_being_predictive_is_reported_so_its_forecast_series_g
     assert second.unpredicted == [KEY]
     assert second.figures[KEY][0].forecast is None
     assert second.figures[KEY][0].value == 1.0
+
+
+def test_the_lead_time_runs_from_the_sample_that_asked_for_more_replicas() -> None:
+    # The metrics pipeline (scrape, adapter, the HPA's sync) is part of the wait a forecast must
+    # cover, so the clock starts when the figures first asked, not when the Deployment grew.
+    clock = Clock()
+    leads = LeadTimes(clock=clock)
+    leads.observe(KEY, desired=1, available=1)
+    clock.now = 5.0
+    leads.asked(KEY, 3)
+    clock.now = 10.0
+    leads.asked(KEY, 3)  # still asking: the wait started at 5 s
+    clock.now = 17.0
+    leads.observe(KEY, desired=2, available=1)  # the HPA decided 2 (its scale-up policy, say)
+    clock.now = 25.0
+    leads.observe(KEY, desired=2, available=2)
+    assert leads.lead(KEY) == pytest.approx(20.0)
+
+
+def test_an_ask_that_goes_away_before_the_autoscaler_acts_measures_nothing() -> None:
+    clock = Clock()
+    leads = LeadTimes(clock=clock)
+    leads.observe(KEY, desired=2, available=2)
+    leads.asked(KEY, 3)
+    clock.now = 5.0
+    leads.asked(KEY, 2)  # a burst that passed
+    clock.now = 40.0
+    leads.asked(KEY, 3)
+    clock.now = 50.0
+    leads.observe(KEY, desired=3, available=2)
+    leads.observe(KEY, desired=3, available=3)
+    assert leads.lead(KEY) == pytest.approx(10.0)
+
+
+def test_a_wait_longer_than_any_start_up_is_not_taken_for_a_lead_time() -> None:
+    clock = Clock()
+    leads = LeadTimes(clock=clock)
+    leads.observe(KEY, desired=1, available=1)
+    leads.asked(KEY, 2)  # asked while the metrics pipeline was down, say
+    clock.now = 3600.0
+    leads.observe(KEY, desired=2, available=1)
+    leads.observe(KEY, desired=2, available=2)
+    assert leads.lead(KEY) is None
+
+
+def figure(value: float, metric: str = "in_flight") -> ScalingFigure:
+    return ScalingFigure(metric=metric, load=value, forecast=None, error_ratio=None, value=value)
+
+
+@pytest.mark.parametrize(
+    ("value", "current", "expected"),
+    [
+        (4.3, 2, 2),  # 4.3 / (2 x 2) is within the HPA's 10 % tolerance: no change
+        (4.5, 2, 3),
+        (9.0, 1, 5),
+        (100.0, 1, 10),  # never past maxReplicas
+        (1.0, 3, 3),  # a scale-down is not an ask for more
+    ],
+)
+def test_the_replicas_asked_are_what_the_hpa_decides_from_the_figures(
+    value: float, current: int, expected: int
+) -> None:
+    targets = {ScalingMetricType.IN_FLIGHT: 2.0, ScalingMetricType.CALLS_PER_SECOND: 4.0}
+    figures = [figure(value), figure(1.0, "calls_per_second")]
+    assert asked_replicas(figures, targets, current, 10) == expected
+
+
+def test_the_scaling_loop_starts_the_wait_when_its_figures_ask() -> None:
+    clock = Clock()
+    scalers = Scalers(sample_seconds=5, default_lead_seconds=30, leads=LeadTimes(clock=clock))
+    metrics = [{"type": "InFlight", "target": 2}]
+    scalers.leads.observe(KEY, desired=1, available=1)
+    scalers.tick(load(1.0), [step_scaling(metrics=metrics)])
+    clock.now = 5.0
+    scalers.tick(load(6.0), [step_scaling(metrics=metrics)])  # asks for 3
+    clock.now = 12.0
+    scalers.leads.observe(KEY, desired=3, available=1)
+    clock.now = 30.0
+    scalers.leads.observe(KEY, desired=3, available=3)
+    assert scalers.lead_seconds(KEY) == pytest.approx(25.0)
