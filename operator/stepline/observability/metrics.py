@@ -63,6 +63,10 @@ from stepline.observability.guarding import (
     check_label_names,
 )
 from stepline.observability.outcomes import CallOutcome, CodeClass, ReconcileOutcome, RunOutcome
+from stepline.observability.scalingfigures import DOCUMENTATION as SCALING_DOCUMENTATION
+from stepline.observability.scalingfigures import NAMES as SCALING_METRICS
+from stepline.observability.scalingfigures import VALUE as SCALING_VALUE
+from stepline.observability.scalingfigures import ScalingFigures, StepFigure
 
 logger = logging.getLogger(__name__)
 
@@ -163,9 +167,9 @@ class Metrics:
         self._define_step_metrics()
         self._define_operator_metrics()
         ProcessCollector(registry=self.registry)  # process_*: the operator's CPU and memory
-        for family in self._families:
+        for metric in (*(family.guard.metric for family in self._families), SCALING_VALUE):
             for reason in FoldReason:
-                self._overflow.labels(family.guard.metric, reason.value)  # exported at 0
+                self._overflow.labels(metric, reason.value)  # exported at 0
 
     # Runs
 
@@ -249,30 +253,24 @@ class Metrics:
         for a predictive step (`forecast` not None) the load now, its forecast one lead time
         ahead and that forecast's error so far. A reactive step's load is its value: one
         series, not two (each costs about a kilobyte in the client library)."""
-        labels = {"namespace": namespace, "step": step, "metric": metric}
-        self._step_scaling_value.child(**labels).set(value)
-        if forecast is None:
-            return
-        self._step_load.child(**labels).set(load)
-        self._step_load_forecast.child(**labels).set(forecast)
-        if error_ratio is not None:
-            self._step_load_forecast_error.child(**labels).set(error_ratio)
+        figure = StepFigure(load=load, forecast=forecast, error_ratio=error_ratio, value=value)
+        self._scaling_figures.set(namespace=namespace, step=step, metric=metric, figure=figure)
 
     def set_step_scaling_lead(self, *, namespace: str, step: str, seconds: float) -> None:
-        self._step_scaling_lead.child(namespace=namespace, step=step).set(seconds)
+        self._scaling_figures.set_lead(namespace=namespace, step=step, seconds=seconds)
 
     def set_step_autoscaler_active(self, *, namespace: str, step: str, active: bool) -> None:
         self._step_autoscaler_active.child(namespace=namespace, step=step).set(int(active))
 
     def forget_step_scaling(self, *, namespace: str, step: str) -> None:
         """The step no longer scales on its load: drop its load, forecast and scaling series."""
-        for family in self._scaling_families:
-            family.forget(namespace=namespace, step=step)
+        self._scaling_figures.forget(namespace=namespace, step=step)
 
     def forget_step(self, *, namespace: str, step: str) -> None:
-        """The ServiceStep is deleted: drop its replica gauges and its call series."""
+        """The ServiceStep is deleted: drop its replica gauges, its call and scaling series."""
         for family in self._families:
             family.forget(namespace=namespace, step=step)
+        self._scaling_figures.forget(namespace=namespace, step=step)
 
     def forget_workflow(self, *, namespace: str, workflow: str) -> None:
         """The Workflow is deleted: drop every series of its runs and calls."""
@@ -352,43 +350,11 @@ class Metrics:
         self._define_scaling_metrics()
 
     def _define_scaling_metrics(self) -> None:
-        load = ("namespace", "step", "metric")
-        self._step_load = self._gauge(
-            "stepline_step_load",
-            "The load the operator puts on a predictive step: calls in flight (mean over the "
-            "last sample) or calls started per second (a reactive step's is its scaling value).",
-            load,
-        )
-        self._step_load_forecast = self._gauge(
-            "stepline_step_load_forecast",
-            "The step's load forecast one lead time ahead (Holt's linear smoothing).",
-            load,
-        )
-        self._step_load_forecast_error = self._gauge(
-            "stepline_step_load_forecast_error_ratio",
-            "Smoothed absolute error of the load forecasts, scored when their time came, over "
-            "the smoothed load.",
-            load,
-        )
-        self._step_scaling_value = self._gauge(
-            "stepline_step_scaling_value",
-            "What the step's autoscaler follows (an External metric, per replica target): the "
-            "load now, or with predictive scaling the larger of now and the forecast.",
-            load,
-        )
-        self._step_scaling_lead = self._gauge(
-            "stepline_step_scaling_lead_seconds",
-            "A predictive step's lead time: measured seconds from a scale-up to its available "
-            "replicas (an assumed default until one is measured).",
-            ("namespace", "step"),
-        )
-        self._scaling_families = (
-            self._step_load,
-            self._step_load_forecast,
-            self._step_load_forecast_error,
-            self._step_scaling_value,
-            self._step_scaling_lead,
-        )
+        for name in SCALING_METRICS:
+            check_metric_name(name, kind="gauge", documentation=SCALING_DOCUMENTATION[name])
+        check_label_names(SCALING_VALUE, ("namespace", "step", "metric"))
+        self._scaling_figures = ScalingFigures(max_series=self._max_series, on_fold=self._folded)
+        self.registry.register(self._scaling_figures)
 
     def _define_operator_metrics(self) -> None:
         self._reconciliations = self._counter(

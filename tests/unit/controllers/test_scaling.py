@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from stepline.api import ScalingMetricType, ScalingMode
-from stepline.controllers.scaling import LeadTimes, ScalingFigure, Scalers, asked_replicas
+from stepline.controllers.scaling import LeadTimes, Scalers, ScalingFigure, asked_replicas
 from stepline.engine.forecasting import MIN_SAMPLES
 from stepline.engine.loads import LoadSample
 from tests.unit.resources.samples import make_step

@@ -398,3 +398,27 @@ def test_a_steps_scaling_series_are_exported_and_forgotten_without_its_other_ser
     assert "stepline_step_scaling_value{" not in text
     assert "stepline_step_scaling_lead_seconds{" not in text
     assert 'stepline_step_replicas_ready{namespace="shop",step="order"}' in text
+
+
+def test_scaling_series_past_the_cap_fold_into_other_and_are_counted() -> None:
+    metrics = Metrics(max_series_per_metric=2)
+    for index in range(4):
+        metrics.set_step_load(
+            namespace="shop", step=f"s{index}", metric="in_flight", load=1.0, forecast=None,
+            error_ratio=None, value=float(index),
+        )  # fmt: skip
+    values = {
+        step: value(
+            metrics, "stepline_step_scaling_value", namespace=ns, step=step, metric="in_flight"
+        )
+        for ns, step in [("shop", "s0"), ("shop", "s1"), ("_other", "_other"), ("shop", "s3")]
+    }
+    assert values == {"s0": 0.0, "s1": 1.0, "_other": 3.0, "s3": None}
+    overflow = {"metric": "stepline_step_scaling_value", "reason": "cardinality"}
+    assert value(metrics, "stepline_metrics_label_overflow_total", **overflow) == 2
+    for step in ("s0", "s1"):  # deleted: their slots are free again (_other keeps one)
+        metrics.forget_step(namespace="shop", step=step)
+    metrics.set_step_scaling_lead(namespace="shop", step="s4", seconds=9.0)
+    assert value(metrics, "stepline_step_scaling_lead_seconds", namespace="shop", step="s4") == 9
+    assert value(metrics, "stepline_step_scaling_value", namespace="shop", step="s0",
+                 metric="in_flight") is None  # fmt: skip
