@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds Stepline's images on a machine that reaches no image registry: the operator and the
-# example steps, on a Python base image made here from Debian's packages, and prometheus-adapter
-# (the chart's scaling.adapter).
+# example steps, on a Python base image made here from Debian's packages, prometheus-adapter
+# (the chart's scaling.adapter) and Prometheus (for the real-pods suite's scaling on load).
 #
 # Usage: hack/build-images.sh [image...]   (images: operator, finance-user-validation,
 #        finance-order-processing, manufacturing-device-monitoring,
 #        manufacturing-production-scheduling, manufacturing-quality-inspection,
-#        prometheus-adapter; default all)
+#        prometheus-adapter, prometheus; default all)
 #
 # The base (`stepline.local/python:3.11-bookworm-<key>`) is Debian's python3, venv and pip on
 # the Debian bookworm image made here by debootstrap (hack/build-debian-image.sh). It stands in
@@ -26,6 +26,9 @@
 # prometheus-adapter (`stepline/prometheus-adapter:$PROMETHEUS_ADAPTER_VERSION`) is upstream's
 # binary, built from its Go module by hack/build-binaries.sh, copied onto the Debian image of
 # hack/build-debian-image.sh (debian:bookworm-slim with PYTHON_BASE=public): no Python, no Dockerfile.
+# Prometheus (`stepline/prometheus:<Debian's version>`) is Debian's own binary (the `prometheus`
+# package hack/install-apt.sh installs for the tests), copied onto the same image: bookworm on
+# both sides, so the one library it links, glibc, matches.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -70,29 +73,42 @@ ensure_base() {
   echo "$tag"
 }
 
-# The adapter's image: one static Go binary, run as nobody (the chart's runAsUser 65534).
-adapter_dockerfile() { # debian-image
+# An image of one Go binary, run as nobody (the chart's runAsUser 65534).
+binary_dockerfile() { # debian-image binary-name
   cat <<EOF
 FROM $1
-COPY adapter /adapter
+COPY $2 /$2
 USER 65534:65534
-ENTRYPOINT ["/adapter"]
+ENTRYPOINT ["/$2"]
 EOF
 }
 
-build_adapter_image() { # base-mode (local or public)
-  local debian bin ctx tag="stepline/prometheus-adapter:$PROMETHEUS_ADAPTER_VERSION"
-  local log="$logs/image-prometheus-adapter.log" started=$SECONDS
-  bin=$("$here/build-binaries.sh" adapter | cut -d= -f2-)/adapter
-  if [ "$1" = local ]; then debian=$("$here/build-debian-image.sh"); else debian=debian:bookworm-slim; fi
-  ctx=$(mktemp -d "${TMPDIR:-/tmp}/stepline-adapter-image.XXXXXX")
-  adapter_dockerfile "$debian" >"$ctx/Dockerfile"
-  cp "$bin" "$ctx/adapter"
+build_binary_image() { # base-mode (local or public) image tag binary-path
+  local mode=$1 image=$2 tag=$3 bin=$4 debian ctx name
+  local log="$logs/image-$image.log" started=$SECONDS
+  name=$(basename "$bin")
+  if [ "$mode" = local ]; then debian=$("$here/build-debian-image.sh"); else debian=debian:bookworm-slim; fi
+  ctx=$(mktemp -d "${TMPDIR:-/tmp}/stepline-$image-image.XXXXXX")
+  binary_dockerfile "$debian" "$name" >"$ctx/Dockerfile"
+  cp "$bin" "$ctx/$name"
   docker build -t "$tag" "$ctx" >"$log" 2>&1 ||
-    { rm -rf "$ctx"; tail -n 15 "$log" >&2; die "prometheus-adapter: docker build failed; see $log"; }
+    { rm -rf "$ctx"; tail -n 15 "$log" >&2; die "$image: docker build failed; see $log"; }
   rm -rf "$ctx"
-  info "prometheus-adapter: $tag in $((SECONDS - started))s"
-  echo "prometheus-adapter=$tag"
+  info "$image: $tag in $((SECONDS - started))s"
+  echo "$image=$tag"
+}
+
+build_adapter_image() { # base-mode
+  local bin
+  bin=$("$here/build-binaries.sh" adapter | cut -d= -f2-)/adapter
+  build_binary_image "$1" prometheus-adapter "stepline/prometheus-adapter:$PROMETHEUS_ADAPTER_VERSION" "$bin"
+}
+
+build_prometheus_image() { # base-mode
+  local version
+  command -v prometheus >/dev/null || die "prometheus: not installed; run hack/install-apt.sh"
+  version=$(dpkg-query -W -f '${Version}' prometheus | tr -c 'A-Za-z0-9_.\n-' '_')
+  build_binary_image "$1" prometheus "stepline/prometheus:$version" "$(command -v prometheus)"
 }
 
 # image name → Dockerfile and build context, relative to the repository root.
@@ -104,8 +120,8 @@ recipe() { # image
     manufacturing-device-monitoring) echo "examples/manufacturing/device-monitoring.Dockerfile examples" ;;
     manufacturing-production-scheduling) echo "examples/manufacturing/production-scheduling.Dockerfile examples" ;;
     manufacturing-quality-inspection) echo "examples/manufacturing/quality-inspection.Dockerfile examples" ;;
-    prometheus-adapter) echo "- -" ;; # no Dockerfile: build_adapter_image
-    *) die "unknown image '$1' (expected: operator finance-user-validation finance-order-processing manufacturing-device-monitoring manufacturing-production-scheduling manufacturing-quality-inspection prometheus-adapter)" ;;
+    prometheus-adapter | prometheus) echo "- -" ;; # no Dockerfile: build_binary_image
+    *) die "unknown image '$1' (expected: operator finance-user-validation finance-order-processing manufacturing-device-monitoring manufacturing-production-scheduling manufacturing-quality-inspection prometheus-adapter prometheus)" ;;
   esac
 }
 
@@ -126,7 +142,7 @@ main() {
   local images=("$@") mode=${PYTHON_BASE:-local} base=""
   [ ${#images[@]} -gt 0 ] || images=(operator finance-user-validation finance-order-processing
     manufacturing-device-monitoring manufacturing-production-scheduling
-    manufacturing-quality-inspection prometheus-adapter)
+    manufacturing-quality-inspection prometheus-adapter prometheus)
   for image in "${images[@]}"; do recipe "$image" >/dev/null; done
   mkdir -p "$logs"
   require_docker
@@ -134,13 +150,15 @@ main() {
     local | public) ;;
     *) die "PYTHON_BASE=${PYTHON_BASE}: expected local or public" ;;
   esac
-  # The Python base only when a Python image is asked for (the adapter is a Go binary).
-  if [ "$mode" = local ] && printf '%s\n' "${images[@]}" | grep -qvx prometheus-adapter; then
+  # The Python base only when a Python image is asked for (the others are Go binaries).
+  if [ "$mode" = local ] && printf '%s\n' "${images[@]}" | grep -qvxE 'prometheus(-adapter)?'; then
     base=$(ensure_base)
   fi
   for image in "${images[@]}"; do
     if [ "$image" = prometheus-adapter ]; then
       build_adapter_image "$mode"
+    elif [ "$image" = prometheus ]; then
+      build_prometheus_image "$mode"
     else
       build_image "$image" "$base"
     fi

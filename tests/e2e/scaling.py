@@ -1,10 +1,13 @@
-"""Elastic scaling watched on real pods: load sent through invoke at a CPU-heavy step while its
-HPA, its Deployment and each pod's own request count are sampled, written out as the timeline
+"""Elastic scaling watched on real pods: load sent through invoke at a step while its HPA, its
+Deployment and each pod's own request count are sampled, written out as the timeline
 bench/elastic/RESULTS.md records.
 
-The step is the finance user-validation image told to spend CPU on every call
-(`--cpu-ms-per-call`), under an HPA with short stabilization windows so that the test sees it
-scale up and back down within minutes.
+Two scenarios (`Scenario`), each the finance user-validation image with a capacity knob, under
+an HPA with short stabilization windows so that the test sees it scale up and back down within
+minutes: CPU_HEAVY spends CPU on every call (`--cpu-ms-per-call`) and scales on CPU;
+IN_FLIGHT waits on every call without using CPU (`--wait-ms-per-call`, one call at a time per
+replica, as a step waiting on a database) and scales on the calls the operator has in flight,
+read by the HPA through Prometheus and prometheus-adapter (tests/e2e/metricsstack.py).
 """
 
 from __future__ import annotations
@@ -21,30 +24,56 @@ import httpx
 from tests.e2e.realpods import exec_python, pods, step_selector
 from tests.integration.localcluster import LocalCluster
 
-STEP = "cpu-heavy"
-WORKFLOW = "heavy"
-CPU_MS_PER_CALL = 40
-MAX_REPLICAS = 4
-TARGET_CPU_PERCENT = 50
-SCALE_DOWN_WINDOW_S = 15
-CLIENTS = 6
 BODY = {"user": {"id": "u-1", "name": "ada", "age": 36, "country": "DE", "kycVerified": True}}
+SCALE_DOWN_WINDOW_S = 15
 # Each pod's own count of answered calls, read with the pod's Python from its /metrics.
 READ_CALLS = """
 import re, urllib.request
 text = urllib.request.urlopen("http://127.0.0.1:8080/metrics", timeout=5).read().decode()
 print(sum(float(v) for v in re.findall(r'^step_requests_total{[^}]*} (\\S+)$', text, re.M)))
 """
+BEHAVIOR = {
+    "scaleUp": {"stabilizationWindowSeconds": 0},
+    "scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_S},
+}
 
 
-def manifests(namespace: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Scenario:
+    step: str
+    workflow: str
+    args: tuple[str, ...]  # the step's capacity knobs
+    scaling: dict[str, Any]
+    clients: int  # each invokes in a loop
+    metric: str  # what the HPA follows, as the timeline's column says it
+
+
+CPU_HEAVY = Scenario(
+    step="cpu-heavy",
+    workflow="heavy",
+    args=("--cpu-ms-per-call", "40"),
+    scaling={"maxReplicas": 4, "targetCPUUtilizationPercentage": 50},
+    clients=6,
+    metric="HPA CPU (of the request)",
+)
+IN_FLIGHT = Scenario(
+    step="waiting",
+    workflow="waiting",
+    args=("--wait-ms-per-call", "1000", "--concurrency", "1"),
+    scaling={"maxReplicas": 4, "metrics": [{"type": "InFlight", "target": 1}]},
+    clients=3,  # three calls always in flight: three replicas at a target of one
+    metric="HPA calls in flight (all replicas)",
+)
+
+
+def manifests(namespace: str, scenario: Scenario = CPU_HEAVY) -> list[dict[str, Any]]:
     step = {
         "apiVersion": "stepline.io/v1alpha1",
         "kind": "ServiceStep",
-        "metadata": {"name": STEP, "namespace": namespace},
+        "metadata": {"name": scenario.step, "namespace": namespace},
         "spec": {
             "image": "stepline/finance-user-validation:0.1.0",
-            "args": ["--port", "8080", "--cpu-ms-per-call", str(CPU_MS_PER_CALL)],
+            "args": ["--port", "8080", *scenario.args],
             "port": 8080,
             "path": "/validate",
             "resources": {
@@ -52,36 +81,31 @@ def manifests(namespace: str) -> list[dict[str, Any]]:
                 "limits": {"cpu": "500m", "memory": "128Mi"},
             },
             "probes": {"readiness": {"path": "/healthz"}},
-            "scaling": {
-                "minReplicas": 1,
-                "maxReplicas": MAX_REPLICAS,
-                "targetCPUUtilizationPercentage": TARGET_CPU_PERCENT,
-                "behavior": {
-                    "scaleUp": {"stabilizationWindowSeconds": 0},
-                    "scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_S},
-                },
-            },
+            "scaling": {"minReplicas": 1, **scenario.scaling, "behavior": BEHAVIOR},
             "timeoutSeconds": 10,
         },
     }
     workflow = {
         "apiVersion": "stepline.io/v1alpha1",
         "kind": "Workflow",
-        "metadata": {"name": WORKFLOW, "namespace": namespace},
-        "spec": {"steps": [{"name": "validate", "stepRef": STEP}], "concurrency": 100},
+        "metadata": {"name": scenario.workflow, "namespace": namespace},
+        "spec": {"steps": [{"name": "validate", "stepRef": scenario.step}], "concurrency": 100},
     }
     return [step, workflow]
 
 
 class Load:
-    """CLIENTS threads POSTing the heavy workflow's invoke in a loop until stopped."""
+    """The scenario's clients, threads POSTing its workflow's invoke in a loop until stopped."""
 
-    def __init__(self, base_url: str, namespace: str) -> None:
-        self._url = f"{base_url}/v1/namespaces/{namespace}/workflows/{WORKFLOW}:invoke"
+    def __init__(self, base_url: str, namespace: str, scenario: Scenario) -> None:
+        workflow = scenario.workflow
+        self._url = f"{base_url}/v1/namespaces/{namespace}/workflows/{workflow}:invoke"
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.answers: Counter[str] = Counter()
-        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(CLIENTS)]
+        self._threads = [
+            threading.Thread(target=self._client, daemon=True) for _ in range(scenario.clients)
+        ]
 
     def _client(self) -> None:
         with httpx.Client(timeout=30) as client:
@@ -108,13 +132,14 @@ class Load:
 @dataclass
 class Sample:
     at: float  # seconds since the load started
-    utilization: int | None  # the HPA's current CPU, % of the request; None while unknown
+    metric: str | None  # the HPA's current figure (CPU: % of the request); None while unknown
     desired: int
     ready: int
 
 
 @dataclass
 class Timeline:
+    scenario: Scenario
     samples: list[Sample] = field(default_factory=list)
     scale_up_decided: float | None = None  # first sample with desired > 1
     reached: float | None = None  # first sample with the wanted number of Ready replicas
@@ -131,10 +156,10 @@ class Timeline:
 
     def markdown(self) -> str:
         rows = [
-            "| t since load start | HPA CPU (of the request) | desired | Ready |",
+            f"| t since load start | {self.scenario.metric} | desired | Ready |",
             "|---|---|---|---|",
             *(
-                f"| {s.at:.0f} s | {'<unknown>' if s.utilization is None else f'{s.utilization} %'}"
+                f"| {s.at:.0f} s | {'<unknown>' if s.metric is None else s.metric}"
                 f" | {s.desired} | {s.ready} |"
                 for s in self.samples
             ),
@@ -157,26 +182,29 @@ class Timeline:
         return "\n".join([summary, "", *rows, "", *pods_table])
 
 
-def sample(cluster: LocalCluster, namespace: str, at: float) -> Sample:
-    hpa = cluster.get_json("hpa", STEP, "-n", namespace)
+def sample(cluster: LocalCluster, namespace: str, at: float, scenario: Scenario) -> Sample:
+    hpa = cluster.get_json("hpa", scenario.step, "-n", namespace)
     status = hpa.get("status") or {}
-    utilization = None
+    figure = None
     for metric in status.get("currentMetrics") or []:
-        current = (metric.get("resource") or {}).get("current") or {}
-        if metric.get("type") == "Resource" and "averageUtilization" in current:
-            utilization = int(current["averageUtilization"])
-    deployment = cluster.get_json("deployment", STEP, "-n", namespace)
+        resource = (metric.get("resource") or {}).get("current") or {}
+        external = (metric.get("external") or {}).get("current") or {}
+        if metric.get("type") == "Resource" and "averageUtilization" in resource:
+            figure = f"{resource['averageUtilization']} %"
+        elif metric.get("type") == "External" and "averageValue" in external:
+            figure = f"{external['averageValue']} per replica"
+    deployment = cluster.get_json("deployment", scenario.step, "-n", namespace)
     return Sample(
         at=round(at, 1),
-        utilization=utilization,
+        metric=figure,
         desired=int(status.get("desiredReplicas") or 0),
         ready=int((deployment.get("status") or {}).get("readyReplicas") or 0),
     )
 
 
-def calls_per_pod(cluster: LocalCluster, namespace: str) -> dict[str, float]:
+def calls_per_pod(cluster: LocalCluster, namespace: str, step: str) -> dict[str, float]:
     counts: dict[str, float] = {}
-    for pod in pods(cluster, namespace, step_selector(STEP)):
+    for pod in pods(cluster, namespace, step_selector(step)):
         name = pod["metadata"]["name"]
         out = exec_python(cluster, namespace, name, READ_CALLS)
         counts[name] = float(out.stdout.strip()) if out.returncode == 0 else float("nan")
@@ -188,6 +216,7 @@ def watch_scaling(
     namespace: str,
     base_url: str,
     *,
+    scenario: Scenario = CPU_HEAVY,
     wanted: int,
     up_within: float = 180,
     hold: float = 20,
@@ -197,12 +226,12 @@ def watch_scaling(
     """Loads the step until `wanted` replicas are Ready (at most `up_within` s), keeps the load
     `hold` s more, reading each pod's calls before and after, stops, and samples until one
     replica is left (at most `down_within` s)."""
-    timeline = Timeline()
-    load = Load(base_url, namespace).start()
+    timeline = Timeline(scenario)
+    load = Load(base_url, namespace, scenario).start()
     started = time.monotonic()
     try:
         while time.monotonic() - started < up_within:
-            now = sample(cluster, namespace, time.monotonic() - started)
+            now = sample(cluster, namespace, time.monotonic() - started, scenario)
             timeline.samples.append(now)
             if timeline.scale_up_decided is None and now.desired > 1:
                 timeline.scale_up_decided = now.at
@@ -211,9 +240,9 @@ def watch_scaling(
                 break
             time.sleep(every)
         if timeline.reached is not None:
-            at_top = calls_per_pod(cluster, namespace)
+            at_top = calls_per_pod(cluster, namespace, scenario.step)
             time.sleep(hold)
-            timeline.calls_per_pod = calls_per_pod(cluster, namespace)
+            timeline.calls_per_pod = calls_per_pod(cluster, namespace, scenario.step)
             timeline.calls_in_hold = {
                 pod: calls - at_top.get(pod, 0) for pod, calls in timeline.calls_per_pod.items()
             }
@@ -225,7 +254,7 @@ def watch_scaling(
         return timeline
     stopped = time.monotonic()
     while time.monotonic() - stopped < down_within:
-        now = sample(cluster, namespace, time.monotonic() - started)
+        now = sample(cluster, namespace, time.monotonic() - started, scenario)
         timeline.samples.append(now)
         if now.desired == 1 and now.ready == 1:
             timeline.back_to_one = now.at

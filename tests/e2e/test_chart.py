@@ -3,7 +3,8 @@ enforcing the Pod Security `restricted` profile; the finance and manufacturing e
 and their steps running as real pods; a WorkflowRun made with `kubectl create -f` and an invoke
 through the operator's Service answering what the example services' own code says they must;
 the HPAs reading real CPU and one scaling a CPU-heavy step 1 → 3+ → 1 under load, its calls
-spread over the new replicas; `helm upgrade`
+spread over the new replicas; with Prometheus and the chart's prometheus-adapter, a step that
+waits (no CPU) scaling 1 → 3 → 1 on the calls the operator has in flight; `helm upgrade`
 and `helm uninstall` leaving no Stepline workload behind.
 
 The tests share one release and run in file order; each one's failure message says what broke.
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e import expected, scaling
+from tests.e2e import expected, metricsstack, scaling
 from tests.e2e.realpods import (
     CHART,
     EXAMPLES,
@@ -49,7 +50,7 @@ SERVICE_ACCOUNT = "stepline"
 HELM_WAIT = ("--wait", "--timeout", "240s")
 EXAMPLE_ORACLES = {"finance": expected.trade, "manufacturing": expected.production_shift}
 ELASTIC = "elastic"
-NAMESPACES = (SYSTEM, *EXAMPLE_ORACLES, ELASTIC)
+NAMESPACES = (SYSTEM, *EXAMPLE_ORACLES, ELASTIC, metricsstack.MONITORING)
 
 
 @pytest.fixture(scope="module")
@@ -206,20 +207,8 @@ def test_the_hpas_read_a_real_cpu_value(release: LocalCluster) -> None:
 def test_a_cpu_heavy_step_scales_to_three_replicas_under_load_and_back_to_one(
     release: LocalCluster,
 ) -> None:
-    release.apply(scaling.manifests(ELASTIC))
-    wait_step_ready(release, scaling.STEP, ELASTIC)
-    wait_ready(release, "workflow", scaling.WORKFLOW, ELASTIC)
-    wait_pods_ready(release, ELASTIC, step_selector(scaling.STEP), count=1)
-    wait_until(  # a first CPU sample, so that the HPA starts from a known value
-        lambda: scaling.sample(release, ELASTIC, 0).utilization is not None,
-        timeout=120, interval=5, what="the cpu-heavy HPA reading CPU",
-    )  # fmt: skip
-    with port_forward(release, SYSTEM, f"svc/{RELEASE}", 8080) as base_url:
-        timeline = scaling.watch_scaling(release, ELASTIC, base_url, wanted=3)
+    timeline = scale_under_load(release, scaling.CPU_HEAVY, "elastic-timeline.md")
     report = timeline.markdown()
-    reports = Path(os.environ.get("STEPLINE_E2E_REPORTS") or tempfile.gettempdir())
-    (reports / "elastic-timeline.md").write_text(report + "\n")  # for bench/elastic/RESULTS.md
-    print(report)
     assert timeline.reached is not None, report
     assert timeline.back_to_one is not None, report
     total = sum(timeline.answers.values())
@@ -228,6 +217,56 @@ def test_a_cpu_heavy_step_scales_to_three_replicas_under_load_and_back_to_one(
     # every replica serves its part while the load is held.
     assert len(timeline.calls_in_hold) >= 3, report
     assert all(share >= 0.1 for share in timeline.shares_in_hold().values()), report
+
+
+def scale_under_load(
+    cluster: LocalCluster, scenario: scaling.Scenario, report_name: str
+) -> scaling.Timeline:
+    """Deploys the scenario's step, waits for its HPA's first figure, then loads it until 3
+    replicas are Ready and watches it back to 1; the timeline goes to the suite's reports."""
+    cluster.apply(scaling.manifests(ELASTIC, scenario))
+    wait_step_ready(cluster, scenario.step, ELASTIC)
+    wait_ready(cluster, "workflow", scenario.workflow, ELASTIC)
+    wait_pods_ready(cluster, ELASTIC, step_selector(scenario.step), count=1)
+    wait_until(  # a first figure, so that the HPA starts from a known value
+        lambda: scaling.sample(cluster, ELASTIC, 0, scenario).metric is not None,
+        timeout=120, interval=5, what=f"the {scenario.step} HPA reading its metric",
+    )  # fmt: skip
+    with port_forward(cluster, SYSTEM, f"svc/{RELEASE}", 8080) as base_url:
+        timeline = scaling.watch_scaling(cluster, ELASTIC, base_url, scenario=scenario, wanted=3)
+    report = timeline.markdown()
+    reports = Path(os.environ.get("STEPLINE_E2E_REPORTS") or tempfile.gettempdir())
+    (reports / report_name).write_text(report + "\n")  # for bench/elastic/RESULTS.md
+    print(report)
+    return timeline
+
+
+@pytest.mark.timeout(720)
+def test_a_waiting_step_scales_on_its_calls_in_flight_through_prometheus_adapter(
+    release: LocalCluster,
+) -> None:
+    metricsstack.install_prometheus(release, RELEASE)
+    release.helm(
+        "upgrade", RELEASE, str(CHART), "--namespace", SYSTEM, "--reuse-values",
+        *metricsstack.adapter_values(), *HELM_WAIT,
+    )  # fmt: skip
+    wait_until(  # the aggregation layer serves the adapter's API
+        lambda: release.kubectl(
+            "get", "--raw", "/apis/external.metrics.k8s.io/v1beta1", check=False
+        ).returncode == 0,
+        timeout=120, interval=3, what="external.metrics.k8s.io served by the adapter",
+    )  # fmt: skip
+    timeline = scale_under_load(release, scaling.IN_FLIGHT, "elastic-inflight-timeline.md")
+    report = timeline.markdown()
+    assert timeline.reached is not None, report
+    assert timeline.back_to_one is not None, report
+    total = sum(timeline.answers.values())
+    assert timeline.answers.get("200", 0) >= 0.95 * total, report
+    # Scaled on calls in flight, not CPU: the step waits, so its CPU stays low throughout.
+    hpa = release.get_json("hpa", scaling.IN_FLIGHT.step, "-n", ELASTIC)
+    assert [m["type"] for m in hpa["spec"]["metrics"]] == ["External"], hpa["spec"]
+    step = release.get_json("servicestep", scaling.IN_FLIGHT.step, "-n", ELASTIC)
+    assert step["status"]["scaling"]["reason"] == "NotPredictive", step["status"]
 
 
 def test_helm_upgrade_rolls_the_operator_with_the_changed_value(release: LocalCluster) -> None:
@@ -259,6 +298,9 @@ def test_helm_uninstall_leaves_no_stepline_workload(release: LocalCluster) -> No
         release.kubectl("delete", "-n", example, "-f", str(EXAMPLES / example), "--wait",
                         "--ignore-not-found", timeout=120)  # fmt: skip
     release.kubectl("delete", "servicestep,workflow", "--all", "-n", ELASTIC, "--wait",
+                    timeout=120)  # fmt: skip
+    release.kubectl("delete", "-n", metricsstack.MONITORING, "deployment,service,configmap",
+                    "-l", f"app.kubernetes.io/name={metricsstack.PROMETHEUS}", "--wait",
                     timeout=120)  # fmt: skip
     wait_until(
         lambda: not stepline_workload(release, "app.kubernetes.io/managed-by=stepline"),
