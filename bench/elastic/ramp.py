@@ -83,25 +83,27 @@ MODES: dict[str, dict[str, Any]] = {
 class Trace:
     name: str
     seconds: float  # after the warm-up
-    shape: Callable[[float], float]  # calls per second, t seconds after the warm-up
+    shape: Callable[[float], float]  # 0 (the base rate) to 1 (the peak), t s after the warm-up
     rising: float  # seconds after the warm-up while the load rises (misses: warm-up/rise/rest)
-    peak: float  # the highest rate: enough replicas for it end the wait timed
+    peak: float  # calls per second at the top: enough replicas for it end the wait timed
+    base: float = BASE_RATE  # calls per second in the warm-up
 
     @property
     def total(self) -> float:
         return WARMUP_SECONDS + self.seconds
 
     def rate_at(self, t: float) -> float:
-        return BASE_RATE if t < WARMUP_SECONDS else self.shape(t - WARMUP_SECONDS)
+        if t < WARMUP_SECONDS:
+            return self.base
+        return self.base + (self.peak - self.base) * self.shape(t - WARMUP_SECONDS)
 
 
 def _linear(t: float) -> float:
-    return BASE_RATE + (PEAK_RATE - BASE_RATE) * min(t / RAMP_SECONDS, 1.0)
+    return min(t / RAMP_SECONDS, 1.0)
 
 
 def _diurnal(t: float) -> float:
-    rise = (1 - math.cos(math.pi * min(t / DIURNAL_SECONDS, 1.0))) / 2
-    return BASE_RATE + (PEAK_RATE - BASE_RATE) * rise
+    return (1 - math.cos(math.pi * min(t / DIURNAL_SECONDS, 1.0))) / 2
 
 
 TRACES = {
@@ -109,19 +111,16 @@ TRACES = {
     "diurnal": Trace(
         "diurnal", DIURNAL_SECONDS + HOLD_SECONDS, _diurnal, DIURNAL_SECONDS, PEAK_RATE
     ),
-    "step": Trace("step", STEP_SECONDS, lambda t: STEP_RATE, 0, STEP_RATE),
+    "step": Trace("step", STEP_SECONDS, lambda t: 1.0, 0, STEP_RATE),
     "spike": Trace(
         "spike",
         SPIKE_SECONDS + AFTER_SPIKE_SECONDS,
-        lambda t: SPIKE_RATE if t < SPIKE_SECONDS else BASE_RATE,
+        lambda t: 1.0 if t < SPIKE_SECONDS else 0.0,
         SPIKE_SECONDS,
         SPIKE_RATE,
     ),
 }
-
-
-def needed_replicas(rate: float) -> int:
-    return max(math.ceil(rate * SERVICE_SECONDS / PER_REPLICA), 1)
+REPLICA_RATE = PER_REPLICA / SERVICE_SECONDS  # calls per second one replica serves
 
 
 class CapacityStep:
@@ -187,6 +186,7 @@ class CapacityStep:
 class Outcome:
     mode: str
     trace: Trace
+    replica_rate: float  # calls per second one replica serves
     calls: int = 0
     misses: int = 0
     failures: int = 0
@@ -197,6 +197,22 @@ class Outcome:
     latencies: list[float] = field(default_factory=list)
     missed_at: list[float] = field(default_factory=list)  # seconds into the trace
     timeline: list[dict[str, Any]] = field(default_factory=list)
+
+    def needed(self, rate: float) -> int:
+        """The replicas that serve `rate` calls per second."""
+        return max(math.ceil(rate / self.replica_rate - 1e-9), 1)
+
+    def record(self, t: float, dt: float, *, replicas: int, available: int) -> None:
+        """One sample of the Deployment, `t` s into the trace and `dt` s after the last."""
+        rate = self.trace.rate_at(t)
+        self.replica_seconds += replicas * dt
+        if available < self.needed(rate):
+            self.short_seconds += dt
+        top = self.needed(self.trace.peak)
+        if self.enough_after is None and t >= WARMUP_SECONDS and available >= top:
+            self.enough_after = round(t - WARMUP_SECONDS, 1)
+        self.timeline.append({"t": round(t, 1), "rate": round(rate, 1),
+                              "replicas": replicas, "available": available})  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -253,8 +269,9 @@ def deploy(cluster: LocalCluster, namespace: str, mode: str) -> None:
     cluster.kubectl("patch", "deployment", STEP, "-n", namespace, "--type=merge", "-p", patch)
 
 
-async def drive(operator: OperatorProcess, namespace: str, outcome: Outcome) -> None:
-    url = f"{operator.base_url}/v1/namespaces/{namespace}/workflows/{WORKFLOW}:invoke"
+async def drive(url: str, outcome: Outcome, body: Any = None) -> None:
+    """Invokes `url` (a workflow's invoke) on the trace's schedule, open loop, recording each
+    call in `outcome`; `body`: the input (default: the call's index)."""
     trace = outcome.trace
     total = trace.total
     timeout = aiohttp.ClientTimeout(total=90)
@@ -267,7 +284,8 @@ async def drive(operator: OperatorProcess, namespace: str, outcome: Outcome) -> 
         async def one(index: int, at: float) -> None:
             began = time.monotonic()
             try:
-                async with session.post(url, json={"n": index}) as response:
+                payload = {"n": index} if body is None else body
+                async with session.post(url, json=payload) as response:
                     await response.read()
                     ok = response.status == 200
             except (aiohttp.ClientError, TimeoutError):
@@ -303,16 +321,7 @@ def watch(
         available = int(found.get("status", {}).get("availableReplicas") or 0)
         step.set_available(available)
         now = time.monotonic()
-        t = now - start
-        outcome.replica_seconds += spec * (now - last)
-        rate = outcome.trace.rate_at(t)
-        if available < needed_replicas(rate):
-            outcome.short_seconds += now - last
-        top = needed_replicas(outcome.trace.peak)
-        if outcome.enough_after is None and t >= WARMUP_SECONDS and available >= top:
-            outcome.enough_after = round(t - WARMUP_SECONDS, 1)
-        outcome.timeline.append({"t": round(t, 1), "rate": round(rate, 1),
-                                 "replicas": spec, "available": available})  # fmt: skip
+        outcome.record(now - start, now - last, replicas=spec, available=available)
         last = now
         stop.wait(0.5)
 
@@ -332,7 +341,7 @@ def run_mode(
 ) -> Outcome:
     namespace = f"{trace.name}-{mode}-{int(time.time())}"
     cluster.kubectl("create", "namespace", namespace)
-    outcome = Outcome(mode, trace)
+    outcome = Outcome(mode, trace, REPLICA_RATE)
     with CapacityStep().serving() as step:
         env = {
             "STEPLINE_ENDPOINT_OVERRIDES": json.dumps({STEP: f"http://127.0.0.1:{step.port}"}),
@@ -349,7 +358,8 @@ def run_mode(
                 target=watch, args=(cluster, namespace, step, outcome, stop), daemon=True
             )
             watcher.start()
-            asyncio.run(drive(operator, namespace, outcome))
+            url = f"{operator.base_url}/v1/namespaces/{namespace}/workflows/{WORKFLOW}:invoke"
+            asyncio.run(drive(url, outcome))
             stop.set()
             watcher.join()
             outcome.lead_seconds = lead_of(operator)
