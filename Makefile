@@ -43,11 +43,12 @@ images: ## Build the operator and example images with no registry (hack/build-im
 	hack/build-images.sh
 
 .PHONY: lint
-lint: ## ruff, ruff format --check, mypy --strict
+lint: ## ruff, ruff format --check, mypy --strict, deptry (imports match declared dependencies)
 	hack/install-python.sh
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/deptry operator
 
 .PHONY: dashboards
 dashboards: ## Regenerate dashboards/*.json and deploy/monitoring/prometheusrule.yaml from code

@@ -13,7 +13,6 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import aiohttp
 import kopf
 
 from stepline.api import Workflow
@@ -32,7 +31,14 @@ from stepline.controllers.retaining import RunIndex, keep_runs_forever
 from stepline.controllers.runs import follow_runs
 from stepline.controllers.runtime import Runtime
 from stepline.controllers.supervising import RunSupervisor
-from stepline.engine import Balancer, Executor, Http1Transport, StepIndex
+from stepline.engine import (
+    Balancer,
+    Executor,
+    Http1Transport,
+    HttpxTransport,
+    StepIndex,
+    build_http_client,
+)
 from stepline.engine.loads import StepLoads
 from stepline.engine.metering import MetricsObserver
 from stepline.gateway.invoking import Invoker
@@ -116,10 +122,10 @@ async def build_runtime(config: Settings, *, workflows: kopf.Index[Any, Any]) ->
     kube = await KubeApi.connect(
         field_manager=config.field_manager, timeout=config.api_timeout_seconds
     )
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256), trust_env=False)
+    http = build_http_client()
     metrics = Metrics()
     steps = StepIndex()
-    transport = Http1Transport()
+    transport = Http1Transport(delegate=HttpxTransport(http))
     balancer = Balancer()
     loads = StepLoads()
     executor = Executor(
@@ -235,7 +241,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await runtime.runs.shutdown()
         await runtime.events.flush()
         await runtime.transport.aclose()
-        await runtime.http.close()
+        await runtime.http.aclose()
         await runtime.kube.close()
 
 

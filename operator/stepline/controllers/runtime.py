@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import aiohttp
+import httpx
 import kopf
 
 from stepline.api import KubeObject, Workflow
@@ -53,7 +53,7 @@ class AppliedObject(NamedTuple):
 class Runtime:
     settings: Settings
     kube: KubeApi
-    http: aiohttp.ClientSession  # health checks of external steps
+    http: httpx.AsyncClient  # external steps' health checks and https:// calls (`transport`)
     metrics: Metrics
     executor: Executor
     steps: StepIndex

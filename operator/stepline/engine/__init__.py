@@ -39,7 +39,13 @@ from stepline.engine.observing import (
 from stepline.engine.outcomes import RunOutcome, RunStatus
 from stepline.engine.planning import Plan, PlannedStep, build_plan
 from stepline.engine.pooling import Http1Transport
-from stepline.engine.transports import AiohttpTransport, HttpxTransport, Reply, Transport
+from stepline.engine.transports import (
+    AiohttpTransport,
+    HttpxTransport,
+    Reply,
+    Transport,
+    build_http_client,
+)
 
 __all__ = [
     "NULL_OBSERVER",
@@ -80,6 +86,7 @@ __all__ = [
     "SystemClock",
     "Transport",
     "Unready",
+    "build_http_client",
     "build_plan",
     "resolve_endpoint",
     "slice_addresses",

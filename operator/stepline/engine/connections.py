@@ -43,7 +43,7 @@ _TARGET_SAFE = "/?=&;:@!$'()*+,~%-._"
 class Target:
     """Where a URL's requests go: its origin (`host`, `port`) and the start of each request."""
 
-    delegated: bool  # https://, or credentials in the URL: for aiohttp's client to send
+    delegated: bool  # https://, or credentials in the URL: for httpx's client to send
     host: str
     port: int
     request_line: str  # "POST /path?query HTTP/1.1\r\n"

@@ -7,9 +7,9 @@ sections 3 and 5). A step call needs none of that: one POST with the engine's he
 status, body and Retry-After of the answer. `Http1Transport` writes the request bytes itself and
 parses the answer with httptools (`connections`); RESULTS.md section 6 has what it saves.
 
-`https://` URLs go to an `AiohttpTransport` it owns (external steps may use TLS; aiohttp verifies
-certificates the usual way), so the operator still builds one transport; so do URLs with
-credentials (`http://user:password@host/`), which aiohttp turns into basic authentication.
+`https://` URLs go to an `HttpxTransport` (external steps may use TLS; httpx verifies
+certificates), so the operator still builds one transport; so do URLs with credentials
+(`http://user:password@host/`), which httpx turns into basic authentication.
 
 The pool (`ConnectionPool`):
 
@@ -31,15 +31,19 @@ import asyncio
 from collections import deque
 from collections.abc import Mapping
 
+import httpx
+
 from stepline.engine.connections import Connection, Target, build_request, parse_target
 from stepline.engine.errors import CallConnectionError, CallTimeoutError
 from stepline.engine.transports import (
     DEFAULT_POOL_SIZE,
     KEEPALIVE_SECONDS,
     MAX_REPLY_BYTES,
-    AiohttpTransport,
     AsyncClosable,
+    HttpxTransport,
     Reply,
+    Transport,
+    build_http_client,
     describe_error,
 )
 
@@ -170,9 +174,10 @@ class ConnectionPool:
 
 
 class Http1Transport(AsyncClosable):
-    """The `Transport` for step calls: `http://` on pooled HTTP/1.1 connections, `https://`
-    through `delegate` (an `AiohttpTransport` with the same limits unless given), as are URLs
-    with credentials.
+    """The `Transport` for step calls: `http://` on pooled HTTP/1.1 connections, `https://` and
+    URLs with credentials through `delegate`, which its owner closes (the operator's runtime
+    passes one over its shared httpx client). Without one, the first such call opens a client
+    of its own with the same limits, closed with the pool.
 
     Close it with `aclose()` (or use it as an async context manager) when the operator stops.
     `pool_size` bounds the calls in flight on each of the two.
@@ -185,7 +190,7 @@ class Http1Transport(AsyncClosable):
         max_idle_per_origin: int = MAX_IDLE_PER_ORIGIN,
         max_reply_bytes: int = MAX_REPLY_BYTES,
         keepalive_seconds: float = KEEPALIVE_SECONDS,
-        delegate: AiohttpTransport | None = None,
+        delegate: Transport | None = None,
     ) -> None:
         self._pool = ConnectionPool(
             size=pool_size,
@@ -193,18 +198,18 @@ class Http1Transport(AsyncClosable):
             keepalive_seconds=keepalive_seconds,
             max_reply_bytes=max_reply_bytes,
         )
-        self._delegate = delegate or AiohttpTransport(
-            pool_size=pool_size,
-            max_reply_bytes=max_reply_bytes,
-            keepalive_seconds=keepalive_seconds,
-        )
+        self._delegate: Transport | None = delegate
+        self._own_client: httpx.AsyncClient | None = None  # opened for `delegate` if not given
+        self._pool_size, self._keepalive_seconds = pool_size, keepalive_seconds
+        self._max_reply_bytes = max_reply_bytes
 
     async def post(
         self, url: str, body: bytes, *, headers: Mapping[str, str], timeout: float
     ) -> Reply:
         target = parse_target(url)
         if target.delegated:
-            return await self._delegate.post(url, body, headers=headers, timeout=timeout)
+            delegate = self._delegate or self._open_delegate()
+            return await delegate.post(url, body, headers=headers, timeout=timeout)
         request = build_request(target, body, headers)
         try:
             async with asyncio.timeout(timeout):
@@ -212,6 +217,15 @@ class Http1Transport(AsyncClosable):
         except TimeoutError as exc:
             raise CallTimeoutError(f"no answer within {timeout:g}s") from exc
 
+    def _open_delegate(self) -> Transport:
+        self._own_client = build_http_client(
+            pool_size=self._pool_size, keepalive_seconds=self._keepalive_seconds
+        )
+        self._delegate = HttpxTransport(self._own_client, max_reply_bytes=self._max_reply_bytes)
+        return self._delegate
+
     async def aclose(self) -> None:
         await self._pool.aclose()
-        await self._delegate.aclose()
+        if self._own_client is not None:
+            await self._own_client.aclose()
+            self._own_client = self._delegate = None

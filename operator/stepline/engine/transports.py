@@ -6,27 +6,26 @@ any answer; it knows nothing of retries, JSON or steps. It raises only `CallErro
 every HTTP status, 5xx included, is a `Reply`.
 
 The operator's transport is `pooling.Http1Transport`: HTTP/1.1 on its own pooled connections for
-`http://`, and this module's `AiohttpTransport` for `https://`. `AiohttpTransport` is one pooled
-`aiohttp.ClientSession` for every run. On this project's machines it carried a 3-step loopback
-chain about 1.5x faster than httpx on the `httpx-aiohttp` transport and 2.6x faster than plain
-httpx at one run at a time, and 2.3x and 70x faster with 32 runs at once; `Http1Transport` is
-faster again (bench/overhead/RESULTS.md, sections 1 and 6). `HttpxTransport` adapts an
-`httpx.AsyncClient` the caller owns, for callers who need httpx's features more than its speed.
+`http://`, the measured hot path. Everything else goes through httpx: `HttpxTransport` carries
+`https://` step calls (and URLs with credentials) over an `httpx.AsyncClient` from
+`build_http_client`, which the operator shares with the health checks of external steps
+(`probing`), so one kept client library serves all HTTP that is not the hot path.
+`AiohttpTransport` is no part of the operator: bench/overhead measures against it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import Protocol, Self
 
 import aiohttp
+import httpx
 
 from stepline.engine.errors import CallConnectionError, CallTimeoutError, InvalidReplyError
-
-if TYPE_CHECKING:  # imported where used: the operator, which does not use httpx, is spared it
-    import httpx
 
 # Calls in flight at once, over all runs (idle keep-alive connections do not count). Matches the
 # highest `concurrency` a Workflow may have; beyond it calls queue in the pool, and the wait
@@ -34,7 +33,7 @@ if TYPE_CHECKING:  # imported where used: the operator, which does not use httpx
 DEFAULT_POOL_SIZE = 1000
 # A step's answer is a JSON document for the next step, not a file: refuse anything larger.
 MAX_REPLY_BYTES = 16 * 1024 * 1024
-# Below the 75 s keep-alive of aiohttp.web and most servers, so the client closes first.
+# Below the 75 s keep-alive of most servers, so the client closes first.
 KEEPALIVE_SECONDS = 30.0
 
 
@@ -78,6 +77,7 @@ class AsyncClosable:
 
 class AiohttpTransport(AsyncClosable):
     """One pooled aiohttp session for all step calls; created in the running loop on first use.
+    The operator does not use it (see the module docstring).
 
     Close it with `aclose()` (or use it as an async context manager) when the operator stops.
     """
@@ -135,27 +135,69 @@ class AiohttpTransport(AsyncClosable):
             self._session = None
 
 
-class HttpxTransport:
-    """Step calls through an `httpx.AsyncClient` that the caller opens and closes."""
+def build_http_client(
+    *, pool_size: int = DEFAULT_POOL_SIZE, keepalive_seconds: float = KEEPALIVE_SECONDS
+) -> httpx.AsyncClient:
+    """The httpx client for the HTTP that is not a plain `http://` step call; no I/O until used.
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    At most `pool_size` connections (0: no limit); a request beyond waits for one, within its own
+    timeout. Every request passes its timeout, so the client has none of its own worth relying on.
+    Certificates are checked against the system's trust store (the operator image's
+    /etc/ssl/certs), not certifi's bundle; nothing is read from the environment (no proxy or
+    certificate variables, no .netrc): what a step's URL says is what is called.
+    """
+    limit = pool_size or None
+    return httpx.AsyncClient(
+        verify=ssl.create_default_context(),
+        trust_env=False,
+        follow_redirects=False,
+        limits=httpx.Limits(
+            max_connections=limit,
+            max_keepalive_connections=limit,
+            keepalive_expiry=keepalive_seconds,
+        ),
+    )
+
+
+class HttpxTransport:
+    """Step calls through an `httpx.AsyncClient` that the caller opens and closes (for the
+    operator, `build_http_client`'s). Answers above `max_reply_bytes` are refused as they arrive.
+    """
+
+    def __init__(
+        self, client: httpx.AsyncClient, *, max_reply_bytes: int = MAX_REPLY_BYTES
+    ) -> None:
         self._client = client
+        self._max_reply_bytes = max_reply_bytes
 
     async def post(
         self, url: str, body: bytes, *, headers: Mapping[str, str], timeout: float
     ) -> Reply:
-        import httpx  # noqa: PLC0415 (see the TYPE_CHECKING import)
-
         try:
-            response = await self._client.post(
-                url, content=body, headers=headers, timeout=timeout, follow_redirects=False
-            )
-        except httpx.TimeoutException as exc:
+            async with asyncio.timeout(timeout):  # httpx's timeouts are per phase, not in total
+                return await self._exchange(url, body, headers=headers, timeout=timeout)
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise CallTimeoutError(f"no answer within {timeout:g}s") from exc
-        except httpx.TransportError as exc:
+        except httpx.DecodingError as exc:
+            raise InvalidReplyError(describe_error(exc)) from exc
+        except httpx.RequestError as exc:
             raise CallConnectionError(describe_error(exc)) from exc
-        retry_after = response.headers.get("Retry-After") if response.status_code >= 400 else None
-        return Reply(response.status_code, response.content, retry_after)
+
+    async def _exchange(
+        self, url: str, body: bytes, *, headers: Mapping[str, str], timeout: float
+    ) -> Reply:
+        request = self._client.stream("POST", url, content=body, headers=headers, timeout=timeout)
+        async with request as response:
+            status, limit = response.status_code, self._max_reply_bytes
+            answer = bytearray()
+            async for chunk in response.aiter_bytes():
+                answer += chunk
+                if len(answer) > limit:
+                    raise InvalidReplyError(
+                        f"answered {status} with more bytes than the {limit} accepted"
+                    )
+            retry_after = response.headers.get("Retry-After") if status >= 400 else None
+            return Reply(status, bytes(answer), retry_after)
 
 
 def describe_error(exc: BaseException) -> str:

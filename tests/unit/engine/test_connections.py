@@ -41,7 +41,7 @@ def test_the_host_header_leaves_out_port_80_and_brackets_an_ipv6_address() -> No
     assert parse_target("http://[::1]:8080").host == "::1"
 
 
-def test_https_urls_and_urls_with_credentials_are_left_to_aiohttp() -> None:
+def test_https_urls_and_urls_with_credentials_are_left_to_httpx() -> None:
     assert parse_target("https://validate.example/").delegated
     assert parse_target("http://user:secret@validate/").delegated
     assert not parse_target("http://validate/").delegated

@@ -4,15 +4,18 @@ are closed, what a call waits for, and where https:// goes."""
 from __future__ import annotations
 
 import asyncio
+import base64
 
-import aiohttp
+import httpx
 import pytest
 
 from stepline.engine import (
     CallConnectionError,
     CallTimeoutError,
     Http1Transport,
+    HttpxTransport,
     Reply,
+    build_http_client,
 )
 from tests.unit.engine.rawservers import Raw, RawServer, ok
 from tests.unit.engine.stepservers import Answer, StepServer
@@ -189,7 +192,7 @@ async def test_a_refused_connection_is_a_connection_error_caused_by_the_os(
     assert isinstance(refused.value.__cause__, ConnectionRefusedError)
 
 
-async def test_https_urls_are_sent_through_aiohttp(http1: Http1Transport) -> None:
+async def test_https_urls_are_sent_through_httpx(http1: Http1Transport) -> None:
     stopped = StepServer()
     await stopped.start()
     await stopped.stop()
@@ -198,7 +201,32 @@ async def test_https_urls_are_sent_through_aiohttp(http1: Http1Transport) -> Non
     with pytest.raises(CallConnectionError) as refused:
         await http1.post(url, b"{}", headers=HEADERS, timeout=2)
 
-    assert isinstance(refused.value.__cause__, aiohttp.ClientConnectorError)
+    assert isinstance(refused.value.__cause__, httpx.ConnectError)
+
+
+async def test_credentials_in_a_url_are_sent_by_httpx_as_basic_authentication(
+    server: StepServer, http1: Http1Transport
+) -> None:
+    url = server.url("/validate").replace("http://", "http://user:secret@")
+
+    reply = await http1.post(url, b"{}", headers=HEADERS, timeout=2)
+
+    assert reply.status == 200
+    (received,) = server.received
+    assert received.headers["Authorization"] == "Basic " + base64.b64encode(b"user:secret").decode()
+
+
+async def test_a_given_delegate_carries_the_delegated_calls_and_is_left_open(
+    server: StepServer,
+) -> None:
+    server.answer("/validate", Answer(json={"valid": True}))
+    async with build_http_client() as client:
+        async with Http1Transport(delegate=HttpxTransport(client)) as transport:
+            url = server.url("/validate").replace("http://", "http://user:secret@")
+            reply = await transport.post(url, b"{}", headers=HEADERS, timeout=2)
+
+        assert reply == Reply(200, b'{"valid": true}')
+        assert not client.is_closed
 
 
 async def test_a_json_round_trip_through_aiohttp_web_keeps_one_connection(

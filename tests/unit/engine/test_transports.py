@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
 from stepline.engine import (
@@ -15,6 +14,7 @@ from stepline.engine import (
     HttpxTransport,
     InvalidReplyError,
     Transport,
+    build_http_client,
 )
 from tests.unit.engine.stepservers import Answer, StepServer
 
@@ -30,7 +30,7 @@ async def any_transport(request: pytest.FixtureRequest) -> AsyncIterator[Transpo
         async with AiohttpTransport() as aiohttp_transport:
             yield aiohttp_transport
     else:
-        async with httpx.AsyncClient() as client:
+        async with build_http_client() as client:
             yield HttpxTransport(client)
 
 
@@ -83,6 +83,17 @@ async def test_a_reply_larger_than_the_limit_is_refused(server: StepServer) -> N
 
     async with AiohttpTransport(max_reply_bytes=1000) as transport:
         with pytest.raises(InvalidReplyError, match="more than the 1000 accepted"):
+            await transport.post(server.url("/big"), b"{}", headers=HEADERS, timeout=2)
+
+
+async def test_httpx_refuses_a_reply_larger_than_the_limit_as_it_arrives(
+    server: StepServer,
+) -> None:
+    server.answer("/big", Answer(json={"blob": "x" * 2000}))
+
+    async with build_http_client() as client:
+        transport = HttpxTransport(client, max_reply_bytes=1000)
+        with pytest.raises(InvalidReplyError, match="more bytes than the 1000 accepted"):
             await transport.post(server.url("/big"), b"{}", headers=HEADERS, timeout=2)
 
 
