@@ -71,7 +71,7 @@ scrape_configs:
                             "imagePullPolicy": "Never",
                             "args": [
                                 "--config.file=/etc/prometheus/prometheus.yml",
-                                "--storage.tsdb.path=/prometheus",
+                                "--storage.tsdb.path=/data",  # /prometheus is the binary
                                 "--storage.tsdb.retention.time=1h",
                                 "--web.listen-address=:9090",
                             ],
@@ -82,7 +82,7 @@ scrape_configs:
                             "securityContext": restricted,
                             "volumeMounts": [
                                 {"name": "config", "mountPath": "/etc/prometheus"},
-                                {"name": "data", "mountPath": "/prometheus"},
+                                {"name": "data", "mountPath": "/data"},
                             ],
                         }],
                         "volumes": [

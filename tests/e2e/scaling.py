@@ -147,12 +147,16 @@ class Timeline:
     back_to_one: float | None = None
     calls_per_pod: dict[str, float] = field(default_factory=dict)  # since each pod started
     calls_in_hold: dict[str, float] = field(default_factory=dict)  # while the load was held
+    late: list[str] = field(default_factory=list)  # pods that came during the hold (the HPA
+    # asked for more): left out of the shares, which say how calls spread over a fixed set
     answers: dict[str, int] = field(default_factory=dict)
 
     def shares_in_hold(self) -> dict[str, float]:
-        """Each pod's share of the calls served while the load was held at the top."""
-        total = sum(self.calls_in_hold.values())
-        return {pod: calls / total for pod, calls in self.calls_in_hold.items()} if total else {}
+        """Each pod's share of the calls served while the load was held at the top, among the
+        pods there for the whole hold."""
+        held = {pod: c for pod, c in self.calls_in_hold.items() if pod not in self.late}
+        total = sum(held.values())
+        return {pod: calls / total for pod, calls in held.items()} if total else {}
 
     def markdown(self) -> str:
         rows = [
@@ -170,7 +174,7 @@ class Timeline:
             "|---|---|---|---|",
             *(
                 f"| {pod} | {calls:.0f} | {self.calls_in_hold.get(pod, 0):.0f} |"
-                f" {shares.get(pod, 0):.0%} |"
+                f" {'came during the hold' if pod in self.late else f'{shares.get(pod, 0):.0%}'} |"
                 for pod, calls in self.calls_per_pod.items()
             ),
         ]
@@ -246,6 +250,7 @@ def watch_scaling(
             timeline.calls_in_hold = {
                 pod: calls - at_top.get(pod, 0) for pod, calls in timeline.calls_per_pod.items()
             }
+            timeline.late = [pod for pod in timeline.calls_per_pod if pod not in at_top]
     finally:
         load.stop()
     timeline.load_stopped = round(time.monotonic() - started, 1)
