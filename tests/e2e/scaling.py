@@ -62,7 +62,7 @@ IN_FLIGHT = Scenario(
     args=("--wait-ms-per-call", "1000", "--concurrency", "1"),
     scaling={"maxReplicas": 4, "metrics": [{"type": "InFlight", "target": 1}]},
     clients=3,  # three calls always in flight: three replicas at a target of one
-    metric="HPA calls in flight (all replicas)",
+    metric="HPA calls in flight (per replica)",
 )
 
 
