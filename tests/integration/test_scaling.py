@@ -141,13 +141,17 @@ def scaling_reason(cluster: LocalCluster, namespace: str) -> str | None:
     return reason
 
 
-def scrape(operator: OperatorProcess, name: str) -> dict[str, float]:
-    """The operator's series of one metric, by their label text."""
+def scrape(operator: OperatorProcess, *names: str) -> list[dict[str, float]]:
+    """The operator's series of each metric named, by their label text, from one scrape (so
+    that figures of one sample are read together)."""
     url = f"{operator.base_url}/metrics"  # http, to the operator started here
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
         text = response.read().decode()
-    pattern = re.compile(rf"^{name}\{{([^}}]*)\}} (\S+)$", re.MULTILINE)
-    return {labels: float(value) for labels, value in pattern.findall(text)}
+    found = []
+    for name in names:
+        pattern = re.compile(rf"^{name}\{{([^}}]*)\}} (\S+)$", re.MULTILINE)
+        found.append({labels: float(value) for labels, value in pattern.findall(text)})
+    return found
 
 
 def test_in_flight_scaling_moves_replicas_through_the_external_metrics_api(
@@ -279,8 +283,10 @@ def test_predictive_scaling_runs_ahead_of_a_rising_load_once_it_has_history(
     for i in range(20):
         start_runs(cluster, namespace, 1, prefix=f"ramp{i}-")
         time.sleep(1)
-        value = scrape(scaling_operator, "stepline_step_scaling_value").get(labels, 0.0)
-        seen.append((scrape(scaling_operator, "stepline_step_load").get(labels, 0.0), value))
+        values, loads = scrape(
+            scaling_operator, "stepline_step_scaling_value", "stepline_step_load"
+        )
+        seen.append((loads.get(labels, 0.0), values.get(labels, 0.0)))
     assert all(value >= load for load, value in seen), seen  # never below the load now
     assert seen[-1][0] > 15, seen  # the ramp was seen
     # Once it has history, about 4 samples ahead of a ramp of 0.8 more calls each.
@@ -291,7 +297,7 @@ def test_predictive_scaling_runs_ahead_of_a_rising_load_once_it_has_history(
         timeout=30, what="the status saying the step scales on its forecast",
     )  # fmt: skip
     assert step["status"]["scaling"]["mode"] == "Predictive"
-    lead = scrape(scaling_operator, "stepline_step_scaling_lead_seconds")
+    (lead,) = scrape(scaling_operator, "stepline_step_scaling_lead_seconds")
     assert lead[f'namespace="{namespace}",step="{STEP}"'] == 4
 
 
@@ -321,7 +327,7 @@ def test_an_autoscaler_that_cannot_read_its_metrics_keeps_its_replicas_and_says_
             "events", "-n", namespace, "--field-selector", f"involvedObject.name={STEP}"
         )["items"]
         assert any(e["reason"] == "ScalingMetricsUnavailable" for e in events), events
-        active = scrape(scaling_operator, "stepline_step_autoscaler_active")
+        (active,) = scrape(scaling_operator, "stepline_step_autoscaler_active")
         assert active[f'namespace="{namespace}",step="{STEP}"'] == 0
     finally:
         metrics_api.start_adapter()
