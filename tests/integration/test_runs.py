@@ -379,6 +379,47 @@ def test_a_run_survives_the_operator_killed_mid_step_and_the_step_is_recalled_wi
     assert "Succeeded" in reasons
 
 
+def test_a_run_resumed_after_its_workflow_changed_runs_the_definition_it_started_with(
+    bed: StepBed, tmp_path: Path
+) -> None:
+    bed.server.answer("/hold", Answer(json={"late": True}, delay=60), lambda got: {"held": got})
+    steps = [
+        {"name": "first", "stepRef": "echo"},
+        {"name": "hold", "stepRef": "hold", "timeoutSeconds": 60},
+        {"name": "last", "stepRef": "echo"},
+    ]
+    apply_workflow(bed, "pinned", steps)
+    uid = start_run(bed, "pinned-1", "pinned", {"n": 1})
+    wait_until(lambda: bed.server.calls("/hold", run_uid=uid), what="the hold step to be called")
+    bed.operator.kill()
+    # Edited while no operator runs: its last step now calls another service.
+    changed = [*steps[:2], {"name": "last", "stepRef": "score"}]
+    bed.cluster.apply({
+        "apiVersion": "stepline.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"name": "pinned", "namespace": bed.namespace}, "spec": {"steps": changed},
+    })  # fmt: skip
+    workflow = get(bed.cluster, "workflow", "pinned", bed.namespace)
+    assert workflow is not None
+    assert workflow["metadata"]["generation"] == 2
+    bed.operator = restart(bed.operator, tmp_path / "restarted.log")
+
+    run = wait_finished(bed, "pinned-1")
+    assert run["status"]["phase"] == "Succeeded", run["status"]
+    assert run["status"]["workflowGeneration"] == 1
+    assert run["status"]["workflowSpec"]["steps"][2]["stepRef"] == "echo"
+    # The definition it started with, to the end: the old last step, never the new one.
+    assert [c.headers["Idempotency-Key"] for c in bed.server.calls("/echo", run_uid=uid)] == [
+        f"{uid}/first", f"{uid}/last",
+    ]  # fmt: skip
+    assert bed.server.calls("/score", run_uid=uid) == []
+    # A run started now takes the new definition.
+    bed.server.answer("/score")  # echoes
+    uid = start_run(bed, "pinned-2", "pinned", {"n": 1})
+    run = wait_finished(bed, "pinned-2")
+    assert run["status"]["workflowGeneration"] == 2, run["status"]
+    assert len(bed.server.calls("/score", run_uid=uid)) == 1
+
+
 def restart(killed: OperatorProcess, log_path: Path) -> OperatorProcess:
     """A new operator process like `killed`, with the same endpoint overrides."""
     return OperatorProcess(

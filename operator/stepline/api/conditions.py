@@ -69,6 +69,8 @@ class Reason(StrEnum):
     TIMED_OUT = "TimedOut"
     WORKFLOW_NOT_FOUND = "WorkflowNotFound"
     WORKFLOW_NOT_READY = "WorkflowNotReady"
+    # The Workflow changed since the run started, and the definition it started with is lost.
+    WORKFLOW_CHANGED = "WorkflowChanged"
     INPUT_TOO_LARGE = "InputTooLarge"
     INVALID_RUN = "InvalidRun"  # admitted by the API server, but not a run the operator can execute
     INTERNAL_ERROR = "InternalError"  # the operator failed, not a step; its log has the details

@@ -158,6 +158,12 @@ class WorkflowRunStatus(ApiModel):
     workflow_generation: int | None = Field(
         default=None, ge=0, description="The Workflow's generation the run executes."
     )
+    workflow_spec: Payload | None = Field(
+        default=None,
+        description="The Workflow's spec at workflowGeneration, recorded when the run started: "
+        "a run resumed after the Workflow changed executes this definition, never half the old "
+        "one and half the new.",
+    )
     current_step: Annotated[str, StringConstraints(max_length=MAX_LABEL_LENGTH)] | None = Field(
         default=None, description="The step being executed."
     )

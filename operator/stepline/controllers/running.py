@@ -25,6 +25,12 @@ that long: the steps that finish within the interval are written together (see t
 A Workflow's `timeoutSeconds` bounds the whole run, counted from its `startedAt`, so a resumed
 run has only what was left of it.
 
+A run is pinned to the Workflow it started with: its start records the Workflow's generation
+and spec in its status, and a run resumed after the Workflow changed executes that recorded
+definition (`pin_workflow`). A run whose status names another generation but holds no spec
+(started before specs were recorded) fails with `WorkflowChanged` rather than run half old, half
+new.
+
 Watch events of runs this process is executing, or has finished, are its own checkpoints coming
 back: `follow_event` looks at their raw body and parses a WorkflowRun only to start a task.
 """
@@ -43,6 +49,7 @@ from typing import Any
 from stepline.api import (
     ConditionStatus,
     ConditionType,
+    InvalidObjectError,
     Reason,
     RunPhase,
     StepPhase,
@@ -77,6 +84,7 @@ class RunProgress:
     started_at: datetime | None = None
     steps: tuple[StepRecord, ...] | None = None
     outcome: RunOutcome | None = None
+    workflow: Workflow | None = None  # the definition the run executes, once pinned
 
 
 class RunStatusWriter:
@@ -216,10 +224,15 @@ async def _execute(
     find_workflow: WorkflowLookup,
 ) -> RunOutcome | None:
     """The run's outcome; None when it ended before executing (its status says how)."""
-    workflow = await _wait_for_workflow(writer, run, cancel, find_workflow)
-    if workflow is None:
+    found = await _wait_for_workflow(writer, run, cancel, find_workflow)
+    if found is None:
         await _finish_cancelled_early(writer, run)
         return None
+    workflow = writer.progress.workflow or pin_workflow(found, run)
+    if isinstance(workflow, str):
+        await _fail_early(writer, run, Reason.WORKFLOW_CHANGED, workflow)
+        return None
+    writer.progress.workflow = workflow
     try:
         plan = runtime.plan_of(workflow)
     except PlanError as exc:
@@ -263,7 +276,7 @@ def _announce_start(
     writer.hold(
         within=START_GRACE_SECONDS,
         phase=RunPhase.RUNNING, startedAt=started_at.isoformat(), currentStep=first,
-        workflowGeneration=workflow.metadata.generation,
+        workflowGeneration=workflow.metadata.generation, workflowSpec=workflow.spec.to_wire(),
         estimatedCompletionTime=writer.estimate_completion(frozenset()),
         conditions=_conditions(run, ConditionStatus.UNKNOWN, Reason.RUNNING, "running"),
     )  # fmt: skip
@@ -274,6 +287,27 @@ def _announce_start(
     )
     namespace = run.metadata.namespace or ""
     runtime.metrics.record_run_started(namespace=namespace, workflow=workflow.metadata.name or "")
+
+
+def pin_workflow(found: Workflow, run: WorkflowRun) -> Workflow | str:
+    """The definition `run` executes: `found` (the Workflow now) for a run that has not started
+    or started on this generation; for one that started on another, the spec its status
+    recorded, at that generation. A message saying why, when that definition cannot be had."""
+    status = run.status
+    recorded, now = status.workflow_generation, found.metadata.generation
+    if status.started_at is None or recorded is None or recorded == now:
+        return found
+    changed = f"Workflow {found.metadata.name!r} changed (generation {recorded} to {now}) since "
+    if status.workflow_spec is None:
+        return changed + "this run started, and the run holds no record of the definition it "
+        "started with; run it again"
+    body = found.to_wire()
+    body["spec"] = status.workflow_spec
+    body["metadata"]["generation"] = recorded
+    try:
+        return Workflow.from_body(body)
+    except InvalidObjectError as exc:
+        return changed + f"this run started, and the definition it recorded is not valid: {exc}"
 
 
 def _time_left(workflow: Workflow, started_at: datetime) -> float | None:
