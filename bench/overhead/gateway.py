@@ -11,6 +11,9 @@ round by round, and reports runs/s and **the child's CPU per invoke** (from /pro
 that a loaded, shared machine moves least.
 
     .venv/bin/python bench/overhead/gateway.py --source /tmp/base --source /tmp/new [--seconds 2]
+
+With `--server` given (builtin, aiohttp, uvicorn; repeatable), one child per server kind over
+the installed package instead: the operator's own HTTP server against kept ones (`servers.py`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import servers
 from compare import CONCURRENCY, NAMESPACE, build_service_step, build_workflow
 from measuring import measure_side_by_side
 
@@ -50,8 +54,8 @@ class InstantTransport:
         return None
 
 
-async def serve(port: int) -> None:
-    """The child: the operator's HTTP side on `port` until stdin closes."""
+async def serve(port: int, server: str) -> None:
+    """The child: the operator's HTTP side on `port`, behind `server`, until stdin closes."""
     from stepline.api import Condition, ConditionStatus, ConditionType, Reason  # noqa: PLC0415
     from stepline.engine import Executor, RunSlots, StepIndex, build_plan  # noqa: PLC0415
     from stepline.engine.metering import MetricsObserver  # noqa: PLC0415
@@ -86,20 +90,27 @@ async def serve(port: int) -> None:
         deadline_seconds=60,
         metrics=metrics,
     )
-    await start_server(build_app(invoker=invoker, metrics=metrics), host=HOST, port=port)
+    app = build_app(invoker=invoker, metrics=metrics)
+    if server == "builtin":
+        await start_server(app, host=HOST, port=port)
+    else:
+        from stepline.api import MAX_INPUT_BYTES  # noqa: PLC0415
+
+        start = {"aiohttp": servers.start_aiohttp, "uvicorn": servers.start_uvicorn}[server]
+        await start(app, host=HOST, port=port, max_body=MAX_INPUT_BYTES)
     print(json.dumps({"port": port}), flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_reader(sys.stdin.fileno(), stop.set)
     await stop.wait()
 
 
-def start_child(source: Path | None) -> tuple[subprocess.Popen[str], str]:
+def start_child(source: Path | None, server: str) -> tuple[subprocess.Popen[str], str]:
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = str(source.resolve() / "operator")
     port = harness.free_port()
     child = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(port)],
+        [sys.executable, __file__, "--serve", str(port), "--server", server],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -147,18 +158,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--source", type=Path, action="append", help="a checkout to measure")
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per cell (median kept)")
+    parser.add_argument(
+        "--server", action="append", choices=("builtin", "aiohttp", "uvicorn"),
+        help="the HTTP server in front of the installed package's routes (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the child
     args = parser.parse_args(argv)
     if args.serve:
         import uvloop  # noqa: PLC0415
 
-        uvloop.run(serve(args.serve))
+        uvloop.run(serve(args.serve, (args.server or ["builtin"])[0]))
         return
     print(harness.uptime())
     children = {}
     try:
-        for source in args.source or [None]:
-            child, base_url = start_child(source)
+        if args.server:
+            for server in args.server:
+                children[server] = start_child(None, server)
+        for source in args.source or ([] if args.server else [None]):
+            child, base_url = start_child(source, "builtin")
             children[source.name if source else "installed"] = (child, base_url)
         servers = {name: (child.pid, url) for name, (child, url) in children.items()}
         asyncio.run(drive(servers, seconds=args.seconds, rounds=args.rounds))
