@@ -3,7 +3,9 @@ the objects it hands to handlers.
 
 What it does: server-side apply of the objects Stepline owns under one field manager, creation
 (of Events), deletion, merge patches of our kinds' status, and listing and watching the objects
-Stepline follows (the watches on connections of their own, outside the pool the writes share).
+Stepline follows (the watches on connections of their own, outside the pool the writes share);
+and for objects written with optimistic concurrency (the leader election's Lease), create and
+replace, the latter guarded by the resourceVersion in the manifest (409 if it moved on).
 Requests go through the asyncio client of the official `kubernetes` package, so handlers never
 block the event loop.
 Failures raise `KubeApiError` with the API server's own message, chained to the client's
@@ -60,6 +62,7 @@ _PLURALS = {
     "Workflow": "workflows",
     "WorkflowRun": "workflowruns",
     "Event": "events",
+    "Lease": "leases",
 }
 
 
@@ -167,15 +170,43 @@ class KubeApi:
         return True
 
     async def get(
-        self, api_version: str, kind: str, namespace: str, name: str
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        timeout: float | None = None,
     ) -> dict[str, Any] | None:
-        """The object, or None when it does not exist."""
+        """The object, or None when it does not exist. `timeout`: see `_request`."""
+        path = resource_path(api_version, kind, namespace, name)
         try:
-            return await self._request("GET", resource_path(api_version, kind, namespace, name))
+            return await self._request("GET", path, timeout=timeout)
         except KubeApiError as exc:
             if exc.status == 404:
                 return None
             raise
+
+    async def create(
+        self, manifest: Mapping[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Creates the object (POST); a 409 (`KubeConflictError`) if it exists already."""
+        path = collection_path(
+            manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"]
+        )
+        return await self._request("POST", path, body=manifest, content_type=JSON, timeout=timeout)
+
+    async def replace(
+        self, manifest: Mapping[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Replaces the object (PUT) with `manifest`, whose `metadata.resourceVersion` is the
+        version it was read at: a 409 (`KubeConflictError`) when someone wrote it since, a 404
+        when it is gone. Never overwrites a version it did not read."""
+        meta = manifest["metadata"]
+        path = resource_path(
+            manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]
+        )
+        return await self._request("PUT", path, body=manifest, content_type=JSON, timeout=timeout)
 
     async def patch_status(
         self, api_version: str, kind: str, namespace: str, name: str, status: Mapping[str, Any]
@@ -273,7 +304,11 @@ class KubeApi:
         content_type: str | None = None,
         priority: int = FIRST,
         events: bool = False,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
+        """One request. Without `timeout`, the client's timeout times the API server's answer
+        once a connection is free; with it, the whole request, the wait for a connection
+        included, is given up after `timeout` seconds (a caller with a deadline of its own)."""
         headers = {"Accept": JSON}
         if content_type:
             headers["Content-Type"] = content_type
@@ -285,12 +320,19 @@ class KubeApi:
             body=body,
             auth_settings=["BearerToken"],
         )
+        deadline: contextlib.AbstractAsyncContextManager[object] = (
+            contextlib.nullcontext() if timeout is None else asyncio.timeout(timeout)
+        )
+        slots = self._event_slots if events else self._slots
         try:
-            async with (self._event_slots if events else self._slots).turn(priority):
-                response = await self._api.call_api(*serialized, _request_timeout=self._timeout)
+            async with deadline, slots.turn(priority):
+                response = await self._api.call_api(
+                    *serialized, _request_timeout=self._timeout if timeout is None else timeout
+                )
                 data = await response.read()
         except (aiohttp.ClientError, TimeoutError, aio_client.ApiException) as exc:
-            raise KubeApiError(f"{method} {path}: no answer ({exc})", status=0) from exc
+            reason = str(exc) or type(exc).__name__  # a timeout says nothing of itself
+            raise KubeApiError(f"{method} {path}: no answer ({reason})", status=0) from exc
         if response.status >= 400:
             raise _api_error(method, path, response.status, data)
         try:

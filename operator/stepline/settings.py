@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A standby reads the Lease every retry period stretched by up to this factor (client-go's
+# JitterFactor). client-go also asks for a renew deadline above retry period x this factor, so
+# that a leader has more than one try at renewing before it must step down.
+JITTER_FACTOR = 1.2
 
 
 class Settings(BaseSettings):
@@ -82,6 +87,37 @@ class Settings(BaseSettings):
     worker_limit: int = Field(
         default=64, ge=1, description="ServiceStep reconciles (applies and status) at once."
     )
+    # Leader election among replicas: client-go's defaults (kube-controller-manager's too).
+    lease_name: str = Field(
+        default="stepline",
+        min_length=1,
+        max_length=253,
+        description="Name of the coordination.k8s.io/v1 Lease the replicas elect a leader on.",
+    )
+    lease_namespace: str = Field(
+        default="default",
+        min_length=1,
+        max_length=63,
+        description="Namespace of that Lease (in a pod: the operator's own, set by the chart).",
+    )
+    lease_duration_seconds: int = Field(
+        default=15,
+        ge=1,
+        description="How long a standby waits, from when it saw the Lease last change, before "
+        "it takes the Lease over.",
+    )
+    lease_renew_deadline_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="How long the leader may write after sending its last successful renewal "
+        "(its fence); it steps down when it has not renewed by then.",
+    )
+    lease_retry_period_seconds: float = Field(
+        default=2,
+        gt=0,
+        description="How often the leader renews and a standby reads the Lease (the standby "
+        "jittered up to 2.2 times it).",
+    )
 
     @field_validator("namespaces", mode="before")
     @classmethod
@@ -89,6 +125,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _check_lease_timings(self) -> Settings:
+        duration, renew = self.lease_duration_seconds, self.lease_renew_deadline_seconds
+        if not duration > renew > JITTER_FACTOR * self.lease_retry_period_seconds:
+            raise ValueError(
+                f"lease timings: need duration ({duration}) > renew deadline ({renew}) > "
+                f"{JITTER_FACTOR} x retry period ({self.lease_retry_period_seconds}); "
+                "set STEPLINE_LEASE_*_SECONDS accordingly"
+            )
+        return self
 
     @property
     def clusterwide(self) -> bool:

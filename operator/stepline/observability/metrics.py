@@ -26,6 +26,7 @@ The metrics (all durations in seconds, counters end in `_total`):
     stepline_reconciliation_duration_seconds{kind,outcome}                histogram
     stepline_watch_last_event_timestamp_seconds{kind}
     stepline_build_info{version,python}
+    stepline_leader                                       1 while this replica leads, else 0
     stepline_metrics_label_overflow_total{metric,reason}
 
 beside the client library's standard process_* metrics (CPU, memory, file descriptors) of the
@@ -290,6 +291,10 @@ class Metrics:
         """A watch event (or a re-list) of `kind` arrived now."""
         self._watch_last_event.child(kind=kind).set(self._clock())
 
+    def set_leader(self, *, leading: bool) -> None:
+        """This replica holds the leader Lease, and so may write (True), or stands by."""
+        self._leader.set(int(leading))
+
     # Definitions
 
     def _define_run_metrics(self) -> None:
@@ -380,6 +385,11 @@ class Metrics:
             ("version", "python"),
         )
         build_info.child(version=__version__, python=platform.python_version()).set(1)
+        # No labels, so no guard: one series, exported at 0 from the start.
+        leader = "stepline_leader"
+        documentation = "1 while this replica holds the leader Lease (only it writes), else 0."
+        check_metric_name(leader, kind="gauge", documentation=documentation)
+        self._leader = Gauge(leader, documentation, registry=self.registry)
 
     def _overflow_counter(self) -> Counter:
         name = "stepline_metrics_label_overflow_total"

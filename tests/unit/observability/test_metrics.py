@@ -66,13 +66,14 @@ def record_everything(metrics: Metrics) -> None:
     )  # fmt: skip
     metrics.set_step_scaling_lead(namespace="shop", step="order", seconds=12.0)
     metrics.set_step_autoscaler_active(namespace="shop", step="order", active=True)
+    metrics.set_leader(leading=True)
 
 
 def test_every_metric_is_prefixed_documented_and_follows_the_naming_conventions() -> None:
     metrics = Metrics()
     record_everything(metrics)
     found = families(metrics)
-    assert len(found) == 20
+    assert len(found) == 21
     for name, (kind, documentation, _) in found.items():
         assert name.startswith("stepline_"), name
         assert len(documentation) > 15, name
@@ -236,6 +237,15 @@ def test_a_watch_event_records_the_time_it_arrived() -> None:
     assert value(metrics, "stepline_watch_last_event_timestamp_seconds", kind="WorkflowRun") == (
         1_700_000_042.0
     )
+
+
+def test_the_leader_gauge_is_0_until_this_replica_leads_and_again_once_it_stops() -> None:
+    metrics = Metrics()
+    assert value(metrics, "stepline_leader") == 0
+    metrics.set_leader(leading=True)
+    assert value(metrics, "stepline_leader") == 1
+    metrics.set_leader(leading=False)
+    assert value(metrics, "stepline_leader") == 0
 
 
 def test_build_info_names_the_version() -> None:
