@@ -106,12 +106,7 @@ def install(cluster: LocalCluster) -> str:
         "--wait", "--timeout", "240s",
     )  # fmt: skip
     metricsstack.install_prometheus(cluster, RELEASE)
-    wait_until(
-        lambda: cluster.kubectl(
-            "get", "--raw", "/apis/external.metrics.k8s.io/v1beta1", check=False
-        ).returncode == 0,
-        timeout=120, interval=3, what="external.metrics.k8s.io served by the adapter",
-    )  # fmt: skip
+    metricsstack.wait_external_metrics_served(cluster)
     node = cluster.get_json("nodes")["items"][0]
     (address,) = (a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
     service = cluster.get_json("service", RELEASE, "-n", SYSTEM)

@@ -13,7 +13,7 @@ import subprocess
 from typing import Any
 
 from tests.e2e.realpods import SYSTEM, Manifest, wait_pods_ready
-from tests.integration.localcluster import LocalCluster
+from tests.integration.localcluster import LocalCluster, wait_until
 
 MONITORING = "monitoring"
 PROMETHEUS = "prometheus"
@@ -116,3 +116,13 @@ def adapter_values() -> list[str]:
         "--set", f"scaling.adapter.prometheusUrl={PROMETHEUS_URL}",
         "--set", f"scaling.adapter.metricsRelistInterval={RELIST_INTERVAL}",
     ]  # fmt: skip
+
+
+def wait_external_metrics_served(cluster: LocalCluster) -> None:
+    """Waits until the aggregation layer serves the adapter's external metrics API."""
+    wait_until(
+        lambda: cluster.kubectl(
+            "get", "--raw", "/apis/external.metrics.k8s.io/v1beta1", check=False
+        ).returncode == 0,
+        timeout=120, interval=3, what="external.metrics.k8s.io served by the adapter",
+    )  # fmt: skip

@@ -208,15 +208,22 @@ def test_a_cpu_heavy_step_scales_to_three_replicas_under_load_and_back_to_one(
     release: LocalCluster,
 ) -> None:
     timeline = scale_under_load(release, scaling.CPU_HEAVY, "elastic-timeline.md")
+    report = assert_scaled_up_and_back(timeline)
+    # The operator sends calls to the replicas, not to the Service's kept-alive connections:
+    # every replica serves its part while the load is held.
+    assert len(timeline.calls_in_hold) >= 3, report
+    assert all(share >= 0.1 for share in timeline.shares_in_hold().values()), report
+
+
+def assert_scaled_up_and_back(timeline: scaling.Timeline) -> str:
+    """The step reached its replicas under load and went back to one, with ≥ 95 % of the
+    invokes answered 200; returns the timeline's report."""
     report = timeline.markdown()
     assert timeline.reached is not None, report
     assert timeline.back_to_one is not None, report
     total = sum(timeline.answers.values())
     assert timeline.answers.get("200", 0) >= 0.95 * total, report
-    # The operator sends calls to the replicas, not to the Service's kept-alive connections:
-    # every replica serves its part while the load is held.
-    assert len(timeline.calls_in_hold) >= 3, report
-    assert all(share >= 0.1 for share in timeline.shares_in_hold().values()), report
+    return report
 
 
 def scale_under_load(
@@ -250,18 +257,9 @@ def test_a_waiting_step_scales_on_its_calls_in_flight_through_prometheus_adapter
         "upgrade", RELEASE, str(CHART), "--namespace", SYSTEM, "--reuse-values",
         *metricsstack.adapter_values(), *HELM_WAIT,
     )  # fmt: skip
-    wait_until(  # the aggregation layer serves the adapter's API
-        lambda: release.kubectl(
-            "get", "--raw", "/apis/external.metrics.k8s.io/v1beta1", check=False
-        ).returncode == 0,
-        timeout=120, interval=3, what="external.metrics.k8s.io served by the adapter",
-    )  # fmt: skip
+    metricsstack.wait_external_metrics_served(release)
     timeline = scale_under_load(release, scaling.IN_FLIGHT, "elastic-inflight-timeline.md")
-    report = timeline.markdown()
-    assert timeline.reached is not None, report
-    assert timeline.back_to_one is not None, report
-    total = sum(timeline.answers.values())
-    assert timeline.answers.get("200", 0) >= 0.95 * total, report
+    assert_scaled_up_and_back(timeline)
     # Scaled on calls in flight, not CPU: the step waits, so its CPU stays low throughout.
     hpa = release.get_json("hpa", scaling.IN_FLIGHT.step, "-n", ELASTIC)
     assert [m["type"] for m in hpa["spec"]["metrics"]] == ["External"], hpa["spec"]
