@@ -205,7 +205,9 @@ class Follower:
             remembered = self._observe(event_type, body)
         except Exception:  # a bug in an observer must not end the watch of every object
             logger.exception("%s %s/%s: observing %s failed", self.kind.kind, *key, event_type)
-            return None
+            # It exists all the same: a relist must not report it deleted. What was known of
+            # it stays as it was.
+            return key if event_type != "DELETED" else None
         if remembered is None:
             return None
         if event_type == "DELETED":

@@ -166,10 +166,14 @@ class RunSupervisor:
                     run.metadata.namespace, run.metadata.name, exc, delay,
                 )  # fmt: skip
                 await asyncio.sleep(delay)
-                current = await self._reread(run)
             except Exception as exc:  # a defect of ours: fail the run, never loop on it
                 logger.exception("run %s/%s failed", run.metadata.namespace, run.metadata.name)
                 await self._fail(run, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARACTERS])
+                return
+            try:
+                current = await self._reread(run)
+            except KubeApiError as exc:  # refused, not unavailable: _reread waits those out
+                await self._fail(run, f"it could not be read again: {exc}")
                 return
 
     async def _reread(self, run: WorkflowRun) -> WorkflowRun | None:

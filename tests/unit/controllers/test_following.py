@@ -202,12 +202,6 @@ async def test_an_observer_that_fails_on_one_object_does_not_end_the_watch(
     assert follows.seen == [("ADDED", "a"), ("ADDED", "b")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: list_once counts an object as seen only when its observer returns, so one "
-    "the observer fails on in a relist is reported DELETED although it exists (for a run: its "
-    "task is cancelled)",
-)
 async def test_an_object_the_observer_fails_on_in_a_relist_is_not_reported_deleted(
     follows: Following,
 ) -> None:

@@ -278,12 +278,6 @@ async def test_a_run_task_that_is_running_gets_no_second_task(supervised: Superv
     assert len(supervised.driver.calls) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: an error reading the run again escapes _drive (it is raised inside the "
-    "except clause); the task ends with an unretrieved exception and the run neither fails "
-    "nor resumes until a later watch event of it",
-)
 async def test_a_run_the_api_server_refuses_to_read_again_is_failed(
     supervised: Supervised,
 ) -> None:
