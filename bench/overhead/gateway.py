@@ -6,22 +6,33 @@ is served by a child process running that checkout's `stepline.gateway.server` (
 `start_server`) in uvloop's loop, with a real `Invoker`, `Executor`, `MetricsObserver` and
 `RunSlots`, and Workflows `echo-1`, `echo-3`, `echo-10` whose steps are answered at once by an
 in-process transport that returns the request body (no step traffic at all). This process POSTs
-invoke requests with aiohttp's client at concurrency 1 and 32, alternating between the children
-round by round, and reports runs/s and **the child's CPU per invoke** (from /proc): the figure
-that a loaded, shared machine moves least.
+invoke requests with aiohttp's client at concurrency 1 and 32, interleaving the children round
+by round (`measuring.measure_rounds`), and reports runs/s and **the child's CPU per invoke**
+(from /proc): the figure that a loaded, shared machine moves least. With two children or more it
+also prints each against the first, round by round: a ratio of two figures measured seconds
+apart, which a change of load moves far less than either figure.
 
     .venv/bin/python bench/overhead/gateway.py --source /tmp/base --source /tmp/new [--seconds 2]
 
-With `--server` given (builtin, aiohttp, uvicorn; repeatable), one child per server kind over
-the installed package instead: the operator's own HTTP server against kept ones (`servers.py`).
+With `--server` given (builtin, aiohttp, uvicorn; repeatable), one child per server kind (and
+source): the operator's own HTTP server against kept ones (`servers.py`), all serving the same
+routes. A `--source` that is an export of a commit (`git archive`) keeps the measurement clear of
+uncommitted edits in the working tree.
+`--steps` and `--concurrency` keep only some cells, for more rounds of the one that decides:
+
+    .venv/bin/python bench/overhead/gateway.py --server builtin --server uvicorn \
+        --server aiohttp --steps 1 --concurrency 32 --seconds 1.5 --rounds 15
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import inspect
 import json
 import os
+import statistics
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -31,7 +42,7 @@ from typing import Any
 import aiohttp
 import servers
 from compare import CONCURRENCY, NAMESPACE, build_service_step, build_workflow
-from measuring import measure_side_by_side
+from measuring import Chain, Measurement, measure_rounds, median_round
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import harness
@@ -90,7 +101,12 @@ async def serve(port: int, server: str) -> None:
         deadline_seconds=60,
         metrics=metrics,
     )
-    app = build_app(invoker=invoker, metrics=metrics)
+    # Checkouts from before issue 16's invoke authentication served /metrics on the invoke port;
+    # later ones take an authorizer (None: no token asked, as the benchmark's client has none).
+    if "authorizer" in inspect.signature(build_app).parameters:
+        app = build_app(invoker=invoker, authorizer=None)
+    else:
+        app = build_app(invoker=invoker, metrics=metrics)
     if server == "builtin":
         await start_server(app, host=HOST, port=port)
     else:
@@ -121,36 +137,79 @@ def start_child(source: Path | None, server: str) -> tuple[subprocess.Popen[str]
     return child, f"http://{HOST}:{port}"
 
 
-async def drive(servers: Mapping[str, tuple[int, str]], *, seconds: float, rounds: int) -> None:
-    payload_headers = {"Content-Type": "application/json"}
-    print("| steps | c | operator | runs/s | p50 ms | p99 ms | operator CPU ms/invoke |")
-    print("|---|---|---|---|---|---|---|")
+def invoke_chain(session: aiohttp.ClientSession, url: str) -> Chain:
+    """One invoke per run: POST the payload, expect 200, return the output."""
+    headers = {"Content-Type": "application/json"}
+
+    async def chain(payload: Any) -> Any:
+        body = json.dumps(payload).encode()
+        async with session.post(url, data=body, headers=headers) as answer:
+            if answer.status != 200:
+                raise RuntimeError(await answer.text())
+            return json.loads(await answer.read())["output"]
+
+    return chain
+
+
+async def drive(
+    targets: Mapping[str, tuple[int, str]],
+    *,
+    cells: Sequence[tuple[int, int]],
+    seconds: float,
+    rounds: int,
+) -> None:
+    """Measures every cell (steps, concurrency) over all servers, then prints each server's
+    median round and, per cell, each server against the first one round by round."""
+    measured: dict[tuple[int, int], dict[str, list[Measurement]]] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000)) as session:
-        for steps in CHAINS:
-            chains, clocks = {}, {}
-            for name, (pid, base_url) in servers.items():
-                url = f"{base_url}/v1/namespaces/{NAMESPACE}/workflows/echo-{steps}:invoke"
+        for steps, concurrency in cells:
+            path = f"/v1/namespaces/{NAMESPACE}/workflows/echo-{steps}:invoke"
+            chains = {name: invoke_chain(session, url + path) for name, (_, url) in targets.items()}
+            clocks = {
+                name: functools.partial(harness.process_cpu, pid)
+                for name, (pid, _) in targets.items()
+            }
+            measured[(steps, concurrency)] = await measure_rounds(
+                chains, concurrency=concurrency, seconds=seconds, rounds=rounds, clocks=clocks
+            )
+    print_medians(measured)
+    if len(targets) > 1:
+        print_ratios(measured, baseline=next(iter(targets)))
 
-                async def chain(payload: Any, url: str = url) -> Any:
-                    body = json.dumps(payload).encode()
-                    async with session.post(url, data=body, headers=payload_headers) as answer:
-                        if answer.status != 200:
-                            raise RuntimeError(await answer.text())
-                        return json.loads(await answer.read())["output"]
 
-                chains[name] = chain
-                clocks[name] = lambda pid=pid: harness.process_cpu(pid)
-            for concurrency in CONCURRENCY:
-                results = await measure_side_by_side(
-                    chains, concurrency=concurrency, seconds=seconds, rounds=rounds, clocks=clocks
-                )
-                for name, result in results.items():
-                    print(
-                        f"| {steps} | {concurrency} | {name} | {result.runs_per_second:.0f} "
-                        f"| {result.p50_ms:.2f} | {result.p99_ms:.2f} "
-                        f"| {result.cpu_ms_per_run:.3f} |",
-                        flush=True,
-                    )
+def print_medians(measured: Mapping[tuple[int, int], Mapping[str, list[Measurement]]]) -> None:
+    print("\n| steps | c | operator | runs/s | p50 ms | p99 ms | operator CPU ms/invoke |")
+    print("|---|---|---|---|---|---|---|")
+    for (steps, concurrency), by_server in measured.items():
+        for name, rounds_of in by_server.items():
+            result = median_round(rounds_of)
+            print(
+                f"| {steps} | {concurrency} | {name} | {result.runs_per_second:.0f} "
+                f"| {result.p50_ms:.2f} | {result.p99_ms:.2f} | {result.cpu_ms_per_run:.3f} |"
+            )
+
+
+def print_ratios(
+    measured: Mapping[tuple[int, int], Mapping[str, list[Measurement]]], *, baseline: str
+) -> None:
+    """Each server's runs/s and CPU per invoke over the baseline's in the same round (measured
+    seconds apart, so a change of load hits both): the median, the range, and every round."""
+    print(f"\n| steps | c | operator | runs/s vs {baseline}: median (min-max) | CPU/invoke vs "
+          f"{baseline}: median | runs/s per round |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for (steps, concurrency), by_server in measured.items():
+        base = by_server[baseline]
+        for name, rounds_of in by_server.items():
+            if name == baseline:
+                continue
+            paired = list(zip(rounds_of, base, strict=True))
+            speed = sorted(m.runs_per_second / b.runs_per_second for m, b in paired)
+            cpu = sorted(m.cpu_ms_per_run / b.cpu_ms_per_run for m, b in paired)
+            pairs = " ".join(f"{m.runs_per_second:.0f}/{b.runs_per_second:.0f}" for m, b in paired)
+            print(
+                f"| {steps} | {concurrency} | {name} | {statistics.median(speed):.3f} "
+                f"({speed[0]:.2f}-{speed[-1]:.2f}) | {statistics.median(cpu):.3f} | {pairs} |"
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -160,7 +219,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per cell (median kept)")
     parser.add_argument(
         "--server", action="append", choices=("builtin", "aiohttp", "uvicorn"),
-        help="the HTTP server in front of the installed package's routes (repeatable)",
+        help="the HTTP server in front of the operator's routes (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--steps", type=int, action="append", choices=CHAINS,
+        help="only chains of this many steps (repeatable; default: 1, 3 and 10)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--concurrency", type=int, action="append",
+        help="only this concurrency (repeatable; default: 1 and 32)",
     )  # fmt: skip
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the child
     args = parser.parse_args(argv)
@@ -171,15 +238,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     print(harness.uptime())
     children = {}
+    sources = args.source or [None]
     try:
-        if args.server:
-            for server in args.server:
-                children[server] = start_child(None, server)
-        for source in args.source or ([] if args.server else [None]):
-            child, base_url = start_child(source, "builtin")
-            children[source.name if source else "installed"] = (child, base_url)
-        servers = {name: (child.pid, url) for name, (child, url) in children.items()}
-        asyncio.run(drive(servers, seconds=args.seconds, rounds=args.rounds))
+        for source in sources:
+            for server in args.server or ["builtin"]:
+                name = (source.name if source else "installed") if len(sources) > 1 else ""
+                name = "/".join(part for part in (name, args.server and server) if part)
+                children[name or "installed"] = start_child(source, server)
+        targets = {name: (child.pid, url) for name, (child, url) in children.items()}
+        cells = [
+            (steps, concurrency)
+            for steps in args.steps or CHAINS
+            for concurrency in args.concurrency or CONCURRENCY
+        ]
+        asyncio.run(drive(targets, cells=cells, seconds=args.seconds, rounds=args.rounds))
     finally:
         for child, _ in children.values():
             if child.stdin is not None:

@@ -4,9 +4,10 @@ overhead benchmarks, shared by `transports.py` and `compare.py`.
 A chain is `async def chain(payload) -> result`. `measure()` keeps `concurrency` runs in flight
 for `seconds` (after a warm-up that fills connection pools), timing each run with
 `time.perf_counter`, and reports runs/s, latency quantiles (nearest rank) and this process's CPU
-time per run. The development machines are shared, so `measure_side_by_side()` alternates the
-candidates over several rounds and keeps, per candidate, the round of median throughput: a
-burst of someone else's load then hits every candidate alike instead of one of them.
+time per run. The development machines are shared, so `measure_rounds()` interleaves the
+candidates over several rounds (rotating which goes first), and `measure_side_by_side()` keeps,
+per candidate, the round of median throughput: a burst of someone else's load then hits every
+candidate alike instead of one of them.
 """
 
 from __future__ import annotations
@@ -64,6 +65,29 @@ async def measure(
     )
 
 
+async def measure_rounds(
+    chains: Mapping[str, Chain],
+    *,
+    concurrency: int,
+    seconds: float,
+    rounds: int,
+    clocks: Mapping[str, Callable[[], float]] | None = None,
+) -> dict[str, list[Measurement]]:
+    """Each chain measured `rounds` times, interleaved: round r starts with the r-th chain (in
+    rotation), so that no chain always runs first, or always right after the same other one.
+    `clocks` names a CPU clock per chain, for chains whose work is done in other processes."""
+    names = list(chains)
+    results: dict[str, list[Measurement]] = {name: [] for name in names}
+    for round_number in range(rounds):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            clock = (clocks or {}).get(name, time.process_time)
+            results[name].append(
+                await measure(chains[name], concurrency=concurrency, seconds=seconds, clock=clock)
+            )
+    return results
+
+
 async def measure_side_by_side(
     chains: Mapping[str, Chain],
     *,
@@ -72,19 +96,15 @@ async def measure_side_by_side(
     rounds: int,
     clocks: Mapping[str, Callable[[], float]] | None = None,
 ) -> dict[str, Measurement]:
-    """Each chain measured `rounds` times, alternating; per chain its median-throughput round.
-    `clocks` names a CPU clock per chain, for chains whose work is done in other processes."""
-    results: dict[str, list[Measurement]] = {name: [] for name in chains}
-    for _ in range(rounds):
-        for name, chain in chains.items():
-            clock = (clocks or {}).get(name, time.process_time)
-            results[name].append(
-                await measure(chain, concurrency=concurrency, seconds=seconds, clock=clock)
-            )
-    return {
-        name: sorted(rounds_of, key=lambda m: m.runs_per_second)[len(rounds_of) // 2]
-        for name, rounds_of in results.items()
-    }
+    """`measure_rounds`, and per chain its median-throughput round."""
+    results = await measure_rounds(
+        chains, concurrency=concurrency, seconds=seconds, rounds=rounds, clocks=clocks
+    )
+    return {name: median_round(rounds_of) for name, rounds_of in results.items()}
+
+
+def median_round(rounds: Sequence[Measurement]) -> Measurement:
+    return sorted(rounds, key=lambda m: m.runs_per_second)[len(rounds) // 2]
 
 
 async def _drive(chain: Chain, *, concurrency: int, seconds: float) -> tuple[list[float], float]:

@@ -43,7 +43,7 @@ async def start_uvicorn(handler: Handler, *, host: str, port: int, max_body: int
     """Serves `handler` as an ASGI app under uvicorn (httptools, uvloop) in the running loop."""
     import uvicorn  # noqa: PLC0415 (bench only)
 
-    from stepline.gateway.serving import Request, json_error  # noqa: PLC0415
+    from stepline.gateway.serving import KEEPALIVE_SECONDS, Request, json_error  # noqa: PLC0415
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -69,7 +69,7 @@ async def start_uvicorn(handler: Handler, *, host: str, port: int, max_body: int
 
     config = uvicorn.Config(
         app, host=host, port=port, loop="none", http="httptools", lifespan="off",
-        access_log=False, log_level="warning",
+        access_log=False, log_level="warning", timeout_keep_alive=KEEPALIVE_SECONDS,
     )  # fmt: skip
     server = uvicorn.Server(config)
     asyncio.get_running_loop().create_task(server.serve())
