@@ -164,14 +164,18 @@ def operator(
     """The operator, watching `namespace`, with step `echo-i` overridden to `urls[i]`; yields the
     process and its HTTP base URL once every Workflow there is Ready. `source`: a checkout whose
     `operator/stepline` to run instead of the installed one (an A/B against another commit)."""
-    liveness, http = free_port(), free_port()
+    liveness, http, metrics = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "KUBECONFIG": kubeconfig,
         "STEPLINE_HTTP_HOST": "127.0.0.1",
         "STEPLINE_HTTP_PORT": str(http),
+        "STEPLINE_METRICS_PORT": str(metrics),
         "STEPLINE_LIVENESS_PORT": str(liveness),
         "STEPLINE_ENDPOINT_OVERRIDES": json.dumps({f"echo-{i}": url for i, url in enumerate(urls)}),
+        # No token asked: the A/B compares the engine's and the server's cost across commits,
+        # before and after invoke authentication alike; overhead/gateway.py --auth measures it.
+        "STEPLINE_INVOKE_AUTH": "false",
     }
     if source is not None:  # before site-packages, where the editable install points
         env["PYTHONPATH"] = str(Path(source).resolve() / "operator")

@@ -8,6 +8,8 @@
 # the nodes, so the step pods it reports Running execute nothing. The demo therefore runs the same
 # step programs as local processes and maps the ServiceSteps to them with
 # STEPLINE_ENDPOINT_OVERRIDES. On a real cluster (kind) the operator calls the pods instead.
+# Invoke is called as users call it: with a ServiceAccount's token, allowed to invoke the workflow
+# by a RoleBinding (what the chart's ClusterRole <release>-invoker grants).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,6 +22,7 @@ namespace=finance
 http_port=${STEPLINE_DEMO_PORT:-18080}
 validation_port=$((http_port + 1))
 order_port=$((http_port + 2))
+metrics_port=$((http_port + 3))
 
 stop_demo() {
   local pidfile pid
@@ -46,9 +49,36 @@ start() { # name port-to-wait-for command...
   done
 }
 
-invoke() { # json-input
-  curl -s -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' --data "$1" \
+invoke() { # json-input [token]
+  local auth=()
+  [ -z "${2:-}" ] || auth=(-H "Authorization: Bearer $2")
+  curl -s -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' "${auth[@]}" --data "$1" \
     "http://127.0.0.1:$http_port/v1/namespaces/$namespace/workflows/trade:invoke"
+}
+
+# A ServiceAccount `caller` that may invoke the namespace's workflows: a Role with the verb
+# `invoke` on workflows.stepline.io, bound to it. Prints a token of it (TokenRequest API).
+caller_token() {
+  kube apply -n "$namespace" -f - >/dev/null <<YAML
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: caller}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: invoker}
+rules:
+- apiGroups: [stepline.io]
+  resources: [workflows]
+  verbs: [invoke]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: caller-invokes}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: invoker}
+subjects: [{kind: ServiceAccount, name: caller, namespace: $namespace}]
+YAML
+  kube create token caller -n "$namespace" --duration=1h
 }
 
 main() {
@@ -62,7 +92,7 @@ main() {
   stop_demo
   # A demo that fails half-way leaves nothing running behind it.
   trap 'stop_demo' ERR
-  for port in "$http_port" "$validation_port" "$order_port"; do
+  for port in "$http_port" "$validation_port" "$order_port" "$metrics_port"; do
     port_in_use "$port" && die "port $port on 127.0.0.1 is in use; set STEPLINE_DEMO_PORT to another base port"
   done
 
@@ -83,6 +113,7 @@ main() {
   overrides="{\"user-validation\": \"http://127.0.0.1:$validation_port\", \"order-processing\": \"http://127.0.0.1:$order_port\"}"
   start operator "$http_port" env KUBECONFIG="$KUBECONFIG" STEPLINE_NAMESPACES="$namespace" \
     STEPLINE_HTTP_HOST=127.0.0.1 STEPLINE_HTTP_PORT="$http_port" STEPLINE_LIVENESS_PORT=0 \
+    STEPLINE_METRICS_PORT="$metrics_port" \
     STEPLINE_ENDPOINT_OVERRIDES="$overrides" "$python" -m stepline run
 
   echo "== the finance ServiceSteps and Workflow"
@@ -101,22 +132,27 @@ main() {
 
   echo
   echo "== synchronous invoke (no object written per call): POST .../workflows/trade:invoke"
+  echo "   with the token of ServiceAccount $namespace/caller, which a RoleBinding lets invoke"
+  token=$(caller_token)
   for input in \
     '{"user": {"id": "u-1", "name": "Grace", "country": "US", "age": 45, "kycVerified": true}, "order": {"symbol": "ACME", "side": "buy", "quantity": 5, "limitPrice": 100}}' \
     '{"user": {"id": "u-2", "name": "Ivy", "country": "GB", "age": 17, "kycVerified": false}, "order": {"symbol": "ACME", "side": "sell", "quantity": 1, "limitPrice": 99}}' \
     '{"user": "not an object"}'; do
-    invoke "$input" | "$python" "$here/demo_report.py" invoke
+    invoke "$input" "$token" | "$python" "$here/demo_report.py" invoke
   done
+  echo "   and without a token:"
+  invoke '{}' | "$python" "$here/demo_report.py" invoke
 
   echo
-  echo "== metrics: http://127.0.0.1:$http_port/metrics"
-  curl -s "http://127.0.0.1:$http_port/metrics" |
+  echo "== metrics (a port of their own, no token): http://127.0.0.1:$metrics_port/metrics"
+  curl -s "http://127.0.0.1:$metrics_port/metrics" |
     grep -E '^stepline_(runs_finished_total|step_calls_total|runs_in_flight)\{' | sed 's/^/   /'
   echo
   echo "Look next:"
   echo "  export KUBECONFIG=$KUBECONFIG PATH=$state/bin:\$PATH"
   echo "  kubectl get stepline -n $namespace; kubectl describe workflowrun -n $namespace trade-ada-1"
-  echo "  curl -s -XPOST http://127.0.0.1:$http_port/v1/namespaces/$namespace/workflows/trade:invoke -d @input.json"
+  echo "  curl -s -XPOST -H \"Authorization: Bearer \$(kubectl create token caller -n $namespace)\" \\"
+  echo "    http://127.0.0.1:$http_port/v1/namespaces/$namespace/workflows/trade:invoke -d @input.json"
   echo "Stop: hack/demo.sh stop; make cluster-down"
 }
 

@@ -22,6 +22,15 @@ uncommitted edits in the working tree.
 
     .venv/bin/python bench/overhead/gateway.py --server builtin --server uvicorn \
         --server aiohttp --steps 1 --concurrency 32 --seconds 1.5 --rounds 15
+
+With `--auth` given (off, cached; repeatable), one child per mode: `off` serves invoke without
+an authorizer (STEPLINE_INVOKE_AUTH=false), `cached` with the operator's `Authorizer`, its
+reviews answered "allowed" in-process; the client sends one bearer token throughout, so after
+the first review (and one per TTL) every invoke is checked from the cache: what authentication
+costs an invoke in steady state. (A review itself is two API requests, ~1-2 ms on a local API
+server, paid once per token, namespace and workflow per TTL.)
+
+    .venv/bin/python bench/overhead/gateway.py --auth off --auth cached --rounds 9
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ import harness
 
 CHAINS = (1, 3, 10)
 HOST = "127.0.0.1"
+TOKEN = "bench-token"  # noqa: S105 (no secret: the children's reviewer accepts any)
 
 
 class InstantTransport:
@@ -65,7 +75,33 @@ class InstantTransport:
         return None
 
 
-async def serve(port: int, server: str) -> None:
+class AllowingReviewer:
+    """The API server's reviews, answered at once: the token is valid, its user may invoke."""
+
+    async def review(
+        self, api_version: str, kind: str, spec: Mapping[str, Any], *, timeout: float | None
+    ) -> dict[str, Any]:
+        if kind == "TokenReview":
+            return {"authenticated": True, "user": {"username": "bench", "groups": []}}
+        return {"allowed": True}
+
+
+def build_authorizer(auth: str) -> Any:
+    """None (no token checked), or the operator's Authorizer with the default TTLs."""
+    if auth == "off":
+        return None
+    from stepline.gateway.authorizing import Authorizer  # noqa: PLC0415 (the child's checkout)
+    from stepline.settings import Settings  # noqa: PLC0415
+
+    defaults = Settings()
+    return Authorizer(
+        AllowingReviewer(),
+        allowed_ttl=defaults.invoke_auth_allowed_ttl_seconds,
+        denied_ttl=defaults.invoke_auth_denied_ttl_seconds,
+    )
+
+
+async def serve(port: int, server: str, auth: str) -> None:
     """The child: the operator's HTTP side on `port`, behind `server`, until stdin closes."""
     from stepline.api import Condition, ConditionStatus, ConditionType, Reason  # noqa: PLC0415
     from stepline.engine import Executor, RunSlots, StepIndex, build_plan  # noqa: PLC0415
@@ -102,11 +138,13 @@ async def serve(port: int, server: str) -> None:
         metrics=metrics,
     )
     # Checkouts from before issue 16's invoke authentication served /metrics on the invoke port;
-    # later ones take an authorizer (None: no token asked, as the benchmark's client has none).
+    # later ones take an authorizer (None: no token asked).
     if "authorizer" in inspect.signature(build_app).parameters:
-        app = build_app(invoker=invoker, authorizer=None)
-    else:
+        app = build_app(invoker=invoker, authorizer=build_authorizer(auth))
+    elif auth == "off":
         app = build_app(invoker=invoker, metrics=metrics)
+    else:
+        raise SystemExit("this checkout has no invoke authentication to measure")
     if server == "builtin":
         await start_server(app, host=HOST, port=port)
     else:
@@ -120,13 +158,15 @@ async def serve(port: int, server: str) -> None:
     await stop.wait()
 
 
-def start_child(source: Path | None, server: str) -> tuple[subprocess.Popen[str], str]:
+def start_child(
+    source: Path | None, server: str, auth: str = "off"
+) -> tuple[subprocess.Popen[str], str]:
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = str(source.resolve() / "operator")
     port = harness.free_port()
     child = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(port), "--server", server],
+        [sys.executable, __file__, "--serve", str(port), "--server", server, "--auth", auth],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -138,8 +178,9 @@ def start_child(source: Path | None, server: str) -> tuple[subprocess.Popen[str]
 
 
 def invoke_chain(session: aiohttp.ClientSession, url: str) -> Chain:
-    """One invoke per run: POST the payload, expect 200, return the output."""
-    headers = {"Content-Type": "application/json"}
+    """One invoke per run: POST the payload, expect 200, return the output. The bearer token
+    goes to every child alike; one without an authorizer ignores it."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
 
     async def chain(payload: Any) -> Any:
         body = json.dumps(payload).encode()
@@ -229,12 +270,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--concurrency", type=int, action="append",
         help="only this concurrency (repeatable; default: 1 and 32)",
     )  # fmt: skip
+    parser.add_argument(
+        "--auth", action="append", choices=("off", "cached"),
+        help="invoke without authentication, or with it and its verdicts cached (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the child
     args = parser.parse_args(argv)
     if args.serve:
         import uvloop  # noqa: PLC0415
 
-        uvloop.run(serve(args.serve, (args.server or ["builtin"])[0]))
+        uvloop.run(serve(args.serve, (args.server or ["builtin"])[0], (args.auth or ["off"])[0]))
         return
     print(harness.uptime())
     children = {}
@@ -242,9 +287,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         for source in sources:
             for server in args.server or ["builtin"]:
-                name = (source.name if source else "installed") if len(sources) > 1 else ""
-                name = "/".join(part for part in (name, args.server and server) if part)
-                children[name or "installed"] = start_child(source, server)
+                for auth in args.auth or ["off"]:
+                    name = (source.name if source else "installed") if len(sources) > 1 else ""
+                    parts = (name, args.server and server, args.auth and f"auth-{auth}")
+                    name = "/".join(part for part in parts if part)
+                    children[name or "installed"] = start_child(source, server, auth)
         targets = {name: (child.pid, url) for name, (child, url) in children.items()}
         cells = [
             (steps, concurrency)

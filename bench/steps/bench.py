@@ -93,7 +93,7 @@ class Operator:
     process: subprocess.Popen[bytes] | None = None
     rss_peak_kib: int = 0
     sockets_peak: int = 0
-    http_port: int = 0
+    metrics_port: int = 0
 
     @property
     def pid(self) -> int:
@@ -102,14 +102,15 @@ class Operator:
         return self.process.pid
 
     def start(self) -> Operator:
-        liveness, http = _free_port(), _free_port()
-        self.http_port = http
+        liveness, http, metrics = _free_port(), _free_port(), _free_port()
+        self.metrics_port = metrics
         env = {
             **os.environ,
             "KUBECONFIG": self.kubeconfig,
             "STEPLINE_HTTP_HOST": "127.0.0.1",
             "STEPLINE_LIVENESS_PORT": str(liveness),
             "STEPLINE_HTTP_PORT": str(http),
+            "STEPLINE_METRICS_PORT": str(metrics),
             **self.extra_env,
         }
         profiling = ["-m", "cProfile", "-o", str(self.profile)] if self.profile else []
@@ -175,7 +176,7 @@ class Operator:
 
     def reconciled(self) -> float:
         """ServiceStep reconciles done (stepline_reconciliations_total, all outcomes)."""
-        url = f"http://127.0.0.1:{self.http_port}/metrics"
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as response:
             text = response.read().decode()
         return sum(

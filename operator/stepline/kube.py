@@ -5,7 +5,8 @@ What it does: server-side apply of the objects Stepline owns under one field man
 (of Events), deletion, merge patches of our kinds' status, and listing and watching the objects
 Stepline follows (the watches on connections of their own, outside the pool the writes share);
 and for objects written with optimistic concurrency (the leader election's Lease), create and
-replace, the latter guarded by the resourceVersion in the manifest (409 if it moved on).
+replace, the latter guarded by the resourceVersion in the manifest (409 if it moved on);
+and token and access reviews for invoke's authorization, on connections of their own.
 Requests go through the asyncio client of the official `kubernetes` package, so handlers never
 block the event loop.
 Failures raise `KubeApiError` with the API server's own message, chained to the client's
@@ -42,6 +43,9 @@ CONNECTIONS = 8
 # Connections for Events, beside those: an Event waits neither for the writes of a burst nor
 # behind the status writes of every run under way, and takes no connection from them.
 EVENT_CONNECTIONS = 4
+# Connections for token and access reviews (invoke's authorization), beside those: an
+# invoke waits for its reviews, so they wait neither behind the writes nor behind Events.
+REVIEW_CONNECTIONS = 4
 # Priorities of requests waiting for a connection: status writes after everything else.
 FIRST, LATER = 0, 1
 # Objects per page of a list: a burst of memory bounded by a page, not by the whole collection.
@@ -63,6 +67,8 @@ _PLURALS = {
     "WorkflowRun": "workflowruns",
     "Event": "events",
     "Lease": "leases",
+    "TokenReview": "tokenreviews",
+    "SubjectAccessReview": "subjectaccessreviews",
 }
 
 
@@ -104,6 +110,7 @@ class KubeApi:
         # server's answer, not a queue of our own (a burst of reconciles is thousands deep).
         self._slots = Slots(CONNECTIONS)
         self._event_slots = Slots(EVENT_CONNECTIONS)
+        self._review_slots = Slots(REVIEW_CONNECTIONS)
 
     @classmethod
     async def connect(
@@ -113,6 +120,7 @@ class KubeApi:
         $KUBECONFIG or ~/.kube/config)."""
         configuration = aio_client.Configuration()
         configuration.connection_pool_maxsize = CONNECTIONS + EVENT_CONNECTIONS
+        configuration.connection_pool_maxsize += REVIEW_CONNECTIONS
         try:
             if kubeconfig is not None:
                 raise aio_config.ConfigException("a kubeconfig is given")
@@ -156,6 +164,26 @@ class KubeApi:
         """Creates a core/v1 Event in `namespace`, on a connection kept for Events."""
         path = collection_path("v1", "Event", namespace)
         return await self._request("POST", path, body=event, content_type=JSON, events=True)
+
+    async def review(
+        self,
+        api_version: str,
+        kind: str,
+        spec: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Creates a review (TokenReview, SubjectAccessReview: cluster-scoped, answered and never
+        stored) with `spec` and returns the API server's `status`, on connections kept for
+        reviews. It asks a question and changes nothing, so it is not fenced as a write: a
+        standby serves invoke too. `timeout`: see `_request`."""
+        path = collection_path(api_version, kind, None)
+        body = {"apiVersion": api_version, "kind": kind, "spec": spec}
+        answer = await self._request(
+            "POST", path, body=body, content_type=JSON, reviews=True, timeout=timeout
+        )
+        status = answer.get("status")
+        return status if isinstance(status, dict) else {}
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         """Deletes an object (dependents in the background); False when it was already gone."""
@@ -304,6 +332,7 @@ class KubeApi:
         content_type: str | None = None,
         priority: int = FIRST,
         events: bool = False,
+        reviews: bool = False,
         timeout: float | None = None,
     ) -> dict[str, Any]:
         """One request. Without `timeout`, the client's timeout times the API server's answer
@@ -324,6 +353,7 @@ class KubeApi:
             contextlib.nullcontext() if timeout is None else asyncio.timeout(timeout)
         )
         slots = self._event_slots if events else self._slots
+        slots = self._review_slots if reviews else slots
         try:
             async with deadline, slots.turn(priority):
                 response = await self._api.call_api(

@@ -28,7 +28,14 @@ class Settings(BaseSettings):
     )
     http_host: str = Field(default="0.0.0.0", description="Address of the HTTP server.")  # noqa: S104
     http_port: int = Field(
-        default=8080, ge=1, le=65535, description="Port of invoke, /metrics and /healthz."
+        default=8080, ge=1, le=65535, description="Port of invoke (and /healthz)."
+    )
+    metrics_port: int = Field(
+        default=8082,
+        ge=1,
+        le=65535,
+        description="Port of /metrics (and /healthz), apart from invoke's: scraping needs no "
+        "token, and a NetworkPolicy can admit Prometheus to it alone.",
     )
     liveness_port: int = Field(
         default=8081, ge=0, le=65535, description="Port of kopf's liveness probe; 0 disables it."
@@ -54,6 +61,29 @@ class Settings(BaseSettings):
     )
     invoke_timeout_seconds: float = Field(
         default=60, gt=0, description="Deadline of one synchronous invoke, in seconds."
+    )
+    invoke_auth: bool = Field(
+        default=True,
+        description="Invoke needs a bearer token (checked with a TokenReview) whose user may "
+        "`invoke` the Workflow (a SubjectAccessReview). false: anyone who reaches the HTTP port "
+        "may invoke any workflow the operator watches; for local demos and tests only.",
+    )
+    invoke_auth_audiences: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Audiences a caller's token must be issued for; empty: the API server's own "
+        "(what `kubectl create token` issues by default).",
+    )
+    invoke_auth_allowed_ttl_seconds: float = Field(
+        default=10,
+        ge=0,
+        description="How long an allowed caller is remembered (per token, namespace and "
+        "workflow): a revoked token or binding works at most this much longer. 0: no cache.",
+    )
+    invoke_auth_denied_ttl_seconds: float = Field(
+        default=2,
+        ge=0,
+        description="How long a refused caller (401, 403) is remembered: a new binding takes "
+        "effect at most this much later. 0: no cache.",
     )
     endpoint_overrides: dict[str, str] = Field(
         default_factory=dict,
@@ -119,7 +149,7 @@ class Settings(BaseSettings):
         "jittered up to 2.2 times it).",
     )
 
-    @field_validator("namespaces", mode="before")
+    @field_validator("namespaces", "invoke_auth_audiences", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -134,6 +164,18 @@ class Settings(BaseSettings):
                 f"lease timings: need duration ({duration}) > renew deadline ({renew}) > "
                 f"{JITTER_FACTOR} x retry period ({self.lease_retry_period_seconds}); "
                 "set STEPLINE_LEASE_*_SECONDS accordingly"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_ports(self) -> Settings:
+        ports = {"http": self.http_port, "metrics": self.metrics_port}
+        if self.liveness_port:
+            ports["liveness"] = self.liveness_port
+        if len(set(ports.values())) < len(ports):
+            raise ValueError(
+                f"ports {ports}: each server needs a port of its own; "
+                "set STEPLINE_HTTP_PORT, STEPLINE_METRICS_PORT and STEPLINE_LIVENESS_PORT apart"
             )
         return self
 

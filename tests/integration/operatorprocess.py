@@ -37,12 +37,19 @@ class OperatorProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     liveness_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
-        """Where the operator's HTTP server (invoke, /metrics) listens."""
+        """Where the operator's invoke port listens (a bearer token allowed to invoke needed,
+        unless extra_env has STEPLINE_INVOKE_AUTH=false)."""
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Where the operator's metrics port (/metrics, no token) listens."""
+        return f"http://127.0.0.1:{self.metrics_port}"
 
     def start(self) -> OperatorProcess:
         env = {
@@ -50,6 +57,7 @@ class OperatorProcess:
             "STEPLINE_HTTP_HOST": "127.0.0.1",
             "STEPLINE_LIVENESS_PORT": str(self.liveness_port),
             "STEPLINE_HTTP_PORT": str(self.http_port),
+            "STEPLINE_METRICS_PORT": str(self.metrics_port),
             **self.extra_env,
         }
         args = [sys.executable, "-m", "stepline", "run"]

@@ -6,9 +6,10 @@ run here on an event loop of its own in a background thread, and the operator is
 STEPLINE_ENDPOINT_OVERRIDES mapping every step to it. Each ServiceStep has its own `path`, so one
 server plays every step and a test scripts a step by scripting its path.
 
-`StepBed` is one namespace with those ServiceSteps deployed and Ready, the server, and an
-operator watching the namespace; a module builds it once, since a namespace, an operator start
-and kwok pods turning Ready cost seconds each.
+`StepBed` is one namespace with those ServiceSteps deployed and Ready, the server, an operator
+watching the namespace, and the token of a ServiceAccount there allowed to invoke its workflows
+(invoke needs one, as users call it); a module builds it once, since a namespace, an operator
+start and kwok pods turning Ready cost seconds each.
 """
 
 from __future__ import annotations
@@ -88,6 +89,54 @@ class StepBed:
     namespace: str
     server: ThreadedStepServer
     operator: OperatorProcess
+    token: str = ""  # a bearer token allowed to invoke the namespace's workflows
+
+
+def add_caller(
+    cluster: LocalCluster, namespace: str, name: str, *, workflows: Sequence[str] | None = ()
+) -> None:
+    """A ServiceAccount `name` in `namespace`. With `workflows` (not None), a Role granting the
+    verb `invoke` on those Workflows (empty: every one in the namespace) and its RoleBinding to
+    the account, as a user grants it (the chart ships the rule as ClusterRole <name>-invoker)."""
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": namespace},
+    }
+    if workflows is None:
+        cluster.apply(account)
+        return
+    rule: Manifest = {"apiGroups": ["stepline.io"], "resources": ["workflows"], "verbs": ["invoke"]}
+    if workflows:
+        rule["resourceNames"] = list(workflows)
+    meta = {"name": f"{name}-invokes", "namespace": namespace}
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
+            "rules": [rule]}  # fmt: skip
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": meta,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": meta["name"]},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    }
+    cluster.apply([account, role, binding])
+
+
+def account_token(
+    cluster: LocalCluster, namespace: str, name: str, *, audience: str | None = None
+) -> str:
+    """A token of the ServiceAccount from the TokenRequest API (`kubectl create token`), for the
+    API server's audience or `audience`."""
+    args = ["create", "token", name, "-n", namespace, "--duration=1h"]
+    if audience is not None:
+        args.append(f"--audience={audience}")
+    return cluster.kubectl(*args).stdout.strip()
+
+
+def invoker_token(cluster: LocalCluster, namespace: str) -> str:
+    """The token of a ServiceAccount `invoker` allowed to invoke every workflow in `namespace`."""
+    add_caller(cluster, namespace, "invoker")
+    return account_token(cluster, namespace, "invoker")
 
 
 def open_step_bed(
@@ -124,7 +173,7 @@ def open_step_bed(
         cluster, (namespace,), log_dir / f"operator-{namespace}.log",
         extra_env={"STEPLINE_ENDPOINT_OVERRIDES": json.dumps(overrides), **(extra_env or {})},
     )  # fmt: skip
-    bed = StepBed(cluster, namespace, server, operator)
+    bed = StepBed(cluster, namespace, server, operator, invoker_token(cluster, namespace))
     try:
         operator.start()
         for name in steps:
@@ -203,10 +252,14 @@ def step_status(run: Manifest, step: str) -> Manifest:
     return found
 
 
-def post_invoke(base_url: str, namespace: str, workflow: str, body: bytes) -> tuple[int, Any]:
-    """POSTs an invoke; returns the HTTP status and the decoded JSON answer."""
+def post_invoke(
+    base_url: str, namespace: str, workflow: str, body: bytes, *, token: str | None
+) -> tuple[int, Any]:
+    """POSTs an invoke with `token` as its bearer token (None: no Authorization header); returns
+    the HTTP status and the decoded JSON answer."""
     url = f"{base_url}/v1/namespaces/{namespace}/workflows/{workflow}:invoke"
-    response = httpx.post(
-        url, content=body, headers={"Content-Type": "application/json"}, timeout=30
-    )
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    response = httpx.post(url, content=body, headers=headers, timeout=30)
     return response.status_code, response.json()

@@ -19,7 +19,7 @@ import pytest
 from tests.integration.localcluster import LocalCluster, wait_until
 from tests.integration.operatorprocess import OperatorProcess, free_port
 from tests.integration.stepobjects import merge_patch, service_step, wait_ready, workflow
-from tests.integration.stepservices import ThreadedStepServer, post_invoke
+from tests.integration.stepservices import ThreadedStepServer, invoker_token, post_invoke
 
 pytestmark = pytest.mark.integration
 
@@ -92,9 +92,11 @@ def ready_in_slices(cluster: LocalCluster, namespace: str) -> list[str]:
     )
 
 
-def invoke_many(operator: OperatorProcess, namespace: str, count: int, clients: int = 4) -> None:
+def invoke_many(
+    operator: OperatorProcess, namespace: str, count: int, *, token: str, clients: int = 4
+) -> None:
     def one(_: int) -> int:
-        status, answer = post_invoke(operator.base_url, namespace, "fan", b'{"n": 1}')
+        status, answer = post_invoke(operator.base_url, namespace, "fan", b'{"n": 1}', token=token)
         assert status == 200, answer
         return status
 
@@ -113,7 +115,8 @@ def test_calls_reach_every_ready_replica_and_a_new_one_within_seconds(
     wait_ready(cluster, "servicestep", STEP, namespace)
     wait_ready(cluster, "workflow", "fan", namespace)
     (first,) = replicas.serve(1)
-    invoke_many(operator, namespace, 20)
+    token = invoker_token(cluster, namespace)
+    invoke_many(operator, namespace, 20, token=token)
     assert replicas.calls(first) == 20, operator.log_tail()
 
     merge_patch(cluster, "servicestep", STEP, namespace, {"spec": {"scaling": {"minReplicas": 3}}})
@@ -123,10 +126,10 @@ def test_calls_reach_every_ready_replica_and_a_new_one_within_seconds(
     # Calls keep coming; each added replica gets its first within seconds of being served.
     while not all(replicas.calls(ip) for ip in added):
         assert time.monotonic() - started < 10, {ip: replicas.calls(ip) for ip in ips}
-        invoke_many(operator, namespace, 8)
+        invoke_many(operator, namespace, 8, token=token)
     first_calls_after = time.monotonic() - started
     before = {ip: replicas.calls(ip) for ip in ips}
-    invoke_many(operator, namespace, SPREAD_CALLS, clients=6)
+    invoke_many(operator, namespace, SPREAD_CALLS, token=token, clients=6)
     shares = {ip: (replicas.calls(ip) - before[ip]) / SPREAD_CALLS for ip in ips}
     print(f"added replicas' first calls {first_calls_after:.2f} s after they were served; shares")
     print(json.dumps(shares))  # bench/elastic/RESULTS.md records these
@@ -140,7 +143,7 @@ def test_calls_reach_every_ready_replica_and_a_new_one_within_seconds(
                what="the step's slices listing one ready endpoint")  # fmt: skip
     time.sleep(1)  # the slice's last update reaching the operator's watch
     before = {ip: replicas.calls(ip) for ip in ips}
-    invoke_many(operator, namespace, 20)
+    invoke_many(operator, namespace, 20, token=token)
     gone = [ip for ip in ips if ip != kept]
     assert [replicas.calls(ip) - before[ip] for ip in gone] == [0, 0]
     assert replicas.calls(kept) - before[kept] == 20

@@ -47,7 +47,7 @@ def bed(
 
 def invoke(bed: StepBed, workflow: str, body: Any = None, *, raw: bytes | None = None) -> Any:
     payload = raw if raw is not None else json.dumps(body).encode()
-    return post_invoke(bed.operator.base_url, bed.namespace, workflow, payload)
+    return post_invoke(bed.operator.base_url, bed.namespace, workflow, payload, token=bed.token)
 
 
 def test_invoke_answers_the_output_of_the_chain(bed: StepBed) -> None:

@@ -58,8 +58,8 @@ def drive(bed: StepBed) -> None:
     apply_workflow(bed, "notify", [{"name": "send", "stepRef": "broken", "retry": QUICK}])
     for index in range(8):  # spread over several scrapes, so that rates see the counters grow
         body = json.dumps({"n": index}).encode()
-        post_invoke(bed.operator.base_url, bed.namespace, "trade", body)
-        post_invoke(bed.operator.base_url, bed.namespace, "notify", b"{}")
+        post_invoke(bed.operator.base_url, bed.namespace, "trade", body, token=bed.token)
+        post_invoke(bed.operator.base_url, bed.namespace, "notify", b"{}", token=bed.token)
         time.sleep(0.5)
     start_run(bed, "trade-run", "trade", {"n": 99})
     wait_finished(bed, "trade-run")
@@ -75,7 +75,7 @@ def scraped(
             cluster, "metrics", STEPS, workdir, scaling=SCALING, extra_env=SCALING_ENV
         )
         stack.callback(close_step_bed, bed)
-        address = bed.operator.base_url.removeprefix("http://")
+        address = bed.operator.metrics_url.removeprefix("http://")
         prometheus = PrometheusServer(targets=[address], workdir=workdir, rule_files=[RULES])
         stack.enter_context(prometheus)
         drive(bed)
@@ -93,8 +93,8 @@ def keep_growing(bed: StepBed, prometheus: PrometheusServer) -> bool:
     first good scrape: the rates are then zero and every ratio of them NaN. Runs keep coming
     until a rate is positive, whatever the scrapes' timing.
     """
-    post_invoke(bed.operator.base_url, bed.namespace, "trade", b'{"n": 100}')
-    post_invoke(bed.operator.base_url, bed.namespace, "notify", b"{}")
+    post_invoke(bed.operator.base_url, bed.namespace, "trade", b'{"n": 100}', token=bed.token)
+    post_invoke(bed.operator.base_url, bed.namespace, "notify", b"{}", token=bed.token)
     return all(
         prometheus.query(f'rate(stepline_runs_finished_total{{workflow="{name}"}}[5m]) > 0')
         for name in ("trade", "notify")

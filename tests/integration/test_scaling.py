@@ -24,7 +24,7 @@ from tests.integration.localcluster import LocalCluster, wait_until
 from tests.integration.metricsapi import ExternalMetricsApi
 from tests.integration.operatorprocess import OperatorProcess
 from tests.integration.stepobjects import API_VERSION, get, service_step, wait_ready, workflow
-from tests.integration.stepservices import ThreadedStepServer, post_invoke
+from tests.integration.stepservices import ThreadedStepServer, invoker_token, post_invoke
 from tests.unit.engine.stepservers import Answer
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ def scaling_operator(  # noqa: PLR0917 (fixtures)
     }
     process = OperatorProcess(
         cluster, (namespace,), tmp_path / "operator.log", extra_env=env,
-        http_port=metrics_api.operator_port,
+        metrics_port=metrics_api.operator_port,
     ).start()  # fmt: skip
     try:
         yield process
@@ -144,7 +144,7 @@ def scaling_reason(cluster: LocalCluster, namespace: str) -> str | None:
 def scrape(operator: OperatorProcess, *names: str) -> list[dict[str, float]]:
     """The operator's series of each metric named, by their label text, from one scrape (so
     that figures of one sample are read together)."""
-    url = f"{operator.base_url}/metrics"  # http, to the operator started here
+    url = f"{operator.metrics_url}/metrics"  # http, to the operator started here
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
         text = response.read().decode()
     found = []
@@ -219,11 +219,12 @@ def test_calls_per_second_scaling_moves_replicas_with_the_arrival_rate(
         timeout=60, what="the idle step's calls-per-second figure (0) through the metrics API",
     )  # fmt: skip
     stop = threading.Event()
+    token = invoker_token(cluster, namespace)
 
     def call_at_3_per_second() -> None:  # on a schedule, whatever each call took
         due = time.monotonic()
         while not stop.is_set():
-            post_invoke(scaling_operator.base_url, namespace, "hold", b"{}")
+            post_invoke(scaling_operator.base_url, namespace, "hold", b"{}", token=token)
             due += 1 / 3
             stop.wait(max(due - time.monotonic(), 0))
 

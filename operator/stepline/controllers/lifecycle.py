@@ -41,8 +41,9 @@ from stepline.engine import (
 )
 from stepline.engine.loads import StepLoads
 from stepline.engine.metering import MetricsObserver
+from stepline.gateway.authorizing import build_authorizer
 from stepline.gateway.invoking import Invoker
-from stepline.gateway.server import build_app, start_server
+from stepline.gateway.server import build_app, build_metrics_app, start_server
 from stepline.gateway.serving import HttpServer
 from stepline.kube import KubeApi
 from stepline.observability import Metrics
@@ -112,9 +113,15 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
         keep_runs_forever(runtime, workflows=kwargs["workflows"], runs=runs), name="run retention"
     )
     memo["http_server"] = await start_server(
-        build_app(invoker=build_invoker(runtime, kwargs["workflows"]), metrics=runtime.metrics),
+        build_app(
+            invoker=build_invoker(runtime, kwargs["workflows"]),
+            authorizer=build_authorizer(config, runtime.kube),
+        ),
         host=config.http_host,
         port=config.http_port,
+    )
+    memo["metrics_server"] = await start_server(
+        build_metrics_app(metrics=runtime.metrics), host=config.http_host, port=config.metrics_port
     )
 
 
@@ -233,9 +240,10 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         task = memo.get(task_name)
         if isinstance(task, asyncio.Task):
             task.cancel()
-    server = memo.get("http_server")
-    if isinstance(server, HttpServer):
-        await server.close()  # finishes the requests already read
+    for server_name in ("http_server", "metrics_server"):
+        server = memo.get(server_name)
+        if isinstance(server, HttpServer):
+            await server.close()  # finishes the requests already read
     runtime = memo.get("runtime")
     if isinstance(runtime, Runtime):
         await runtime.runs.shutdown()

@@ -1,1 +1,2 @@
-"""The operator's HTTP side: synchronous invoke of a workflow, /metrics and /healthz."""
+"""The operator's HTTP side: synchronous invoke of a workflow (its callers authenticated and
+authorised by the API server: `authorizing`), /metrics and /healthz."""

@@ -1,18 +1,28 @@
-"""The operator's HTTP routes, served by `serving.HttpServer`: invoke, /metrics, /healthz.
+"""The operator's HTTP routes, served by `serving.HttpServer` on two ports.
+
+The invoke port (`App`; STEPLINE_HTTP_PORT):
 
 POST /v1/namespaces/{namespace}/workflows/{name}:invoke   run a workflow, answer its output
+GET  /healthz                                              200 once the server runs
+
+The metrics port (`MetricsApp`; STEPLINE_METRICS_PORT), apart so that scraping needs no token:
+
 GET  /metrics                                              Prometheus exposition
 GET  /healthz                                              200 once the server runs
 
-GET routes answer HEAD too (headers only). Any other path: 404; another method on a known path:
-405 with `Allow`; both with the JSON error body of invoke's errors (`invoking`).
+Invoke needs a bearer token allowed to `invoke` the Workflow when the app has an `Authorizer`
+(`authorizing`): 401 (with `WWW-Authenticate: Bearer`), 403 or 503 otherwise, checked before
+the body is looked at. GET routes answer HEAD too (headers only). Any other path: 404; another
+method on a known path: 405 with `Allow`; every error with the JSON body of invoke's errors
+(`invoking`).
 """
 
 from __future__ import annotations
 
 from stepline.api import MAX_INPUT_BYTES
 from stepline.engine.encoding import encode_json
-from stepline.gateway.invoking import Invoker, input_too_large
+from stepline.gateway.authorizing import Authorizer, Verdict
+from stepline.gateway.invoking import Invoker, error_answer, input_too_large
 from stepline.gateway.serving import HttpServer, Request, Response, json_error
 from stepline.observability import Metrics, render_metrics
 
@@ -20,11 +30,12 @@ _HEALTHY = Response(200, b'{"status": "ok"}')
 
 
 class App:
-    """The handler of the operator's HTTP port: one method per route."""
+    """The handler of the invoke port: one method per route. Without an `authorizer`, anyone
+    who reaches the port may invoke (STEPLINE_INVOKE_AUTH=false)."""
 
-    def __init__(self, *, invoker: Invoker, metrics: Metrics) -> None:
+    def __init__(self, *, invoker: Invoker, authorizer: Authorizer | None) -> None:
         self._invoker = invoker
-        self._metrics = metrics
+        self._authorizer = authorizer
 
     async def __call__(self, request: Request) -> Response:
         path = request.path
@@ -32,22 +43,48 @@ class App:
             if request.method != "POST":
                 return _not_allowed(request, "POST")
             return await self.invoke(request, *workflow)
-        if path in ("/metrics", "/healthz"):
-            if request.method not in ("GET", "HEAD"):
-                return _not_allowed(request, "GET, HEAD")
-            return self.serve_metrics(request) if path == "/metrics" else _HEALTHY
+        if path == "/healthz":
+            return _healthz(request)
         return json_error(404, "NotFound", f"no route for {path}")
 
     async def invoke(self, request: Request, namespace: str, name: str) -> Response:
+        if self._authorizer is not None:
+            header = request.headers.get("authorization")
+            verdict = await self._authorizer.authorize(header, namespace, name)
+            if not verdict.allowed:
+                return refusal(verdict)
         if request.body_too_large:
             answer = input_too_large(request.body_size)
         else:
             answer = await self._invoker.invoke(namespace, name, request.body)
         return Response(answer.status, encode_json(answer.body))
 
+
+class MetricsApp:
+    """The handler of the metrics port: /metrics and /healthz, no token asked."""
+
+    def __init__(self, *, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def __call__(self, request: Request) -> Response:
+        if request.path == "/metrics":
+            if request.method not in ("GET", "HEAD"):
+                return _not_allowed(request, "GET, HEAD")
+            return self.serve_metrics(request)
+        if request.path == "/healthz":
+            return _healthz(request)
+        return json_error(404, "NotFound", f"no route for {request.path}")
+
     def serve_metrics(self, request: Request) -> Response:
         exposition = render_metrics(self._metrics.registry, accept=request.headers.get("accept"))
         return Response(200, exposition.body, content_type=exposition.content_type)
+
+
+def refusal(verdict: Verdict) -> Response:
+    """The answer to a caller the authorizer refused; a 401 names the scheme to use."""
+    body = encode_json(error_answer(verdict.status, verdict.reason, verdict.message).body)
+    headers = (("WWW-Authenticate", "Bearer"),) if verdict.status == 401 else ()
+    return Response(verdict.status, body, headers=headers)
 
 
 def parse_invoke_path(path: str) -> tuple[str, str] | None:
@@ -67,11 +104,21 @@ def _not_allowed(request: Request, allowed: str) -> Response:
     return Response(405, refusal.body, headers=(("Allow", allowed),))
 
 
-def build_app(*, invoker: Invoker, metrics: Metrics) -> App:
-    return App(invoker=invoker, metrics=metrics)
+def _healthz(request: Request) -> Response:
+    if request.method not in ("GET", "HEAD"):
+        return _not_allowed(request, "GET, HEAD")
+    return _HEALTHY
 
 
-async def start_server(app: App, *, host: str, port: int) -> HttpServer:
+def build_app(*, invoker: Invoker, authorizer: Authorizer | None) -> App:
+    return App(invoker=invoker, authorizer=authorizer)
+
+
+def build_metrics_app(*, metrics: Metrics) -> MetricsApp:
+    return MetricsApp(metrics=metrics)
+
+
+async def start_server(app: App | MetricsApp, *, host: str, port: int) -> HttpServer:
     """Listens on (host, port); a body over the input cap is answered 400 naming the limit."""
     server = HttpServer(app, max_body_bytes=MAX_INPUT_BYTES)
     await server.start(host, port)

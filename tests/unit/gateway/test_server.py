@@ -1,6 +1,7 @@
 """The operator's HTTP routes through aiohttp's client: invoke with a real `Invoker` and executor
-calling a step server on loopback, /metrics, /healthz, and the JSON errors of wrong paths and
-methods."""
+calling a step server on loopback, with and without an `Authorizer` (on a stand-in for the API
+server's reviews), /metrics on a port of its own, /healthz, and the JSON errors of wrong paths
+and methods."""
 
 from __future__ import annotations
 
@@ -18,8 +19,15 @@ from stepline.api import (
     Workflow,
 )
 from stepline.engine import Executor, Http1Transport, RunSlots, StepIndex, build_plan
+from stepline.errors import KubeApiError
+from stepline.gateway.authorizing import Authorizer
 from stepline.gateway.invoking import Invoker
-from stepline.gateway.server import build_app, parse_invoke_path, start_server
+from stepline.gateway.server import (
+    build_app,
+    build_metrics_app,
+    parse_invoke_path,
+    start_server,
+)
 from stepline.observability import Metrics
 from tests.unit.engine.stepservers import (
     T0,
@@ -29,6 +37,7 @@ from tests.unit.engine.stepservers import (
     build_workflow,
 )
 from tests.unit.gateway.clients import HOST
+from tests.unit.gateway.reviewers import HEADER, USER, Reviewer
 
 INVOKE = "/v1/namespaces/shop/workflows/trade:invoke"
 
@@ -54,7 +63,14 @@ async def step_server() -> AsyncIterator[StepServer]:
 
 
 @pytest.fixture
-async def base_url(step_server: StepServer) -> AsyncIterator[str]:
+def authorizer() -> Authorizer | None:
+    """None: invoke without authentication (STEPLINE_INVOKE_AUTH=false); tests of
+    authentication override it."""
+    return None
+
+
+@pytest.fixture
+async def base_url(step_server: StepServer, authorizer: Authorizer | None) -> AsyncIterator[str]:
     workflows = {("shop", "trade"): ready(build_workflow([{"name": "greet", "stepRef": "greet"}]))}
     metrics = Metrics()
     async with Http1Transport() as transport:
@@ -71,9 +87,17 @@ async def base_url(step_server: StepServer) -> AsyncIterator[str]:
             deadline_seconds=5,
             metrics=metrics,
         )
-        server = await start_server(build_app(invoker=invoker, metrics=metrics), host=HOST, port=0)
+        app = build_app(invoker=invoker, authorizer=authorizer)
+        server = await start_server(app, host=HOST, port=0)
         yield f"http://{HOST}:{server.port}"
         await server.close()
+
+
+@pytest.fixture
+async def metrics_url() -> AsyncIterator[str]:
+    server = await start_server(build_metrics_app(metrics=Metrics()), host=HOST, port=0)
+    yield f"http://{HOST}:{server.port}"
+    await server.close()
 
 
 @pytest.fixture
@@ -175,12 +199,12 @@ async def test_health_answers_ok(base_url: str, http: aiohttp.ClientSession) -> 
 
 
 async def test_metrics_answer_the_text_format_or_openmetrics_when_asked(
-    base_url: str, http: aiohttp.ClientSession
+    metrics_url: str, http: aiohttp.ClientSession
 ) -> None:
-    async with http.get(base_url + "/metrics") as response:
+    async with http.get(metrics_url + "/metrics") as response:
         text = await response.text()
     openmetrics = {"Accept": "application/openmetrics-text; version=1.0.0"}
-    async with http.get(base_url + "/metrics", headers=openmetrics) as asked:
+    async with http.get(metrics_url + "/metrics", headers=openmetrics) as asked:
         asked_text = await asked.text()
 
     assert response.status == 200
@@ -220,3 +244,96 @@ async def test_a_step_answering_json_the_engine_cannot_use_fails_the_invoke_with
     assert "not usable JSON" in error["message"]
     assert why in error["message"]
     assert len(step_server.calls("/greet")) == 1  # an unusable answer is not retried
+
+
+async def test_metrics_are_served_on_their_own_port_only(
+    base_url: str, metrics_url: str, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(base_url + "/metrics") as on_invoke_port:
+        refused = await on_invoke_port.json()
+    async with http.get(metrics_url + "/healthz") as health:
+        assert health.status == 200
+    async with http.post(metrics_url + INVOKE, json={}) as invoke_on_metrics_port:
+        assert invoke_on_metrics_port.status == 404
+    async with http.post(metrics_url + "/metrics", json={}) as posted:
+        assert posted.status == 405
+
+    assert (on_invoke_port.status, refused["error"]["reason"]) == (404, "NotFound")
+
+
+class TestWithAuthentication:
+    """The invoke port with an `Authorizer`: each refusal with the JSON error body."""
+
+    @pytest.fixture
+    def reviewer(self) -> Reviewer:
+        return Reviewer()
+
+    @pytest.fixture
+    def authorizer(self, reviewer: Reviewer) -> Authorizer:
+        return Authorizer(reviewer, allowed_ttl=10, denied_ttl=2)
+
+    async def test_a_token_allowed_to_invoke_gets_the_output(
+        self, base_url: str, http: aiohttp.ClientSession, step_server: StepServer
+    ) -> None:
+        step_server.answer("/greet", lambda got: {"greeting": f"hello {got['name']}"})
+        headers = {"Authorization": HEADER}
+
+        async with http.post(base_url + INVOKE, json={"name": "ada"}, headers=headers) as answer:
+            assert answer.status == 200
+            assert (await answer.json())["output"] == {"greeting": "hello ada"}
+
+    @pytest.mark.parametrize("authorization", [None, "Bearer garbage", "Basic YWRhOnNlY3JldA=="])
+    async def test_without_a_valid_bearer_token_invoke_answers_401_naming_the_scheme(
+        self,
+        base_url: str,
+        http: aiohttp.ClientSession,
+        step_server: StepServer,
+        authorization: str | None,
+    ) -> None:
+        headers = {"Authorization": authorization} if authorization else {}
+
+        async with http.post(base_url + INVOKE, json={"name": "ada"}, headers=headers) as answer:
+            body = await answer.json()
+
+        assert answer.status == 401
+        assert answer.headers["WWW-Authenticate"] == "Bearer"
+        assert answer.content_type == "application/json"
+        assert body["error"]["reason"] == "Unauthorized"
+        assert step_server.calls("/greet") == []
+
+    async def test_a_token_without_the_permission_answers_403(
+        self, base_url: str, http: aiohttp.ClientSession, reviewer: Reviewer
+    ) -> None:
+        reviewer.grants.clear()
+
+        async with http.post(base_url + INVOKE, json={}, headers={"Authorization": HEADER}) as a:
+            body = await a.json()
+
+        assert a.status == 403
+        assert "WWW-Authenticate" not in a.headers
+        assert body["error"]["reason"] == "Forbidden"
+        assert USER["username"] in body["error"]["message"]
+
+    async def test_an_unreachable_api_server_answers_503(
+        self, base_url: str, http: aiohttp.ClientSession, reviewer: Reviewer
+    ) -> None:
+        reviewer.failing = KubeApiError("POST …/tokenreviews: no answer", status=0)
+
+        async with http.post(base_url + INVOKE, json={}, headers={"Authorization": HEADER}) as a:
+            body = await a.json()
+
+        assert (a.status, body["error"]["reason"]) == (503, "AuthorizationUnavailable")
+
+    async def test_the_token_is_checked_before_the_body(
+        self, base_url: str, http: aiohttp.ClientSession
+    ) -> None:
+        oversized = b"x" * (MAX_INPUT_BYTES + 1)
+
+        async with http.post(base_url + INVOKE, data=oversized) as anonymous:
+            assert anonymous.status == 401
+        async with http.post(base_url + INVOKE, data=b"[1]") as malformed:
+            assert malformed.status == 401
+
+    async def test_health_needs_no_token(self, base_url: str, http: aiohttp.ClientSession) -> None:
+        async with http.get(base_url + "/healthz") as response:
+            assert response.status == 200
