@@ -96,13 +96,15 @@ def manifests(namespace: str, mode: str) -> list[dict[str, Any]]:
     return [step, workflow]
 
 
-def install(cluster: LocalCluster) -> str:
-    """The chart (NodePort, adapter on) and Prometheus; returns the operator's base URL."""
+def install(cluster: LocalCluster) -> tuple[str, str]:
+    """The chart (NodePort, adapter on, invoke without tokens: scaling is measured here, not
+    who may invoke) and Prometheus; returns the operator's invoke and metrics base URLs."""
     for namespace in (SYSTEM, metricsstack.MONITORING):
         restricted_namespace(cluster, namespace)
     cluster.helm(
         "upgrade", "--install", RELEASE, str(CHART), "--namespace", SYSTEM,
-        "--set", "service.type=NodePort", *metricsstack.adapter_values(),
+        "--set", "service.type=NodePort", "--set", "operator.invokeAuth.enabled=false",
+        *metricsstack.adapter_values(),
         "--wait", "--timeout", "240s",
     )  # fmt: skip
     metricsstack.install_prometheus(cluster, RELEASE)
@@ -110,8 +112,8 @@ def install(cluster: LocalCluster) -> str:
     node = cluster.get_json("nodes")["items"][0]
     (address,) = (a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
     service = cluster.get_json("service", RELEASE, "-n", SYSTEM)
-    (port,) = (p["nodePort"] for p in service["spec"]["ports"] if p["name"] == "http")
-    return f"http://{address}:{port}"
+    ports = {p["name"]: p["nodePort"] for p in service["spec"]["ports"]}
+    return f"http://{address}:{ports['http']}", f"http://{address}:{ports['metrics']}"
 
 
 def watch(cluster: LocalCluster, namespace: str, outcome: Outcome, stop: threading.Event) -> None:
@@ -126,8 +128,8 @@ def watch(cluster: LocalCluster, namespace: str, outcome: Outcome, stop: threadi
         stop.wait(1.0)
 
 
-def lead_of(base_url: str, namespace: str) -> float | None:
-    with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as response:  # noqa: S310
+def lead_of(metrics_url: str, namespace: str) -> float | None:
+    with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=5) as response:  # noqa: S310
         text = response.read().decode()
     found = re.search(
         rf'^stepline_step_scaling_lead_seconds\{{[^}}]*namespace="{namespace}"[^}}]*\}} (\S+)$',
@@ -136,7 +138,8 @@ def lead_of(base_url: str, namespace: str) -> float | None:
     return round(float(found.group(1)), 1) if found else None
 
 
-def run_mode(cluster: LocalCluster, base_url: str, mode: str, trace: Trace) -> Outcome:
+def run_mode(cluster: LocalCluster, urls: tuple[str, str], mode: str, trace: Trace) -> Outcome:
+    base_url, metrics_url = urls
     namespace = f"real-{trace.name}-{mode}"
     restricted_namespace(cluster, namespace)
     outcome = Outcome(mode, trace, REPLICA_RATE)
@@ -159,7 +162,7 @@ def run_mode(cluster: LocalCluster, base_url: str, mode: str, trace: Trace) -> O
         asyncio.run(drive(url, outcome, BODY))
         stop.set()
         watcher.join()
-        outcome.lead_seconds = lead_of(base_url, namespace)
+        outcome.lead_seconds = lead_of(metrics_url, namespace)
     finally:
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
     return outcome
@@ -173,11 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="JSON results (with timelines)")
     args = parser.parse_args(argv)
     cluster = LocalCluster.attach(args.kubeconfig)
-    base_url = install(cluster)
+    urls = install(cluster)
     results: list[dict[str, Any]] = []
     for name in args.traces.split(","):
         for mode in args.modes.split(","):
-            outcome = run_mode(cluster, base_url, mode, scaled(TRACES[name]))
+            outcome = run_mode(cluster, urls, mode, scaled(TRACES[name]))
             print(json.dumps(outcome.summary()), flush=True)
             results.append({**outcome.summary(), "timeline": outcome.timeline})
             if args.out:

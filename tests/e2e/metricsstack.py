@@ -3,8 +3,9 @@ operator, and the chart's prometheus-adapter serving what it scraped to the HPAs
 
 Prometheus is Debian's binary in an image made here (`hack/build-images.sh prometheus`), run
 with the restricted profile (non-root, read-only root filesystem, its data on an emptyDir),
-scraping the operator's Service every SCRAPE_SECONDS with `honor_labels` (the operator's series
-carry the step's `namespace`). A static target: no service discovery, so no RBAC.
+scraping the operator's Service on its metrics port every SCRAPE_SECONDS with `honor_labels`
+(the operator's series carry the step's `namespace`). A static target: no service discovery,
+so no RBAC.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ def prometheus_image() -> str:
 
 
 def prometheus_manifests(operator_service: str) -> list[Manifest]:
-    """A one-replica Prometheus scraping `operator_service` (name.namespace) on its http port."""
+    """A one-replica Prometheus scraping `operator_service` (name.namespace) on its metrics
+    port (the chart's default, 8082: no token asked)."""
     config = f"""
 global: {{scrape_interval: {SCRAPE_SECONDS}s, scrape_timeout: {SCRAPE_SECONDS}s}}
 scrape_configs:
   - job_name: stepline
     honor_labels: true
-    static_configs: [{{targets: ["{operator_service}.svc:8080"]}}]
+    static_configs: [{{targets: ["{operator_service}.svc:8082"]}}]
 """
     labels = {"app.kubernetes.io/name": PROMETHEUS}
     restricted: dict[str, Any] = {

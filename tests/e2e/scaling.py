@@ -95,11 +95,13 @@ def manifests(namespace: str, scenario: Scenario = CPU_HEAVY) -> list[dict[str, 
 
 
 class Load:
-    """The scenario's clients, threads POSTing its workflow's invoke in a loop until stopped."""
+    """The scenario's clients, threads POSTing its workflow's invoke in a loop until stopped,
+    with a bearer token allowed to invoke it."""
 
-    def __init__(self, base_url: str, namespace: str, scenario: Scenario) -> None:
+    def __init__(self, base_url: str, namespace: str, scenario: Scenario, *, token: str) -> None:
         workflow = scenario.workflow
         self._url = f"{base_url}/v1/namespaces/{namespace}/workflows/{workflow}:invoke"
+        self._headers = {"Authorization": f"Bearer {token}"}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.answers: Counter[str] = Counter()
@@ -111,7 +113,8 @@ class Load:
         with httpx.Client(timeout=30) as client:
             while not self._stop.is_set():
                 try:
-                    outcome = str(client.post(self._url, json=BODY).status_code)
+                    answer = client.post(self._url, json=BODY, headers=self._headers)
+                    outcome = str(answer.status_code)
                 except httpx.HTTPError as failure:
                     outcome = type(failure).__name__
                     self._stop.wait(0.2)
@@ -221,6 +224,7 @@ def watch_scaling(
     base_url: str,
     *,
     scenario: Scenario = CPU_HEAVY,
+    token: str,
     wanted: int,
     up_within: float = 180,
     hold: float = 20,
@@ -231,7 +235,7 @@ def watch_scaling(
     `hold` s more, reading each pod's calls before and after, stops, and samples until one
     replica is left (at most `down_within` s)."""
     timeline = Timeline(scenario)
-    load = Load(base_url, namespace, scenario).start()
+    load = Load(base_url, namespace, scenario, token=token).start()
     started = time.monotonic()
     try:
         while time.monotonic() - started < up_within:

@@ -1,7 +1,9 @@
 """The user's path on real pods, in order: `helm install` with default values into a namespace
 enforcing the Pod Security `restricted` profile; the finance and manufacturing examples applied
 and their steps running as real pods; a WorkflowRun made with `kubectl create -f` and an invoke
-through the operator's Service answering what the example services' own code says they must;
+through the operator's Service, with the token of a ServiceAccount bound to the chart's invoker
+ClusterRole (401 without one, 403 unbound), answering what the example services' own code says
+they must;
 the HPAs reading real CPU and one scaling a CPU-heavy step 1 → 3+ → 1 under load, its calls
 spread over the new replicas; with Prometheus and the chart's prometheus-adapter, a step that
 waits (no CPU) scaling 1 → 3 → 1 on the calls the operator has in flight; `helm upgrade`
@@ -159,15 +161,33 @@ def test_a_workflowrun_created_with_kubectl_succeeds_with_the_right_output(
         assert output == oracle(example_input(example))
 
 
+def invoker_token(cluster: LocalCluster, namespace: str, account: str = "caller") -> str:
+    """A token of ServiceAccount `account`, bound in `namespace` to the chart's ClusterRole
+    <release>-invoker: the README's steps."""
+    cluster.kubectl("create", "serviceaccount", account, "-n", namespace)
+    cluster.kubectl(
+        "create", "rolebinding", f"{account}-invokes", "-n", namespace,
+        f"--clusterrole={RELEASE}-invoker", f"--serviceaccount={namespace}:{account}",
+    )  # fmt: skip
+    return cluster.kubectl("create", "token", account, "-n", namespace).stdout.strip()
+
+
 def test_an_invoke_through_the_operators_service_answers_with_the_output(
     release: LocalCluster,
 ) -> None:
     run_input = example_input("finance")
+    token = invoker_token(release, "finance")
+    release.kubectl("create", "serviceaccount", "stranger", "-n", "finance")
+    stranger = release.kubectl("create", "token", "stranger", "-n", "finance").stdout.strip()
+    body = json.dumps(run_input).encode()
     with port_forward(release, SYSTEM, f"svc/{RELEASE}", 8080) as base_url:
-        status, answer = post_invoke(base_url, "finance", "trade", json.dumps(run_input).encode())
+        status, answer = post_invoke(base_url, "finance", "trade", body, token=token)
         refused_status, refused = post_invoke(
-            base_url, "finance", "trade", b'{"user": {}, "order": {}}'
+            base_url, "finance", "trade", b'{"user": {}, "order": {}}', token=token
         )
+        anonymous, _ = post_invoke(base_url, "finance", "trade", body, token=None)
+        unbound, _ = post_invoke(base_url, "finance", "trade", body, token=stranger)
+    assert (anonymous, unbound) == (401, 403)
     assert status == 200, answer
     assert expected.without_order_id(answer["output"]) == expected.trade(run_input)
     # The user-validation pod itself refused the input (its code answers 400 without user.id),
@@ -239,8 +259,11 @@ def scale_under_load(
         lambda: scaling.sample(cluster, ELASTIC, 0, scenario).metric is not None,
         timeout=120, interval=5, what=f"the {scenario.step} HPA reading its metric",
     )  # fmt: skip
+    token = invoker_token(cluster, ELASTIC, account=f"load-{scenario.step}")
     with port_forward(cluster, SYSTEM, f"svc/{RELEASE}", 8080) as base_url:
-        timeline = scaling.watch_scaling(cluster, ELASTIC, base_url, scenario=scenario, wanted=3)
+        timeline = scaling.watch_scaling(
+            cluster, ELASTIC, base_url, scenario=scenario, token=token, wanted=3
+        )
     report = timeline.markdown()
     reports = Path(os.environ.get("STEPLINE_E2E_REPORTS") or tempfile.gettempdir())
     (reports / report_name).write_text(report + "\n")  # for bench/elastic/RESULTS.md

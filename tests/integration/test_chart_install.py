@@ -1,9 +1,10 @@
 """The Helm chart against the real control plane: it installs into a namespace that enforces the
 Pod Security `restricted` profile and the operator Deployment becomes Available (kwok runs the
 pod); the operator, run as a process under the chart's ServiceAccount token (TokenRequest API),
-reconciles a ServiceStep and runs a Workflow with no request denied; what it does not need
-(reading Secrets) is denied; upgrade works and uninstall leaves the CRDs. A second release in
-cluster-wide mode proves the ClusterRole the same way.
+reconciles a ServiceStep, runs a Workflow, and reviews invoke callers' tokens (an account bound
+to the chart's invoker ClusterRole may invoke, another may not) with no request denied; what it
+does not need (reading Secrets) is denied; upgrade works and uninstall leaves the CRDs. A second
+release in cluster-wide mode proves the ClusterRole the same way.
 
 One release (namespaced mode, watching one namespace) serves most of the module; its tests run in
 file order and the upgrade test uninstalls it. While the operator process runs under the chart's
@@ -28,6 +29,7 @@ from tests.integration.stepservices import (
     StepBed,
     ThreadedStepServer,
     apply_workflow,
+    post_invoke,
     start_run,
     wait_finished,
     wait_ready_step,
@@ -155,6 +157,22 @@ def test_the_service_account_may_not_read_secrets_nor_touch_other_namespaces(
     assert can("create", "pods", "-n", release.watched) == "no"
     assert can("patch", "deployments.apps", "-n", release.watched) == "yes"
     assert can("patch", "servicesteps.stepline.io/status", "-n", release.watched) == "yes"
+    assert can("create", "tokenreviews.authentication.k8s.io") == "yes"
+    assert can("create", "subjectaccessreviews.authorization.k8s.io") == "yes"
+    assert can("invoke", "workflows.stepline.io", "-n", release.watched) == "no"
+
+
+def invoker_token(release: Release, account: str, *, bound: bool) -> str:
+    """A token of ServiceAccount `account` in the watched namespace, bound there (`bound`) to
+    the chart's ClusterRole <release>-invoker, as the README says to grant invoke."""
+    cluster, namespace = release.cluster, release.watched
+    cluster.kubectl("create", "serviceaccount", account, "-n", namespace)
+    if bound:
+        cluster.kubectl(
+            "create", "rolebinding", f"{account}-invokes", "-n", namespace,
+            f"--clusterrole={RELEASE}-invoker", f"--serviceaccount={namespace}:{account}",
+        )  # fmt: skip
+    return cluster.kubectl("create", "token", account, "-n", namespace).stdout.strip()
 
 
 def test_the_operator_under_the_service_account_reconciles_and_runs_without_a_denial(
@@ -189,6 +207,12 @@ def test_the_operator_under_the_service_account_reconciles_and_runs_without_a_de
         start_run(bed, "greet-1", "greet", {"hello": "world"})
         run = wait_finished(bed, "greet-1")
         assert run["status"]["phase"] == "Succeeded", operator.log_tail()
+        for account, bound, wanted in (("caller", True, 200), ("stranger", False, 403)):
+            token = invoker_token(release, account, bound=bound)
+            status, answer = post_invoke(
+                operator.base_url, release.watched, "greet", b'{"hello": "world"}', token=token
+            )
+            assert status == wanted, answer
     finally:
         operator.stop()
         server.stop()

@@ -84,19 +84,23 @@ def test_defaults_render_one_recreated_replica_with_the_restricted_security_cont
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "liveness"}
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert ports == {"http": 8080, "liveness": 8081}
+    assert ports == {"http": 8080, "metrics": 8082, "liveness": 8081}
     env = {item["name"]: item.get("value") for item in container["env"]}
     assert env["STEPLINE_NAMESPACES"] == ""
+    assert (env["STEPLINE_HTTP_PORT"], env["STEPLINE_METRICS_PORT"]) == ("8080", "8082")
+    assert env["STEPLINE_INVOKE_AUTH"] == "true"
     assert "STEPLINE_PEERING" not in env
 
 
-def test_the_service_carries_the_labels_and_port_the_service_monitor_selects() -> None:
+def test_the_service_carries_the_labels_and_metrics_port_the_service_monitor_selects() -> None:
     docs = render("monitoring.serviceMonitor.enabled=true")
     service, monitor = one(docs, "Service"), one(docs, "ServiceMonitor")
     assert (
         monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     )
-    assert [port["name"] for port in service["spec"]["ports"]] == ["http"]
+    ports = {port["name"]: (port["port"], port["targetPort"]) for port in service["spec"]["ports"]}
+    assert ports == {"http": (8080, "http"), "metrics": (8082, "metrics")}
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
     assert monitor["metadata"]["namespace"] == "stepline-system"
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["stepline-system"]}
@@ -105,7 +109,7 @@ def test_the_service_carries_the_labels_and_port_the_service_monitor_selects() -
 def test_cluster_wide_mode_grants_a_cluster_role_and_nothing_it_does_not_use() -> None:
     docs = render()
     assert of_kind(docs, "Role") == []
-    rules = granted(one(docs, "ClusterRole"))
+    rules = granted(named(docs, "ClusterRole", "stepline"))
     assert ("", "secrets", "get") not in rules
     assert not any(resource in {"pods", "configmaps", "secrets"} for _, resource, _ in rules)
     assert not any(verb in {"*", "update", "deletecollection"} for _, resource, verb in rules
@@ -132,10 +136,12 @@ def test_namespaced_mode_grants_roles_only_in_the_watched_namespaces() -> None:
     assert sorted(b["metadata"]["namespace"] for b in of_kind(docs, "RoleBinding")) == [
         "factory", "shop",
     ]  # fmt: skip
-    cluster_rules = granted(one(docs, "ClusterRole"))
-    assert {group for group, _, _ in cluster_rules} == {"apiextensions.k8s.io", ""}
+    cluster_rules = granted(named(docs, "ClusterRole", "stepline"))
+    assert {group for group, _, _ in cluster_rules} == {
+        "apiextensions.k8s.io", "", "authentication.k8s.io", "authorization.k8s.io",
+    }  # fmt: skip
     assert {resource for _, resource, _ in cluster_rules} == {
-        "customresourcedefinitions", "namespaces",
+        "customresourcedefinitions", "namespaces", "tokenreviews", "subjectaccessreviews",
     }  # fmt: skip
     assert all(("apps", "deployments", "patch") in granted(role) for role in roles)
     env = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -169,6 +175,7 @@ def test_optional_objects_are_off_by_default() -> None:
     kinds = {doc["kind"] for doc in render()}
     assert kinds == {
         "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
+        "NetworkPolicy",  # on by default
     }  # fmt: skip
 
 
@@ -192,10 +199,64 @@ def test_dashboards_ship_as_config_maps_for_the_grafana_sidecar() -> None:
         assert json.loads(body) == json.loads((REPO / "dashboards" / key).read_text())
 
 
-def test_the_network_policy_admits_only_the_http_and_liveness_ports() -> None:
-    policy = one(render("networkPolicy.enabled=true"), "NetworkPolicy")
+def test_the_network_policy_is_on_by_default_and_admits_only_the_operators_ports() -> None:
+    policy = one(render(), "NetworkPolicy")
     ports = [port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]]
-    assert ports == ["http", "liveness"]
+    assert ports == ["http", "metrics", "liveness"]
+    assert of_kind(render("networkPolicy.enabled=false"), "NetworkPolicy") == []
+
+
+def test_the_network_policy_admits_the_listed_peers_to_the_invoke_and_metrics_ports() -> None:
+    shop = "networkPolicy.httpFrom[0].namespaceSelector.matchLabels.team=shop"
+    monitoring = "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=monitoring"
+    policy = one(render(shop, monitoring), "NetworkPolicy")
+    by_port = {rule["ports"][0]["port"]: rule.get("from") for rule in policy["spec"]["ingress"]}
+    assert by_port == {
+        "http": [{"namespaceSelector": {"matchLabels": {"team": "shop"}}}],
+        "metrics": [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}],
+        "liveness": None,
+    }
+
+
+@pytest.mark.parametrize("mode", [(), ("watchNamespaces={shop}",)])
+def test_the_operator_may_create_token_and_access_reviews_while_invoke_auth_is_on(
+    mode: tuple[str, ...],
+) -> None:
+    reviews = {
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
+    }
+    on = granted(named(render(*mode), "ClusterRole", "stepline"))
+    off_docs = render("operator.invokeAuth.enabled=false", *mode)
+    off = granted(named(off_docs, "ClusterRole", "stepline"))
+    assert reviews <= on
+    assert not reviews & off
+    env = one(off_docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "STEPLINE_INVOKE_AUTH", "value": "false"} in env
+
+
+def test_the_invoker_cluster_role_grants_invoke_on_workflows_and_nothing_else() -> None:
+    invoker = named(render(), "ClusterRole", "stepline-invoker")
+    assert granted(invoker) == {("stepline.io", "workflows", "invoke")}
+    assert not any("aggregate-to" in label for label in invoker["metadata"]["labels"])
+    aggregated = named(render("rbac.invokerAggregateTo={admin,edit}"), "ClusterRole",
+                       "stepline-invoker")  # fmt: skip
+    labels = aggregated["metadata"]["labels"]
+    assert labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert labels["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert not [doc for doc in render("rbac.create=false") if "Role" in doc["kind"]]
+
+
+def test_invoke_auth_settings_reach_the_operator() -> None:
+    docs = render(
+        "operator.invokeAuth.audiences={stepline,other}",
+        "operator.invokeAuth.allowedCacheSeconds=30",
+        "operator.invokeAuth.deniedCacheSeconds=1",
+    )
+    env = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "STEPLINE_INVOKE_AUTH_AUDIENCES", "value": "stepline,other"} in env
+    assert {"name": "STEPLINE_INVOKE_AUTH_ALLOWED_TTL_SECONDS", "value": "30"} in env
+    assert {"name": "STEPLINE_INVOKE_AUTH_DENIED_TTL_SECONDS", "value": "1"} in env
 
 
 @pytest.mark.parametrize(
@@ -208,6 +269,10 @@ def test_the_network_policy_admits_only_the_http_and_liveness_ports() -> None:
         ("service.type=ExternalName", "at '/service/type': value must be one of"),
         ("replicas=2", "additional properties 'replicas' not allowed"),
         ("monitoring.serviceMonitor.enabled=yes", "at '/monitoring/serviceMonitor/enabled'"),
+        ("operator.invokeAuth.enabled=maybe", "at '/operator/invokeAuth/enabled'"),
+        ("operator.invokeAuth.deniedCacheSeconds=-1", "'/operator/invokeAuth/deniedCacheSeconds'"),
+        ("rbac.invokerAggregateTo={view}", "at '/rbac/invokerAggregateTo/0'"),
+        ("operator.metricsPort=0", "at '/operator/metricsPort'"),
     ],
 )
 def test_the_values_schema_rejects_a_wrong_value_naming_the_field(bad: str, message: str) -> None:

@@ -42,7 +42,7 @@ def test_a_template_is_a_prometheus_operator_object_with_only_the_namespace_plac
 def test_the_service_monitor_keeps_steplines_namespace_label() -> None:
     (endpoint,) = load("servicemonitor.yaml")["spec"]["endpoints"]
     assert endpoint["path"] == "/metrics"
-    assert endpoint["port"] == "http"
+    assert endpoint["port"] == "metrics"  # the operator's metrics port: no token asked
     assert endpoint["honorLabels"] is True
 
 
