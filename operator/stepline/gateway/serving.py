@@ -1,33 +1,48 @@
 """The operator's HTTP/1.1 server: an asyncio `Protocol` per connection, requests parsed by
-MagicStack's `httptools` (llhttp, in C), answered by one async `Handler`.
+MagicStack's `httptools` (llhttp, in C) and checked strictly (`validating`), answered by one
+async `Handler`. Python runs only for the headers, the body's pieces and the end of a message;
+an answer is written in one `transport.write`.
 
-Why not aiohttp.web: an invoke request is one POST with a small JSON body and a small JSON answer,
-and aiohttp's server spent about as much Python on it as the benchmark's own client (request and
-response objects, routing, a task per request, its payload writer; bench/overhead/RESULTS.md,
-sections 4-8). Here Python runs only for the headers, the body's pieces and the end of the
-message; the answer is written in one `transport.write`.
+Why our own rather than a kept server: measured in one run, serving the same routes behind
+uvicorn (httptools, a plain ASGI app) or aiohttp.web cost more than a tenth of invoke's
+throughput (bench/overhead/RESULTS.md, section 10, with the figures and what owning it takes).
+What owning it means is below, and each point has a test over a real socket
+(tests/unit/gateway/test_serving*.py) and a fuzz test of the parsing.
 
 What a connection does:
 
-- keep-alive (HTTP/1.1 by default; `Connection: close` and HTTP/1.0 end the connection after the
-  answer) and pipelining: requests are read as they arrive and answered in order, one at a time;
-  past `MAX_PIPELINED` waiting requests it stops reading until the handler catches up;
+- keep-alive (HTTP/1.1 by default) and pipelining: requests are read as they arrive and answered
+  in order, one at a time; past `MAX_PIPELINED` waiting requests it stops reading until the
+  handler catches up. An HTTP/1.0 request, or one saying `Connection: close`, is the last one
+  read: its answer says `Connection: close`, and whatever the client sent after it is dropped;
+- strict reading: llhttp's strict mode (CRLF line ends, no folded or malformed header lines, one
+  Content-Length, never beside Transfer-Encoding) and `validating`'s rules (an HTTP/1.x
+  version, a target in a served form, exactly one valid Host in HTTP/1.1, `chunked` as the only
+  transfer coding). Header values lose the whitespace around them; trailer fields are read and
+  dropped, never merged into the headers;
 - limits: the request line and headers together at most `MAX_HEAD_BYTES` and `MAX_HEADERS`
-  (else 431); the body at most `max_body_bytes`: a larger one is not read, the handler gets the
-  request with `body_too_large` set (and `body_size`, when Content-Length declared it) so that it
-  can say what the limit is, and the connection closes after that answer;
+  (else 431), counted as they arrive, so a head sent in pieces without end is cut off too; chunk
+  framing and trailers at most as much again; the body at most `max_body_bytes`: a larger one
+  is not read, the handler gets the request with `body_too_large` set (and `body_size`, when
+  Content-Length declared it) so that it can say what the limit is, and the connection closes
+  after that answer;
 - `Expect: 100-continue` is answered with 100 Continue when the body is within the limit and no
   earlier request is still being answered (a client sends the body anyway after a short wait);
-- a request that does not parse is answered 400 and the connection closed, CONNECT 405 and
-  closed (each after the requests before it are answered); a request with `Upgrade` is
-  answered as a plain one, and the connection closed after it;
-- time limits: `keepalive_seconds` idle between requests (then closed silently),
-  `request_seconds` from a request's first byte to its last (then 408 and closed: a slow or
-  stalled client holds no connection for long), and `request_seconds` for the client to take an
-  answer off the socket buffers before the next one is written;
+- a request that is not read is answered with the reason and the connection closed, after the
+  requests before it are answered: 400 when it does not parse or breaks a rule above, 431 past
+  a limit, 501 for a transfer coding other than chunked, 505 for another HTTP version, 405 for
+  CONNECT. A request with `Upgrade` is answered as a plain one, and the connection closed after;
+- time limits: `keepalive_seconds` idle before the first request and between requests (then
+  closed silently), `request_seconds` from a request's first byte to its last however slowly
+  it trickles in (then 408 and closed: a slow or stalled client holds no connection for long),
+  and `request_seconds` for the client to take an answer off the socket buffers before the next
+  one is written (else the connection is aborted);
 - after an error answer it reads and drops what the client still sends for `LINGER_SECONDS`, so
   that closing does not reset the connection before the client has read the answer;
 - a handler that raises is answered 500 (and logged); the handler's time is not limited here.
+
+Not here: TLS (the Service is plain HTTP inside the cluster), HTTP/2, and a cap on connections
+(idle ones close after `keepalive_seconds`; the pod's file limit is the cap).
 
 `HttpServer.close()` stops listening, lets each connection finish the requests it has read
 (the last answer says `Connection: close`), closes idle ones at once, and after `timeout`
@@ -46,9 +61,10 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import cast
-from urllib.parse import unquote
 
 import httptools
+
+from stepline.gateway import validating
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +138,12 @@ class HttpServer:
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), host, port)
+        self._server = await loop.create_server(self.connection, host, port)
+
+    def connection(self) -> asyncio.Protocol:
+        """The protocol of one client connection: what the listening socket makes for each, and
+        what a test can drive with a transport of its own."""
+        return _Connection(self)
 
     async def close(self, *, timeout: float = SHUTDOWN_SECONDS) -> None:
         """Stops listening, finishes the requests already read, then closes every connection."""
@@ -181,10 +202,13 @@ class _Connection(asyncio.Protocol):
         self._timer_for = ""
         self._reading = True  # False once no more requests will be read
         self._in_message = False  # between a request's first byte and its last
+        self._head_done = False  # the request's headers are complete: what follows is its body
+        self._message_bytes = 0  # received since the request began (whole reads only)
         self._paused = False  # reading paused: too many requests waiting
         self._drained: asyncio.Future[None] | None = None  # while writing is paused
         # the request being read
         self._url: list[bytes] = []
+        self._path = ""
         self._headers: dict[str, str] = {}
         self._head_bytes = 0
         self._body: list[bytes] = []
@@ -211,6 +235,8 @@ class _Connection(asyncio.Protocol):
             return
         if self._timer_for == _IDLE:
             self._cancel_timer()
+        if self._in_message:
+            self._message_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except _Stop as stop:  # not wrapped when raised by feed_data's own code
@@ -223,6 +249,8 @@ class _Connection(asyncio.Protocol):
                 self._stop_reading(cause.answer)
             else:
                 self._stop_reading(json_error(400, "BadRequest", f"not valid HTTP/1.1: {exc}"))
+        if self._in_message and self._reading:
+            self._check_message_bytes()
         if not self._reading or self._timer is not None:
             return
         if self._in_message:  # a request's first bytes: the rest must come in time
@@ -247,6 +275,8 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._in_message = True
+        self._head_done = False
+        self._message_bytes = 0
         self._url = []
         self._headers = {}
         self._head_bytes = 0
@@ -258,19 +288,33 @@ class _Connection(asyncio.Protocol):
         self._url.append(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._head_done:  # a trailer field: never merged into the headers (RFC 9110 6.5.1)
+            return
         self._count_head(len(name) + len(value) + 4)
         if len(self._headers) >= MAX_HEADERS:
             raise _Stop(json_error(431, "HeadersTooLarge", f"more than {MAX_HEADERS} headers"))
         key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
+        text = value.decode("latin-1").rstrip(" \t")  # llhttp strips the leading whitespace
         known = self._headers.get(key)
-        self._headers[key] = text if known is None else f"{known}, {text}"
+        if known is None:
+            self._headers[key] = text
+        elif key == "host":
+            raise _Stop(json_error(400, "BadRequest", "a request has one Host header"))
+        else:
+            self._headers[key] = f"{known}, {text}"
 
     def on_headers_complete(self) -> None:
+        self._head_done = True
         parser = self._parser
-        self._keep_alive = parser.should_keep_alive() and parser.get_http_version() == "1.1"
-        if parser.get_method() == b"CONNECT":
+        version = parser.get_http_version()
+        self._keep_alive = parser.should_keep_alive() and version == "1.1"
+        method = parser.get_method()
+        if method == b"CONNECT":
             raise _Stop(json_error(405, "MethodNotAllowed", "CONNECT is not served here"))
+        try:
+            self._path = validating.check_head(method, b"".join(self._url), version, self._headers)
+        except validating.Refused as refused:
+            raise _Stop(json_error(refused.status, refused.reason, refused.message)) from None
         declared = self._headers.get("content-length", "").strip()
         if declared.isdigit() and int(declared) > self._server.max_body_bytes:
             self._refuse_body(int(declared))
@@ -288,16 +332,16 @@ class _Connection(asyncio.Protocol):
         self._in_message = False
         if self._timer_for == _READING:
             self._cancel_timer()
-        if not self._keep_alive:
-            self._reading = False  # nothing after it is read
         self._enqueue(self._request(b"".join(self._body)))
+        if not self._keep_alive:
+            raise _Stop(None)  # its answer closes the connection: nothing after it is read
 
     # answering, in order
 
     def _request(self, body: bytes, *, too_large: bool = False, size: int | None = None) -> Request:
         return Request(
             method=self._parser.get_method().decode("ascii"),
-            path=_path_of(b"".join(self._url)),
+            path=self._path,
             headers=self._headers,
             body=body,
             body_too_large=too_large,
@@ -448,19 +492,23 @@ class _Connection(asyncio.Protocol):
             message = f"the request line and headers pass {MAX_HEAD_BYTES} bytes"
             raise _Stop(json_error(431, "HeadersTooLarge", message))
 
+    def _check_message_bytes(self) -> None:
+        """Bounds what the parser holds of a request still being read: httptools gathers a
+        header's pieces until its end, so a head sent in pieces without end would grow without
+        bound. Only reads that began inside the request are counted, so the count never exceeds
+        the request's bytes; past the head, what exceeds the body's cap is chunk framing and
+        trailer fields, allowed as much as a head."""
+        if not self._head_done:
+            limit, what = MAX_HEAD_BYTES, "the request line and headers"
+        else:
+            limit = 2 * MAX_HEAD_BYTES + self._server.max_body_bytes
+            what = "chunk framing and trailers"
+        if self._message_bytes > limit:
+            message = f"{what} pass {MAX_HEAD_BYTES} bytes"
+            self._stop_reading(json_error(431, "HeadersTooLarge", message))
+
     def _refuse_body(self, declared: int | None) -> None:
         """A body over the limit is not read: the handler answers from what is known (its size,
         when declared), and the connection closes."""
         self._enqueue(self._request(b"", too_large=True, size=declared))
         raise _Stop(None)
-
-
-def _path_of(target: bytes) -> str:
-    """The percent-decoded path of a request target (origin-form, or absolute-form)."""
-    if not target.startswith(b"/"):
-        try:
-            target = httptools.parse_url(target).path or b"/"
-        except httptools.HttpParserInvalidURLError:
-            return ""
-    path = target.split(b"?", 1)[0].decode("latin-1")
-    return unquote(path) if "%" in path else path

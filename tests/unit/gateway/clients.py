@@ -1,11 +1,13 @@
 """A client that writes exact bytes to a server on 127.0.0.1 and reads its answers one by one:
-for what aiohttp's client never sends (pipelined, malformed, oversized, half-sent requests)."""
+for what aiohttp's client never sends (pipelined, malformed, oversized, half-sent or trickled
+requests)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +64,14 @@ class RawClient:
         self._writer.close()
         with contextlib.suppress(ConnectionError):  # the server may have reset it
             await self._writer.wait_closed()
+
+    async def trickle(self, pieces: Iterable[bytes], *, pause: float) -> None:
+        """Sends `pieces` one by one, `pause` seconds apart (as separate reads, as a network
+        delivers them), until done or the server hangs up."""
+        with contextlib.suppress(ConnectionError):
+            for piece in pieces:
+                await self.send(piece)
+                await asyncio.sleep(pause)
 
 
 def post(path: str, body: bytes, *, headers: str = "") -> bytes:
