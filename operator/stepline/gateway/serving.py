@@ -5,7 +5,7 @@ an answer is written in one `transport.write`.
 
 Why our own rather than a kept server: measured in one run, serving the same routes behind
 uvicorn (httptools, a plain ASGI app) or aiohttp.web cost more than a tenth of invoke's
-throughput (bench/overhead/RESULTS.md, section 10, with the figures and what owning it takes).
+throughput (bench/overhead/RESULTS.md, section 11, with the figures and what owning it takes).
 What owning it means is below, and each point has a test over a real socket
 (tests/unit/gateway/test_serving*.py) and a fuzz test of the parsing.
 
