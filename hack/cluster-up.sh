@@ -30,6 +30,22 @@ case ${STEPLINE_QPS_LIMITS:-on} in
   *) die "STEPLINE_QPS_LIMITS must be on or off, not '$STEPLINE_QPS_LIMITS'" ;;
 esac
 
+# The API server's audit policy: the metadata of every write (who, which user agent, what object),
+# nothing of reads, and nothing of the control plane's own Leases renewed every 2 seconds.
+write_audit_policy() { # file
+  cat >"$1" <<EOF
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: None
+  namespaces: [kube-system, kube-node-lease]
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+EOF
+}
+
 write_config() { # file
   local pki="$cluster_dir/pki"
   cat >"$1" <<EOF
@@ -55,6 +71,9 @@ options:
   # rate limits (kwokctl's option; upstream defaults are 20 QPS, burst 30). Default on, like a
   # kind or kubeadm cluster; bench/steps measures both.
   disableQPSLimits: $disable_qps_limits
+  # Who wrote what (metadata only, writes only): the audit log, $cluster_dir/logs/audit.log,
+  # is how tests tell which operator replica wrote (tests/integration/test_leadership.py).
+  kubeAuditPolicy: $state/audit-policy.yaml
 componentsPatches:
   # The aggregation layer, so an APIService (an external-metrics adapter) can be added later;
   # kwokctl already passes the proxy-client certificate.
@@ -202,6 +221,7 @@ main() {
       die "kube-apiserver: port $STEPLINE_APISERVER_PORT on 127.0.0.1 is in use; unset STEPLINE_APISERVER_PORT for a free one"
     fi
     mkdir -p "$state"
+    write_audit_policy "$state/audit-policy.yaml"
     write_config "$state/kwokctl.yaml"
     info "starting cluster '$cluster' (kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION)"
     created=true

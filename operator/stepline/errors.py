@@ -3,7 +3,8 @@ at their edge; everything below raises these, chained (`from exc`) to the cause.
 
     StepLineError
     ├── KubeApiError          a Kubernetes API request failed (status code, API message)
-    │   └── KubeConflictError   409: someone else changed the object; retry with a fresh read
+    │   ├── KubeConflictError   409: someone else changed the object; retry with a fresh read
+    │   └── NotLeadingError     a write refused by this replica itself: it does not lead
     └── ConfigurationError    the operator cannot start as configured (no kubeconfig, bad setting)
 
 (api.InvalidObjectError, a ValueError, is raised by the models for a body that does not fit;
@@ -33,6 +34,18 @@ class KubeApiError(StepLineError):
 
 class KubeConflictError(KubeApiError):
     """HTTP 409: the object changed (or is owned by another manager) since it was read."""
+
+
+class NotLeadingError(KubeApiError):
+    """A write (or a step call of a run) this replica refused to send: it is not the leader, or
+    its time to write ran out (`electing`). Not retried here: the leader does the work."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=0, reason="NotLeading")
+
+    @property
+    def retryable(self) -> bool:
+        return False
 
 
 class ConfigurationError(StepLineError):

@@ -7,6 +7,11 @@ Stepline follows (the watches on connections of their own, outside the pool the 
 and for objects written with optimistic concurrency (the leader election's Lease), create and
 replace, the latter guarded by the resourceVersion in the manifest (409 if it moved on);
 and token and access reviews for invoke's authorization, on connections of their own.
+
+Writes are fenced: once the operator has a leader election (`fence_writes`), every write but
+the election's own is refused (`NotLeadingError`, nothing sent) unless it is sent before this
+replica's fence, and is given up at the fence at the latest. The election's requests have a
+connection of their own, never queued behind the writes.
 Requests go through the asyncio client of the official `kubernetes` package, so handlers never
 block the event loop.
 Failures raise `KubeApiError` with the API server's own message, chained to the client's
@@ -21,8 +26,10 @@ import copy
 import heapq
 import itertools
 import json
+import math
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -30,7 +37,7 @@ import orjson
 from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 
-from stepline.errors import ConfigurationError, KubeApiError, KubeConflictError
+from stepline.errors import ConfigurationError, KubeApiError, KubeConflictError, NotLeadingError
 
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
@@ -43,6 +50,10 @@ CONNECTIONS = 8
 # Connections for Events, beside those: an Event waits neither for the writes of a burst nor
 # behind the status writes of every run under way, and takes no connection from them.
 EVENT_CONNECTIONS = 4
+# A connection for the leader election's Lease, beside those: a renewal waits for nothing.
+LEASE_CONNECTIONS = 1
+# Methods that write.
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Connections for token and access reviews (invoke's authorization), beside those: an
 # invoke waits for its reviews, so they wait neither behind the writes nor behind Events.
 REVIEW_CONNECTIONS = 4
@@ -111,15 +122,34 @@ class KubeApi:
         self._slots = Slots(CONNECTIONS)
         self._event_slots = Slots(EVENT_CONNECTIONS)
         self._review_slots = Slots(REVIEW_CONNECTIONS)
+        self._lease_slots = Slots(LEASE_CONNECTIONS)
+        # The monotonic time until which this replica may write (`fence_writes`); None: always.
+        self._fence: Callable[[], float] | None = None
+
+    def fence_writes(self, fence: Callable[[], float]) -> None:
+        """From now on, a write is sent only before `fence()` (a `time.monotonic()` time, read
+        as the request gets its connection) and given up at it; else `NotLeadingError`."""
+        self._fence = fence
+
+    def lease_requests(self) -> LeaseRequests:
+        """The requests of the leader election (`electing.LeaseApi`): on a connection of their
+        own, and not fenced, as they are what moves the fence."""
+        return LeaseRequests(self)
 
     @classmethod
     async def connect(
-        cls, *, field_manager: str, timeout: float, kubeconfig: str | None = None
+        cls,
+        *,
+        field_manager: str,
+        timeout: float,
+        kubeconfig: str | None = None,
+        user_agent: str | None = None,
     ) -> KubeApi:
         """In a pod: its service account; elsewhere: the kubeconfig (`kubeconfig`, else
-        $KUBECONFIG or ~/.kube/config)."""
+        $KUBECONFIG or ~/.kube/config). `user_agent` names the replica in the API server's
+        audit log."""
         configuration = aio_client.Configuration()
-        configuration.connection_pool_maxsize = CONNECTIONS + EVENT_CONNECTIONS
+        configuration.connection_pool_maxsize = CONNECTIONS + EVENT_CONNECTIONS + LEASE_CONNECTIONS
         configuration.connection_pool_maxsize += REVIEW_CONNECTIONS
         try:
             if kubeconfig is not None:
@@ -136,11 +166,12 @@ class KubeApi:
                 ) from exc
         watching = copy.deepcopy(configuration)
         watching.connection_pool_maxsize = 0  # one connection per watch, however many
+        clients = aio_client.ApiClient(configuration), aio_client.ApiClient(watching)
+        if user_agent is not None:
+            for client in clients:
+                client.user_agent = user_agent
         return cls(
-            aio_client.ApiClient(configuration),
-            field_manager=field_manager,
-            timeout=timeout,
-            watch_client=aio_client.ApiClient(watching),
+            clients[0], field_manager=field_manager, timeout=timeout, watch_client=clients[1]
         )
 
     async def close(self) -> None:
@@ -205,27 +236,30 @@ class KubeApi:
         name: str,
         *,
         timeout: float | None = None,
+        lease: bool = False,
     ) -> dict[str, Any] | None:
-        """The object, or None when it does not exist. `timeout`: see `_request`."""
+        """The object, or None when it does not exist. `timeout`, `lease`: see `_request`."""
         path = resource_path(api_version, kind, namespace, name)
         try:
-            return await self._request("GET", path, timeout=timeout)
+            return await self._request("GET", path, timeout=timeout, lease=lease)
         except KubeApiError as exc:
             if exc.status == 404:
                 return None
             raise
 
     async def create(
-        self, manifest: Mapping[str, Any], *, timeout: float | None = None
+        self, manifest: Mapping[str, Any], *, timeout: float | None = None, lease: bool = False
     ) -> dict[str, Any]:
         """Creates the object (POST); a 409 (`KubeConflictError`) if it exists already."""
         path = collection_path(
             manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"]
         )
-        return await self._request("POST", path, body=manifest, content_type=JSON, timeout=timeout)
+        return await self._request(
+            "POST", path, body=manifest, content_type=JSON, timeout=timeout, lease=lease
+        )
 
     async def replace(
-        self, manifest: Mapping[str, Any], *, timeout: float | None = None
+        self, manifest: Mapping[str, Any], *, timeout: float | None = None, lease: bool = False
     ) -> dict[str, Any]:
         """Replaces the object (PUT) with `manifest`, whose `metadata.resourceVersion` is the
         version it was read at: a 409 (`KubeConflictError`) when someone wrote it since, a 404
@@ -234,16 +268,31 @@ class KubeApi:
         path = resource_path(
             manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]
         )
-        return await self._request("PUT", path, body=manifest, content_type=JSON, timeout=timeout)
+        return await self._request(
+            "PUT", path, body=manifest, content_type=JSON, timeout=timeout, lease=lease
+        )
 
     async def patch_status(
-        self, api_version: str, kind: str, namespace: str, name: str, status: Mapping[str, Any]
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
         """Merge-patches the status subresource of one of our objects. It waits for the other
-        requests queued meanwhile: reporting on objects comes after making them."""
+        requests queued meanwhile: reporting on objects comes after making them. With
+        `resource_version`, only that version is patched: a 409 (`KubeConflictError`) if the
+        object changed since (the API server takes a resourceVersion in a merge patch as a
+        precondition)."""
         path = resource_path(api_version, kind, namespace, name) + "/status"
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         return await self._request(
-            "PATCH", path, body={"status": status}, content_type=MERGE_PATCH, priority=LATER
+            "PATCH", path, body=body, content_type=MERGE_PATCH, priority=LATER
         )
 
     async def after_queued_requests(self) -> None:
@@ -333,11 +382,14 @@ class KubeApi:
         priority: int = FIRST,
         events: bool = False,
         reviews: bool = False,
+        lease: bool = False,
         timeout: float | None = None,
     ) -> dict[str, Any]:
         """One request. Without `timeout`, the client's timeout times the API server's answer
         once a connection is free; with it, the whole request, the wait for a connection
-        included, is given up after `timeout` seconds (a caller with a deadline of its own)."""
+        included, is given up after `timeout` seconds (a caller with a deadline of its own).
+        A write other than the Lease's is fenced (module docstring). `lease`: on the Lease's
+        own connection."""
         headers = {"Accept": JSON}
         if content_type:
             headers["Content-Type"] = content_type
@@ -352,15 +404,28 @@ class KubeApi:
         deadline: contextlib.AbstractAsyncContextManager[object] = (
             contextlib.nullcontext() if timeout is None else asyncio.timeout(timeout)
         )
-        slots = self._event_slots if events else self._slots
+        slots = self._lease_slots if lease else self._event_slots if events else self._slots
         slots = self._review_slots if reviews else slots
+        fenced = self._fence is not None and method in WRITES and not lease
+        fenced = fenced and not reviews  # a review writes nothing
+        cut_at_fence = False  # the request's time ends at the fence rather than its timeout
         try:
             async with deadline, slots.turn(priority):
-                response = await self._api.call_api(
-                    *serialized, _request_timeout=self._timeout if timeout is None else timeout
-                )
-                data = await response.read()
+                request_timeout = self._timeout if timeout is None else timeout
+                if fenced:
+                    left = self._time_to_fence(method, path)
+                    cut_at_fence, request_timeout = (
+                        left < request_timeout,
+                        min(request_timeout, left),
+                    )
+                async with asyncio.timeout(request_timeout) if fenced else contextlib.nullcontext():
+                    response = await self._api.call_api(
+                        *serialized, _request_timeout=request_timeout
+                    )
+                    data = await response.read()
         except (aiohttp.ClientError, TimeoutError, aio_client.ApiException) as exc:
+            if cut_at_fence and isinstance(exc, TimeoutError):
+                raise NotLeadingError(f"{method} {path}: given up at this replica's fence") from exc
             reason = str(exc) or type(exc).__name__  # a timeout says nothing of itself
             raise KubeApiError(f"{method} {path}: no answer ({reason})", status=0) from exc
         if response.status >= 400:
@@ -372,6 +437,34 @@ class KubeApi:
                 f"{method} {path}: the answer is not JSON ({exc})", status=0
             ) from exc
         return decoded
+
+    def _time_to_fence(self, method: str, path: str) -> float:
+        """Seconds left before the fence; `NotLeadingError` if none."""
+        fence = self._fence() if self._fence is not None else math.inf
+        left = fence - time.monotonic()
+        if left <= 0:
+            raise NotLeadingError(f"{method} {path}: not sent, this replica does not lead")
+        return left
+
+
+class LeaseRequests:
+    """`KubeApi.lease_requests()`: the `electing.LeaseApi` requests, with `lease` set."""
+
+    def __init__(self, kube: KubeApi) -> None:
+        self._kube = kube
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str, *, timeout: float | None
+    ) -> dict[str, Any] | None:
+        return await self._kube.get(api_version, kind, namespace, name, timeout=timeout, lease=True)
+
+    async def create(self, manifest: Mapping[str, Any], *, timeout: float | None) -> dict[str, Any]:
+        return await self._kube.create(manifest, timeout=timeout, lease=True)
+
+    async def replace(
+        self, manifest: Mapping[str, Any], *, timeout: float | None
+    ) -> dict[str, Any]:
+        return await self._kube.replace(manifest, timeout=timeout, lease=True)
 
 
 class Slots:

@@ -45,11 +45,6 @@ class Settings(BaseSettings):
         max_length=128,
         description="Server-side apply field manager of the objects Stepline owns.",
     )
-    peering: str | None = Field(
-        default=None,
-        description="Name of a kopf peering object to run several replicas (HA); "
-        "default: standalone, one replica.",
-    )
     watch_server_timeout_seconds: int = Field(
         default=300, ge=10, description="Server-side timeout of each watch request."
     )
@@ -124,11 +119,17 @@ class Settings(BaseSettings):
         max_length=253,
         description="Name of the coordination.k8s.io/v1 Lease the replicas elect a leader on.",
     )
-    lease_namespace: str = Field(
-        default="default",
+    lease_namespace: str | None = Field(
+        default=None,
         min_length=1,
         max_length=63,
-        description="Namespace of that Lease (in a pod: the operator's own, set by the chart).",
+        description="Namespace of that Lease (in a pod: the operator's own, set by the chart); "
+        "default: the first watched namespace, else `default`.",
+    )
+    pod_id: str | None = Field(
+        default=None,
+        description="This replica's name in the Lease (the chart sets the pod's name); "
+        "default: the host's name. A random suffix is added either way.",
     )
     lease_duration_seconds: int = Field(
         default=15,
@@ -182,3 +183,8 @@ class Settings(BaseSettings):
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+    @property
+    def lease_scope(self) -> str:
+        """The namespace of the leader election's Lease."""
+        return self.lease_namespace or next(iter(self.namespaces), "default")

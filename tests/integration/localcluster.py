@@ -104,6 +104,13 @@ class LocalCluster:
             raise ClusterError(f"expected one cluster under {state}/kwok/clusters, not {clusters}")
         return {**os.environ, "STEPLINE_STATE": str(state), "STEPLINE_CLUSTER": clusters[0]}
 
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log: the metadata of every write (hack/cluster-up.sh)."""
+        env = self.script_env
+        cluster = Path(env["STEPLINE_STATE"], "kwok", "clusters", env["STEPLINE_CLUSTER"])
+        return cluster / "logs" / "audit.log"
+
     def kill_component(self, component: str) -> None:
         """SIGKILLs one process of the control plane (kube-apiserver, etcd, …), as a crash
         would; `restore()` brings it back."""

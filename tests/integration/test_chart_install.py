@@ -139,7 +139,7 @@ def test_the_chart_installs_and_the_operator_deployment_becomes_available(
         "pods", "-n", release.namespace, "-l", "app.kubernetes.io/component=operator"
     )["items"]
     assert [pod["spec"]["serviceAccountName"] for pod in pods] == [SERVICE_ACCOUNT]
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"  # type: ignore[index]
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"  # type: ignore[index]
 
 
 def test_the_service_account_may_not_read_secrets_nor_touch_other_namespaces(
@@ -160,6 +160,10 @@ def test_the_service_account_may_not_read_secrets_nor_touch_other_namespaces(
     assert can("create", "tokenreviews.authentication.k8s.io") == "yes"
     assert can("create", "subjectaccessreviews.authorization.k8s.io") == "yes"
     assert can("invoke", "workflows.stepline.io", "-n", release.watched) == "no"
+    # The leader election: its own Lease in the release's namespace, and no other.
+    assert can("update", f"leases.coordination.k8s.io/{RELEASE}", "-n", release.namespace) == "yes"
+    assert can("update", "leases.coordination.k8s.io/other", "-n", release.namespace) == "no"
+    assert can("update", f"leases.coordination.k8s.io/{RELEASE}", "-n", release.watched) == "no"
 
 
 def invoker_token(release: Release, account: str, *, bound: bool) -> str:
@@ -186,6 +190,9 @@ def test_the_operator_under_the_service_account_reconciles_and_runs_without_a_de
         extra_env={
             "KUBECONFIG": str(kubeconfig),
             "STEPLINE_ENDPOINT_OVERRIDES": json.dumps(overrides),
+            # As the chart sets them: the Lease its Role allows, in the release's namespace.
+            "STEPLINE_LEASE_NAMESPACE": release.namespace,
+            "STEPLINE_LEASE_NAME": RELEASE,
         },
     )  # fmt: skip
     bed = StepBed(release.cluster, release.watched, server, operator)
@@ -258,8 +265,10 @@ def test_in_cluster_wide_mode_the_operator_under_the_cluster_role_owns_and_clean
         cluster.kubectl("scale", f"deployment/{name}", "-n", wide.namespace, "--replicas=0")
         kubeconfig = service_account_kubeconfig(wide, tmp_path / "sa.kubeconfig")
         operator = OperatorProcess(
-            cluster, (), tmp_path / "operator.log", extra_env={"KUBECONFIG": str(kubeconfig)}
-        ).start()
+            cluster, (), tmp_path / "operator.log",
+            extra_env={"KUBECONFIG": str(kubeconfig), "STEPLINE_LEASE_NAMESPACE": wide.namespace,
+                       "STEPLINE_LEASE_NAME": name},
+        ).start()  # fmt: skip
         try:
             cluster.apply(service_step("echo", wide.watched, image="stepline/echo:0.1.0"))
             wait_ready(cluster, "servicestep", "echo", wide.watched)

@@ -69,10 +69,12 @@ def test_the_chart_passes_helm_lint_strict() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_defaults_render_one_recreated_replica_with_the_restricted_security_context() -> None:
+def test_defaults_render_one_replica_rolled_without_a_gap_with_the_restricted_context() -> None:
     deployment = one(render(), "Deployment")
     spec = deployment["spec"]
-    assert (spec["replicas"], spec["strategy"]["type"]) == (1, "Recreate")
+    # Two pods may overlap: only the Lease's holder writes, and the new pod is up first.
+    assert (spec["replicas"], spec["strategy"]["type"]) == (1, "RollingUpdate")
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -90,6 +92,11 @@ def test_defaults_render_one_recreated_replica_with_the_restricted_security_cont
     assert (env["STEPLINE_HTTP_PORT"], env["STEPLINE_METRICS_PORT"]) == ("8080", "8082")
     assert env["STEPLINE_INVOKE_AUTH"] == "true"
     assert "STEPLINE_PEERING" not in env
+    assert env["STEPLINE_LEASE_NAME"] == "stepline"
+    fields = {item["name"]: item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+              for item in container["env"]}  # fmt: skip
+    assert fields["STEPLINE_LEASE_NAMESPACE"] == "metadata.namespace"
+    assert fields["STEPLINE_POD_ID"] == "metadata.name"
 
 
 def test_the_service_carries_the_labels_and_metrics_port_the_service_monitor_selects() -> None:
@@ -108,7 +115,9 @@ def test_the_service_carries_the_labels_and_metrics_port_the_service_monitor_sel
 
 def test_cluster_wide_mode_grants_a_cluster_role_and_nothing_it_does_not_use() -> None:
     docs = render()
-    assert of_kind(docs, "Role") == []
+    assert [role["metadata"]["name"] for role in of_kind(docs, "Role")] == [
+        "stepline-leader-election"
+    ]
     rules = granted(named(docs, "ClusterRole", "stepline"))
     assert ("", "secrets", "get") not in rules
     assert not any(resource in {"pods", "configmaps", "secrets"} for _, resource, _ in rules)
@@ -131,11 +140,10 @@ def test_cluster_wide_mode_grants_a_cluster_role_and_nothing_it_does_not_use() -
 
 def test_namespaced_mode_grants_roles_only_in_the_watched_namespaces() -> None:
     docs = render("watchNamespaces={shop,factory}")
-    roles = of_kind(docs, "Role")
+    roles = [r for r in of_kind(docs, "Role") if r["metadata"]["name"] == "stepline"]
     assert sorted(role["metadata"]["namespace"] for role in roles) == ["factory", "shop"]
-    assert sorted(b["metadata"]["namespace"] for b in of_kind(docs, "RoleBinding")) == [
-        "factory", "shop",
-    ]  # fmt: skip
+    bindings = [b for b in of_kind(docs, "RoleBinding") if b["metadata"]["name"] == "stepline"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["factory", "shop"]
     cluster_rules = granted(named(docs, "ClusterRole", "stepline"))
     assert {group for group, _, _ in cluster_rules} == {
         "apiextensions.k8s.io", "", "authentication.k8s.io", "authorization.k8s.io",
@@ -148,26 +156,25 @@ def test_namespaced_mode_grants_roles_only_in_the_watched_namespaces() -> None:
     assert {"name": "STEPLINE_NAMESPACES", "value": "shop,factory"} in env
 
 
-@pytest.mark.parametrize(
-    ("mode", "peering_kind", "peering_resource"),
-    [
-        ((), "ClusterKopfPeering", "clusterkopfpeerings"),
-        (("watchNamespaces={shop}",), "KopfPeering", "kopfpeerings"),
-    ],
-)
-def test_ha_runs_several_replicas_with_peering_and_may_use_only_its_peering_objects(
-    mode: tuple[str, ...], peering_kind: str, peering_resource: str
+@pytest.mark.parametrize("mode", [(), ("watchNamespaces={shop}",)], ids=["cluster-wide", "shop"])
+def test_ha_runs_several_replicas_electing_a_leader_on_a_lease_of_their_own(
+    mode: tuple[str, ...],
 ) -> None:
     docs = render("ha.enabled=true", "ha.replicas=3", "podDisruptionBudget.enabled=true", *mode)
     deployment = one(docs, "Deployment")
     assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (
         3, "RollingUpdate",
     )  # fmt: skip
-    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert {"name": "STEPLINE_PEERING", "value": "stepline"} in env
-    assert one(docs, peering_kind)["metadata"]["name"] == "stepline"
-    roles = of_kind(docs, "Role") or of_kind(docs, "ClusterRole")
-    assert any(("kopf.dev", peering_resource, "patch") in granted(role) for role in roles)
+    assert not any("kopf.dev" in str(doc) or "Peering" in doc["kind"] for doc in docs)
+    election = named(docs, "Role", "stepline-leader-election")
+    assert election["metadata"]["namespace"] == "stepline-system"
+    assert election["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "resourceNames": ["stepline"], "verbs": ["get", "update"]},
+    ]  # fmt: skip
+    binding = named(docs, "RoleBinding", "stepline-leader-election")
+    assert binding["subjects"][0]["name"] == "stepline"
     assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
 
 
@@ -176,6 +183,7 @@ def test_optional_objects_are_off_by_default() -> None:
     assert kinds == {
         "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
         "NetworkPolicy",  # on by default
+        "Role", "RoleBinding",  # the leader election's
     }  # fmt: skip
 
 
@@ -357,7 +365,7 @@ def test_the_adapter_delegates_auth_and_the_autoscaler_may_read_external_metrics
                "namespace": "stepline-system"}  # fmt: skip
     bindings = {b["roleRef"]["name"]: b for b in of_kind(docs, "ClusterRoleBinding")}
     assert bindings["system:auth-delegator"]["subjects"] == [adapter]
-    reader = one(docs, "RoleBinding")
+    reader = named(docs, "RoleBinding", "stepline-prometheus-adapter-auth-reader")
     assert reader["metadata"]["namespace"] == "kube-system"
     assert reader["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io", "kind": "Role",

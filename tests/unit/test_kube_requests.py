@@ -1,15 +1,18 @@
-"""KubeApi's create and replace (the Lease's optimistic writes) and the per-request timeout, on a
-stand-in for the kubernetes package's ApiClient: what is sent, and how answers are reported."""
+"""KubeApi's create and replace (the Lease's optimistic writes), the per-request timeout, the
+Lease's own connection and the write fence, on a stand-in for the kubernetes package's
+ApiClient: what is sent, and how answers are reported."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
+import time
 from typing import Any
 
 import pytest
 
-from stepline.errors import KubeApiError, KubeConflictError
+from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
 from stepline.kube import CONNECTIONS, KubeApi
 
 LEASE = {
@@ -94,3 +97,75 @@ async def test_a_request_with_a_timeout_gives_up_in_time_waiting_for_a_connectio
         for task in busy:
             task.cancel()
         await asyncio.gather(*busy, return_exceptions=True)
+
+
+async def test_the_lease_has_a_connection_of_its_own_never_behind_the_others() -> None:
+    api = kube(ApiClient(hang=True))
+    busy = [asyncio.create_task(api.get("v1", "Event", "ops", f"e{n}")) for n in range(CONNECTIONS)]
+    await asyncio.sleep(0)
+    try:
+        lease = api.lease_requests()
+        sent = asyncio.create_task(lease.replace(LEASE, timeout=5))
+        await asyncio.sleep(0.01)
+        assert ("PUT", "/apis/coordination.k8s.io/v1/namespaces/ops/leases/stepline", LEASE) in (
+            api._api.sent  # type: ignore[attr-defined]
+        )
+        sent.cancel()
+    finally:
+        for task in busy:
+            task.cancel()
+        await asyncio.gather(*busy, sent, return_exceptions=True)
+
+
+STATUS = ("stepline.io/v1alpha1", "WorkflowRun", "shop", "order-1", {"phase": "Running"})
+
+
+async def test_a_write_past_the_fence_is_not_sent() -> None:
+    client = ApiClient()
+    api = kube(client)
+    api.fence_writes(lambda: time.monotonic() - 0.001)
+
+    for write in (
+        api.patch_status(*STATUS),
+        api.apply(
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "shop", "name": "a"}}
+        ),
+        api.delete("v1", "Service", "shop", "a"),
+        api.post_event("shop", {"reason": "Started"}),
+    ):
+        with pytest.raises(NotLeadingError) as raised:
+            await write
+        assert not raised.value.retryable
+    assert client.sent == []
+
+
+async def test_reads_and_the_lease_are_not_fenced() -> None:
+    client = ApiClient()
+    api = kube(client)
+    api.fence_writes(lambda: -math.inf)  # a standby
+
+    await api.get("stepline.io/v1alpha1", "WorkflowRun", "shop", "order-1")
+    await api.list_page("stepline.io/v1alpha1", "WorkflowRun", "shop")
+    await api.lease_requests().replace(LEASE, timeout=2)
+
+    assert [method for method, _, _ in client.sent] == ["GET", "GET", "PUT"]
+
+
+async def test_a_write_before_the_fence_is_sent_and_given_up_at_the_fence() -> None:
+    client = ApiClient(hang=True)
+    api = kube(client)
+    api.fence_writes(lambda: time.monotonic() + 0.05)
+
+    with pytest.raises(NotLeadingError, match="fence"):
+        async with asyncio.timeout(5):
+            await api.patch_status(*STATUS)
+    assert len(client.sent) == 1
+    assert client.timeouts[0] <= 0.05  # the request itself is bounded by the fence
+
+
+async def test_a_status_write_on_a_version_carries_it_as_a_precondition() -> None:
+    client = ApiClient(body={"metadata": {"resourceVersion": "8"}})
+    await kube(client).patch_status(*STATUS, resource_version="7")
+    [(_, path, body)] = client.sent
+    assert path.endswith("/workflowruns/order-1/status")
+    assert body == {"metadata": {"resourceVersion": "7"}, "status": {"phase": "Running"}}

@@ -173,7 +173,7 @@ def schedule_status_refresh(
     """Refreshes the step's status `delay` seconds from now, unless a refresh is already due:
     that one covers this change too, as it computes from the indexes as they are then."""
     key = (step.metadata.namespace or "", step.metadata.name or "")
-    if key not in runtime.status_refreshes:
+    if key not in runtime.status_refreshes and runtime.leads():
         refresh = _refresh_later(runtime, key, view, delay=delay)
         runtime.status_refreshes[key] = detached(refresh, name=f"status of {key}")
 
@@ -185,7 +185,7 @@ async def _refresh_later(
     # Behind the applies queued meanwhile (a burst of new steps): what they start is then
     # reported in the same write, often Ready at once instead of Progressing, then Ready.
     await runtime.kube.after_queued_requests()
-    del runtime.status_refreshes[key]  # a change from now on is for the next refresh
+    runtime.status_refreshes.pop(key, None)  # a change from now on is for the next refresh
     step = view.step(*key)
     if step is None or step.spec.url:
         return  # deleted, or switched to a url, since
@@ -351,7 +351,11 @@ def reconcile_soon(
     """Reconciles the step (namespace, name) in a task of its own: one per step at a time,
     which runs once more when asked again meanwhile (its objects are applied together), and
     tries again, backing off, until it succeeds. `why` says that an owned object was deleted or
-    changed by someone else: posted as a `Corrected` Event once the step is known to exist."""
+    changed by someone else: posted as a `Corrected` Event once the step is known to exist.
+    Only the leader reconciles: on a standby it does nothing (the leader reconciles every step
+    when it takes over)."""
+    if not runtime.leads():
+        return
     reasons = runtime.reconciles_due.setdefault(key, [])
     if why and why not in reasons:
         reasons.append(why)

@@ -7,6 +7,9 @@ reconcile tasks for ServiceSteps, its run tasks for WorkflowRuns (followed by it
 `POSTERS` tasks that create core/v1 Events in the order they were asked for, with the fields kopf
 fills (the component is "stepline", set for kopf's own Events too in `configure_kopf`).
 
+Only the leader posts (`may_post`): a standby drops what it is asked to post, and a replica
+that stops leading drops what is still queued (`drop_queued`): the new leader says it again.
+
 Posting never blocks the caller and never fails it: an Event that cannot be created is retried
 a few times with backoff, then logged and dropped (Events are advice to the reader of
 `kubectl describe`; the run's status is the record). The queue is bounded: past
@@ -19,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from stepline.errors import KubeApiError
+from stepline.errors import KubeApiError, NotLeadingError
 from stepline.kube import EVENT_CONNECTIONS, KubeApi
 
 logger = logging.getLogger(__name__)
@@ -54,9 +57,15 @@ class EventPoster:
     """Posts Events in the order they were asked for; `run()` is the task that posts them."""
 
     def __init__(
-        self, kube: KubeApi, *, instance: str | None = None, max_queued: int = MAX_QUEUED_EVENTS
+        self,
+        kube: KubeApi,
+        *,
+        may_post: Callable[[], bool] = lambda: True,
+        instance: str | None = None,
+        max_queued: int = MAX_QUEUED_EVENTS,
     ) -> None:
         self._kube = kube
+        self._may_post = may_post
         self._instance = instance or socket.gethostname()
         self._queue: asyncio.Queue[Event] = asyncio.Queue(max_queued)
         self._dropped = 0
@@ -68,6 +77,8 @@ class EventPoster:
         self.post(involved, type="Warning", reason=reason, message=message)
 
     def post(self, involved: Mapping[str, Any], *, type: str, reason: str, message: str) -> None:
+        if not self._may_post():
+            return
         event = Event(involved, type, reason, message, datetime.now(UTC))
         try:
             self._queue.put_nowait(event)
@@ -85,6 +96,14 @@ class EventPoster:
     async def _post_forever(self) -> None:
         while True:
             await self._post(await self._queue.get())
+
+    def drop_queued(self) -> int:
+        """Drops the Events not posted yet (this replica stopped leading); how many."""
+        dropped = 0
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            dropped += 1
+        return dropped
 
     async def flush(self, *, within: float = FLUSH_SECONDS) -> None:
         """Posts what is queued now (the operator stopping), one attempt each, for at most
@@ -105,6 +124,8 @@ class EventPoster:
             try:
                 await self._kube.post_event(namespace, body)
                 return
+            except NotLeadingError:
+                return  # the leader says it
             except KubeApiError as exc:
                 if delay is None or exc.status in {400, 403, 404, 422}:
                     logger.warning(

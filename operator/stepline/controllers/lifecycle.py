@@ -1,8 +1,9 @@
 """Starting and stopping the operator: kopf's settings from ours, the shared clients, `run()`.
 
-kopf keeps its bookkeeping under our prefix (`stepline.io/…` annotations and finalizer). Peering
-is off (one replica) unless a peering name is configured for HA. No handler here touches user
-objects.
+kopf keeps its bookkeeping under our prefix (`stepline.io/…` annotations and finalizer), though
+with only index and event handlers it writes none. kopf runs standalone on every replica (no
+peering: a paused kopf would stop its watches and let its indexes go stale); which replica writes
+is the Lease's to say (`leading`). No handler here touches user objects.
 """
 
 from __future__ import annotations
@@ -15,19 +16,21 @@ from typing import Any
 
 import kopf
 
+from stepline import __version__
 from stepline.api import Workflow
-from stepline.controllers.checking import check_external_steps_forever
 from stepline.controllers.deploying import (
     StepView,
     notice_owned_object,
     scale_steps_forever,
     step_view,
 )
+from stepline.controllers.electing import LeaseElector, LeaseTimings, new_identity
 from stepline.controllers.endpoints import EndpointWatch
 from stepline.controllers.essences import EssenceDiffBaseStorage
 from stepline.controllers.eventing import COMPONENT
 from stepline.controllers.following import OwnedObjectWatch
-from stepline.controllers.retaining import RunIndex, keep_runs_forever
+from stepline.controllers.leading import lead_forever
+from stepline.controllers.retaining import RunIndex
 from stepline.controllers.runs import follow_runs
 from stepline.controllers.runtime import Runtime
 from stepline.controllers.supervising import RunSupervisor
@@ -76,11 +79,9 @@ def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> 
     kopf_settings.posting.reporting_component = COMPONENT
     kopf_settings.posting.reporting_instance = socket.gethostname()
     kopf_settings.posting.event_name_prefix = f"{COMPONENT}-"
-    kopf_settings.peering.standalone = settings.peering is None
+    # Without it, kopf would join a peering named "default" if kopf's peering CRDs exist.
+    kopf_settings.peering.standalone = True
     kopf_settings.peering.clusterwide = settings.clusterwide
-    if settings.peering is not None:
-        kopf_settings.peering.name = settings.peering
-        kopf_settings.peering.mandatory = True
 
 
 @kopf.on.startup()
@@ -101,16 +102,19 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
         scale_steps_forever(runtime, step_view(runtime, kwargs["servicesteps"])),
         name="step scaling",
     )
-    memo["external_checks"] = asyncio.create_task(
-        check_external_steps_forever(runtime), name="external step checks"
-    )
     runs = RunIndex(histories=runtime.histories)
     memo["run_watch"] = asyncio.create_task(
         follow_runs(runtime, index=runs, steps=kwargs["servicesteps"]), name="run watch"
     )
     memo["events"] = asyncio.create_task(runtime.events.run(), name="events")
-    memo["retention"] = asyncio.create_task(
-        keep_runs_forever(runtime, workflows=kwargs["workflows"], runs=runs), name="run retention"
+    memo["leading"] = asyncio.create_task(
+        lead_forever(
+            runtime,
+            view=step_view(runtime, kwargs["servicesteps"]),
+            workflows=kwargs["workflows"],
+            runs=runs,
+        ),
+        name="leading",
     )
     memo["http_server"] = await start_server(
         build_app(
@@ -126,8 +130,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
 
 
 async def build_runtime(config: Settings, *, workflows: kopf.Index[Any, Any]) -> Runtime:
+    identity = new_identity(config.pod_id)
     kube = await KubeApi.connect(
-        field_manager=config.field_manager, timeout=config.api_timeout_seconds
+        field_manager=config.field_manager,
+        timeout=config.api_timeout_seconds,
+        user_agent=f"stepline/{__version__} ({identity})",
     )
     http = build_http_client()
     metrics = Metrics()
@@ -143,6 +150,15 @@ async def build_runtime(config: Settings, *, workflows: kopf.Index[Any, Any]) ->
         balancer=balancer if config.balance_calls else None,
         loads=loads,
     )
+    elector = LeaseElector(
+        kube.lease_requests(),
+        namespace=config.lease_scope,
+        name=config.lease_name,
+        identity=identity,
+        metrics=metrics,
+        timings=LeaseTimings.from_settings(config),
+    )
+    kube.fence_writes(lambda: elector.fence)
     runtime = Runtime(
         settings=config,
         kube=kube,
@@ -151,6 +167,7 @@ async def build_runtime(config: Settings, *, workflows: kopf.Index[Any, Any]) ->
         executor=executor,
         steps=steps,
         transport=transport,
+        elector=elector,
         balancer=balancer,
         loads=loads,
     )
@@ -233,13 +250,13 @@ def is_not_a_handler_success(record: logging.LogRecord) -> bool:
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    for task_name in (
-        "owned_objects", "endpoint_slices", "scaling", "external_checks", "retention",
-        "run_watch", "events",
-    ):  # fmt: skip
-        task = memo.get(task_name)
+    tasks = [memo.get(name) for name in (
+        "leading", "owned_objects", "endpoint_slices", "scaling", "run_watch", "events",
+    )]  # fmt: skip
+    for task in tasks:
         if isinstance(task, asyncio.Task):
             task.cancel()
+    await asyncio.gather(*(t for t in tasks if isinstance(t, asyncio.Task)), return_exceptions=True)
     for server_name in ("http_server", "metrics_server"):
         server = memo.get(server_name)
         if isinstance(server, HttpServer):
@@ -247,7 +264,8 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     runtime = memo.get("runtime")
     if isinstance(runtime, Runtime):
         await runtime.runs.shutdown()
-        await runtime.events.flush()
+        await runtime.events.flush()  # while this replica may still write
+        await runtime.elector.release()
         await runtime.transport.aclose()
         await runtime.http.aclose()
         await runtime.kube.close()
@@ -272,8 +290,7 @@ def run(settings: Settings) -> None:
                 namespaces=list(settings.namespaces),
                 memo=kopf.Memo(settings=settings),
                 liveness_endpoint=liveness,
-                standalone=settings.peering is None,
-                peering_name=settings.peering,
+                standalone=True,
             )
         )
 

@@ -31,6 +31,12 @@ definition (`pin_workflow`). A run whose status names another generation but hol
 (started before specs were recorded) fails with `WorkflowChanged` rather than run half old, half
 new.
 
+Status writes carry the resourceVersion they build on: two replicas (an old leader's write still
+in flight, the new leader's) never overwrite each other. On a conflict the writer reads the run
+again: if its steps are as this task left them (someone changed something else: a label,
+`spec.cancel`), it writes on that version; if another writer recorded progress, or finished the
+run, this task stops without writing (`NotLeadingError`); a run gone is a 404.
+
 Watch events of runs this process is executing, or has finished, are its own checkpoints coming
 back: `follow_event` looks at their raw body and parses a WorkflowRun only to start a task.
 """
@@ -62,7 +68,7 @@ from stepline.api import (
 from stepline.controllers.runtime import Runtime, involved_object
 from stepline.engine import Checkpoint, PlanError, RunOutcome, RunRequest, RunStatus
 from stepline.engine.prediction import predict_remaining
-from stepline.errors import KubeApiError
+from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
 
 logger = logging.getLogger(__name__)
 # How often a run waiting for its Workflow looks again, in seconds (an index look-up).
@@ -108,6 +114,10 @@ class RunStatusWriter:
         self._announcing: asyncio.Task[None] | None = None
         self.checkpoint_interval = 0.0
         self.saved = False
+        # The version of the run the next write builds on, and its steps as this task last saw
+        # or wrote them (module docstring).
+        self._version = run.metadata.resource_version
+        self._steps_seen = steps_summary([record.to_wire() for record in run.status.steps])
 
     def hold(self, *, within: float, **status: Any) -> None:
         """Writes `status` with the next write, or by itself within `within` seconds."""
@@ -170,14 +180,41 @@ class RunStatusWriter:
             fields = {**self._held, **status}
             if not fields:
                 return
-            run = self._run
-            await self._runtime.kube.patch_status(
-                run.api_version, "WorkflowRun", run.metadata.namespace or "",
-                run.metadata.name or "", {"observedGeneration": run.metadata.generation, **fields},
-            )  # fmt: skip
+            status = {"observedGeneration": self._run.metadata.generation, **fields}
+            try:
+                written = await self._patch(status)
+            except KubeConflictError:
+                await self._adopt_current_version()
+                written = await self._patch(status)
+            self._version = (written.get("metadata") or {}).get("resourceVersion")
+            if "steps" in status:
+                self._steps_seen = steps_summary(status["steps"])
             self._held = {}
             if self._flushing is not asyncio.current_task():
                 self._cancel_flush()
+
+    async def _patch(self, status: dict[str, Any]) -> dict[str, Any]:
+        run = self._run
+        return await self._runtime.kube.patch_status(
+            run.api_version, "WorkflowRun", run.metadata.namespace or "", run.metadata.name or "",
+            status, resource_version=self._version,
+        )  # fmt: skip
+
+    async def _adopt_current_version(self) -> None:
+        """After a conflict: the run's current version, if this task may write on it."""
+        run = self._run
+        namespace, name = run.metadata.namespace or "", run.metadata.name or ""
+        where = f"WorkflowRun {namespace}/{name}"
+        current = await self._runtime.kube.get(run.api_version, "WorkflowRun", namespace, name)
+        metadata = (current or {}).get("metadata") or {}
+        if current is None or metadata.get("uid") != run.metadata.uid:
+            raise KubeApiError(f"{where}: gone", status=404)
+        status = current.get("status") or {}
+        if status.get("phase") in FINISHED_PHASES:
+            raise NotLeadingError(f"{where}: finished by another writer")
+        if steps_summary(status.get("steps") or ()) != self._steps_seen:
+            raise NotLeadingError(f"{where}: its steps were written by another writer")
+        self._version = metadata.get("resourceVersion")
 
     async def _flush_later(self, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -192,6 +229,15 @@ class RunStatusWriter:
             self._flushing.cancel()
         self._flushing = None
         self._flush_at = math.inf
+
+
+def steps_summary(steps: Any) -> list[tuple[Any, Any, Any]]:
+    """What says that a run progressed: each step's name, phase and attempts."""
+    return [
+        (step.get("name"), step.get("phase"), step.get("attempts"))
+        for step in steps
+        if isinstance(step, dict)
+    ]
 
 
 async def drive_run(
@@ -261,7 +307,7 @@ async def _execute(
             uid=run.metadata.uid or "", input=run.spec.input, started_at=started_at,
             resume_from=progress.steps or run.status.steps,
             interrupted_step=None if in_memory else run.status.current_step,
-            deadline_seconds=_time_left(workflow, started_at),
+            deadline_seconds=_time_left(workflow, started_at), may_call=runtime.leads,
         )  # fmt: skip
         with runtime.metrics.run_in_flight(namespace=namespace, workflow=plan.workflow):
             return await runtime.executor.execute(plan, request, store=writer, cancel=cancel)

@@ -90,12 +90,14 @@ def _run_tombstone(namespace: str, name: str, remembered: tuple[str, str]) -> di
 
 async def follow_runs(runtime: Runtime, *, index: RunIndex, steps: Mapping[Any, Any]) -> None:
     """Follows the runs once kopf's indexes are filled (module docstring), until cancelled."""
-    await _indexes_filled(runtime)
+    await wait_for_indexes(runtime)
     fill_step_directory(runtime, steps)
     await RunWatch(runtime, index=index).run()
 
 
-async def _indexes_filled(runtime: Runtime) -> None:
+async def wait_for_indexes(runtime: Runtime) -> None:
+    """Returns once kopf's indexes of Workflows and ServiceSteps are filled (module docstring),
+    or after `INDEX_WAIT_SECONDS` at most."""
     while True:
         try:
             if not await _any_exist(runtime, ("Workflow", "ServiceStep")):

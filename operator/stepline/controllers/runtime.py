@@ -1,5 +1,9 @@
 """What the handlers share while the operator runs: settings, the API client, the HTTP client,
-and a little memory of what was written. Created by the startup handler, stored in kopf's memo.
+the leader election, and a little memory of what was written. Created by the startup handler,
+stored in kopf's memo.
+
+Only the leader writes (`leading.py`): `leads()` is the question every writer asks first, and
+the API client refuses a write past the elector's fence whatever the writer asked.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import httpx
 import kopf
 
 from stepline.api import KubeObject, Workflow
+from stepline.controllers.electing import LeaseElector
 from stepline.controllers.eventing import EventPoster
 from stepline.controllers.following import OwnedStates
 from stepline.controllers.scaling import Scalers
@@ -58,6 +63,8 @@ class Runtime:
     executor: Executor
     steps: StepIndex
     transport: Http1Transport  # the executor's step calls; closed when the operator stops
+    # Which replica writes, and until when (its fence also bounds every write `kube` sends).
+    elector: LeaseElector
     # The steps' ready replicas and the calls in flight to each (endpoints.py keeps it current).
     balancer: Balancer = field(default_factory=Balancer)
     # The calls in flight to each step and those started (the executor counts them), and the
@@ -95,6 +102,9 @@ class Runtime:
     reconciles_due: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     # (namespace, name) → (uid, generation) of the ServiceStep last asked to be reconciled.
     reconcile_asked: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    # (namespace, name) → (uid, generation) of the Workflow whose status was last refreshed
+    # for a change of its own.
+    workflows_refreshed: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     # ServiceStep reconciles under way at most (settings.worker_limit); the others wait.
     reconcile_slots: asyncio.Semaphore = field(init=False)
     _plans: OrderedDict[tuple[str, int], Plan] = field(default_factory=OrderedDict)
@@ -109,7 +119,22 @@ class Runtime:
             sample_seconds=self.settings.scaling_sample_seconds,
             default_lead_seconds=self.settings.scaling_default_lead_seconds,
         )
-        self.events = EventPoster(self.kube)
+        self.events = EventPoster(self.kube, may_post=self.leads)
+
+    def leads(self) -> bool:
+        """This replica is the leader, and may write now."""
+        return self.elector.is_leading()
+
+    def forget_writes(self) -> None:
+        """Drops the memory of what this replica wrote and asked for, so that on taking over
+        the lead it reconciles and writes afresh (another replica may have written since)."""
+        self.written_statuses.clear()
+        self.applied_objects.clear()
+        self.apply_errors.clear()
+        self.reconcile_asked.clear()
+        self.reconciles_due.clear()
+        self.workflows_refreshed.clear()
+        self.external_steps.clear()
 
     def expressions_of(self, workflow: Workflow) -> CompiledExpressions:
         """The workflow's compiled expressions, compiled once per generation."""

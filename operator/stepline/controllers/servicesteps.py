@@ -96,9 +96,18 @@ async def follow_step_spec(
         try:
             read_step(body)
         except InvalidObjectError as exc:  # the API server validated it: an older schema?
-            kopf.warn(body, reason="InvalidSpec", message=str(exc))
+            runtime.events.warn(body_reference(body), reason="InvalidSpec", message=str(exc))
             return
     reconcile_soon(runtime, key, step_view(runtime, kwargs["servicesteps"]))
+
+
+def body_reference(body: kopf.Body) -> dict[str, Any]:
+    """The object reference of an Event about the object in `body`."""
+    metadata = body.metadata
+    return {
+        "apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+        "namespace": metadata.namespace, "name": metadata.name, "uid": metadata.uid,
+    }  # fmt: skip
 
 
 def indexed_step(steps: Mapping[Any, Any], body: kopf.Body) -> ServiceStep | None:

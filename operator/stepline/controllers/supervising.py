@@ -22,6 +22,9 @@ handled by what failed:
   which would call its steps again and again for a failure of ours.
 
 On operator shutdown the tasks are cancelled without touching status, so the next start resumes.
+Only the leader runs runs: a standby starts no task, and one that stops leading cancels its tasks
+the same way (`shutdown`), for the new leader to resume; a write or a step call refused past the
+fence (`NotLeadingError`) ends a task quietly, leaving the run to the new leader.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from stepline.api import (
 from stepline.controllers.pacing import backoff
 from stepline.controllers.running import FINISHED_PHASES, RunProgress, WorkflowLookup, drive_run
 from stepline.controllers.runtime import Runtime
-from stepline.errors import KubeApiError
+from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
 
 logger = logging.getLogger(__name__)
 # Finished runs remembered, so that a late watch event of a finished run starts nothing.
@@ -100,6 +103,8 @@ class RunSupervisor:
             if running:
                 running[0].cancel()
             return
+        if not self._runtime.leads():
+            return  # the leader runs it
         if running is not None:
             if body.get("spec", {}).get("cancel"):
                 running[1].set()
@@ -155,6 +160,9 @@ class RunSupervisor:
                     progress=progress,
                 )  # fmt: skip
                 return
+            except NotLeadingError:
+                self._log_handed_over(run)
+                return
             except KubeApiError as exc:
                 if not exc.retryable:
                     await self._fail(run, f"its status could not be written: {exc}")
@@ -176,6 +184,11 @@ class RunSupervisor:
                 await self._fail(run, f"it could not be read again: {exc}")
                 return
 
+    @staticmethod
+    def _log_handed_over(run: WorkflowRun) -> None:
+        namespace, name = run.metadata.namespace, run.metadata.name
+        logger.info("run %s/%s: left to the leader (this replica stopped leading)", namespace, name)
+
     async def _reread(self, run: WorkflowRun) -> WorkflowRun | None:
         """The run as the API server holds it, once it answers; None when it is gone, replaced
         by another of the same name, or finished."""
@@ -196,17 +209,33 @@ class RunSupervisor:
 
     async def _refuse(self, metadata: Mapping[str, Any], reason: Reason, message: str) -> None:
         """Fails the run for `reason`: its status and a Warning Event. Retried until the API
-        server takes it, or the run is gone; a refusal of the write itself is logged."""
+        server takes it, or the run is gone or finished; a refusal of the write itself is
+        logged. Written on the version it read (`metadata`), else on the run's current one if
+        it is still unfinished: never over another writer's end of the run."""
         namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
         logger.warning("run %s/%s failed: %s", namespace, name, message)
         status = build_failed_status(reason, message, generation=metadata.get("generation"))
+        kube, version = self._runtime.kube, metadata.get("resourceVersion")
+
+        async def write() -> dict[str, Any] | None:
+            nonlocal version
+            try:
+                return await kube.patch_status(
+                    API_VERSION, "WorkflowRun", namespace, name, status, resource_version=version
+                )
+            except KubeConflictError:
+                current = await kube.get(API_VERSION, "WorkflowRun", namespace, name) or {}
+                if (current.get("metadata") or {}).get("uid") != metadata.get("uid") or (
+                    (current.get("status") or {}).get("phase") in FINISHED_PHASES
+                ):
+                    return None  # gone, or ended by another writer
+                version = current["metadata"].get("resourceVersion")
+                raise  # written again, on that version
+
         try:
-            written = await self._until_done(
-                lambda: self._runtime.kube.patch_status(
-                    API_VERSION, "WorkflowRun", namespace, name, status
-                ),
-                gone_is_done=True,
-            )
+            written = await self._until_done(write, gone_is_done=True)
+        except NotLeadingError:
+            return  # the leader fails it
         except KubeApiError as exc:
             logger.error("run %s/%s: could not write its failure: %s", namespace, name, exc)
             return

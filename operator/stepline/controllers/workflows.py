@@ -1,12 +1,19 @@
 """kopf handlers for Workflows: readiness of the chain, re-evaluated whenever a referenced
 ServiceStep changes. Thin: parse, call, map errors.
 
+Event handlers only, no change handlers (create/update/resume): kopf then writes nothing to a
+Workflow (no diff-base or progress annotations), so that a standby replica, whose kopf keeps the
+same indexes, writes nothing at all. A Workflow seen for the first time, or at a new generation,
+is refreshed by the leader; on taking over, the leader refreshes them all (`leading`).
+
 Two indexes make "which workflows use this step?" a dictionary lookup instead of a list call per
 event: Workflows by name, and Workflow names by the ServiceStep they reference.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,15 +28,17 @@ from stepline.api import (
     Workflow,
     find_condition,
 )
+from stepline.controllers.deploying import detached
+from stepline.controllers.pacing import backoff
 from stepline.controllers.runtime import Runtime, involved_object, runtime_of, write_status
+from stepline.controllers.servicesteps import body_reference
 from stepline.engine.readiness import compute_workflow_status
+from stepline.errors import KubeApiError, NotLeadingError
 
-
-def parse_workflow(body: kopf.Body) -> Workflow:
-    try:
-        return Workflow.from_body(body)
-    except InvalidObjectError as exc:
-        raise kopf.PermanentError(str(exc)) from exc
+logger = logging.getLogger(__name__)
+# Seconds before a status that could not be written is tried again; doubles up to the maximum.
+RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 30.0
 
 
 # Coroutines though they do no I/O: kopf would run plain functions in its executor's threads.
@@ -54,7 +63,10 @@ async def workflows_by_step(
 async def refresh_workflow(
     runtime: Runtime, workflow: Workflow, steps_index: Mapping[tuple[str, str], Any]
 ) -> None:
-    """Computes the workflow's readiness from the steps it references and writes it."""
+    """Computes the workflow's readiness from the steps it references and writes it (the
+    leader only)."""
+    if not runtime.leads():
+        return
     namespace = workflow.metadata.namespace or ""
     refs = {step.step_ref for step in workflow.spec.steps}
     expressions = runtime.expressions_of(workflow)
@@ -80,13 +92,65 @@ def _announce_readiness(runtime: Runtime, workflow: Workflow, *, before: Any, af
     post(involved_object(workflow), reason=new.reason, message=new.message)
 
 
-@kopf.on.resume(GROUP, VERSION, "workflows")
-@kopf.on.create(GROUP, VERSION, "workflows")
-@kopf.on.update(GROUP, VERSION, "workflows")
-async def reconcile_workflow(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    runtime = runtime_of(memo)
-    with runtime.reconciling("Workflow"):
-        await refresh_workflow(runtime, parse_workflow(body), kwargs["servicesteps"])
+@kopf.on.event(GROUP, VERSION, "workflows")
+async def reconcile_workflow(
+    *, type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """Level-triggered, as `servicesteps.follow_step_spec`: a Workflow seen for the first time
+    since this replica leads, or at a new generation, has its status refreshed."""
+    runtime, key = runtime_of(memo), (namespace or "", name)
+    if type == "DELETED" or not runtime.leads():
+        runtime.workflows_refreshed.pop(key, None)
+        return
+    seen = (body.metadata.uid or "", int(body.metadata.get("generation") or 0))
+    if runtime.workflows_refreshed.get(key) == seen:
+        return  # its status, or its metadata: nothing to re-evaluate
+    workflow = next(iter(kwargs["workflows"].get(key, ())), None)
+    if workflow is None or workflow.metadata.resource_version != body.metadata.get(
+        "resourceVersion"
+    ):
+        try:
+            workflow = Workflow.from_body(body)
+        except InvalidObjectError as exc:  # the API server validated it: an older schema?
+            runtime.workflows_refreshed[key] = seen
+            runtime.events.warn(body_reference(body), reason="InvalidSpec", message=str(exc))
+            return
+    runtime.workflows_refreshed[key] = seen
+    try:
+        with runtime.reconciling("Workflow"):
+            await refresh_workflow(runtime, workflow, kwargs["servicesteps"])
+    except KubeApiError as exc:
+        if exc.retryable:  # no later event may come: try again, with the indexes as they are then
+            logger.warning("Workflow %s/%s: status not written (%s); again in %.0f s", *key, exc,
+                           RETRY_SECONDS)  # fmt: skip
+            detached(
+                _refresh_later(runtime, key, kwargs["workflows"], kwargs["servicesteps"]),
+                name=f"status of Workflow {key}",
+            )
+        elif not isinstance(exc, NotLeadingError):
+            logger.warning("Workflow %s/%s: status not written: %s", *key, exc)
+
+
+async def _refresh_later(
+    runtime: Runtime,
+    key: tuple[str, str],
+    workflows: Mapping[Any, Any],
+    steps: Mapping[tuple[str, str], Any],
+) -> None:
+    failures = 0
+    while True:
+        await asyncio.sleep(backoff(RETRY_SECONDS, failures, maximum=MAX_RETRY_SECONDS))
+        workflow = next(iter(workflows.get(key, ())), None)
+        if workflow is None or not runtime.leads():
+            return  # deleted since, or the new leader refreshes it
+        try:
+            await refresh_workflow(runtime, workflow, steps)
+            return
+        except KubeApiError as exc:
+            if not exc.retryable:
+                logger.warning("Workflow %s/%s: status not written: %s", *key, exc)
+                return
+            failures += 1
 
 
 @kopf.on.event(GROUP, VERSION, "servicesteps")

@@ -20,6 +20,10 @@ With `loads`, every attempt is counted in flight to its ServiceStep (`StepCall.l
 it lasts: the load the step's autoscaler may follow (`loads`); a successful one's duration is
 recorded for the step's adaptive timeout.
 
+A call with `may_call` (a WorkflowRun's, on the leader) asks it before every attempt, and makes
+none when it says no: `NotLeadingError` (the replica stopped leading; the new leader resumes the
+run, with the same Idempotency-Key).
+
 A cancel event is honoured between attempts, never during one: `RunCancelledError`. No JSON
 encoding of the input here: the caller sends bytes, so it encodes once for all attempts.
 """
@@ -50,6 +54,7 @@ from stepline.engine.retrying import (
 )
 from stepline.engine.tracing import build_call_headers
 from stepline.engine.transports import Transport
+from stepline.errors import NotLeadingError
 
 MAX_MESSAGE_CHARACTERS = 4096  # StepError.message's bound
 
@@ -70,6 +75,7 @@ class StepCall:
     first_attempt: int = 1
     route: Route | None = None  # None: always `url`
     load_key: StepKey | None = None  # the ServiceStep (namespace, name) whose load it counts
+    may_call: Callable[[], bool] | None = None  # asked before each attempt (module docstring)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +150,8 @@ class StepClient:
         return min(call.timeout, left)
 
     async def _attempt(self, call: StepCall, attempt: int, timeout: float) -> CallResult | _Failure:
+        if call.may_call is not None and not call.may_call():
+            raise NotLeadingError(f"step {call.step!r}: not called, this replica does not lead")
         headers = build_call_headers(
             idempotency_key=call.idempotency_key,
             attempt=attempt,

@@ -77,6 +77,8 @@ class RunRequest:
     started_at: datetime | None = None
     resume_from: Sequence[StepRecord] = ()
     interrupted_step: str | None = None
+    # Asked before each step call's attempt; no: NotLeadingError (`calling`). None: always.
+    may_call: Callable[[], bool] | None = None
 
 
 class _Run:
@@ -272,6 +274,7 @@ class Executor:
             first_attempt=first_attempt,
             route=resolve_route(service, overrides=self._overrides),
             load_key=(service.metadata.namespace or "", service.metadata.name or ""),
+            may_call=run.request.may_call,
         )
 
     def _step_timeout(self, service: ServiceStep) -> float:

@@ -595,10 +595,21 @@ class RecordingRuntime:
     def plan_of(self, workflow: Workflow) -> Plan:
         return build_plan(workflow)
 
+    def leads(self) -> bool:
+        return True
+
     async def patch_status(
-        self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]
-    ) -> None:
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
         self.patches.append((name, patch))
+        return {}
 
     def info(self, ref: dict[str, Any], *, reason: str, message: str) -> None:
         """Events are not what these tests look at."""

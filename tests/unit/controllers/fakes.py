@@ -100,6 +100,8 @@ class FakeKube:
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.answers: dict[str, list[Any]] = defaultdict(list)
+        # The resourceVersion each status write was guarded by (None: none).
+        self.versions_written: list[str | None] = []
 
     def called(self, method: str) -> list[tuple[Any, ...]]:
         return [arguments for name, arguments in self.calls if name == method]
@@ -110,8 +112,16 @@ class FakeKube:
         return await self._answer("get", (kind, namespace, name), default={})
 
     async def patch_status(
-        self, api_version: str, kind: str, namespace: str, name: str, status: Mapping[str, Any]
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
+        self.versions_written.append(resource_version)
         answer = await self._answer(
             "patch_status", (kind, namespace, name, dict(status)), default={}
         )

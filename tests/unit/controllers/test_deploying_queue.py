@@ -60,6 +60,7 @@ class Queue:
         self.runtime = types.SimpleNamespace(
             kube=self.kube, events=self.events, owned=owned, reconciles={}, reconciles_due={},
             reconcile_slots=asyncio.Semaphore(4), reconciling=self._reconciling,
+            leads=lambda: True,
         )  # fmt: skip
         self.steps: dict[tuple[str, str], list[ServiceStep]] = {KEY: [make_step()]}
         self.view = StepView(steps=self.steps, owned=owned)

@@ -47,12 +47,20 @@ def test_kopfs_bookkeeping_lives_under_the_stepline_prefix() -> None:
     assert diffbase.prefix == "stepline.io"
 
 
-def test_one_replica_runs_standalone_unless_a_peering_is_named() -> None:
+def test_kopf_runs_standalone_on_every_replica_the_lease_says_who_writes() -> None:
+    # kopf's peering would pause a replica: its watches closed, its indexes stale.
     assert configured().peering.standalone
-    peered = configured(peering="stepline-ha").peering
-    assert not peered.standalone
-    assert peered.name == "stepline-ha"
-    assert peered.mandatory
+
+
+def test_kopf_has_no_change_handlers_so_it_writes_nothing_to_our_objects() -> None:
+    # Change handlers (create/update/resume/delete) make kopf write diff-base and progress
+    # annotations, and finalizers: on a standby too. Index and event handlers write nothing.
+    from stepline.controllers import runs, servicesteps, workflows  # noqa: F401, PLC0415
+
+    registry = kopf.get_default_registry()
+    assert registry._changing.get_all_handlers() == []
+    assert registry._spawning.get_all_handlers() == []  # daemons and timers: finalizers
+    assert len(registry._watching.get_all_handlers()) >= 4
 
 
 def test_watches_follow_the_settings() -> None:

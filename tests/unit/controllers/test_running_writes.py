@@ -1,7 +1,8 @@
 """When `running.RunStatusWriter` writes a run's status, on a virtual clock and a fake API server:
 held fields (a run's start, checkpoints within a Workflow's interval) go with the next write or
 by themselves when their time is up, whichever comes first; the Started Event only when no
-checkpoint came within the grace."""
+checkpoint came within the grace; each write guarded by the run's version, and a conflict with
+another writer never overwritten."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from stepline.api import StepPhase, StepRecord, WorkflowRun
 from stepline.controllers import running
 from stepline.controllers.running import RunProgress, RunStatusWriter
 from stepline.engine import Checkpoint
-from stepline.errors import KubeApiError
+from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
 from tests.unit.controllers.fakes import FakeKube, RecordedEvents, VirtualClock, settle
 
 STARTED = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -36,7 +37,9 @@ class Writing:
         self.events = RecordedEvents()
         self.clock = VirtualClock()
         self.clock.install(monkeypatch, running)
-        runtime = types.SimpleNamespace(kube=self.kube, events=self.events, histories={})
+        runtime = types.SimpleNamespace(
+            kube=self.kube, events=self.events, histories={}, leads=lambda: True
+        )
         self.writer = RunStatusWriter(runtime, RUN, RunProgress())  # type: ignore[arg-type]
 
     def writes(self) -> list[dict[str, Any]]:
@@ -186,3 +189,63 @@ async def test_a_write_with_nothing_to_say_sends_nothing(writing: Writing) -> No
     await settle()
 
     assert writing.writes() == []
+
+
+def run_body(
+    version: str, *, steps: list[dict[str, Any]], phase: str = "Running"
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "order-7", "namespace": "shop", "uid": "u-1",
+                     "resourceVersion": version},
+        "status": {"phase": phase, "steps": steps},
+    }  # fmt: skip
+
+
+async def test_each_write_builds_on_the_version_the_last_one_answered(writing: Writing) -> None:
+    writing.kube.answers["patch_status"] = [{"metadata": {"resourceVersion": "5"}}]
+
+    await writing.writer.save(checkpoint(current="validate"))
+    await writing.writer.save(checkpoint("validate", current="order"))
+
+    assert writing.kube.versions_written == [None, "5"]
+
+
+async def test_a_conflict_over_something_else_is_written_again_on_the_current_version(
+    writing: Writing,
+) -> None:
+    # A label or spec.cancel changed the run meanwhile: its steps are as this task left them.
+    writing.kube.answers["patch_status"] = [
+        {"metadata": {"resourceVersion": "5"}},
+        KubeConflictError("409", status=409),
+        {"metadata": {"resourceVersion": "9"}},
+    ]
+    first = checkpoint(current="validate")
+    await writing.writer.save(first)
+    writing.kube.answers["get"] = [
+        run_body("8", steps=[record.to_wire() for record in first.steps])
+    ]
+
+    await writing.writer.save(checkpoint("validate", current="order"))
+
+    assert writing.kube.versions_written == [None, "5", "8"]
+    assert writing.writes()[-1]["currentStep"] == "order"
+
+
+@pytest.mark.parametrize(
+    "current",
+    [
+        run_body("8", steps=[{"name": "validate", "phase": "Succeeded", "attempts": 1}]),
+        run_body("8", steps=[], phase="Succeeded"),
+    ],
+    ids=["another writer recorded progress", "another writer finished it"],
+)
+async def test_a_conflict_with_another_writer_stops_without_overwriting(
+    writing: Writing, current: dict[str, Any]
+) -> None:
+    writing.kube.answers["patch_status"] = [KubeConflictError("409", status=409)]
+    writing.kube.answers["get"] = [current]
+
+    with pytest.raises(NotLeadingError):
+        await writing.writer.save(checkpoint(current="validate"))
+
+    assert len(writing.writes()) == 1  # the refused one only

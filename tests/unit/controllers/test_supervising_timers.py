@@ -16,7 +16,7 @@ from stepline.api import MAX_INPUT_BYTES, WorkflowRun
 from stepline.controllers import supervising
 from stepline.controllers.running import RunProgress
 from stepline.controllers.supervising import RunSupervisor
-from stepline.errors import KubeApiError
+from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
 from tests.unit.controllers.fakes import FakeKube, RecordedEvents, VirtualClock, settle
 
 UNAVAILABLE = KubeApiError("PATCH …/status: 503 Service Unavailable", status=503)
@@ -69,7 +69,10 @@ class Supervised:
         self.clock.install(monkeypatch, supervising)
         monkeypatch.setattr(supervising, "drive_run", driver)
         self.driver = driver
-        runtime = types.SimpleNamespace(kube=self.kube, events=self.events)
+        self.leading = True
+        runtime = types.SimpleNamespace(
+            kube=self.kube, events=self.events, leads=lambda: self.leading
+        )
         self.supervisor = RunSupervisor(runtime, find_workflow=lambda namespace, name: None)  # type: ignore[arg-type]
 
     def status_writes(self) -> list[dict[str, Any]]:
@@ -289,3 +292,44 @@ async def test_a_run_the_api_server_refuses_to_read_again_is_failed(
 
     [status] = supervised.status_writes()
     assert status["conditions"][0]["reason"] == "InternalError"
+
+
+async def test_a_standby_starts_no_run_and_fails_none(supervised: Supervised) -> None:
+    supervised.leading = False
+    supervised.supervisor.follow_event("ADDED", run_body())
+    unreadable = {
+        **run_body("u-2"),
+        "spec": {"workflowRef": "trade", "input": "x" * MAX_INPUT_BYTES},
+    }
+    supervised.supervisor.follow_event("ADDED", unreadable)
+    await settle()
+
+    assert supervised.driver.calls == []
+    assert supervised.status_writes() == []
+
+
+async def test_a_run_task_refused_past_the_fence_ends_quietly_for_the_leader_to_resume(
+    supervised: Supervised,
+) -> None:
+    supervised.driver.outcomes = [NotLeadingError("not sent, this replica does not lead")]
+    supervised.supervisor.follow_event("ADDED", run_body())
+
+    await supervised.clock.advance(60)
+
+    assert len(supervised.driver.calls) == 1
+    assert supervised.status_writes() == []  # not failed: the new leader resumes it
+    assert supervised.events.posted == []
+
+
+async def test_a_failure_is_not_written_over_a_run_another_writer_finished(
+    supervised: Supervised,
+) -> None:
+    supervised.driver.outcomes = [RuntimeError("a defect")]
+    supervised.kube.answers["patch_status"] = [KubeConflictError("409", status=409)]
+    supervised.kube.answers["get"] = [run_body(phase="Succeeded")]
+    supervised.supervisor.follow_event("ADDED", run_body())
+
+    await supervised.clock.advance(60)
+
+    assert len(supervised.status_writes()) == 1  # the refused write only
+    assert supervised.events.posted == []
