@@ -1,5 +1,6 @@
-"""The user's path on real pods, in order: `helm install` with default values into a namespace
-enforcing the Pod Security `restricted` profile; the finance and manufacturing examples applied
+"""The user's path on real pods, in order: `helm install` with default values but for HA (two
+operator replicas, one leader on a Lease, both serving invoke) into a namespace enforcing the
+Pod Security `restricted` profile; the finance and manufacturing examples applied
 and their steps running as real pods; a WorkflowRun made with `kubectl create -f` and an invoke
 through the operator's Service, with the token of a ServiceAccount bound to the chart's invoker
 ClusterRole (401 without one, 403 unbound), answering what the example services' own code says
@@ -50,6 +51,9 @@ RELEASE = "stepline"
 OPERATOR_IMAGE = "stepline/operator:0.1.0"
 SERVICE_ACCOUNT = "stepline"
 HELM_WAIT = ("--wait", "--timeout", "240s")
+# Two replicas: the same path as one, with a leader writing and both serving invoke.
+HA = ("--set", "ha.enabled=true", "--set", "ha.replicas=2")
+REPLICAS = 2
 EXAMPLE_ORACLES = {"finance": expected.trade, "manufacturing": expected.production_shift}
 ELASTIC = "elastic"
 NAMESPACES = (SYSTEM, *EXAMPLE_ORACLES, ELASTIC, metricsstack.MONITORING)
@@ -61,7 +65,7 @@ def release(kind: LocalCluster) -> Iterator[LocalCluster]:
         restricted_namespace(kind, namespace)
     try:
         # Not --wait: the first test waits for the operator and says at once if it crashes.
-        kind.helm("install", RELEASE, str(CHART), "--namespace", SYSTEM)
+        kind.helm("install", RELEASE, str(CHART), "--namespace", SYSTEM, *HA)
         yield kind
     finally:
         kind.helm("uninstall", RELEASE, "--namespace", SYSTEM, "--wait", check=False)
@@ -112,12 +116,22 @@ def assert_really_running(cluster: LocalCluster, pod: Manifest) -> None:
     assert write == "Read-only file system", f"{name} could write /: {write}"
 
 
-def test_the_operator_runs_ready_under_the_charts_service_account(release: LocalCluster) -> None:
-    (pod,) = wait_pods_ready(release, SYSTEM, OPERATOR_SELECTOR, count=1)
-    assert pod["spec"]["serviceAccountName"] == SERVICE_ACCOUNT
-    assert [c["image"] for c in pod["spec"]["containers"]] == [OPERATOR_IMAGE]
-    assert_restricted(pod)
-    assert_really_running(release, pod)
+def test_the_operators_run_ready_under_the_charts_service_account_one_leading(
+    release: LocalCluster,
+) -> None:
+    found = wait_pods_ready(release, SYSTEM, OPERATOR_SELECTOR, count=REPLICAS)
+    for pod in found:
+        assert pod["spec"]["serviceAccountName"] == SERVICE_ACCOUNT
+        assert [c["image"] for c in pod["spec"]["containers"]] == [OPERATOR_IMAGE]
+        assert_restricted(pod)
+        assert_really_running(release, pod)
+
+    def holder() -> str | None:
+        lease = release.get_json("lease", RELEASE, "-n", SYSTEM)
+        return (lease.get("spec") or {}).get("holderIdentity")
+
+    leader = wait_until(holder, timeout=60, what="a replica to hold the Lease")
+    assert leader.rsplit("_", 1)[0] in {pod["metadata"]["name"] for pod in found}
 
 
 def test_the_example_steps_run_as_real_pods_ready_through_their_probes(
@@ -291,15 +305,16 @@ def test_a_waiting_step_scales_on_its_calls_in_flight_through_prometheus_adapter
 
 
 def test_helm_upgrade_rolls_the_operator_with_the_changed_value(release: LocalCluster) -> None:
-    (before,) = pods(release, SYSTEM, OPERATOR_SELECTOR)
+    before = {pod["metadata"]["name"] for pod in pods(release, SYSTEM, OPERATOR_SELECTOR)}
     release.helm(
         "upgrade", RELEASE, str(CHART), "--namespace", SYSTEM, "--reuse-values",
         "--set", "operator.workerLimit=8", *HELM_WAIT,
     )  # fmt: skip
-    (after,) = wait_pods_ready(release, SYSTEM, OPERATOR_SELECTOR, count=1)
-    assert after["metadata"]["name"] != before["metadata"]["name"]
-    (container,) = after["spec"]["containers"]
-    assert {"name": "STEPLINE_WORKER_LIMIT", "value": "8"} in container["env"]
+    after = wait_pods_ready(release, SYSTEM, OPERATOR_SELECTOR, count=REPLICAS)
+    assert not before & {pod["metadata"]["name"] for pod in after}
+    for pod in after:
+        (container,) = pod["spec"]["containers"]
+        assert {"name": "STEPLINE_WORKER_LIMIT", "value": "8"} in container["env"]
     # The new operator runs workflows as the old one did.
     (run,) = yaml.safe_load_all((EXAMPLES / "finance" / "workflowrun.yaml").read_text())
     run["metadata"] = {"name": "trade-after-upgrade", "namespace": "finance"}
