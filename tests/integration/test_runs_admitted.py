@@ -1,6 +1,7 @@
-"""Every WorkflowRun the API server admits either runs or fails visibly, and a run loses no
-progress when the API server goes away mid-run: against the real control plane, the operator
-as a process and real step servers.
+"""Every WorkflowRun the API server admits either runs or fails visibly, and a run resumes from
+its checkpoint when the API server goes away mid-run for longer than the leader may write
+without renewing its Lease: against the real control plane, the operator as a process and real
+step servers.
 
 The outage test kills the cluster's kube-apiserver and brings it back with hack/cluster-up.sh,
 as a user would; it runs last in this module.
@@ -163,9 +164,14 @@ def test_a_run_of_a_workflow_with_a_dependency_cycle_fails_with_the_workflows_re
     assert succeeded["reason"] == condition(workflow, "Ready")["reason"] == "DependencyCycle"
 
 
-def test_an_api_server_outage_mid_run_loses_no_progress_and_calls_no_finished_step_again(
+def test_an_api_server_outage_past_the_fence_resumes_from_the_checkpoint_under_the_same_keys(
     bed: StepBed,
 ) -> None:
+    """An outage longer than the renew deadline: the operator cannot renew its Lease, so it
+    stops leading and writing at its fence, its run tasks cancelled. Back in the lead, it resumes
+    the run from the checkpoint the API server holds: the step that answered during the outage
+    (its end never written) is called again under the same Idempotency-Key; the step before it,
+    checkpointed, is not."""
     bed.server.answer("/hold", Answer(json={"held": True}, delay=3))
     apply_workflow(
         bed, "outage",
@@ -198,8 +204,11 @@ def test_an_api_server_outage_mid_run_loses_no_progress_and_calls_no_finished_st
         step: [c.headers["Idempotency-Key"] for c in bed.server.calls(f"/{path}", run_uid=uid)]
         for step, path in (("first", "echo"), ("hold", "hold"))
     }
-    assert calls == {"first": [f"{uid}/first", f"{uid}/last"], "hold": [f"{uid}/hold"]}
-    assert [step_status(run, s)["attempts"] for s in ("first", "hold", "last")] == [1, 1, 1]
+    assert calls["first"] == [f"{uid}/first", f"{uid}/last"]
+    assert set(calls["hold"]) == {f"{uid}/hold"}
+    assert len(calls["hold"]) == 2  # its answer in the outage was not written: called again
+    assert [step_status(run, s)["attempts"] for s in ("first", "last")] == [1, 1]
+    assert step_status(run, "hold")["attempts"] == 2  # numbered after the interrupted one
     assert "could not write its status" in bed.operator.log_tail(400)
     reasons = [
         e["reason"] for e in events_about(bed.cluster, bed.namespace, "WorkflowRun", "outage-1")
