@@ -33,15 +33,22 @@ def prometheus_image() -> str:
     return "stepline/prometheus:" + "".join(c if c in allowed else "_" for c in version)
 
 
-def prometheus_manifests(operator_service: str) -> list[Manifest]:
-    """A one-replica Prometheus scraping `operator_service` (name.namespace) on its metrics
-    port (the chart's default, 8082: no token asked)."""
+def prometheus_manifests(release: str) -> list[Manifest]:
+    """A one-replica Prometheus scraping every pod behind the Service of `release` (in SYSTEM)
+    on its metrics port (no token asked), found through the Service's EndpointSlices as the
+    Prometheus Operator's ServiceMonitor does: each operator replica exports the load it sees
+    (invoke is served by every replica), and the adapter sums them. Scraping the Service's
+    address would read one replica only (a kept-alive connection goes to one pod)."""
     config = f"""
 global: {{scrape_interval: {SCRAPE_SECONDS}s, scrape_timeout: {SCRAPE_SECONDS}s}}
 scrape_configs:
   - job_name: stepline
     honor_labels: true
-    static_configs: [{{targets: ["{operator_service}.svc:8082"]}}]
+    kubernetes_sd_configs: [{{role: endpointslice, namespaces: {{names: [{SYSTEM}]}}}}]
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_service_name, __meta_kubernetes_endpointslice_port_name]
+        regex: {release};metrics
+        action: keep
 """
     labels = {"app.kubernetes.io/name": PROMETHEUS}
     restricted: dict[str, Any] = {
@@ -50,7 +57,19 @@ scrape_configs:
         "capabilities": {"drop": ["ALL"]},
     }
     meta = {"name": PROMETHEUS, "namespace": MONITORING, "labels": labels}
+    account = [{"kind": "ServiceAccount", "name": PROMETHEUS, "namespace": MONITORING}]
+    discovery = {**meta, "namespace": SYSTEM}
     return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": discovery,
+         "rules": [{"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                    "verbs": ["get", "list", "watch"]},
+                   {"apiGroups": [""], "resources": ["services", "pods"],
+                    "verbs": ["get", "list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": discovery, "subjects": account,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                     "name": PROMETHEUS}},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
          "data": {"prometheus.yml": config}},
         {
@@ -63,6 +82,7 @@ scrape_configs:
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
+                        "serviceAccountName": PROMETHEUS,
                         "securityContext": {
                             "runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
                             "fsGroup": 65534, "seccompProfile": {"type": "RuntimeDefault"},
@@ -107,7 +127,7 @@ scrape_configs:
 def install_prometheus(cluster: LocalCluster, release: str) -> None:
     """Prometheus in MONITORING (which must exist), scraping the operator of `release`; waits
     until it is Ready."""
-    cluster.apply(prometheus_manifests(f"{release}.{SYSTEM}"))
+    cluster.apply(prometheus_manifests(release))
     wait_pods_ready(cluster, MONITORING, f"app.kubernetes.io/name={PROMETHEUS}", count=1)
 
 
