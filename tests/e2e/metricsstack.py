@@ -34,42 +34,37 @@ def prometheus_image() -> str:
 
 
 def prometheus_manifests(release: str) -> list[Manifest]:
-    """A one-replica Prometheus scraping every pod behind the Service of `release` (in SYSTEM)
-    on its metrics port (no token asked), found through the Service's EndpointSlices as the
-    Prometheus Operator's ServiceMonitor does: each operator replica exports the load it sees
-    (invoke is served by every replica), and the adapter sums them. Scraping the Service's
-    address would read one replica only (a kept-alive connection goes to one pod)."""
+    """A one-replica Prometheus scraping every operator pod of `release` (in SYSTEM) on its
+    metrics port (no token asked), each pod a target as a ServiceMonitor makes them: each replica
+    exports the load it sees (invoke is served by every replica), and the adapter sums them.
+    Scraping the chart's Service would read one replica only (a kept-alive connection goes to one
+    pod). Debian's Prometheus has no Kubernetes discovery, so the pods are found through a
+    headless Service's DNS records."""
+    pods = f"{release}-{PROMETHEUS}-targets"
     config = f"""
 global: {{scrape_interval: {SCRAPE_SECONDS}s, scrape_timeout: {SCRAPE_SECONDS}s}}
 scrape_configs:
   - job_name: stepline
     honor_labels: true
-    kubernetes_sd_configs: [{{role: endpointslice, namespaces: {{names: [{SYSTEM}]}}}}]
-    relabel_configs:
-      - source_labels: [__meta_kubernetes_service_name, __meta_kubernetes_endpointslice_port_name]
-        regex: {release};metrics
-        action: keep
+    dns_sd_configs: [{{names: [{pods}.{SYSTEM}.svc.cluster.local], type: A, port: 8082,
+                       refresh_interval: {SCRAPE_SECONDS}s}}]
 """
     labels = {"app.kubernetes.io/name": PROMETHEUS}
+    targets = {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": pods, "namespace": SYSTEM, "labels": labels},
+        "spec": {"clusterIP": "None", "ports": [{"name": "metrics", "port": 8082}],
+                 "selector": {"app.kubernetes.io/instance": release,
+                              "app.kubernetes.io/component": "operator"}},
+    }  # fmt: skip
     restricted: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
     }
     meta = {"name": PROMETHEUS, "namespace": MONITORING, "labels": labels}
-    account = [{"kind": "ServiceAccount", "name": PROMETHEUS, "namespace": MONITORING}]
-    discovery = {**meta, "namespace": SYSTEM}
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": discovery,
-         "rules": [{"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
-                    "verbs": ["get", "list", "watch"]},
-                   {"apiGroups": [""], "resources": ["services", "pods"],
-                    "verbs": ["get", "list", "watch"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": discovery, "subjects": account,
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                     "name": PROMETHEUS}},
+        targets,
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
          "data": {"prometheus.yml": config}},
         {
@@ -82,7 +77,6 @@ scrape_configs:
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
-                        "serviceAccountName": PROMETHEUS,
                         "securityContext": {
                             "runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
                             "fsGroup": 65534, "seccompProfile": {"type": "RuntimeDefault"},
