@@ -22,7 +22,7 @@ import tracemalloc
 from prometheus_client import generate_latest
 
 from stepline.api import ServiceStep
-from stepline.controllers.scaling import Scalers
+from stepline.controllers.servicesteps.scaling import Scalers
 from stepline.engine.loads import LoadSample, StepLoads
 from stepline.observability import Metrics
 

@@ -19,9 +19,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from stepline.engine.prediction import (
+from stepline.controllers.workflowruns.prediction import (
     HISTORY_SIZE,
-    RunObservation,
+    SuccessfulRun,
     predict_duration,
     quantile,
 )
@@ -54,12 +54,12 @@ SCENARIOS = {
 }
 
 
-def one_run(rng: random.Random, steps: list[Step]) -> RunObservation:
+def one_run(rng: random.Random, steps: list[Step]) -> SuccessfulRun:
     took = {s.name: s.draw(rng) for s in steps if s.runs >= 1 or rng.random() < s.runs}
-    return RunObservation(sum(took.values()) + OVERHEAD_SECONDS, took)
+    return SuccessfulRun(sum(took.values()) + OVERHEAD_SECONDS, took)
 
 
-def sum_of_medians(history: list[RunObservation]) -> float:
+def sum_of_medians(history: list[SuccessfulRun]) -> float:
     names = {name for run in history for name in run.step_seconds}
     return sum(
         quantile(sorted(run.step_seconds[n] for run in history if n in run.step_seconds), 0.5)

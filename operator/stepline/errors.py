@@ -38,7 +38,8 @@ class KubeConflictError(KubeApiError):
 
 class NotLeadingError(KubeApiError):
     """A write (or a step call of a run) this replica refused to send: it is not the leader, or
-    its time to write ran out (`electing`). Not retried here: the leader does the work."""
+    its time to write ran out (`controllers.election`). Not retried here: the leader does the
+    work."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, status=0, reason="NotLeading")

@@ -132,7 +132,7 @@ class KubeApi:
         self._fence = fence
 
     def lease_requests(self) -> LeaseRequests:
-        """The requests of the leader election (`electing.LeaseApi`): on a connection of their
+        """The requests of the leader election (`election.LeaseApi`): on a connection of their
         own, and not fenced, as they are what moves the fence."""
         return LeaseRequests(self)
 
@@ -448,7 +448,7 @@ class KubeApi:
 
 
 class LeaseRequests:
-    """`KubeApi.lease_requests()`: the `electing.LeaseApi` requests, with `lease` set."""
+    """`KubeApi.lease_requests()`: the `election.LeaseApi` requests, with `lease` set."""
 
     def __init__(self, kube: KubeApi) -> None:
         self._kube = kube

@@ -40,7 +40,7 @@ BEHAVIOR = {
 }
 # The external check runs when the step is reconciled and then every 30 s (servicesteps.py).
 EXTERNAL_CHECK_TIMEOUT = 30 + 20
-# A refused apply is tried again after 30 s (deploying.py).
+# A refused apply is tried again after 30 s (servicesteps/reconciler.py).
 REFUSED_RETRY_TIMEOUT = 30 + 20
 
 

@@ -1,7 +1,7 @@
-"""The operator's own watches of the objects ServiceSteps own (controllers/following.py), against
-the real API server: the first list fills the states, events follow changes, a new list reports
-what went away meanwhile as deleted, and an event larger than any read buffer arrives whole.
-Objects without the operator's labels are not seen."""
+"""The operator's own watches of the objects ServiceSteps own (controllers/servicesteps/owned.py, on
+controllers/informers.py), against the real API server: the first list fills the states, events
+follow changes, a new list reports what went away meanwhile as deleted, and an event larger than any
+read buffer arrives whole. Objects without the operator's labels are not seen."""
 
 from __future__ import annotations
 
@@ -15,11 +15,7 @@ from typing import Any
 import pytest
 
 from stepline.api import ServiceStep
-from stepline.controllers.following import (
-    DEPLOYMENT,
-    OwnedObjectWatch,
-    OwnedStates,
-)
+from stepline.controllers.servicesteps.owned import DEPLOYMENT, OwnedObjectWatch, OwnedStates
 from stepline.kube import KubeApi
 from stepline.resources import MANAGED_BY_LABEL, build_autoscaler, build_deployment, build_service
 from tests.integration.localcluster import LocalCluster

@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 
 from stepline.observability import (
-    CallOutcome,
+    CallOutcomeLabel,
     CodeClass,
     Metrics,
-    ReconcileOutcome,
-    RunOutcome,
+    ReconcileOutcomeLabel,
+    RunOutcomeLabel,
     render_metrics,
 )
 from tests.integration.prometheus import (
@@ -123,10 +123,10 @@ class Traffic:
             self._notify()
             self._operator()
 
-    def _call(self, workflow: str, step: str, outcome: CallOutcome, seconds: float) -> None:
+    def _call(self, workflow: str, step: str, outcome: CallOutcomeLabel, seconds: float) -> None:
         code_class = {
-            CallOutcome.SUCCESS: CodeClass.SUCCESS,
-            CallOutcome.ERROR: CodeClass.of(503),
+            CallOutcomeLabel.SUCCESS: CodeClass.SUCCESS,
+            CallOutcomeLabel.ERROR: CodeClass.of(503),
         }.get(outcome, CodeClass.NONE)
         self.metrics.record_step_call(
             namespace=NAMESPACE,
@@ -138,12 +138,12 @@ class Traffic:
             trace_id=secrets.token_hex(16),
         )
 
-    def _retry(self, workflow: str, step: str, outcome: CallOutcome) -> None:
+    def _retry(self, workflow: str, step: str, outcome: CallOutcomeLabel) -> None:
         self.metrics.record_step_retry(
             namespace=NAMESPACE, workflow=workflow, step=step, outcome=outcome
         )
 
-    def _run(self, workflow: str, outcome: RunOutcome, seconds: float) -> None:
+    def _run(self, workflow: str, outcome: RunOutcomeLabel, seconds: float) -> None:
         self.metrics.record_run_finished(
             namespace=NAMESPACE,
             workflow=workflow,
@@ -157,36 +157,36 @@ class Traffic:
         for run in range(runs):
             self.metrics.record_run_started(namespace=NAMESPACE, workflow="trade")
             with self.metrics.run_in_flight(namespace=NAMESPACE, workflow="trade"):
-                self._call("trade", "validate", CallOutcome.SUCCESS, 0.003)
+                self._call("trade", "validate", CallOutcomeLabel.SUCCESS, 0.003)
                 if run == 0:
-                    self._call("trade", "order", CallOutcome.SUCCESS, 1.8)
-                    self._run("trade", RunOutcome.SUCCEEDED, 1.81)
+                    self._call("trade", "order", CallOutcomeLabel.SUCCESS, 1.8)
+                    self._run("trade", RunOutcomeLabel.SUCCEEDED, 1.81)
                 elif run == 1:
-                    self._call("trade", "order", CallOutcome.ERROR, 0.05)
-                    self._retry("trade", "order", CallOutcome.ERROR)
-                    self._call("trade", "order", CallOutcome.ERROR, 0.05)
-                    self._run("trade", RunOutcome.FAILED, 0.2)
+                    self._call("trade", "order", CallOutcomeLabel.ERROR, 0.05)
+                    self._retry("trade", "order", CallOutcomeLabel.ERROR)
+                    self._call("trade", "order", CallOutcomeLabel.ERROR, 0.05)
+                    self._run("trade", RunOutcomeLabel.FAILED, 0.2)
                 else:
-                    self._call("trade", "order", CallOutcome.TIMEOUT, 5.0)
-                    self._retry("trade", "order", CallOutcome.TIMEOUT)
-                    self._call("trade", "order", CallOutcome.TIMEOUT, 5.0)
-                    self._run("trade", RunOutcome.TIMED_OUT, 10.0)
+                    self._call("trade", "order", CallOutcomeLabel.TIMEOUT, 5.0)
+                    self._retry("trade", "order", CallOutcomeLabel.TIMEOUT)
+                    self._call("trade", "order", CallOutcomeLabel.TIMEOUT, 5.0)
+                    self._run("trade", RunOutcomeLabel.TIMED_OUT, 10.0)
 
     def _ship(self) -> None:
         self.metrics.record_run_started(namespace=NAMESPACE, workflow="ship")
-        self._call("ship", "pack", CallOutcome.SUCCESS, 0.01)
+        self._call("ship", "pack", CallOutcomeLabel.SUCCESS, 0.01)
         if self.rounds % 5 == 0:
-            self._run("ship", RunOutcome.CANCELLED, 0.02)
+            self._run("ship", RunOutcomeLabel.CANCELLED, 0.02)
             return
-        self._call("ship", "label", CallOutcome.SUCCESS, 0.02)
-        self._run("ship", RunOutcome.SUCCEEDED, 0.03)
+        self._call("ship", "label", CallOutcomeLabel.SUCCESS, 0.02)
+        self._run("ship", RunOutcomeLabel.SUCCEEDED, 0.03)
 
     def _notify(self) -> None:
         self.metrics.record_run_started(namespace=NAMESPACE, workflow="notify")
-        self._call("notify", "mailer", CallOutcome.CONNECTION_ERROR, 0.001)
-        self._retry("notify", "mailer", CallOutcome.CONNECTION_ERROR)
-        self._call("notify", "mailer", CallOutcome.CONNECTION_ERROR, 0.001)
-        self._run("notify", RunOutcome.FAILED, 0.01)
+        self._call("notify", "mailer", CallOutcomeLabel.CONNECTION_ERROR, 0.001)
+        self._retry("notify", "mailer", CallOutcomeLabel.CONNECTION_ERROR)
+        self._call("notify", "mailer", CallOutcomeLabel.CONNECTION_ERROR, 0.001)
+        self._run("notify", RunOutcomeLabel.FAILED, 0.01)
 
     def _operator(self) -> None:
         metrics = self.metrics
@@ -194,9 +194,13 @@ class Traffic:
             ("validate", 2, 2), ("order", 1, 3), ("pack", 2, 2), ("label", 1, 1), ("mailer", 0, 2)
         ):  # fmt: skip
             metrics.set_step_replicas(namespace=NAMESPACE, step=step, ready=ready, desired=desired)
-        metrics.record_reconcile(kind="ServiceStep", outcome=ReconcileOutcome.SUCCESS, seconds=0.02)
-        metrics.record_reconcile(kind="Workflow", outcome=ReconcileOutcome.ERROR, seconds=0.3)
-        metrics.record_reconcile(kind="WorkflowRun", outcome=ReconcileOutcome.SUCCESS, seconds=0.01)
+        metrics.record_reconcile(
+            kind="ServiceStep", outcome=ReconcileOutcomeLabel.SUCCESS, seconds=0.02
+        )
+        metrics.record_reconcile(kind="Workflow", outcome=ReconcileOutcomeLabel.ERROR, seconds=0.3)
+        metrics.record_reconcile(
+            kind="WorkflowRun", outcome=ReconcileOutcomeLabel.SUCCESS, seconds=0.01
+        )
         metrics.mark_watch_event(kind="ServiceStep")
         metrics.mark_watch_event(kind="Workflow")
         # order's autoscaler cannot read its metrics, and its forecasts are far off a real load.

@@ -1,5 +1,6 @@
 """Fixtures shared by the unit tests that call steps: a real step server on loopback and the
-aiohttp transport, started per test. (The gateway's tests have a `server` of their own: the
+aiohttp transport, started per test; a raw HTTP server and the operator's own HTTP/1.1 transport
+for the HTTP client's tests; a virtual clock. (The gateway's tests have a `server` of their own: the
 operator's HTTP server.)"""
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from stepline.engine import AiohttpTransport
-from tests.unit.engine.stepservers import StepServer
+from stepline.engine import AiohttpTransport, Http1Transport
+from tests.unit.engine.rawservers import RawServer
+from tests.unit.engine.stepservers import FakeClock, StepServer
 
 
 @pytest.fixture
@@ -24,3 +26,22 @@ async def server() -> AsyncIterator[StepServer]:
 async def transport() -> AsyncIterator[AiohttpTransport]:
     async with AiohttpTransport() as opened:
         yield opened
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[RawServer]:
+    started = RawServer()
+    await started.start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+async def http1() -> AsyncIterator[Http1Transport]:
+    async with Http1Transport() as opened:
+        yield opened
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

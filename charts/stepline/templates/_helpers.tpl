@@ -57,7 +57,7 @@ per watched namespace (Role). Derived from operator/stepline/kube.py and control
 - endpointslices: controllers/endpoints.py follows the steps' slices (get/list/watch) to send each
   call to a ready replica (engine/balancing.py).
 - events: kopf.info / kopf.warn post Events (create), and kopf aggregates repeats (patch).
-- workflowruns delete: controllers/retaining.py prunes finished runs past a workflow's retention.
+- workflowruns delete: controllers/workflowruns/history.py prunes finished runs past a workflow's retention.
 */}}
 {{- define "stepline.workloadRules" -}}
 - apiGroups: [stepline.io]

@@ -60,6 +60,7 @@ from stepline.api.servicesteps import (
     ServiceStep,
     ServiceStepSpec,
     ServiceStepStatus,
+    is_step_ready,
 )
 from stepline.api.workflowruns import (
     RunPhase,
@@ -143,6 +144,7 @@ __all__ = [
     "find_crd_drift",
     "find_dependency_cycles",
     "find_input_problem",
+    "is_step_ready",
     "measure_depth",
     "record_payload",
     "render_crds",

@@ -27,7 +27,7 @@ from stepline.api.base import (
     SpecModel,
     list_type,
 )
-from stepline.api.conditions import Condition
+from stepline.api.conditions import Condition, ConditionStatus, ConditionType, find_condition
 from stepline.api.policies import AdaptiveTimeout, RetryPolicy, Scaling
 
 DEFAULT_PORT = 8080
@@ -309,3 +309,9 @@ class ServiceStep(KubeObject):
     status: ServiceStepStatus = Field(
         default_factory=ServiceStepStatus, description="Observed state, written by Stepline."
     )
+
+
+def is_step_ready(step: ServiceStep | None) -> bool:
+    """The step exists and its Ready condition is True."""
+    ready = find_condition(step.status.conditions, ConditionType.READY) if step else None
+    return ready is not None and ready.status is ConditionStatus.TRUE

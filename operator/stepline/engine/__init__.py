@@ -38,8 +38,8 @@ from stepline.engine.observing import (
 )
 from stepline.engine.outcomes import RunOutcome, RunStatus
 from stepline.engine.planning import Plan, PlannedStep, build_plan
-from stepline.engine.pooling import Http1Transport
-from stepline.engine.transports import (
+from stepline.httpclient.pooling import Http1Transport
+from stepline.httpclient.transports import (
     AiohttpTransport,
     HttpxTransport,
     Reply,

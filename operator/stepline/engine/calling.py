@@ -53,8 +53,8 @@ from stepline.engine.retrying import (
     wait_before_retry,
 )
 from stepline.engine.tracing import build_call_headers
-from stepline.engine.transports import Transport
 from stepline.errors import NotLeadingError
+from stepline.httpclient.transports import Transport
 
 MAX_MESSAGE_CHARACTERS = 4096  # StepError.message's bound
 

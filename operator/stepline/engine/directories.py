@@ -16,9 +16,8 @@ import asyncio
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
-from stepline.api import ServiceStep
+from stepline.api import ServiceStep, is_step_ready
 from stepline.engine.clocks import Clock
-from stepline.engine.readiness import is_step_ready
 
 # How often a directory that cannot wait is asked again: small next to a step's timeout (1 s or
 # more), large next to the cost of asking (a dictionary look-up).

@@ -10,14 +10,12 @@ and the executor:
         │                        (`.problems`), steps that wait on each other in a cycle
         ├── RunRefusedError      the workflow's concurrency limit is reached and the caller chose
         │                        not to wait (invoke answers 429)
-        ├── CallError            one HTTP call got no usable answer; raised by a `Transport`,
-        │   │                    chained (`from`) to the HTTP library's own error
-        │   ├── CallTimeoutError     no complete answer within the call's timeout
-        │   ├── CallConnectionError  no connection, or it broke before the answer was complete
-        │   └── InvalidReplyError    an answer too large to accept
         ├── StepFailedError      a step failed for good (retries spent, or a failure that is
         │                        never retried); carries the api `StepError` and the attempts
         └── RunCancelledError    the run's cancel event was set while a step waited
+
+The HTTP client's `CallError`s (`stepline.httpclient.errors`: one call got no usable answer)
+are StepLineErrors too, and the step client turns them into attempts that failed.
 
 Expressions raise their own `ExpressionError`s (`engine.expressions`, `ValueError`s); the executor
 turns a failed evaluation into a step failure with reason ExpressionError.
@@ -29,6 +27,12 @@ from collections.abc import Sequence
 
 from stepline.api import ExpressionProblem, Reason, StepError
 from stepline.errors import StepLineError
+from stepline.httpclient.errors import (
+    CallConnectionError,
+    CallError,
+    CallTimeoutError,
+    InvalidReplyError,
+)
 
 
 class EngineError(StepLineError):
@@ -64,28 +68,6 @@ class RunRefusedError(EngineError):
         self.limit = limit
 
 
-class CallError(EngineError):
-    """One HTTP call got no usable answer; `detail` says why, for messages."""
-
-    reason: Reason = Reason.CONNECTION_ERROR
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class CallTimeoutError(CallError):
-    reason = Reason.TIMEOUT
-
-
-class CallConnectionError(CallError):
-    reason = Reason.CONNECTION_ERROR
-
-
-class InvalidReplyError(CallError):
-    reason = Reason.INVALID_RESPONSE
-
-
 class StepFailedError(EngineError):
     """A step failed for good. `timed_out` is true when the run's time (the step's timeout or the
     run's deadline) ran out, which callers report as a timeout rather than a failure."""
@@ -104,3 +86,16 @@ class RunCancelledError(EngineError):
         super().__init__(f"run cancelled at step {step!r}")
         self.step = step
         self.attempts = attempts
+
+
+__all__ = [
+    "CallConnectionError",
+    "CallError",
+    "CallTimeoutError",
+    "EngineError",
+    "InvalidReplyError",
+    "PlanError",
+    "RunCancelledError",
+    "RunRefusedError",
+    "StepFailedError",
+]

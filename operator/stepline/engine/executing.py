@@ -49,7 +49,7 @@ from stepline.engine.observing import NULL_OBSERVER, RunObservation, RunObserver
 from stepline.engine.outcomes import RunOutcome, RunStatus
 from stepline.engine.planning import Plan, PlannedStep
 from stepline.engine.tracing import build_idempotency_key, derive_trace_id
-from stepline.engine.transports import Transport
+from stepline.httpclient.transports import Transport
 
 
 class Unready(StrEnum):

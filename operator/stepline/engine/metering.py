@@ -11,18 +11,18 @@ from __future__ import annotations
 from stepline.api import Reason, StepPhase
 from stepline.engine.observing import RunObservation, StepObservation
 from stepline.engine.outcomes import RunStatus
-from stepline.observability import CallOutcome, CodeClass, Metrics, RunOutcome
+from stepline.observability import CallOutcomeLabel, CodeClass, Metrics, RunOutcomeLabel
 
 _CALL_OUTCOMES = {
-    Reason.TIMEOUT.value: CallOutcome.TIMEOUT,
-    Reason.CONNECTION_ERROR.value: CallOutcome.CONNECTION_ERROR,
-    "NoReadyEndpoints": CallOutcome.CONNECTION_ERROR,
+    Reason.TIMEOUT.value: CallOutcomeLabel.TIMEOUT,
+    Reason.CONNECTION_ERROR.value: CallOutcomeLabel.CONNECTION_ERROR,
+    "NoReadyEndpoints": CallOutcomeLabel.CONNECTION_ERROR,
 }
 _RUN_OUTCOMES = {
-    RunStatus.SUCCEEDED: RunOutcome.SUCCEEDED,
-    RunStatus.FAILED: RunOutcome.FAILED,
-    RunStatus.CANCELLED: RunOutcome.CANCELLED,
-    RunStatus.TIMED_OUT: RunOutcome.TIMED_OUT,
+    RunStatus.SUCCEEDED: RunOutcomeLabel.SUCCEEDED,
+    RunStatus.FAILED: RunOutcomeLabel.FAILED,
+    RunStatus.CANCELLED: RunOutcomeLabel.CANCELLED,
+    RunStatus.TIMED_OUT: RunOutcomeLabel.TIMED_OUT,
 }
 
 
@@ -37,10 +37,10 @@ class MetricsObserver:
             return
         status = observation.http_status
         if observation.phase is StepPhase.SUCCEEDED:
-            outcome = CallOutcome.SUCCESS
+            outcome = CallOutcomeLabel.SUCCESS
             status = status or 200  # a success is a 2xx answer, whether or not it was kept
         else:
-            outcome = _CALL_OUTCOMES.get(observation.reason or "", CallOutcome.ERROR)
+            outcome = _CALL_OUTCOMES.get(observation.reason or "", CallOutcomeLabel.ERROR)
         self._metrics.record_step_call(
             namespace=observation.namespace,
             workflow=observation.workflow,
@@ -52,9 +52,9 @@ class MetricsObserver:
         if observation.attempts > 1:
             self._record_retries(observation, outcome)
 
-    def _record_retries(self, observation: StepObservation, outcome: CallOutcome) -> None:
+    def _record_retries(self, observation: StepObservation, outcome: CallOutcomeLabel) -> None:
         # The failed attempts before the last are not reported one by one; count them as errors.
-        retried = outcome if observation.phase is StepPhase.FAILED else CallOutcome.ERROR
+        retried = outcome if observation.phase is StepPhase.FAILED else CallOutcomeLabel.ERROR
         for _ in range(observation.attempts - 1):
             self._metrics.record_step_retry(
                 namespace=observation.namespace,

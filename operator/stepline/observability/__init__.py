@@ -12,21 +12,26 @@ from stepline.observability.guarding import (
     FoldReason,
     UnboundedLabelError,
 )
+from stepline.observability.labelvalues import (
+    CallOutcomeLabel,
+    CodeClass,
+    ReconcileOutcomeLabel,
+    RunOutcomeLabel,
+)
 from stepline.observability.metrics import DURATION_BUCKETS, RECONCILE_BUCKETS, Metrics
-from stepline.observability.outcomes import CallOutcome, CodeClass, ReconcileOutcome, RunOutcome
 
 __all__ = [
     "DEFAULT_MAX_SERIES_PER_METRIC",
     "DURATION_BUCKETS",
     "OTHER",
     "RECONCILE_BUCKETS",
-    "CallOutcome",
+    "CallOutcomeLabel",
     "CodeClass",
     "Exposition",
     "FoldReason",
     "Metrics",
-    "ReconcileOutcome",
-    "RunOutcome",
+    "ReconcileOutcomeLabel",
+    "RunOutcomeLabel",
     "UnboundedLabelError",
     "render_metrics",
 ]

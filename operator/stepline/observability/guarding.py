@@ -28,7 +28,12 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
 
-from stepline.observability.outcomes import CallOutcome, CodeClass, ReconcileOutcome, RunOutcome
+from stepline.observability.labelvalues import (
+    CallOutcomeLabel,
+    CodeClass,
+    ReconcileOutcomeLabel,
+    RunOutcomeLabel,
+)
 
 OTHER = "_other"
 
@@ -72,7 +77,7 @@ BOUNDED_LABELS: Mapping[str, Callable[[str], bool]] = MappingProxyType(
         "workflow": _matching(_DNS1123_LABEL),
         "step": _matching(_DNS1123_LABEL),
         "kind": _matching(_KIND),
-        "outcome": _one_of(RunOutcome, CallOutcome, ReconcileOutcome),
+        "outcome": _one_of(RunOutcomeLabel, CallOutcomeLabel, ReconcileOutcomeLabel),
         "code_class": _one_of(CodeClass),
         "version": _matching(_VERSION),
         "python": _matching(_VERSION),

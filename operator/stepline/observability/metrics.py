@@ -63,7 +63,12 @@ from stepline.observability.guarding import (
     LabelGuard,
     check_label_names,
 )
-from stepline.observability.outcomes import CallOutcome, CodeClass, ReconcileOutcome, RunOutcome
+from stepline.observability.labelvalues import (
+    CallOutcomeLabel,
+    CodeClass,
+    ReconcileOutcomeLabel,
+    RunOutcomeLabel,
+)
 from stepline.observability.scalingfigures import DOCUMENTATION as SCALING_DOCUMENTATION
 from stepline.observability.scalingfigures import NAMES as SCALING_METRICS
 from stepline.observability.scalingfigures import VALUE as SCALING_VALUE
@@ -182,7 +187,7 @@ class Metrics:
         *,
         namespace: str,
         workflow: str,
-        outcome: RunOutcome,
+        outcome: RunOutcomeLabel,
         seconds: float,
         trace_id: str | None = None,
     ) -> None:
@@ -214,7 +219,7 @@ class Metrics:
         namespace: str,
         workflow: str,
         step: str,
-        outcome: CallOutcome,
+        outcome: CallOutcomeLabel,
         code_class: CodeClass,
         seconds: float,
         trace_id: str | None = None,
@@ -228,7 +233,7 @@ class Metrics:
             self._step_call_duration.child(**labels).observe(duration, exemplar=exemplar)
 
     def record_step_retry(
-        self, *, namespace: str, workflow: str, step: str, outcome: CallOutcome
+        self, *, namespace: str, workflow: str, step: str, outcome: CallOutcomeLabel
     ) -> None:
         """A failed attempt is retried; `outcome` is how that attempt failed."""
         self._step_retries.child(
@@ -280,7 +285,9 @@ class Metrics:
 
     # The operator
 
-    def record_reconcile(self, *, kind: str, outcome: ReconcileOutcome, seconds: float) -> None:
+    def record_reconcile(
+        self, *, kind: str, outcome: ReconcileOutcomeLabel, seconds: float
+    ) -> None:
         """One reconcile of an object of `kind` (e.g. `ServiceStep`)."""
         self._reconciliations.child(kind=kind, outcome=outcome).inc()
         duration = _duration(seconds)

@@ -1,7 +1,8 @@
 """What a ServiceStep becomes in the cluster: its Deployment, Service and HorizontalPodAutoscaler
-as manifests, and its status computed from what those objects report.
+as manifests.
 
-Everything here is pure (no I/O); the controllers apply the manifests and feed back the states.
+Everything here is pure (no I/O); the ServiceStep controller applies the manifests, and computes
+the step's status from what those objects report (`controllers.servicesteps.status`).
 """
 
 from stepline.resources.autoscalers import build_autoscaler
@@ -13,27 +14,15 @@ from stepline.resources.labels import (
     build_endpoint,
     build_labels,
 )
-from stepline.resources.readiness import (
-    AutoscalerState,
-    DeploymentState,
-    ExternalCheck,
-    compute_external_step_status,
-    compute_step_status,
-)
 from stepline.resources.services import build_service
 
 __all__ = [
     "MANAGED_BY_LABEL",
     "MANAGER",
     "STEP_LABEL",
-    "AutoscalerState",
-    "DeploymentState",
-    "ExternalCheck",
     "build_autoscaler",
     "build_deployment",
     "build_endpoint",
     "build_labels",
     "build_service",
-    "compute_external_step_status",
-    "compute_step_status",
 ]

@@ -32,14 +32,14 @@ import pytest
 import yaml
 
 from stepline.api import ServiceStep, StepPhase, Workflow, WorkflowRun
-from stepline.controllers.running import RunProgress, drive_run
 from stepline.controllers.runtime import Runtime
+from stepline.controllers.workflowruns.memory import RunMemory
+from stepline.controllers.workflowruns.runner import RunProgress, drive_run
+from stepline.controllers.workflows.memory import WorkflowMemory
 from stepline.engine import (
     AiohttpTransport,
     Executor,
-    Plan,
     RunRequest,
-    RunSlots,
     RunStatus,
     StepIndex,
     build_plan,
@@ -180,7 +180,7 @@ PROOFS: dict[str, tuple[str, ...]] = {
     ),
     "ServiceStep.spec.scaling.metrics": (
         "tests/unit/resources/test_services_and_autoscalers.py::test_in_flight_and_calls_per_second_become_external_metrics_on_the_operators_gauge",
-        "tests/unit/controllers/test_scaling.py::test_reactive_scaling_follows_the_load_now_for_each_metric_it_names",
+        "tests/unit/controllers/servicesteps/test_scaling.py::test_reactive_scaling_follows_the_load_now_for_each_metric_it_names",
         "tests/integration/test_scaling.py::test_in_flight_scaling_moves_replicas_through_the_external_metrics_api",
     ),
     "ServiceStep.spec.scaling.metrics[].target": (
@@ -197,9 +197,9 @@ PROOFS: dict[str, tuple[str, ...]] = {
         "tests/unit/resources/test_deployments.py::test_the_replica_count_is_left_to_the_autoscaler",
     ),
     "ServiceStep.spec.scaling.predictive": (
-        "tests/unit/controllers/test_scaling.py::test_predictive_scaling_waits_for_history_and_says_so",
-        "tests/unit/controllers/test_scaling.py::test_predictive_scaling_leads_a_ramp_by_the_lead_time_and_never_below_now",
-        "tests/unit/controllers/test_scaling.py::test_a_forecast_never_asks_for_more_than_max_replicas_at_the_target",
+        "tests/unit/controllers/servicesteps/test_scaling.py::test_predictive_scaling_waits_for_history_and_says_so",
+        "tests/unit/controllers/servicesteps/test_scaling.py::test_predictive_scaling_leads_a_ramp_by_the_lead_time_and_never_below_now",
+        "tests/unit/controllers/servicesteps/test_scaling.py::test_a_forecast_never_asks_for_more_than_max_replicas_at_the_target",
     ),
     "ServiceStep.spec.scaling.targetCPUUtilizationPercentage": (
         "tests/unit/resources/test_services_and_autoscalers.py::test_the_autoscaler_scales_the_steps_deployment_on_cpu_within_the_bounds",
@@ -240,15 +240,15 @@ PROOFS: dict[str, tuple[str, ...]] = {
         "tests/integration/test_retention.py::test_finished_runs_beyond_the_history_limit_are_deleted_and_counted",
     ),
     "Workflow.spec.retention.failedRuns": (
-        "tests/unit/engine/test_retention.py::test_failed_and_cancelled_runs_share_their_own_limit",
+        "tests/unit/controllers/workflowruns/test_retention.py::test_failed_and_cancelled_runs_share_their_own_limit",
         "tests/integration/test_retention.py::test_finished_runs_beyond_the_history_limit_are_deleted_and_counted",
     ),
     "Workflow.spec.retention.successfulRuns": (
-        "tests/unit/engine/test_retention.py::test_the_oldest_succeeded_runs_beyond_the_limit_are_deleted_oldest_first",
+        "tests/unit/controllers/workflowruns/test_retention.py::test_the_oldest_succeeded_runs_beyond_the_limit_are_deleted_oldest_first",
     ),
     "Workflow.spec.retention.ttlSecondsAfterFinished": (
-        "tests/unit/engine/test_retention.py::test_runs_past_their_ttl_are_deleted_even_within_the_limits",
-        "tests/unit/engine/test_retention.py::test_time_until_expiry_counts_down_to_zero_and_is_none_without_a_ttl",
+        "tests/unit/controllers/workflowruns/test_retention.py::test_runs_past_their_ttl_are_deleted_even_within_the_limits",
+        "tests/unit/controllers/workflowruns/test_retention.py::test_time_until_expiry_counts_down_to_zero_and_is_none_without_a_ttl",
     ),
     "Workflow.spec.steps": (
         "tests/unit/engine/test_executing.py::test_a_chain_passes_the_run_input_to_the_first_step_and_each_output_to_the_next",
@@ -586,14 +586,11 @@ class RecordingRuntime:
 
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
-        self.slots = RunSlots()
+        self.runs = RunMemory()
+        self.workflows = WorkflowMemory()
         self.metrics = Metrics()
         self.kube = self.events = self
         self.patches: list[tuple[str, dict[str, Any]]] = []
-        self.histories: dict[tuple[str, str], Any] = {}
-
-    def plan_of(self, workflow: Workflow) -> Plan:
-        return build_plan(workflow)
 
     def leads(self) -> bool:
         return True

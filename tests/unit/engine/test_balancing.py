@@ -15,7 +15,7 @@ from stepline.engine.balancing import Route
 from stepline.engine.calling import StepCall, StepClient
 from stepline.engine.endpoints import resolve_endpoint, resolve_route
 from stepline.engine.errors import CallConnectionError
-from stepline.engine.transports import Reply
+from stepline.httpclient.transports import Reply
 
 
 def endpoint(ip: str, *, ready: bool | None = True, terminating: bool = False) -> dict[str, Any]:

@@ -10,11 +10,11 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from stepline.observability import (
-    CallOutcome,
+    CallOutcomeLabel,
     CodeClass,
     Metrics,
-    ReconcileOutcome,
-    RunOutcome,
+    ReconcileOutcomeLabel,
+    RunOutcomeLabel,
     render_metrics,
 )
 from tests.unit.observability.promtool import promtool
@@ -31,18 +31,20 @@ def busy_metrics() -> Metrics:
     metrics = Metrics()
     shop = {"namespace": "shop", "workflow": "trade"}
     metrics.record_run_started(**shop)
-    metrics.record_run_finished(**shop, outcome=RunOutcome.FAILED, seconds=1.5, trace_id=TRACE_ID)
+    metrics.record_run_finished(
+        **shop, outcome=RunOutcomeLabel.FAILED, seconds=1.5, trace_id=TRACE_ID
+    )
     metrics.record_step_call(
         **shop,
         step="order",
-        outcome=CallOutcome.TIMEOUT,
+        outcome=CallOutcomeLabel.TIMEOUT,
         code_class=CodeClass.NONE,
         seconds=2.0,
         trace_id=TRACE_ID,
     )
-    metrics.record_step_retry(**shop, step="order", outcome=CallOutcome.TIMEOUT)
+    metrics.record_step_retry(**shop, step="order", outcome=CallOutcomeLabel.TIMEOUT)
     metrics.set_step_replicas(namespace="shop", step="order", ready=0, desired=1)
-    metrics.record_reconcile(kind="Workflow", outcome=ReconcileOutcome.SUCCESS, seconds=0.01)
+    metrics.record_reconcile(kind="Workflow", outcome=ReconcileOutcomeLabel.SUCCESS, seconds=0.01)
     metrics.mark_watch_event(kind="Workflow")
     with metrics.run_in_flight(**shop):
         pass
@@ -103,7 +105,9 @@ def test_a_malformed_accept_header_never_fails_the_scrape(accept: str) -> None:
 def test_a_malformed_trace_id_records_the_sample_without_an_exemplar(trace_id: str) -> None:
     metrics = Metrics()
     shop = {"namespace": "shop", "workflow": "trade"}
-    metrics.record_run_finished(**shop, outcome=RunOutcome.SUCCEEDED, seconds=1, trace_id=trace_id)
+    metrics.record_run_finished(
+        **shop, outcome=RunOutcomeLabel.SUCCEEDED, seconds=1, trace_id=trace_id
+    )
 
     body, _ = render_metrics(metrics.registry, accept=PROMETHEUS_ACCEPT)
     samples = [s for family in openmetrics_families(body.decode()) for s in family.samples]
@@ -117,7 +121,7 @@ def test_a_64_bit_trace_id_is_accepted_too() -> None:
     metrics.record_run_finished(
         namespace="shop",
         workflow="trade",
-        outcome=RunOutcome.SUCCEEDED,
+        outcome=RunOutcomeLabel.SUCCEEDED,
         seconds=1,
         trace_id="00f067aa0ba902b7",
     )

@@ -13,11 +13,11 @@ from stepline import __version__
 from stepline.observability import (
     DURATION_BUCKETS,
     OTHER,
-    CallOutcome,
+    CallOutcomeLabel,
     CodeClass,
     Metrics,
-    ReconcileOutcome,
-    RunOutcome,
+    ReconcileOutcomeLabel,
+    RunOutcomeLabel,
     UnboundedLabelError,
 )
 from stepline.observability.guarding import BOUNDED_LABELS, LabelGuard, check_label_names
@@ -50,15 +50,21 @@ def value(metrics: Metrics, name: str, **labels: str) -> float | None:
 
 def record_everything(metrics: Metrics) -> None:
     metrics.record_run_started(**SHOP)
-    metrics.record_run_finished(**SHOP, outcome=RunOutcome.SUCCEEDED, seconds=0.2)
+    metrics.record_run_finished(**SHOP, outcome=RunOutcomeLabel.SUCCEEDED, seconds=0.2)
     with metrics.run_in_flight(**SHOP):
         pass
     metrics.record_step_call(
-        **SHOP, step="order", outcome=CallOutcome.SUCCESS, code_class=CodeClass.SUCCESS, seconds=0.1
+        **SHOP,
+        step="order",
+        outcome=CallOutcomeLabel.SUCCESS,
+        code_class=CodeClass.SUCCESS,
+        seconds=0.1,
     )
-    metrics.record_step_retry(**SHOP, step="order", outcome=CallOutcome.TIMEOUT)
+    metrics.record_step_retry(**SHOP, step="order", outcome=CallOutcomeLabel.TIMEOUT)
     metrics.set_step_replicas(namespace="shop", step="order", ready=1, desired=2)
-    metrics.record_reconcile(kind="ServiceStep", outcome=ReconcileOutcome.SUCCESS, seconds=0.01)
+    metrics.record_reconcile(
+        kind="ServiceStep", outcome=ReconcileOutcomeLabel.SUCCESS, seconds=0.01
+    )
     metrics.mark_watch_event(kind="ServiceStep")
     metrics.set_step_load(
         namespace="shop", step="order", metric="in_flight", load=3.0, forecast=4.0,
@@ -104,7 +110,7 @@ def test_duration_buckets_reach_from_sub_millisecond_to_five_minutes() -> None:
 def test_a_run_is_counted_when_it_starts_and_when_it_finishes_with_its_duration() -> None:
     metrics = Metrics()
     metrics.record_run_started(**SHOP)
-    metrics.record_run_finished(**SHOP, outcome=RunOutcome.FAILED, seconds=0.7)
+    metrics.record_run_finished(**SHOP, outcome=RunOutcomeLabel.FAILED, seconds=0.7)
     assert value(metrics, "stepline_runs_started_total", **SHOP) == 1
     assert value(metrics, "stepline_runs_finished_total", **SHOP, outcome="failed") == 1
     failed = {**SHOP, "outcome": "failed"}
@@ -130,7 +136,7 @@ def test_a_step_call_is_counted_by_outcome_and_code_class_and_timed() -> None:
     metrics.record_step_call(
         **SHOP,
         step="order",
-        outcome=CallOutcome.ERROR,
+        outcome=CallOutcomeLabel.ERROR,
         code_class=CodeClass.of(503),
         seconds=0.0004,
     )
@@ -151,7 +157,7 @@ def test_a_status_code_maps_to_its_class(status: int | None, expected: str) -> N
 def test_a_retry_is_counted_by_how_the_retried_attempt_failed() -> None:
     metrics = Metrics()
     for _ in range(2):
-        metrics.record_step_retry(**SHOP, step="order", outcome=CallOutcome.CONNECTION_ERROR)
+        metrics.record_step_retry(**SHOP, step="order", outcome=CallOutcomeLabel.CONNECTION_ERROR)
     retried = {**SHOP, "step": "order", "outcome": "connection_error"}
     assert value(metrics, "stepline_step_retries_total", **retried) == 2
 
@@ -161,7 +167,11 @@ def test_replicas_are_set_and_dropped_when_the_step_is_deleted() -> None:
     metrics.set_step_replicas(namespace="shop", step="order", ready=1, desired=3)
     metrics.set_step_replicas(namespace="shop", step="validate", ready=2, desired=2)
     metrics.record_step_call(
-        **SHOP, step="order", outcome=CallOutcome.SUCCESS, code_class=CodeClass.SUCCESS, seconds=1
+        **SHOP,
+        step="order",
+        outcome=CallOutcomeLabel.SUCCESS,
+        code_class=CodeClass.SUCCESS,
+        seconds=1,
     )
     order = {"namespace": "shop", "step": "order"}
     assert value(metrics, "stepline_step_replicas_ready", **order) == 1
@@ -191,7 +201,7 @@ def test_forgetting_a_workflow_drops_its_series_and_frees_room_under_the_cap() -
 
 def test_a_series_recorded_again_after_it_was_forgotten_starts_from_zero_and_is_exported() -> None:
     metrics = Metrics()
-    call = {**SHOP, "step": "order", "outcome": CallOutcome.SUCCESS}
+    call = {**SHOP, "step": "order", "outcome": CallOutcomeLabel.SUCCESS}
     for _ in range(3):
         metrics.record_step_call(**call, code_class=CodeClass.SUCCESS, seconds=0.1)
     metrics.forget_step(namespace="shop", step="order")
@@ -219,7 +229,7 @@ def test_every_recording_under_a_folded_label_set_counts_as_a_fold() -> None:
 
 def test_a_reconcile_is_counted_and_timed_per_kind_and_outcome() -> None:
     metrics = Metrics()
-    metrics.record_reconcile(kind="Workflow", outcome=ReconcileOutcome.ERROR, seconds=0.02)
+    metrics.record_reconcile(kind="Workflow", outcome=ReconcileOutcomeLabel.ERROR, seconds=0.02)
     labels = {"kind": "Workflow", "outcome": "error"}
     assert value(metrics, "stepline_reconciliations_total", **labels) == 1
     assert value(metrics, "stepline_reconciliation_duration_seconds_count", **labels) == 1
@@ -280,7 +290,7 @@ def test_label_sets_beyond_the_cap_fold_into_other_and_are_counted() -> None:
 
 def test_label_sets_admitted_before_the_cap_keep_recording_and_enum_labels_survive_a_fold() -> None:
     metrics = Metrics(max_series_per_metric=1)
-    for outcome in (RunOutcome.SUCCEEDED, RunOutcome.FAILED, RunOutcome.SUCCEEDED):
+    for outcome in (RunOutcomeLabel.SUCCEEDED, RunOutcomeLabel.FAILED, RunOutcomeLabel.SUCCEEDED):
         metrics.record_run_finished(**SHOP, outcome=outcome, seconds=1)
 
     assert value(metrics, "stepline_runs_finished_total", **SHOP, outcome="succeeded") == 2
@@ -355,8 +365,8 @@ def test_a_metric_without_help_text_is_refused() -> None:
 
 def test_negative_and_non_finite_durations_do_not_corrupt_histograms() -> None:
     metrics = Metrics()
-    metrics.record_run_finished(**SHOP, outcome=RunOutcome.FAILED, seconds=-0.5)
-    metrics.record_run_finished(**SHOP, outcome=RunOutcome.FAILED, seconds=float("nan"))
+    metrics.record_run_finished(**SHOP, outcome=RunOutcomeLabel.FAILED, seconds=-0.5)
+    metrics.record_run_finished(**SHOP, outcome=RunOutcomeLabel.FAILED, seconds=float("nan"))
     failed = {**SHOP, "outcome": "failed"}
     assert value(metrics, "stepline_runs_finished_total", **failed) == 2
     assert value(metrics, "stepline_run_duration_seconds_count", **failed) == 1

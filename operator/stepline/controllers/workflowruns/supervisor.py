@@ -1,0 +1,292 @@
+"""Supervising WorkflowRuns: one asyncio task per unfinished run in this operator process, and
+the rule that every run the API server admitted either runs or fails visibly.
+
+`RunSupervisor.follow_event()` is fed every watch event of every WorkflowRun (level-triggered): an
+unfinished run without a task gets one (`running.drive_run`), which resumes from the run's
+checkpointed status; `spec.cancel` sets the task's cancel event; a deleted run's task is stopped.
+No kopf annotations or finalizers are written per run: the status is the checkpoint.
+
+Nothing admitted is dropped. A run the operator cannot execute although the API server admitted
+it (an input over the size cap, nested too deep, a body the model refuses) is failed in its
+status, reason InputTooLarge or InvalidRun, with a Warning Event. A run whose task fails is
+handled by what failed:
+
+- the API server did not take a status write (it is down, or answers 5xx, 409, 429): the task
+  waits (a doubling backoff), reads the run again once the API server answers, and resumes from
+  the newer of the checkpoint the API holds and the one it could not write, which it kept. So
+  finished steps are not called again, `startedAt` never moves (the run's `timeoutSeconds`
+  counts from it), and a run whose end was computed but not written is not executed again: its
+  end is written;
+- anything else (the API refused the status itself, or a defect of the operator's): the run
+  fails, reason InternalError, and the operator's log has the traceback. It is not retried,
+  which would call its steps again and again for a failure of ours.
+
+On operator shutdown the tasks are cancelled without touching status, so the next start resumes.
+Only the leader runs runs: a standby starts no task, and one that stops leading cancels its tasks
+the same way (`shutdown`), for the new leader to resume; a write or a step call refused past the
+fence (`NotLeadingError`) ends a task quietly, leaving the run to the new leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from stepline.api import (
+    API_VERSION,
+    ConditionStatus,
+    ConditionType,
+    InvalidObjectError,
+    Reason,
+    RunPhase,
+    WorkflowRun,
+    find_input_problem,
+    set_condition,
+)
+from stepline.controllers.backoff import backoff
+from stepline.controllers.runtime import Runtime
+from stepline.controllers.workflowruns.runner import (
+    FINISHED_PHASES,
+    RunProgress,
+    WorkflowLookup,
+    drive_run,
+)
+from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
+
+logger = logging.getLogger(__name__)
+# Finished runs remembered, so that a late watch event of a finished run starts nothing.
+FINISHED_MEMORY = 100_000
+# Seconds before a run whose status could not be written is read again and resumed; doubles per
+# failure, up to the maximum. The first wait is short: most outages are a restart of the API.
+RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 30.0
+# An exception's text in a run's status is cut to this; the log has it whole.
+MAX_ERROR_CHARACTERS = 512
+
+
+class UnrunnableRunError(ValueError):
+    """A run the API server admitted but the operator cannot execute."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def parse_run(body: Mapping[str, Any]) -> WorkflowRun:
+    """The WorkflowRun in a watch event's body; `UnrunnableRunError` saying why it cannot run. The
+    input is checked before the body is parsed: parsing is recursive, the check is not."""
+    problem = find_input_problem((body.get("spec") or {}).get("input", {}))
+    if problem is not None:
+        raise UnrunnableRunError(problem[0], f"spec.{problem[1]}")
+    try:
+        return WorkflowRun.from_body(body)
+    except InvalidObjectError as exc:
+        raise UnrunnableRunError(
+            Reason.INVALID_RUN, f"the operator cannot read this run: {exc}"
+        ) from exc
+
+
+class RunSupervisor:
+    """The tasks of the runs this process executes, or fails (module docstring)."""
+
+    def __init__(self, runtime: Runtime, *, find_workflow: WorkflowLookup) -> None:
+        self._runtime = runtime
+        self._find_workflow = find_workflow
+        self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+
+    def follow_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """One watch event of a run: its raw `body`, parsed only when a task is to start (not
+        for the echoes of our own checkpoints)."""
+        uid = body.get("metadata", {}).get("uid", "")
+        running = self._tasks.get(uid)
+        if event_type == "DELETED":
+            if running:
+                running[0].cancel()
+            return
+        if not self._runtime.leads():
+            return  # the leader runs it
+        if running is not None:
+            if body.get("spec", {}).get("cancel"):
+                running[1].set()
+            return
+        if uid in self._finished or body.get("status", {}).get("phase") in FINISHED_PHASES:
+            return
+        try:
+            run = parse_run(body)
+        except UnrunnableRunError as exc:
+            refusal = self._refuse(body.get("metadata", {}), exc.reason, str(exc))
+            self._spawn(uid, refusal, name=f"refuse run {uid}")
+            return
+        cancel = asyncio.Event()
+        if run.spec.cancel:
+            cancel.set()
+        self._spawn(uid, self._drive(run, cancel), name=f"run {run.metadata.name}", cancel=cancel)
+
+    async def shutdown(self) -> None:
+        """Stops every task without touching status: the next start resumes the runs."""
+        tasks = [task for task, _ in self._tasks.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(
+        self,
+        uid: str,
+        work: Awaitable[None],
+        *,
+        name: str,
+        cancel: asyncio.Event | None = None,
+    ) -> None:
+        task = asyncio.create_task(self._supervise(uid, work), name=name)
+        self._tasks[uid] = (task, cancel or asyncio.Event())
+
+    async def _supervise(self, uid: str, work: Awaitable[None]) -> None:
+        try:
+            await work
+            self._finished[uid] = None
+            if len(self._finished) > FINISHED_MEMORY:
+                self._finished.popitem(last=False)
+        finally:
+            self._tasks.pop(uid, None)
+
+    async def _drive(self, run: WorkflowRun, cancel: asyncio.Event) -> None:
+        """Drives the run to its end, or to its failure (module docstring)."""
+        progress, failures = RunProgress(), 0
+        current: WorkflowRun | None = run
+        while current is not None:
+            try:
+                await drive_run(
+                    self._runtime, current, cancel=cancel, find_workflow=self._find_workflow,
+                    progress=progress,
+                )  # fmt: skip
+                return
+            except NotLeadingError:
+                self._log_handed_over(run)
+                return
+            except KubeApiError as exc:
+                if not exc.retryable:
+                    await self._fail(run, f"its status could not be written: {exc}")
+                    return
+                delay = backoff(RETRY_SECONDS, failures, maximum=MAX_RETRY_SECONDS)
+                failures += 1
+                logger.warning(
+                    "run %s/%s: could not write its status (%s); resuming it in %.0f s",
+                    run.metadata.namespace, run.metadata.name, exc, delay,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+            except Exception as exc:  # a defect of ours: fail the run, never loop on it
+                logger.exception("run %s/%s failed", run.metadata.namespace, run.metadata.name)
+                await self._fail(run, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARACTERS])
+                return
+            try:
+                current = await self._reread(run)
+            except KubeApiError as exc:  # refused, not unavailable: _reread waits those out
+                await self._fail(run, f"it could not be read again: {exc}")
+                return
+
+    @staticmethod
+    def _log_handed_over(run: WorkflowRun) -> None:
+        namespace, name = run.metadata.namespace, run.metadata.name
+        logger.info("run %s/%s: left to the leader (this replica stopped leading)", namespace, name)
+
+    async def _reread(self, run: WorkflowRun) -> WorkflowRun | None:
+        """The run as the API server holds it, once it answers; None when it is gone, replaced
+        by another of the same name, or finished."""
+        namespace, name = run.metadata.namespace or "", run.metadata.name or ""
+        body = await self._until_done(
+            lambda: self._runtime.kube.get(API_VERSION, "WorkflowRun", namespace, name),
+        )
+        if body is None or body.get("metadata", {}).get("uid") != run.metadata.uid:
+            return None
+        if body.get("status", {}).get("phase") in FINISHED_PHASES:
+            return None
+        return WorkflowRun.from_body(body)
+
+    async def _fail(self, run: WorkflowRun, detail: str) -> None:
+        message = f"the operator failed executing this run ({detail}); see its log"
+        metadata = run.metadata.to_wire()
+        await self._refuse(metadata, Reason.INTERNAL_ERROR, message)
+
+    async def _refuse(self, metadata: Mapping[str, Any], reason: Reason, message: str) -> None:
+        """Fails the run for `reason`: its status and a Warning Event. Retried until the API
+        server takes it, or the run is gone or finished; a refusal of the write itself is
+        logged. Written on the version it read (`metadata`), else on the run's current one if
+        it is still unfinished: never over another writer's end of the run."""
+        namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
+        logger.warning("run %s/%s failed: %s", namespace, name, message)
+        status = build_failed_status(reason, message, generation=metadata.get("generation"))
+        kube, version = self._runtime.kube, metadata.get("resourceVersion")
+
+        async def write() -> dict[str, Any] | None:
+            nonlocal version
+            try:
+                return await kube.patch_status(
+                    API_VERSION, "WorkflowRun", namespace, name, status, resource_version=version
+                )
+            except KubeConflictError:
+                current = await kube.get(API_VERSION, "WorkflowRun", namespace, name) or {}
+                if (current.get("metadata") or {}).get("uid") != metadata.get("uid") or (
+                    (current.get("status") or {}).get("phase") in FINISHED_PHASES
+                ):
+                    return None  # gone, or ended by another writer
+                version = current["metadata"].get("resourceVersion")
+                raise  # written again, on that version
+
+        try:
+            written = await self._until_done(write, gone_is_done=True)
+        except NotLeadingError:
+            return  # the leader fails it
+        except KubeApiError as exc:
+            logger.error("run %s/%s: could not write its failure: %s", namespace, name, exc)
+            return
+        if written is not None:
+            involved = {"apiVersion": API_VERSION, "kind": "WorkflowRun", "namespace": namespace,
+                        "name": name, "uid": metadata.get("uid")}  # fmt: skip
+            self._runtime.events.warn(involved, reason="Failed", message=message)
+
+    async def _until_done(
+        self,
+        request: Callable[[], Awaitable[dict[str, Any] | None]],
+        *,
+        gone_is_done: bool = False,
+    ) -> dict[str, Any] | None:
+        """`request()`'s answer, retried with backoff while the API server cannot answer; None
+        if the object is gone (404). Other refusals raise."""
+        failures = 0
+        while True:
+            try:
+                return await request()
+            except KubeApiError as exc:
+                if gone_is_done and exc.status == 404:
+                    return None
+                if not exc.retryable:
+                    raise
+                await asyncio.sleep(backoff(RETRY_SECONDS, failures, maximum=MAX_RETRY_SECONDS))
+                failures += 1
+
+
+def build_failed_status(reason: Reason, message: str, *, generation: int | None) -> dict[str, Any]:
+    """The status of a run that fails before, or instead of, executing on: phase Failed and the
+    Succeeded condition False for `reason`. Recorded steps are left as they are."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    condition = set_condition(
+        [],
+        condition_type=ConditionType.SUCCEEDED,
+        status=ConditionStatus.FALSE,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        now=now,
+    )[0]
+    return {
+        "observedGeneration": generation,
+        "phase": RunPhase.FAILED,
+        "finishedAt": now.isoformat(),
+        "currentStep": None,
+        "conditions": [condition.to_wire()],
+    }

@@ -1,0 +1,101 @@
+"""The pure parts of the ServiceStep reconciler, without a cluster: is_drifted() (an owned object's
+event is somebody else's edit only when its spec, `replicas` aside, moved away from what our last
+apply returned) and retry_delay() (failed applies back off)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from stepline.controllers.servicesteps.memory import AppliedObject
+from stepline.controllers.servicesteps.reconciler import (
+    MAX_RETRY_DELAY,
+    is_drifted,
+    retry_delay,
+    spec_digest,
+)
+from stepline.errors import KubeApiError, KubeConflictError
+from stepline.resources import build_deployment, build_service
+from tests.unit.resources.samples import make_step
+
+
+def as_stored(manifest: dict[str, Any], *, generation: int | None) -> dict[str, Any]:
+    """The manifest as the API server returns it: defaulted, with a generation if it has one."""
+    body = copy.deepcopy(manifest)
+    if generation is not None:
+        body["metadata"]["generation"] = generation
+        body["spec"]["replicas"] = 1
+        body["spec"]["progressDeadlineSeconds"] = 600
+    else:
+        body["spec"]["clusterIP"] = "10.0.0.17"
+    return body
+
+
+def applied(body: dict[str, Any]) -> AppliedObject:
+    return AppliedObject(int(body["metadata"].get("generation", 0)), spec_digest(body))
+
+
+DEPLOYMENT = as_stored(build_deployment(make_step()), generation=1)
+SERVICE = as_stored(build_service(make_step()), generation=None)
+
+
+def test_the_event_of_our_own_apply_is_no_drift() -> None:
+    assert not is_drifted(applied(DEPLOYMENT), DEPLOYMENT)
+    assert not is_drifted(applied(SERVICE), SERVICE)
+
+
+def test_status_updates_are_no_drift() -> None:
+    body = copy.deepcopy(DEPLOYMENT)
+    body["status"] = {"readyReplicas": 1, "observedGeneration": 1}
+    assert not is_drifted(applied(DEPLOYMENT), body)
+
+
+def test_the_autoscaler_changing_the_replica_count_is_no_drift() -> None:
+    scaled = copy.deepcopy(DEPLOYMENT)
+    scaled["metadata"]["generation"] = 2
+    scaled["spec"]["replicas"] = 4
+    assert not is_drifted(applied(DEPLOYMENT), scaled)
+
+
+def test_an_image_edited_by_hand_is_drift() -> None:
+    edited = copy.deepcopy(DEPLOYMENT)
+    edited["metadata"]["generation"] = 2
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = "attacker/miner:1"
+    assert is_drifted(applied(DEPLOYMENT), edited)
+
+
+def test_an_event_older_than_our_last_apply_is_no_drift() -> None:
+    older = copy.deepcopy(DEPLOYMENT)
+    newer = copy.deepcopy(DEPLOYMENT)
+    newer["metadata"]["generation"] = 2
+    newer["spec"]["template"]["spec"]["containers"][0]["image"] = "validate:2"
+    assert not is_drifted(applied(newer), older)
+
+
+def test_a_service_without_a_generation_is_compared_by_its_spec() -> None:
+    edited = copy.deepcopy(SERVICE)
+    edited["spec"]["selector"] = {"stepline.io/step": "someone-else"}
+    assert is_drifted(applied(SERVICE), edited)
+
+
+def test_nothing_is_drift_before_the_operator_applied_the_object() -> None:
+    assert not is_drifted(None, DEPLOYMENT)
+
+
+def test_the_digest_ignores_key_order() -> None:
+    reordered = dict(reversed(list(DEPLOYMENT["spec"].items())))
+    assert spec_digest({"spec": reordered}) == spec_digest(DEPLOYMENT)
+
+
+def test_an_unanswered_apply_is_retried_soon_and_then_ever_less_often() -> None:
+    timeout = KubeApiError("PATCH …: no answer", status=0)
+    delays = [retry_delay(timeout, attempt) for attempt in range(8)]
+    assert delays == [5, 10, 20, 40, 80, 160, 300, 300]
+    assert retry_delay(KubeConflictError("409", status=409), 0) == 5
+
+
+def test_a_refused_apply_waits_longer_for_somebody_to_change_something() -> None:
+    quota = KubeApiError('403 deployments.apps "x" is forbidden: exceeded quota', status=403)
+    assert retry_delay(quota, 0) == 30
+    assert retry_delay(quota, 1) == 60
+    assert retry_delay(quota, 1000) == MAX_RETRY_DELAY
