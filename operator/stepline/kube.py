@@ -43,9 +43,9 @@ APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
 # Connections to the API server at most; further requests wait for a free one. Each TLS
-# connection holds some 300 KiB (buffers of asyncio's SSL protocol and of OpenSSL), and the
-# client's default of 100 is what a burst of reconciles then opens and keeps: 30 MiB for
-# nothing, as a handful of connections already keeps an API server busy.
+# connection holds the buffers of asyncio's SSL protocol and of OpenSSL, and the client's
+# default of 100 is what a burst of reconciles then opens and keeps: tens of MiB for nothing
+# (bench/steps/RESULTS.md), as a handful of connections already keeps an API server busy.
 CONNECTIONS = 8
 # Connections for Events, beside those: an Event waits neither for the writes of a burst nor
 # behind the status writes of every run under way, and takes no connection from them.

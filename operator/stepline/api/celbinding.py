@@ -1,10 +1,10 @@
 """The `cel` package (common-expression-language), loaded without its command line.
 
 `cel/__init__.py` imports `cel.cli`, an interactive REPL built on typer, prompt_toolkit, pygments
-and rich. Stepline uses none of it, and those imports cost the operator about 10 MiB of its
-resident memory (bench/steps/RESULTS.md). A placeholder stands in for `cel.cli` while the package
-loads and is removed afterwards, so a later `import cel.cli` (`python -m cel`) still gets the real
-one. If something imported `cel` before us, it is used as it is.
+and rich. Stepline uses none of it, and those imports cost the operator megabytes of its
+resident memory (bench/steps/RESULTS.md has the figure). A placeholder stands in for `cel.cli`
+while the package loads and is removed afterwards, so a later `import cel.cli` (`python -m cel`)
+still gets the real one. If something imported `cel` before us, it is used as it is.
 
 Everyone in Stepline imports CEL from here: `from stepline.api.celbinding import cel`.
 """

@@ -83,6 +83,9 @@ class Runtime:
     events: EventPoster = field(init=False)
     # Set at the first call of a Workflow or ServiceStep handler: kopf's indexes are filled.
     indexes_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set once the indexes are filled (or waited for long enough) and the run watch starts:
+    # this replica may serve invoke (`wiring.replica_readiness`).
+    caches_warm: asyncio.Event = field(default_factory=asyncio.Event)
     statuses: StatusMemory = field(default_factory=StatusMemory)
     servicesteps: ServiceStepMemory = field(init=False)
     workflows: WorkflowMemory = field(default_factory=WorkflowMemory)

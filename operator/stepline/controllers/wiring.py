@@ -47,7 +47,12 @@ from stepline.engine.loads import StepLoads
 from stepline.engine.metering import MetricsObserver
 from stepline.gateway.authorizing import build_authorizer
 from stepline.gateway.invoking import Invoker
-from stepline.gateway.server import build_app, build_metrics_app, start_server
+from stepline.gateway.server import (
+    ReadinessReport,
+    build_app,
+    build_metrics_app,
+    start_server,
+)
 from stepline.gateway.serving import HttpServer
 from stepline.kube import KubeApi
 from stepline.observability import Metrics
@@ -131,8 +136,22 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
         port=config.http_port,
     )
     memo["metrics_server"] = await start_server(
-        build_metrics_app(metrics=runtime.metrics), host=config.http_host, port=config.metrics_port
+        build_metrics_app(metrics=runtime.metrics, readiness=lambda: replica_readiness(runtime)),
+        host=config.http_host,
+        port=config.metrics_port,
     )
+
+
+def replica_readiness(runtime: Runtime) -> ReadinessReport:
+    """Ready once the watch caches are warm (kopf's indexes shown to a handler, the run watch
+    started): a standby serves invoke as the leader does. The role is the Lease's."""
+    role = "leader" if runtime.leads() else "standby"
+    if not runtime.caches_warm.is_set():
+        return ReadinessReport(ready=False, role=role, detail="watch caches are still filling")
+    detail = (
+        "serving invoke and writing" if role == "leader" else "serving invoke; the leader writes"
+    )
+    return ReadinessReport(ready=True, role=role, detail=detail)
 
 
 async def build_runtime(config: Settings) -> Runtime:

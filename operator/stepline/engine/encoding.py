@@ -1,8 +1,8 @@
 """The JSON the engine accepts and sends: one place decides, for a client's input (invoke) and
 for a step's answer alike.
 
-Pure. orjson (Rust) does the work: on these payloads it encodes 20-30x and decodes 3-6x faster
-than the standard library (bench/overhead/RESULTS.md, section 8).
+Pure. orjson (Rust) does the work, several times faster than the standard library on these
+payloads (bench/overhead/RESULTS.md, section 8, has the figures).
 
 `decode_json` accepts JSON text (RFC 8259) in UTF-8 that every consumer downstream can carry —
 CEL, the WorkflowRun status, the API server, the next step — and refuses, with

@@ -9,6 +9,9 @@ The metrics port (`MetricsApp`; STEPLINE_METRICS_PORT), apart so that scraping n
 
 GET  /metrics                                              Prometheus exposition
 GET  /healthz                                              200 once the server runs
+GET  /readyz                                               200 once this replica's caches are
+                                                           warm, else 503; says its role
+                                                           (leader or standby)
 
 Invoke needs a bearer token allowed to `invoke` the Workflow when the app has an `Authorizer`
 (`authorizing`): 401 (with `WWW-Authenticate: Bearer`), 403 or 503 otherwise, checked before
@@ -19,6 +22,9 @@ method on a known path: 405 with `Allow`; every error with the JSON body of invo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from stepline.api import MAX_INPUT_BYTES
 from stepline.engine.encoding import encode_json
 from stepline.gateway.authorizing import Authorizer, Verdict
@@ -27,6 +33,20 @@ from stepline.gateway.serving import HttpServer, Request, Response, json_error
 from stepline.observability import Metrics, render_metrics
 
 _HEALTHY = Response(200, b'{"status": "ok"}')
+
+
+@dataclass(frozen=True)
+class ReadinessReport:
+    """Whether this replica serves invoke yet, and its role: `leader` (it also writes) or
+    `standby` (it serves invoke; the leader writes)."""
+
+    ready: bool
+    role: str
+    detail: str
+
+
+def _always_ready() -> ReadinessReport:
+    return ReadinessReport(ready=True, role="leader", detail="serving")
 
 
 class App:
@@ -61,10 +81,13 @@ class App:
 
 
 class MetricsApp:
-    """The handler of the metrics port: /metrics and /healthz, no token asked."""
+    """The handler of the metrics port: /metrics, /healthz and /readyz, no token asked."""
 
-    def __init__(self, *, metrics: Metrics) -> None:
+    def __init__(
+        self, *, metrics: Metrics, readiness: Callable[[], ReadinessReport] = _always_ready
+    ) -> None:
         self._metrics = metrics
+        self._readiness = readiness
 
     async def __call__(self, request: Request) -> Response:
         if request.path == "/metrics":
@@ -73,6 +96,12 @@ class MetricsApp:
             return self.serve_metrics(request)
         if request.path == "/healthz":
             return _healthz(request)
+        if request.path == "/readyz":
+            if request.method not in ("GET", "HEAD"):
+                return _not_allowed(request, "GET, HEAD")
+            report = self._readiness()
+            body = {"ready": report.ready, "role": report.role, "detail": report.detail}
+            return Response(200 if report.ready else 503, encode_json(body))
         return json_error(404, "NotFound", f"no route for {request.path}")
 
     def serve_metrics(self, request: Request) -> Response:
@@ -114,8 +143,10 @@ def build_app(*, invoker: Invoker, authorizer: Authorizer | None) -> App:
     return App(invoker=invoker, authorizer=authorizer)
 
 
-def build_metrics_app(*, metrics: Metrics) -> MetricsApp:
-    return MetricsApp(metrics=metrics)
+def build_metrics_app(
+    *, metrics: Metrics, readiness: Callable[[], ReadinessReport] = _always_ready
+) -> MetricsApp:
+    return MetricsApp(metrics=metrics, readiness=readiness)
 
 
 async def start_server(app: App | MetricsApp, *, host: str, port: int) -> HttpServer:

@@ -1,8 +1,8 @@
 """Step calls over pooled HTTP/1.1 connections: `Http1Transport`, the operator's transport.
 
-Why not aiohttp's client for every call: a step call is the hot path of invoke, and aiohttp's
-`ClientSession` spends ≈ 220-300 µs of Python per call on this project's machines building a
-`ClientRequest` and `ClientResponse`, its connector and a writer task (bench/overhead/RESULTS.md,
+Why not aiohttp's client for every call: a step call is the hot path of invoke, and most of
+what aiohttp's `ClientSession` spends per call goes to building a `ClientRequest` and
+`ClientResponse`, its connector and a writer task (measured in bench/overhead/RESULTS.md,
 sections 3 and 5). A step call needs none of that: one POST with the engine's headers, and the
 status, body and Retry-After of the answer. `Http1Transport` writes the request bytes itself and
 parses the answer with httptools (`connections`); RESULTS.md section 6 has what it saves.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import types
 
 import aiohttp
 import kopf
@@ -17,6 +18,7 @@ from stepline.controllers.wiring import (
     new_event_loop,
     quiet_routine_logs,
     register_handlers,
+    replica_readiness,
     stop,
 )
 from stepline.gateway.serving import HttpServer, Request, Response
@@ -150,3 +152,17 @@ def test_the_liveness_endpoints_access_log_is_quiet_and_handler_successes_are_fi
     finally:
         access.setLevel(level)
         objects.filters[:] = filters
+
+
+def test_a_replica_is_ready_once_its_caches_are_warm_leader_or_standby() -> None:
+    leading = [False]
+    runtime = types.SimpleNamespace(caches_warm=asyncio.Event(), leads=lambda: leading[0])
+    cold = replica_readiness(runtime)  # type: ignore[arg-type]
+    runtime.caches_warm.set()
+    standby = replica_readiness(runtime)  # type: ignore[arg-type]
+    leading[0] = True
+    leader = replica_readiness(runtime)  # type: ignore[arg-type]
+
+    assert (cold.ready, cold.role) == (False, "standby")
+    assert (standby.ready, standby.role) == (True, "standby")
+    assert (leader.ready, leader.role) == (True, "leader")

@@ -23,6 +23,7 @@ from stepline.errors import KubeApiError
 from stepline.gateway.authorizing import Authorizer
 from stepline.gateway.invoking import Invoker
 from stepline.gateway.server import (
+    ReadinessReport,
     build_app,
     build_metrics_app,
     parse_invoke_path,
@@ -337,3 +338,31 @@ class TestWithAuthentication:
     async def test_health_needs_no_token(self, base_url: str, http: aiohttp.ClientSession) -> None:
         async with http.get(base_url + "/healthz") as response:
             assert response.status == 200
+
+
+async def test_readyz_says_whether_the_replica_is_ready_and_its_role(
+    http: aiohttp.ClientSession,
+) -> None:
+    reports = [
+        ReadinessReport(ready=False, role="standby", detail="watch caches are still filling"),
+        ReadinessReport(ready=True, role="standby", detail="serving invoke; the leader writes"),
+        ReadinessReport(ready=True, role="leader", detail="serving invoke and writing"),
+    ]
+    app = build_metrics_app(metrics=Metrics(), readiness=lambda: reports[0])
+    server = await start_server(app, host=HOST, port=0)
+    answers = []
+    try:
+        for _ in range(3):
+            async with http.get(f"http://{HOST}:{server.port}/readyz") as response:
+                answers.append((response.status, await response.json()))
+            reports.pop(0)
+        async with http.post(f"http://{HOST}:{server.port}/readyz") as posted:
+            assert (posted.status, posted.headers["Allow"]) == (405, "GET, HEAD")
+    finally:
+        await server.close()
+
+    assert answers == [
+        (503, {"ready": False, "role": "standby", "detail": "watch caches are still filling"}),
+        (200, {"ready": True, "role": "standby", "detail": "serving invoke; the leader writes"}),
+        (200, {"ready": True, "role": "leader", "detail": "serving invoke and writing"}),
+    ]

@@ -96,6 +96,7 @@ async def follow_runs(
     """Follows the runs once kopf's indexes are filled (module docstring), until cancelled."""
     await wait_for_indexes(runtime)
     fill_step_directory(runtime, steps)
+    runtime.caches_warm.set()
     await RunWatch(runtime, supervisor, index=index).run()
 
 
