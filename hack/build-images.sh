@@ -6,6 +6,7 @@
 # Usage: hack/build-images.sh [image...]   (images: operator, finance-user-validation,
 #        finance-order-processing, manufacturing-device-monitoring,
 #        manufacturing-production-scheduling, manufacturing-quality-inspection,
+#        city-traffic-flow, city-air-quality, city-service-complaints, city-report,
 #        prometheus-adapter, prometheus; default all)
 #
 # The base (`stepline.local/python:3.11-bookworm-<key>`) is Debian's python3, venv and pip on
@@ -120,8 +121,12 @@ recipe() { # image
     manufacturing-device-monitoring) echo "examples/manufacturing/device-monitoring.Dockerfile examples" ;;
     manufacturing-production-scheduling) echo "examples/manufacturing/production-scheduling.Dockerfile examples" ;;
     manufacturing-quality-inspection) echo "examples/manufacturing/quality-inspection.Dockerfile examples" ;;
+    city-traffic-flow) echo "examples/city/traffic-flow.Dockerfile examples" ;;
+    city-air-quality) echo "examples/city/air-quality.Dockerfile examples" ;;
+    city-service-complaints) echo "examples/city/service-complaints.Dockerfile examples" ;;
+    city-report) echo "examples/city/city-report.Dockerfile examples" ;;
     prometheus-adapter | prometheus) echo "- -" ;; # no Dockerfile: build_binary_image
-    *) die "unknown image '$1' (expected: operator finance-user-validation finance-order-processing manufacturing-device-monitoring manufacturing-production-scheduling manufacturing-quality-inspection prometheus-adapter prometheus)" ;;
+    *) die "unknown image '$1' (expected: operator finance-user-validation finance-order-processing manufacturing-device-monitoring manufacturing-production-scheduling manufacturing-quality-inspection city-traffic-flow city-air-quality city-service-complaints city-report prometheus-adapter prometheus)" ;;
   esac
 }
 
@@ -142,7 +147,8 @@ main() {
   local images=("$@") mode=${PYTHON_BASE:-local} base=""
   [ ${#images[@]} -gt 0 ] || images=(operator finance-user-validation finance-order-processing
     manufacturing-device-monitoring manufacturing-production-scheduling
-    manufacturing-quality-inspection prometheus-adapter prometheus)
+    manufacturing-quality-inspection city-traffic-flow city-air-quality city-service-complaints
+    city-report prometheus-adapter prometheus)
   for image in "${images[@]}"; do recipe "$image" >/dev/null; done
   mkdir -p "$logs"
   require_docker
