@@ -83,8 +83,10 @@ def test_defaults_render_one_replica_rolled_without_a_gap_with_the_restricted_co
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+    # Ready once its watch caches are warm, leader or standby (wiring.replica_readiness).
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"http": 8080, "metrics": 8082, "liveness": 8081}
     env = {item["name"]: item.get("value") for item in container["env"]}

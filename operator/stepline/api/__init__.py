@@ -25,6 +25,7 @@ from stepline.api.conditions import (
 from stepline.api.crds import KINDS, build_crd, find_crd_drift, render_crds, write_crds
 from stepline.api.dependencies import (
     compute_dependencies,
+    compute_waits,
     describe_cycles,
     find_dependency_cycles,
 )
@@ -132,12 +133,16 @@ __all__ = [
     "WorkflowRun",
     "WorkflowRunSpec",
     "WorkflowRunStatus",
+    "WorkflowSchedule",
+    "WorkflowScheduleSpec",
+    "WorkflowScheduleStatus",
     "WorkflowSpec",
     "WorkflowStatus",
     "WorkflowStep",
     "WorkflowStepStatus",
     "build_crd",
     "compute_dependencies",
+    "compute_waits",
     "describe_cycles",
     "encode_payload",
     "find_condition",

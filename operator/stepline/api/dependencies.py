@@ -31,6 +31,23 @@ def compute_dependencies(spec: WorkflowSpec) -> dict[str, tuple[str, ...]]:
     return dependencies
 
 
+def compute_waits(spec: WorkflowSpec) -> dict[str, frozenset[str]]:
+    """Step name → every step it waits for, directly or through others (in a cycle, a step
+    waits for itself too: the cycle is reported on its own)."""
+    graph = compute_dependencies(spec)
+    waits: dict[str, frozenset[str]] = {}
+    for name in graph:
+        seen: set[str] = set()
+        frontier = list(graph[name])
+        while frontier:
+            step = frontier.pop()
+            if step not in seen:
+                seen.add(step)
+                frontier.extend(graph[step])
+        waits[name] = frozenset(seen)
+    return waits
+
+
 def find_dependency_cycles(spec: WorkflowSpec) -> list[tuple[str, ...]]:
     """Every cycle of waiting steps, as a path that returns to its start: ('a', 'b', 'a').
 

@@ -165,7 +165,12 @@ class WorkflowRunStatus(ApiModel):
         "one and half the new.",
     )
     current_step: Annotated[str, StringConstraints(max_length=MAX_LABEL_LENGTH)] | None = Field(
-        default=None, description="The step being executed."
+        default=None,
+        description="The steps being executed, in plan order, joined by commas (cut to 63 "
+        "characters, with +N for the rest).",
+    )
+    progress: Annotated[str, StringConstraints(max_length=16)] | None = Field(
+        default=None, description="Steps done (Succeeded or Skipped) of all, as done/all."
     )
     started_at: datetime | None = Field(default=None, description="When the run began.")
     estimated_completion_time: datetime | None = Field(
@@ -201,7 +206,10 @@ class WorkflowRun(KubeObject):
         columns=(
             PrinterColumn("Workflow", ".spec.workflowRef", description="The workflow run."),
             PrinterColumn("Phase", ".status.phase", description="Where the run is."),
-            PrinterColumn("Step", ".status.currentStep", description="The step executing."),
+            PrinterColumn("Step", ".status.currentStep", description="The steps executing."),
+            PrinterColumn(
+                "Progress", ".status.progress", description="Steps done (Succeeded or Skipped)/all."
+            ),
             PrinterColumn(
                 "Duration", ".status.durationSeconds", "number", "Seconds from start to finish."
             ),

@@ -40,6 +40,8 @@ MAX_CHECKPOINT_INTERVAL_SECONDS = 60
 # server's cost estimate of the uniqueness and dependsOn rules (quadratic in steps) low.
 MAX_STEPS = 50
 MAX_DEPENDENCIES = 16
+# Step calls of one run in flight at once at most (spec.parallelism).
+MAX_PARALLELISM = 100
 MAX_HISTORY = 1000
 
 
@@ -87,10 +89,10 @@ class WorkflowStep(SpecModel):
         default=None,
         max_length=MAX_DEPENDENCIES,
         json_schema_extra=list_type("set"),
-        description="Steps that must finish before this one starts. Default: the step before "
-        "this one in the list. Steps run one at a time, in list order moved only where a step "
-        "depends on a later one; [] or a dependency on an earlier step changes no timing yet "
-        "(steps do not run side by side).",
+        description="Steps that must finish (Succeeded or Skipped) before this one starts. "
+        "Default: the step before this one in the list. [] starts the step with the run. Steps "
+        "whose dependencies are done run side by side, up to spec.parallelism. A step's "
+        "expressions may read only the steps it waits for, directly or through others.",
     )
 
 
@@ -139,8 +141,8 @@ class WorkflowSpec(SpecModel):
         min_length=1,
         max_length=MAX_STEPS,
         json_schema_extra=list_type("atomic"),
-        description="The steps, run one at a time in this order unless dependsOn names a later "
-        "step.",
+        description="The steps. Each starts once the steps it depends on are done (by default "
+        "the one before it in the list, so a list without dependsOn is a chain).",
     )
     output: Expression | None = Field(
         default=None,
@@ -152,6 +154,13 @@ class WorkflowSpec(SpecModel):
         ge=1,
         le=1000,
         description="Most runs executing at once; further runs wait as Pending.",
+    )
+    parallelism: int = Field(
+        default=10,
+        ge=1,
+        le=MAX_PARALLELISM,
+        description="Most step calls of one run in flight at once: independent steps (dependsOn) "
+        "run side by side up to this. 1 runs one step at a time, in list order.",
     )
     retention: Retention = Field(
         default_factory=Retention, description="How long finished runs are kept."
@@ -314,6 +323,13 @@ class Workflow(KubeObject):
                 ".status.runs.predictedDurationSeconds",
                 "number",
                 "Expected run duration, seconds.",
+                priority=1,
+            ),
+            PrinterColumn(
+                "Parallelism",
+                ".spec.parallelism",
+                "integer",
+                "Most step calls of one run at once.",
                 priority=1,
             ),
             PrinterColumn("Age", ".metadata.creationTimestamp", "date"),

@@ -5,15 +5,18 @@ only when someone needs the record: a checkpoint, or the caller reading `RunOutc
 Invoke, which needs neither, never pays for records or for `record_payload()` (JSON encoding and
 a SHA-256 of every output). A finished step's record is built once and kept.
 
-`RunStore.save()` is called after every step but the last one of an execution; what follows the
-last step is the run's outcome, which the caller writes itself. An exception from `save()`
+`RunStore.save()` is called after steps end, before the steps they make ready start (those are
+recorded Running), and after steps end that make none ready while others are still in flight;
+never after the last step of an execution: what follows is the run's outcome, which the caller
+writes itself. An exception from `save()`
 propagates out of `Executor.execute()`: the run's progress since the previous checkpoint is then
 unknown to the store, and resuming from that checkpoint calls the later steps again, under the
 same idempotency keys.
 
 Resuming (`restore_states()`): a step recorded as Succeeded or Skipped is not called again, its
 output is taken from the record. Any other step is called (again), its attempt numbers going on
-from the record's. A Succeeded step whose output was too large to record (`outputInfo.truncated`)
+from the record's; one recorded Running may have been in flight, so its next attempt is 2 or
+more. A Succeeded step whose output was too large to record (`outputInfo.truncated`)
 is called again too, under the same idempotency key, to get its output back.
 """
 
@@ -76,8 +79,8 @@ class StepState:
 class Checkpoint:
     """A run's state after a step: what the caller writes to the WorkflowRun's status.
 
-    `steps` has a record for every step of the plan, in order; `current_step` is the step that
-    runs next (the status's `currentStep`).
+    `steps` has a record for every step of the plan, in order; `current_step` names the steps
+    recorded Running (the status's `currentStep`).
     """
 
     run_uid: str
@@ -89,11 +92,22 @@ class Checkpoint:
     def phase(self) -> RunPhase:
         return RunPhase.RUNNING
 
+    @property
+    def progress(self) -> str:
+        """Steps done (Succeeded or Skipped) of all: the status's `progress`."""
+        return describe_progress(self.steps)
+
 
 class RunStore(Protocol):
     async def save(self, checkpoint: Checkpoint) -> None:
         """Persists `checkpoint`; returns once it is durable (or raises)."""
         ...
+
+
+def describe_progress(records: Sequence[StepRecord]) -> str:
+    """`done/all`, done being Succeeded or Skipped."""
+    done = sum(record.phase in SETTLED for record in records)
+    return f"{done}/{len(records)}"
 
 
 def restore_states(names: Iterable[str], records: Sequence[StepRecord]) -> dict[str, StepState]:

@@ -1,20 +1,38 @@
-"""The executor: runs a plan for one input, step after step, and says how the run ended.
+"""The executor: runs a plan for one input, independent steps side by side, and says how the
+run ended.
 
     outcome = await executor.execute(plan, RunRequest(uid=run_uid, input=run_input))
 
-Per step, in plan order: skip it if its `when` is false (phase Skipped, no output); compute its
-input (by default the run input for the first step and then the last output produced, without
-touching CEL; with an `input` expression, that expression over `input` and `steps`); find its
-ServiceStep in the directory and make sure it is ready (wait for it, bounded by its timeout and
-the run's deadline, or fail at once with reason NoReadyEndpoints, as `Unready` says); resolve
-its endpoint; call it through the `StepClient` (retries, backoff, headers); record the result.
-The run's output is the workflow's `output` expression, or the last output produced.
+A step starts once every step it depends on (`PlannedStep.depends_on`) is Succeeded or Skipped;
+the steps ready at once start in plan order, at most `Plan.parallelism` of one run in flight. A
+chain (no `dependsOn`) so runs one step after another, as does any plan at parallelism 1.
+
+Per step: skip it if its `when` is false (phase Skipped, no output); compute its input (without
+an `input` expression, without touching CEL: the run input for a step that depends on none, its
+dependency's output for a step that depends on one — or, when that one was skipped, what it
+would have been given — and for a join, an object of its dependencies' outputs by name; with an
+`input` expression, that expression over `input` and `steps`); find its ServiceStep in the
+directory and make sure it is ready (wait for it, bounded by its timeout and the run's deadline,
+or fail at once with reason NoReadyEndpoints, as `Unready` says); resolve its endpoint; call it
+through the `StepClient` (retries, backoff, headers); record the result. The run's output is
+the workflow's `output` expression, or the output of the last step in plan order that produced
+one.
+
+When a step fails, nothing new starts, and no step in flight is tried again; the attempts in
+flight run to their end (a call that was sent cannot be taken back: its outcome is recorded, a
+success as Succeeded, for whoever undoes it), the steps that would have retried end Cancelled
+("not retried"), and the run fails naming the first step that failed.
 
 Failures do not raise: `execute()` returns a `RunOutcome` (`outcomes`). It raises only what the
 caller gave it: an exception from `RunStore.save()`, or `asyncio.CancelledError` when the task
 itself is cancelled — an operator shutting down, which must leave the run to resume, not mark it
 Cancelled. Cancelling a run is the `cancel` event: honoured before each step and while waiting
 (backoff, readiness), never in the middle of a call.
+
+Checkpoints (`store.save`): after steps end, before the steps they make ready start, recording
+those as Running — at most one save in flight per run, the ends that come meanwhile going with
+the next. A resumed run calls a step recorded Running again, under its key, numbered after at
+least one attempt (it may have been in flight).
 
 Timing: `deadline_seconds` bounds the whole execution; each call's timeout is cut to what is
 left of it. No kopf, no Kubernetes: the caller hands in the directory, the store, the transport.
@@ -24,7 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -65,8 +83,9 @@ class RunRequest:
 
     `uid` keys the idempotency of every call (a WorkflowRun's metadata.uid; for invoke, a fresh
     UUID). `resume_from` holds the step records of a checkpoint to resume; `started_at` the time
-    the run first started, when resuming; `interrupted_step` the step that checkpoint says was
-    being called (its `currentStep`), whose next call is numbered after at least one attempt.
+    the run first started, when resuming; `interrupted_step` a step that checkpoint says was
+    being called (its `currentStep`, as operators before parallel steps wrote it), whose next
+    call is numbered after at least one attempt, as is that of any step recorded Running.
     `trace_id` (32 hex digits) overrides the trace id derived from `uid`.
     """
 
@@ -85,8 +104,8 @@ class _Run:
     """The mutable state of one execution."""
 
     __slots__ = (
-        "deadline", "order", "outputs", "plan", "request", "started", "started_at", "states",
-        "trace_id",
+        "deadline", "interrupted", "order", "outputs", "plan", "request", "started",
+        "started_at", "states", "steps", "trace_id",
     )  # fmt: skip
 
     def __init__(self, plan: Plan, request: RunRequest, *, clock: Clock) -> None:
@@ -97,29 +116,66 @@ class _Run:
         self.started_at = request.started_at or clock.now()
         limit = request.deadline_seconds
         self.deadline = None if limit is None else self.started + limit
-        self.states = restore_states((step.name for step in plan.steps), request.resume_from)
+        self.steps = {step.name: step for step in plan.steps}
+        self.states = restore_states(self.steps, request.resume_from)
         self.order = tuple(self.states.values())
         self.outputs = {
             state.name: state.output for state in self.order if state.phase is StepPhase.SUCCEEDED
         }
+        # Steps that may have been in flight when the run stopped: their next call is attempt 2
+        # or more.
+        self.interrupted = {
+            record.name for record in request.resume_from if record.phase is StepPhase.RUNNING
+        }
+        if request.interrupted_step is not None:
+            self.interrupted.add(request.interrupted_step)
 
-    def last_output(self, *, before: int, default: Any) -> Any:
-        """The output of the last step before position `before` that produced one."""
-        for state in reversed(self.order[:before]):
+    def last_output(self, default: Any) -> Any:
+        """The output of the last step in plan order that produced one."""
+        for state in reversed(self.order):
             if state.phase is StepPhase.SUCCEEDED:
                 return state.output
         return default
+
+    def default_input(self, step: PlannedStep) -> Any:
+        """What a step without an `input` expression is given (the module docstring)."""
+        while len(step.depends_on) == 1:
+            dependency = self.states[step.depends_on[0]]
+            if dependency.phase is StepPhase.SUCCEEDED:
+                return dependency.output
+            step = self.steps[dependency.name]  # skipped: what it would have been given
+        if not step.depends_on:
+            return self.request.input
+        return {
+            name: self.states[name].output
+            for name in step.depends_on
+            if self.states[name].phase is StepPhase.SUCCEEDED
+        }
+
+    def ready_steps(self) -> list[PlannedStep]:
+        """The steps not started whose dependencies are all Succeeded or Skipped, in plan order."""
+        return [
+            step
+            for step in self.steps.values()
+            if self.states[step.name].phase is StepPhase.PENDING
+            and all(self.states[name].settled for name in step.depends_on)
+        ]
+
+    @property
+    def done(self) -> bool:
+        return all(state.settled for state in self.order)
 
     def activation(self) -> dict[str, Any]:
         phases = {name: state.phase.value for name, state in self.states.items()}
         return build_activation(run_input=self.request.input, phases=phases, outputs=self.outputs)
 
-    def checkpoint(self, current_step: str | None) -> Checkpoint:
-        records = tuple(state.to_record() for state in self.states.values())
+    def checkpoint(self) -> Checkpoint:
+        records = tuple(state.to_record() for state in self.order)
+        running = [state.name for state in self.order if state.phase is StepPhase.RUNNING]
         return Checkpoint(
             run_uid=self.request.uid,
             started_at=self.started_at,
-            current_step=current_step,
+            current_step=describe_running(running),
             steps=records,
         )
 
@@ -182,30 +238,82 @@ class Executor:
     async def _run_steps(
         self, run: _Run, *, store: RunStore | None, cancel: asyncio.Event | None
     ) -> None:
-        steps = run.plan.steps
-        for index, step in enumerate(steps):
-            if run.states[step.name].settled:
-                continue
-            if cancel is not None and cancel.is_set():
-                raise RunCancelledError(step=step.name)
-            await self._run_step(run, step, index, cancel)
-            if store is not None and index + 1 < len(steps):
-                await store.save(run.checkpoint(steps[index + 1].name))
+        """Starts the ready steps, up to the plan's parallelism, as steps end (module
+        docstring); raises the first failure once every step in flight has ended."""
+        halt = _Halt(cancel)
+        running: dict[asyncio.Future[None], str] = {}
+        failure: Exception | None = None
+        unsaved = False  # steps ended since the last save
+        try:
+            while True:
+                if failure is None and not halt.is_set():
+                    ready = run.ready_steps()[: run.plan.parallelism - len(running)]
+                    if ready or (unsaved and running):  # (ends that start nothing: saved alone)
+                        await self._checkpoint(run, ready, store)
+                        unsaved = False
+                    if len(ready) == 1 and not running:
+                        # One step at a time (a chain): awaited here, no task to make.
+                        error = await _ended(self._run_step(run, ready[0], halt))
+                        failure = self._settle(ready[0].name, error, halt)
+                        unsaved = True
+                        continue
+                    for step in ready:
+                        running[asyncio.ensure_future(self._run_step(run, step, halt))] = step.name
+                if not running:
+                    break
+                ended, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for branch in ended:
+                    settled = self._settle(running.pop(branch), branch.exception(), halt)
+                    failure = failure or settled
+                unsaved = True
+        finally:
+            if running:  # cancelled (the operator stops), or a save failed: stop every branch
+                for branch in running:
+                    branch.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
+            halt.close()
+        if failure is not None:
+            raise failure
+        if not run.done:  # cancelled between steps
+            pending = next(state.name for state in run.order if not state.settled)
+            raise RunCancelledError(step=pending)
 
-    async def _run_step(
-        self, run: _Run, step: PlannedStep, index: int, cancel: asyncio.Event | None
-    ) -> None:
+    @staticmethod
+    async def _checkpoint(run: _Run, steps: Sequence[PlannedStep], store: RunStore | None) -> None:
+        """Marks `steps` Running and, unless no step has run yet, saves the checkpoint before
+        they start: a restart then knows they may have been in flight."""
+        started = any(state.phase is not StepPhase.PENDING for state in run.order)
+        for step in steps:
+            run.states[step.name].phase = StepPhase.RUNNING
+        if store is not None and started:
+            await store.save(run.checkpoint())
+
+    @staticmethod
+    def _settle(step: str, error: BaseException | None, halt: _Halt) -> Exception | None:
+        """What a step's end means for the run: None, or the failure that ends it (and halts
+        the other steps)."""
+        if error is None:
+            return None
+        if not isinstance(error, Exception):
+            raise error
+        if isinstance(error, RunCancelledError):  # the run is cancelled, or another step failed
+            return error if halt.failed_step is None else None
+        halt.fail(step)
+        return error
+
+    async def _run_step(self, run: _Run, step: PlannedStep, halt: _Halt) -> None:
         state = run.states[step.name]
         began = self._clock.monotonic()
         state.started_at = self._clock.now()
+        cancel = halt.event
         try:
             if step.has_condition and not _should_run(run, step):
                 self._finish(run, step, state, began, StepPhase.SKIPPED)
                 return
-            body = _encode_input(run, step, index)
+            body = _encode_input(run, step)
             service = await self._find_ready_step(run, step, cancel)
             sent = state.attempts
-            if step.name == run.request.interrupted_step:
+            if step.name in run.interrupted:
                 sent = max(sent, 1)  # a call may have been in flight when the run stopped
             call = self._build_call(run, step, service, body, first_attempt=sent + 1)
             result = await self._client.call(call, cancel=cancel)
@@ -214,6 +322,9 @@ class Executor:
             self._finish(run, step, state, began, StepPhase.FAILED, attempts=exc.attempts)
             raise
         except RunCancelledError as exc:
+            if halt.failed_step is not None:
+                message = f"not retried: step {halt.failed_step!r} failed the run"
+                state.error = StepError(reason=Reason.CANCELLED, message=message)
             self._finish(run, step, state, began, StepPhase.CANCELLED, attempts=exc.attempts)
             raise
         state.output = run.outputs[step.name] = result.output
@@ -385,11 +496,11 @@ def _should_run(run: _Run, step: PlannedStep) -> bool:
         raise _expression_failure(step, exc) from exc
 
 
-def _encode_input(run: _Run, step: PlannedStep, index: int) -> bytes:
-    """The JSON sent to step `index`: the last output produced before it (else the run input),
-    or the value of its `input` expression."""
+def _encode_input(run: _Run, step: PlannedStep) -> bytes:
+    """The JSON sent to `step`: its default input (the module docstring), or the value of its
+    `input` expression."""
     if not step.has_input:
-        payload = run.last_output(before=index, default=run.request.input)
+        payload = run.default_input(step)
     else:
         try:
             payload = run.plan.expressions.evaluate_input(step.name, run.activation(), default=None)
@@ -403,7 +514,7 @@ def _encode_input(run: _Run, step: PlannedStep, index: int) -> bytes:
 
 
 def _compute_output(run: _Run) -> Any:
-    default = run.last_output(before=len(run.order), default=None)
+    default = run.last_output(default=None)
     if not run.plan.has_output:
         return default
     return run.plan.expressions.evaluate_output(run.activation(), default=default)
@@ -420,3 +531,64 @@ def _expression_failure(step: PlannedStep, exc: ExpressionError) -> StepFailedEr
 def _step_failure(reason: Reason, message: str) -> StepFailedError:
     error = StepError(reason=reason, message=message[:MAX_MESSAGE_CHARACTERS])
     return StepFailedError(error, attempts=0)
+
+
+async def _ended(step: Awaitable[None]) -> BaseException | None:
+    """How a step awaited in place ended: None, or its exception (a cancellation propagates)."""
+    try:
+        await step
+    except Exception as exc:
+        return exc
+    return None
+
+
+class _Halt:
+    """A run's stop for its steps: the caller's `cancel` (the run is cancelled), or the first
+    step failure (`fail`); either way no step starts and no call is tried again."""
+
+    __slots__ = ("_follower", "event", "failed_step")
+
+    def __init__(self, cancel: asyncio.Event | None) -> None:
+        self.failed_step: str | None = None
+        self._follower: asyncio.Task[None] | None = None
+        if cancel is None:
+            self.event = asyncio.Event()
+        elif cancel.is_set():
+            self.event = cancel
+        else:
+            self.event = asyncio.Event()
+            self._follower = asyncio.ensure_future(self._follow(cancel))
+
+    async def _follow(self, cancel: asyncio.Event) -> None:
+        await cancel.wait()
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def fail(self, step: str) -> None:
+        if self.failed_step is None:
+            self.failed_step = step
+        self.event.set()
+
+    def close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+
+
+# The status's currentStep is a label-sized display of the steps in flight.
+MAX_CURRENT_STEP_CHARACTERS = 63
+
+
+def describe_running(names: Sequence[str]) -> str | None:
+    """The steps in flight joined by commas, cut to 63 characters with `+N` for the rest."""
+    if not names:
+        return None
+    shown: list[str] = []
+    for index, name in enumerate(names):
+        rest = len(names) - index - 1
+        candidate = ",".join([*shown, name]) + (f",+{rest}" if rest else "")
+        if len(candidate) > MAX_CURRENT_STEP_CHARACTERS and shown:
+            return ",".join(shown) + f",+{len(names) - index}"
+        shown.append(name)
+    return ",".join(shown)

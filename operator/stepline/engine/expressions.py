@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from stepline.api import ExpressionProblem, WorkflowSpec
+from stepline.api import ExpressionProblem, WorkflowSpec, compute_waits
 from stepline.api.celbinding import EXTENSIONS, cel
 from stepline.engine import referencing
 
@@ -199,6 +199,7 @@ def compile_workflow_expressions(spec: WorkflowSpec) -> CompiledExpressions:
     }
     problems: list[ExpressionProblem] = []
     names = [step.name for step in spec.steps]
+    waits_for = compute_waits(spec)
     for role, where, step, source in _expressions_of(spec):
         try:
             expression = compile_expression(source, field=where, step=step)
@@ -207,6 +208,11 @@ def compile_workflow_expressions(spec: WorkflowSpec) -> CompiledExpressions:
             continue
         compiled[role][step] = expression
         problems.extend(_check_compiled(expression, is_condition=role == "when", steps=names))
+        if step is not None:
+            unseen = referencing.find_unseen_steps(
+                source, step, visible=waits_for[step], steps=names
+            )
+            problems.extend(_finding_problem(expression, finding) for finding in unseen)
     return CompiledExpressions(
         inputs={name: e for name, e in compiled["input"].items() if name is not None},
         conditions={name: e for name, e in compiled["when"].items() if name is not None},

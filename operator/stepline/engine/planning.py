@@ -1,12 +1,12 @@
 """A plan: what one Workflow generation asks the executor to do, computed once and reused by
 every run of that generation.
 
-Pure: no I/O. The plan lists the steps in the order they execute — the workflow's list order,
-moved only where `dependsOn` names a later step (a stable topological order) — with each step's
-dependencies kept, so that running independent steps side by side (a DAG) can come later
-without changing the plan's shape. It holds the workflow's compiled expressions, so CEL is
-compiled once per generation; a step with no `input` or `when` expression is marked so, and the
-executor then passes data along without touching CEL at all.
+Pure: no I/O. The plan lists the steps in plan order — the workflow's list order, moved only where
+`dependsOn` names a later step (a stable topological order) — with each step's dependencies, which
+the executor follows to run independent steps side by side (up to the workflow's `parallelism`);
+steps ready at the same time start in plan order. It holds the workflow's compiled expressions, so
+CEL is compiled once per generation; a step with no `input` or `when` expression is marked so, and
+the executor then passes data along without touching CEL at all.
 
 Raises `PlanError` for a workflow that cannot run: expressions that do not compile, or steps
 that wait on each other in a cycle.
@@ -52,6 +52,7 @@ class Plan:
     steps: tuple[PlannedStep, ...]
     expressions: CompiledExpressions
     concurrency: int
+    parallelism: int = 10
 
     @property
     def key(self) -> str:
@@ -97,6 +98,7 @@ def build_plan(workflow: Workflow, *, expressions: CompiledExpressions | None = 
         steps=steps,
         expressions=compiled,
         concurrency=spec.concurrency,
+        parallelism=spec.parallelism,
     )
 
 

@@ -31,7 +31,7 @@ that reads no variable once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import NamedTuple
 
 # Functions whose result is never a bool: the conversions, size, the date parts, sum, the string
@@ -98,6 +98,24 @@ def find_unknown_steps(source: str, steps: Sequence[str]) -> list[Finding]:
     for offset, name in _step_references(source, code):
         if name not in steps and name not in findings:
             findings[name] = Finding(offset, f"no step {name!r} in this workflow ({_list(steps)})")
+    return list(findings.values())
+
+
+def find_unseen_steps(
+    source: str, step: str, *, visible: Collection[str], steps: Collection[str]
+) -> list[Finding]:
+    """Each step of the workflow that an expression of `step` reads but `step` does not wait
+    for (`visible`: the steps it waits for, directly or through others; `steps`: all of the
+    workflow's): with steps running side by side, such a read would race that step. Names of no
+    step are `find_unknown_steps`' to report."""
+    code = blank_strings(source)
+    if "steps" in bound_names(code):
+        return []
+    findings: dict[str, Finding] = {}
+    for offset, name in _step_references(source, code):
+        if name in steps and name not in visible and name != step and name not in findings:
+            message = f"steps.{name} is not among the steps {step!r} waits for; add it to dependsOn"
+            findings[name] = Finding(offset, message)
     return list(findings.values())
 
 

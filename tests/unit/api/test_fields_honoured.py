@@ -236,6 +236,10 @@ PROOFS: dict[str, tuple[str, ...]] = {
         "tests/unit/engine/test_executing.py::test_a_chain_passes_the_run_input_to_the_first_step_and_each_output_to_the_next",
         f"{HERE}::test_without_an_output_expression_a_run_outputs_the_last_output_produced",
     ),
+    "Workflow.spec.parallelism": (
+        f"{HERE}::test_parallelism_one_runs_the_steps_one_at_a_time_in_plan_order",
+        "tests/unit/engine/test_parallel.py::test_parallelism_bounds_the_calls_of_one_run_in_flight",
+    ),
     "Workflow.spec.retention": (
         "tests/integration/test_retention.py::test_finished_runs_beyond_the_history_limit_are_deleted_and_counted",
     ),
@@ -252,10 +256,12 @@ PROOFS: dict[str, tuple[str, ...]] = {
     ),
     "Workflow.spec.steps": (
         "tests/unit/engine/test_executing.py::test_a_chain_passes_the_run_input_to_the_first_step_and_each_output_to_the_next",
-        f"{HERE}::test_depends_on_a_later_step_moves_a_step_after_it_and_steps_run_one_at_a_time",
+        f"{HERE}::test_depends_on_starts_a_step_once_the_steps_it_names_are_done_others_side_by_side",
+        "tests/unit/engine/test_parallel.py::test_independent_steps_run_at_once_and_a_join_gets_their_outputs_by_name",
     ),
     "Workflow.spec.steps[].dependsOn": (
-        f"{HERE}::test_depends_on_a_later_step_moves_a_step_after_it_and_steps_run_one_at_a_time",
+        f"{HERE}::test_depends_on_starts_a_step_once_the_steps_it_names_are_done_others_side_by_side",
+        "tests/unit/engine/test_parallel.py::test_independent_steps_run_at_once_and_a_join_gets_their_outputs_by_name",
         "tests/unit/engine/test_planning.py::test_a_step_depending_on_a_later_step_is_planned_after_it",
         "tests/unit/api/test_dependencies.py::test_without_depends_on_each_step_waits_for_the_one_before",
     ),
@@ -520,27 +526,45 @@ async def test_a_workflow_steps_backoff_and_retry_on_replace_the_service_steps(
     assert "ServerError is not in the step's retry.retryOn" in outcome.message
 
 
-async def test_depends_on_a_later_step_moves_a_step_after_it_and_steps_run_one_at_a_time(
+DAG = [
+    {"name": "order", "stepRef": "order", "dependsOn": ["score"]},
+    {"name": "score", "stepRef": "score", "dependsOn": []},
+    {"name": "validate", "stepRef": "validate", "dependsOn": []},
+]
+
+
+async def test_depends_on_starts_a_step_once_the_steps_it_names_are_done_others_side_by_side(
     server: StepServer, transport: AiohttpTransport
 ) -> None:
     for name in STEPS:
-        server.answer(f"/{name}", lambda body, name=name: {name: body})
-    steps = [
-        {"name": "order", "stepRef": "order", "dependsOn": ["score"]},
-        {"name": "score", "stepRef": "score", "dependsOn": []},
-        {"name": "validate", "stepRef": "validate", "dependsOn": []},
-    ]
+        server.answer(f"/{name}", Answer(json={name: True}, delay=0.3))
 
     outcome = await build_executor(server, transport).execute(
-        build_plan(build_workflow(steps)), RunRequest("r1", {"x": 1})
+        build_plan(build_workflow(DAG)), RunRequest("r1", {"x": 1})
     )
 
+    assert server.most_in_flight == 2  # score and validate ([]) started with the run
+    bodies = {request.path: request.body for request in server.received}
+    # order waited for score and got its output; the others got the run input.
+    assert bodies == {"/score": {"x": 1}, "/validate": {"x": 1}, "/order": {"score": True}}
+    assert server.calls("/order")[0].at > server.calls("/score")[0].at
+    assert outcome.output == {"validate": True}  # the last in plan order: score, order, validate
+
+
+async def test_parallelism_one_runs_the_steps_one_at_a_time_in_plan_order(
+    server: StepServer, transport: AiohttpTransport
+) -> None:
+    for name in STEPS:
+        server.answer(f"/{name}", Answer(json={name: True}, delay=0.1))
+    workflow = Workflow.from_body(
+        {"metadata": {"name": "trade", "namespace": "shop", "generation": 1},
+         "spec": {"steps": DAG, "parallelism": 1}}
+    )  # fmt: skip
+
+    await build_executor(server, transport).execute(build_plan(workflow), RunRequest("r1", {}))
+
+    assert server.most_in_flight == 1
     assert [request.path for request in server.received] == ["/score", "/order", "/validate"]
-    # Each step got the output of the one before: none started before that one had finished.
-    assert [request.body for request in server.received] == [
-        {"x": 1}, {"score": {"x": 1}}, {"order": {"score": {"x": 1}}},
-    ]  # fmt: skip
-    assert outcome.output == {"validate": {"order": {"score": {"x": 1}}}}
 
 
 async def test_a_step_whose_name_has_a_dash_is_read_as_steps_of_its_quoted_name(
@@ -656,7 +680,7 @@ async def test_without_a_checkpoint_interval_each_step_is_written_before_the_nex
 
     await drive(runtime, make_run("r1"), make_workflow(steps))
 
-    assert written_before_score == [[("validate", "Succeeded"), ("score", "Pending")]]
+    assert written_before_score == [[("validate", "Succeeded"), ("score", "Running")]]
 
 
 async def test_a_checkpoint_interval_writes_the_steps_finished_within_it_together_in_time(
@@ -684,7 +708,7 @@ async def test_a_checkpoint_interval_writes_the_steps_finished_within_it_togethe
     assert written_before_score == [0]  # validate's checkpoint was held
     ((_, checkpoint),) = held  # then written once, with score's
     assert phases(checkpoint) == [
-        ("validate", "Succeeded"), ("score", "Succeeded"), ("order", "Pending"),
+        ("validate", "Succeeded"), ("score", "Succeeded"), ("order", "Running"),
     ]  # fmt: skip
     assert len(runtime.patches) == 2
 

@@ -3,7 +3,8 @@ the objects the engine is given (ServiceSteps, Workflows, a fake clock).
 
 Each path answers from a script: `answer(path, *answers)` queues answers, the last one repeats;
 an answer is an `Answer` or a function of the received JSON (its result is sent back with 200).
-A path without a script echoes its input. Every request is kept in `received`.
+A path without a script echoes its input. Every request is kept in `received`; `most_in_flight`
+is the most requests it held at once.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class StepServer:
     _runner: web.AppRunner | None = None
     port: int = 0  # 0: any free port, known once started
     host: str = HOST
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     @property
     def base_url(self) -> str:
@@ -87,6 +90,14 @@ class StepServer:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         body = json.loads(raw) if raw else None
         self.received.append(Received(request.path, dict(request.headers), body))

@@ -293,7 +293,7 @@ async def test_a_checkpoint_is_saved_after_every_step_but_the_last(
     first = store.saved[0]
     assert first.phase is RunPhase.RUNNING
     assert [record.phase for record in first.steps] == [
-        StepPhase.SUCCEEDED, StepPhase.PENDING, StepPhase.PENDING,
+        StepPhase.SUCCEEDED, StepPhase.RUNNING, StepPhase.PENDING,
     ]  # fmt: skip
     assert first.steps[0].output == {"x": 1}
     assert first.steps[0].output_info is not None

@@ -68,6 +68,7 @@ from stepline.api import (
 from stepline.controllers.runtime import Runtime, involved_object
 from stepline.controllers.workflowruns.prediction import predict_remaining
 from stepline.engine import Checkpoint, PlanError, RunOutcome, RunRequest, RunStatus
+from stepline.engine.checkpoints import describe_progress
 from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ class RunStatusWriter:
             "phase": RunPhase.RUNNING,
             "startedAt": checkpoint.started_at.isoformat(),
             "currentStep": checkpoint.current_step,
+            "progress": checkpoint.progress,
             "steps": [record.to_wire() for record in checkpoint.steps],
         }
         done = (r.name for r in checkpoint.steps if r.phase in _DONE)
@@ -435,7 +437,8 @@ async def _finish(writer: RunStatusWriter, run: WorkflowRun, outcome: RunOutcome
         "durationSeconds": round(outcome.duration_seconds, 6),
         "currentStep": None,
         "estimatedCompletionTime": None,
-        "steps": [record.to_wire() for record in outcome.records()],
+        "progress": describe_progress(records := outcome.records()),
+        "steps": [record.to_wire() for record in records],
     }
     if outcome.succeeded:
         value, info = record_payload(outcome.output)
