@@ -58,6 +58,11 @@ per watched namespace (Role). Derived from operator/stepline/kube.py and control
   call to a ready replica (engine/balancing.py).
 - events: kopf.info / kopf.warn post Events (create), and kopf aggregates repeats (patch).
 - workflowruns delete: controllers/workflowruns/history.py prunes finished runs past a workflow's retention.
+- workflowschedules: kopf watches them (event handlers only: it writes nothing to them); kube.py
+  merge-patches their status; controllers/workflowschedules/ creates their runs (create on
+  workflowruns), sets spec.cancel on a run it replaces (server-side apply: patch, granted above)
+  and deletes runs past the history limits; the runs' controller ownerReference with
+  blockOwnerDeletion needs update on workflowschedules/finalizers.
 */}}
 {{- define "stepline.workloadRules" -}}
 - apiGroups: [stepline.io]
@@ -72,6 +77,18 @@ per watched namespace (Role). Derived from operator/stepline/kube.py and control
 - apiGroups: [stepline.io]
   resources: [workflowruns]
   verbs: [delete]
+- apiGroups: [stepline.io]
+  resources: [workflowschedules]
+  verbs: [get, list, watch]
+- apiGroups: [stepline.io]
+  resources: [workflowschedules/status]
+  verbs: [get, patch]
+- apiGroups: [stepline.io]
+  resources: [workflowschedules/finalizers]
+  verbs: [update]
+- apiGroups: [stepline.io]
+  resources: [workflowruns]
+  verbs: [create]
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch, delete]

@@ -1,5 +1,5 @@
-"""Stepline's API, group stepline.io, version v1alpha1: the models of ServiceStep, Workflow and
-WorkflowRun, and the CRDs generated from them.
+"""Stepline's API, group stepline.io, version v1alpha1: the models of ServiceStep, Workflow,
+WorkflowRun and WorkflowSchedule, and the CRDs generated from them.
 
 The models are the single source of truth for the CRD schemas (`stepline crds`). This package
 imports nothing else of Stepline's; everything above it (resources, engine, controllers) imports
@@ -52,6 +52,15 @@ from stepline.api.policies import (
     ScalingPolicy,
     ScalingRules,
 )
+from stepline.api.schedules import (
+    ActiveRun,
+    ConcurrencyPolicy,
+    ScheduleSkip,
+    SkipReason,
+    WorkflowSchedule,
+    WorkflowScheduleSpec,
+    WorkflowScheduleStatus,
+)
 from stepline.api.servicesteps import (
     DEFAULT_PATH,
     DEFAULT_PORT,
@@ -96,8 +105,10 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_RECORDED_OUTPUT_BYTES",
     "VERSION",
+    "ActiveRun",
     "AdaptiveTimeout",
     "Backoff",
+    "ConcurrencyPolicy",
     "Condition",
     "ConditionStatus",
     "ConditionType",
@@ -123,9 +134,11 @@ __all__ = [
     "ScalingPolicy",
     "ScalingRules",
     "ScalingStatus",
+    "ScheduleSkip",
     "ServiceStep",
     "ServiceStepSpec",
     "ServiceStepStatus",
+    "SkipReason",
     "StepError",
     "StepPhase",
     "StepRecord",

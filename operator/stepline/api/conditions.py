@@ -84,6 +84,11 @@ class Reason(StrEnum):
     EXPRESSION_ERROR = "ExpressionError"
     INVALID_INPUT = "InvalidInput"  # an expression over the run input alone found it lacking
     NO_READY_ENDPOINTS = "NoReadyEndpoints"  # the step's ServiceStep has no ready replica
+    # WorkflowSchedule (Ready; WORKFLOW_NOT_FOUND above too)
+    SCHEDULED = "Scheduled"
+    SUSPENDED = "Suspended"
+    INVALID_SCHEDULE = "InvalidSchedule"
+    INVALID_TIME_ZONE = "InvalidTimeZone"
 
 
 class Condition(ApiModel):

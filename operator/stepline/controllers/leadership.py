@@ -12,7 +12,8 @@ ask `Runtime.leads()` before they start, and the API client refuses any write pa
    level-triggered: every ServiceStep is reconciled, every Workflow's status refreshed, and every
    WorkflowRun listed and handed to the run supervisor, which resumes the unfinished ones from
    their checkpoints;
-2. starts the leader's loops: url-step health checks and run retention.
+2. starts the leader's loops: url-step health checks, run retention and the schedules' timers
+   (`workflowschedules.scheduler`).
 
 When it stops leading (its fence passed without a renewal, or another replica holds the Lease),
 it stops writing at once: the loops, the run tasks (their status untouched, for the new leader to
@@ -40,6 +41,7 @@ from stepline.controllers.workflowruns.history import RunIndex, keep_runs_foreve
 from stepline.controllers.workflowruns.supervisor import RunSupervisor
 from stepline.controllers.workflowruns.watch import wait_for_indexes
 from stepline.controllers.workflows.handlers import refresh_workflow
+from stepline.controllers.workflowschedules.scheduler import schedule_forever
 from stepline.errors import KubeApiError, NotLeadingError
 
 logger = logging.getLogger(__name__)
@@ -93,6 +95,7 @@ async def lead(
         asyncio.create_task(
             keep_runs_forever(runtime, workflows=workflows, runs=runs), name="run retention"
         ),
+        asyncio.create_task(schedule_forever(runtime, workflows=workflows), name="schedules"),
     ]
     try:
         await resync(runtime, supervisor=supervisor, view=view, workflows=workflows)

@@ -25,6 +25,7 @@ from stepline.controllers.servicesteps.memory import ServiceStepMemory
 from stepline.controllers.servicesteps.scaling import Scalers
 from stepline.controllers.workflowruns.memory import RunMemory
 from stepline.controllers.workflows.memory import WorkflowMemory
+from stepline.controllers.workflowschedules.memory import ScheduleMemory
 from stepline.engine import (
     Balancer,
     Executor,
@@ -62,7 +63,7 @@ class StatusMemory:
 @dataclass
 class Runtime:
     """The operator's shared pieces, and what each controller remembers (`servicesteps`,
-    `workflows`, `runs`: each kind's own `memory` module says what)."""
+    `workflows`, `runs`, `schedules`: each kind's own `memory` module says what)."""
 
     settings: Settings
     kube: KubeApi
@@ -90,6 +91,7 @@ class Runtime:
     servicesteps: ServiceStepMemory = field(init=False)
     workflows: WorkflowMemory = field(default_factory=WorkflowMemory)
     runs: RunMemory = field(default_factory=RunMemory)
+    schedules: ScheduleMemory = field(default_factory=ScheduleMemory)
 
     def __post_init__(self) -> None:
         self.servicesteps = ServiceStepMemory(

@@ -35,6 +35,7 @@ from stepline.controllers.servicesteps.reconciler import (
 from stepline.controllers.workflowruns.history import RunIndex
 from stepline.controllers.workflowruns.supervisor import RunSupervisor
 from stepline.controllers.workflowruns.watch import follow_runs
+from stepline.controllers.workflowschedules.runwatch import follow_scheduled_runs
 from stepline.engine import (
     Balancer,
     Executor,
@@ -115,6 +116,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     memo["run_watch"] = asyncio.create_task(
         follow_runs(runtime, supervisor, index=runs, steps=kwargs["servicesteps"]),
         name="run watch",
+    )
+    memo["scheduled_runs"] = asyncio.create_task(
+        follow_scheduled_runs(runtime), name="scheduled run watch"
     )
     memo["events"] = asyncio.create_task(runtime.events.run(), name="events")
     memo["leading"] = asyncio.create_task(
@@ -274,7 +278,8 @@ def is_not_a_handler_success(record: logging.LogRecord) -> bool:
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     tasks = [memo.get(name) for name in (
-        "leading", "owned_objects", "endpoint_slices", "scaling", "run_watch", "events",
+        "leading", "owned_objects", "endpoint_slices", "scaling", "run_watch", "scheduled_runs",
+        "events",
     )]  # fmt: skip
     for task in tasks:
         if isinstance(task, asyncio.Task):
@@ -301,6 +306,7 @@ def register_handlers() -> None:
     from stepline.controllers.servicesteps import handlers  # noqa: F401, PLC0415
     from stepline.controllers.workflowruns import watch  # noqa: F401, PLC0415
     from stepline.controllers.workflows import handlers as _  # noqa: F401, PLC0415
+    from stepline.controllers.workflowschedules import handlers as __  # noqa: F401, PLC0415
 
 
 def run(settings: Settings) -> None:

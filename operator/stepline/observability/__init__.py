@@ -17,6 +17,7 @@ from stepline.observability.labelvalues import (
     CodeClass,
     ReconcileOutcomeLabel,
     RunOutcomeLabel,
+    ScheduleOutcomeLabel,
 )
 from stepline.observability.metrics import DURATION_BUCKETS, RECONCILE_BUCKETS, Metrics
 
@@ -32,6 +33,7 @@ __all__ = [
     "Metrics",
     "ReconcileOutcomeLabel",
     "RunOutcomeLabel",
+    "ScheduleOutcomeLabel",
     "UnboundedLabelError",
     "render_metrics",
 ]

@@ -33,6 +33,7 @@ from stepline.observability.labelvalues import (
     CodeClass,
     ReconcileOutcomeLabel,
     RunOutcomeLabel,
+    ScheduleOutcomeLabel,
 )
 
 OTHER = "_other"
@@ -76,8 +77,11 @@ BOUNDED_LABELS: Mapping[str, Callable[[str], bool]] = MappingProxyType(
         "namespace": _matching(_DNS1123_LABEL),
         "workflow": _matching(_DNS1123_LABEL),
         "step": _matching(_DNS1123_LABEL),
+        "schedule": _matching(_DNS1123_LABEL),
         "kind": _matching(_KIND),
-        "outcome": _one_of(RunOutcomeLabel, CallOutcomeLabel, ReconcileOutcomeLabel),
+        "outcome": _one_of(
+            RunOutcomeLabel, CallOutcomeLabel, ReconcileOutcomeLabel, ScheduleOutcomeLabel
+        ),
         "code_class": _one_of(CodeClass),
         "version": _matching(_VERSION),
         "python": _matching(_VERSION),

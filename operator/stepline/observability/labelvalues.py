@@ -11,6 +11,9 @@ whatever happens at run time:
   or it dropped before an answer).
 - `CodeClass`: the HTTP status class of a call, `1xx` to `5xx`, or `none` when no answer came.
 - `ReconcileOutcomeLabel`: how one reconcile of an object ended, `success` or `error`.
+- `ScheduleOutcomeLabel`: what a WorkflowSchedule did at one of its times — `started` (a run),
+  `skipped` (none: a run was active under Forbid, or the Workflow was missing), `missed` (none:
+  noticed past startingDeadlineSeconds), `replaced` (the active runs cancelled, a run started).
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ class CallOutcomeLabel(StrEnum):
 class ReconcileOutcomeLabel(StrEnum):
     SUCCESS = "success"
     ERROR = "error"
+
+
+class ScheduleOutcomeLabel(StrEnum):
+    STARTED = "started"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    REPLACED = "replaced"
 
 
 class CodeClass(StrEnum):

@@ -22,6 +22,8 @@ The metrics (all durations in seconds, counters end in `_total`):
     stepline_step_scaling_value{namespace,step,metric}                   what the autoscaler follows
     stepline_step_scaling_lead_seconds{namespace,step}
     stepline_step_autoscaler_active{namespace,step}
+    stepline_schedule_runs_total{namespace,schedule,outcome}  started, skipped, missed, replaced
+    stepline_schedule_next_run_timestamp_seconds{namespace,schedule}   Unix time of the next run
     stepline_reconciliations_total{kind,outcome}
     stepline_reconciliation_duration_seconds{kind,outcome}                histogram
     stepline_watch_last_event_timestamp_seconds{kind}
@@ -38,7 +40,9 @@ than the seconds since it: the value changes only when an event arrives (no time
 scrape time), and `time() - stepline_watch_last_event_timestamp_seconds` keeps growing on
 Prometheus' own clock, whereas a seconds-since gauge computed in the operator freezes with a
 wedged process and vanishes with a dead one. (It assumes the two clocks agree to well within the
-alert's 30 minutes, which NTP gives.)
+alert's 30 minutes, which NTP gives.) The next-run gauge of a schedule is a Unix time for the
+same reason: a dashboard shows `it - time()`, and a schedule that is suspended or cannot run has
+no series.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ from stepline.observability.labelvalues import (
     CodeClass,
     ReconcileOutcomeLabel,
     RunOutcomeLabel,
+    ScheduleOutcomeLabel,
 )
 from stepline.observability.scalingfigures import DOCUMENTATION as SCALING_DOCUMENTATION
 from stepline.observability.scalingfigures import NAMES as SCALING_METRICS
@@ -171,6 +176,7 @@ class Metrics:
         self._overflow = self._overflow_counter()
         self._define_run_metrics()
         self._define_step_metrics()
+        self._define_schedule_metrics()
         self._define_operator_metrics()
         ProcessCollector(registry=self.registry)  # process_*: the operator's CPU and memory
         for metric in (*(family.guard.metric for family in self._families), SCALING_VALUE):
@@ -283,6 +289,26 @@ class Metrics:
         for family in self._families:
             family.forget(namespace=namespace, workflow=workflow)
 
+    # Schedules
+
+    def record_schedule_run(
+        self, *, namespace: str, schedule: str, outcome: ScheduleOutcomeLabel
+    ) -> None:
+        """What a WorkflowSchedule did at one of its times."""
+        self._schedule_runs.child(namespace=namespace, schedule=schedule, outcome=outcome).inc()
+
+    def set_schedule_next_run(self, *, namespace: str, schedule: str, at: float | None) -> None:
+        """The Unix time of the schedule's next run; None (suspended, invalid) drops the series."""
+        if at is None:
+            self._schedule_next_run.forget(namespace=namespace, schedule=schedule)
+            return
+        self._schedule_next_run.child(namespace=namespace, schedule=schedule).set(at)
+
+    def forget_schedule(self, *, namespace: str, schedule: str) -> None:
+        """The WorkflowSchedule is deleted: drop its series."""
+        for family in self._families:
+            family.forget(namespace=namespace, schedule=schedule)
+
     # The operator
 
     def record_reconcile(
@@ -367,6 +393,22 @@ class Metrics:
         check_label_names(SCALING_VALUE, ("namespace", "step", "metric"))
         self._scaling_figures = ScalingFigures(max_series=self._max_series, on_fold=self._folded)
         self.registry.register(self._scaling_figures)
+
+    def _define_schedule_metrics(self) -> None:
+        schedule = ("namespace", "schedule")
+        self._schedule_runs = self._counter(
+            "stepline_schedule_runs_total",
+            "What WorkflowSchedules did at their times: started a run, skipped (a run active "
+            "under Forbid, or no Workflow), missed (past startingDeadlineSeconds) or replaced "
+            "(active runs cancelled, a run started).",
+            (*schedule, "outcome"),
+        )
+        self._schedule_next_run = self._gauge(
+            "stepline_schedule_next_run_timestamp_seconds",
+            "Unix time of a WorkflowSchedule's next run; no series while it is suspended or "
+            "cannot run.",
+            schedule,
+        )
 
     def _define_operator_metrics(self) -> None:
         self._reconciliations = self._counter(

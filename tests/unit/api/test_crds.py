@@ -94,7 +94,12 @@ def test_every_kind_has_short_names_the_stepline_category_and_a_status_subresour
         version = crd["spec"]["versions"][0]
         assert version["subresources"] == {"status": {}}
         assert [c["name"] for c in version["additionalPrinterColumns"]][-1] == "Age"
-    assert short == {"ServiceStep": ["sstep"], "Workflow": ["wf"], "WorkflowRun": ["wfrun"]}
+    assert short == {
+        "ServiceStep": ["sstep"],
+        "Workflow": ["wf"],
+        "WorkflowRun": ["wfrun"],
+        "WorkflowSchedule": ["wfsched"],
+    }
 
 
 @pytest.mark.parametrize("kind", [kind.__name__ for kind in KINDS])

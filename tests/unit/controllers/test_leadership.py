@@ -87,6 +87,7 @@ class Leader:
 
         monkeypatch.setattr(leadership, "check_external_steps_forever", forever("checks"))
         monkeypatch.setattr(leadership, "keep_runs_forever", forever("retention"))
+        monkeypatch.setattr(leadership, "schedule_forever", forever("schedules"))
         monkeypatch.setattr(leadership, "resync", resync)
 
     def _forget(self) -> None:
@@ -131,7 +132,7 @@ async def test_the_leader_forgets_what_it_wrote_resyncs_and_starts_its_loops(
     await settle()
 
     assert leader.forgotten == 1
-    assert sorted(leader.started) == ["checks", "resync", "retention"]
+    assert sorted(leader.started) == ["checks", "resync", "retention", "schedules"]
 
 
 async def test_stepping_down_stops_every_writer_and_drops_queued_events(leader: Leader) -> None:

@@ -18,6 +18,7 @@ from stepline.observability import (
     Metrics,
     ReconcileOutcomeLabel,
     RunOutcomeLabel,
+    ScheduleOutcomeLabel,
     UnboundedLabelError,
 )
 from stepline.observability.guarding import BOUNDED_LABELS, LabelGuard, check_label_names
@@ -73,13 +74,17 @@ def record_everything(metrics: Metrics) -> None:
     metrics.set_step_scaling_lead(namespace="shop", step="order", seconds=12.0)
     metrics.set_step_autoscaler_active(namespace="shop", step="order", active=True)
     metrics.set_leader(leading=True)
+    metrics.record_schedule_run(
+        namespace="shop", schedule="nightly", outcome=ScheduleOutcomeLabel.STARTED
+    )
+    metrics.set_schedule_next_run(namespace="shop", schedule="nightly", at=1.8e9)
 
 
 def test_every_metric_is_prefixed_documented_and_follows_the_naming_conventions() -> None:
     metrics = Metrics()
     record_everything(metrics)
     found = families(metrics)
-    assert len(found) == 21
+    assert len(found) == 23
     for name, (kind, documentation, _) in found.items():
         assert name.startswith("stepline_"), name
         assert len(documentation) > 15, name
