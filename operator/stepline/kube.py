@@ -76,6 +76,7 @@ _PLURALS = {
     "ServiceStep": "servicesteps",
     "Workflow": "workflows",
     "WorkflowRun": "workflowruns",
+    "WorkflowSchedule": "workflowschedules",
     "Event": "events",
     "Lease": "leases",
     "TokenReview": "tokenreviews",

@@ -11,7 +11,7 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 
 from stepline.api import (
     KINDS,
+    ActiveRun,
     ConditionStatus,
     ConditionType,
     InvalidObjectError,
@@ -26,13 +27,17 @@ from stepline.api import (
     Reason,
     RunPhase,
     RunStatistics,
+    ScheduleSkip,
     ServiceStepSpec,
     ServiceStepStatus,
+    SkipReason,
     StepError,
     StepPhase,
     StepRecord,
     WorkflowRunSpec,
     WorkflowRunStatus,
+    WorkflowScheduleSpec,
+    WorkflowScheduleStatus,
     WorkflowSpec,
     WorkflowStatus,
     WorkflowStepStatus,
@@ -76,6 +81,15 @@ def run(name: str = "run", **spec: Any) -> Manifest:
         "kind": "WorkflowRun",
         "metadata": {"name": name},
         "spec": {"workflowRef": "flow", "input": {"user": "ada"}, **spec},
+    }
+
+
+def wf_schedule(name: str = "nightly", **spec: Any) -> Manifest:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "WorkflowSchedule",
+        "metadata": {"name": name},
+        "spec": {"workflowRef": "flow", "schedule": "0 2 * * *", **spec},
     }
 
 
@@ -214,6 +228,39 @@ MALFORMED = [
               ("spec.input", "at most 64")),
     Malformed("cancel-as-a-word", run(cancel="yes"), ("spec.cancel", "boolean")),
     Malformed("unknown-run-field", run(priority="high"), ("spec.priority", "unknown field")),
+    # WorkflowSchedule: each CEL rule's message, and the schema's bounds
+    Malformed("schedule-with-cron-tz", wf_schedule(schedule="CRON_TZ=Europe/Vienna 0 2 * * *"),
+              ("spec.schedule", "put the time zone in spec.timeZone, not in the schedule")),
+    Malformed("schedule-with-tz", wf_schedule(schedule="TZ=UTC 0 2 * * *"),
+              ("spec.schedule", "(TZ=, CRON_TZ=)")),
+    Malformed("schedule-with-seconds", wf_schedule(schedule="0 0 2 * * *"),
+              ("spec.schedule", "schedule must be five cron fields (minute 0-59")),
+    Malformed("schedule-every", wf_schedule(schedule="@every 5m"),
+              ("spec.schedule", "@yearly, @annually, @monthly, @weekly, @daily, @midnight")),
+    Malformed("schedule-minute-60", wf_schedule(schedule="60 2 * * *"),
+              ("spec.schedule", "schedule must be five cron fields")),
+    Malformed("schedule-last-day", wf_schedule(schedule="0 2 L * *"),
+              ("spec.schedule", "schedule must be five cron fields")),
+    Malformed("schedule-hashed", wf_schedule(schedule="H 2 * * *"),
+              ("spec.schedule", "schedule must be five cron fields")),
+    Malformed("schedule-nth-weekday", wf_schedule(schedule="0 2 * * 1#2"),
+              ("spec.schedule", "schedule must be five cron fields")),
+    Malformed("schedule-question-mark-in-minutes", wf_schedule(schedule="? 2 * * *"),
+              ("spec.schedule", "schedule must be five cron fields")),
+    Malformed("time-zone-not-a-name", wf_schedule(timeZone="Europe/"),
+              ("spec.timeZone", "timeZone is an IANA name such as Europe/Vienna")),
+    Malformed("time-zone-with-a-space", wf_schedule(timeZone="Central European"),
+              ("spec.timeZone", "timeZone is an IANA name such as Europe/Vienna")),
+    Malformed("schedule-name-longer-than-52", wf_schedule(name="s" * 53),
+              ("metadata.name", "at most 52 characters")),
+    Malformed("unknown-concurrency-policy", wf_schedule(concurrencyPolicy="Queue"),
+              ("spec.concurrencyPolicy", "Unsupported value")),
+    Malformed("negative-starting-deadline", wf_schedule(startingDeadlineSeconds=-1),
+              ("spec.startingDeadlineSeconds",)),
+    Malformed("history-limit-above-1000", wf_schedule(failedRunsHistoryLimit=1001),
+              ("spec.failedRunsHistoryLimit",)),
+    Malformed("schedule-without-workflow-ref", without(wf_schedule(), "spec", "workflowRef"),
+              ("spec.workflowRef", "Required value")),
 ]  # fmt: skip
 
 
@@ -312,7 +359,7 @@ def test_the_examples_apply_cleanly(crds: LocalCluster, namespace: str) -> None:
         "apply", "--validate=strict", "-n", namespace,
         "-f", str(REPO / "examples" / "finance"), "-f", str(REPO / "examples" / "manufacturing"),
     )  # fmt: skip
-    assert result.stdout.count(" created") == 9
+    assert result.stdout.count(" created") == 11
     steps = crds.get_json("-n", namespace, "servicesteps")["items"]
     assert sorted(item["metadata"]["name"] for item in steps) == [
         "device-monitoring",
@@ -360,14 +407,15 @@ def test_kubectl_explain_shows_the_field_descriptions(crds: LocalCluster) -> Non
         (service_step, ServiceStepSpec, {"image": "stepline/echo:0.1.0", "scaling": {}}),
         (workflow, WorkflowSpec, {"steps": [{"name": "a", "stepRef": "svc", "retry": {}}]}),
         (run, WorkflowRunSpec, {"workflowRef": "flow"}),
+        (wf_schedule, WorkflowScheduleSpec, {"workflowRef": "flow", "schedule": "@daily"}),
     ],
-    ids=["service-step", "workflow", "workflow-run"],
+    ids=["service-step", "workflow", "workflow-run", "workflow-schedule"],
 )
 def test_the_api_server_fills_in_the_same_defaults_as_the_models(
     crds: LocalCluster,
     namespace: str,
     manifest: Callable[..., Manifest],
-    model: type[ServiceStepSpec | WorkflowSpec | WorkflowRunSpec],
+    model: type[ServiceStepSpec | WorkflowSpec | WorkflowRunSpec | WorkflowScheduleSpec],
     minimal: Manifest,
 ) -> None:
     body = manifest(name="minimal")
@@ -420,13 +468,24 @@ def _full_statuses() -> dict[str, Manifest]:
                                            http_status=503, body="unavailable")),
             ],
         ).to_wire(),
+        "WorkflowSchedule": WorkflowScheduleStatus(
+            observed_generation=1, conditions=conditions, last_schedule_time=now,
+            last_successful_time=now, next_schedule_time=now + timedelta(minutes=1),
+            last_skip=ScheduleSkip(time=now, reason=SkipReason.FORBID), active_count=101,
+            active=[ActiveRun(name="nightly-29458080", uid="8d1f6a4e-0000-4000-8000-000000000001")],
+        ).to_wire(),
     }  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("manifest", "printed"),
-    [(service_step, "http://svc.ns.svc:8080/"), (workflow, "1/1"), (run, "Running")],
-    ids=["service-step", "workflow", "workflow-run"],
+    [
+        (service_step, "http://svc.ns.svc:8080/"),
+        (workflow, "1/1"),
+        (run, "Running"),
+        (wf_schedule, "2026-01-01T12:01:00Z"),
+    ],
+    ids=["service-step", "workflow", "workflow-run", "workflow-schedule"],
 )
 def test_every_status_field_the_operator_writes_is_kept_by_the_api_server(
     crds: LocalCluster, namespace: str, manifest: Callable[..., Manifest], printed: str

@@ -57,7 +57,7 @@ from tests.unit.resources.samples import make_step
 
 REPO = Path(__file__).resolve().parents[3]
 CRD_FILES = ("stepline.io_servicesteps.yaml", "stepline.io_workflows.yaml",
-             "stepline.io_workflowruns.yaml")  # fmt: skip
+             "stepline.io_workflowruns.yaml", "stepline.io_workflowschedules.yaml")  # fmt: skip
 HERE = Path(__file__).resolve().relative_to(REPO).as_posix()  # node ids of the tests below
 
 # Fields whose subfields mirror a Kubernetes type field for field (see the module docstring).
@@ -350,6 +350,45 @@ PROOFS: dict[str, tuple[str, ...]] = {
     "WorkflowRun.spec.workflowRef": (
         "tests/integration/test_runs.py::test_a_three_step_run_passes_each_step_the_data_the_workflow_says",
         "tests/integration/test_api_validation.py::test_a_runs_request_cannot_be_changed_after_creation",
+    ),
+    "WorkflowSchedule.spec.concurrencyPolicy": (
+        "tests/unit/controllers/workflowschedules/test_decisions.py::test_with_a_run_still_active_the_concurrency_policy_decides",
+        "tests/integration/test_schedules.py::test_forbid_skips_a_time_while_its_run_is_still_active",
+        "tests/integration/test_schedules.py::test_replace_cancels_the_active_run_and_starts_the_next",
+    ),
+    "WorkflowSchedule.spec.failedRunsHistoryLimit": (
+        "tests/unit/controllers/workflowschedules/test_reconciler.py::test_finished_runs_beyond_the_history_limits_are_deleted_oldest_first",
+    ),
+    "WorkflowSchedule.spec.input": (
+        "tests/integration/test_schedules.py::test_an_every_minute_schedule_starts_a_run_named_by_its_minute",
+    ),
+    "WorkflowSchedule.spec.schedule": (
+        "tests/unit/controllers/workflowschedules/test_timing.py::test_a_day_of_month_and_a_weekday_both_restricted_mean_either",
+        "tests/unit/controllers/workflowschedules/test_timing.py::test_each_of_cronjobs_macros_means_its_five_fields",
+        "tests/integration/test_schedules.py::test_an_every_minute_schedule_starts_a_run_named_by_its_minute",
+        "tests/integration/test_schedules.py::test_a_schedule_the_operator_cannot_run_says_why_and_starts_nothing",
+    ),
+    "WorkflowSchedule.spec.startingDeadlineSeconds": (
+        "tests/unit/controllers/workflowschedules/test_decisions.py::test_a_time_missed_by_more_than_the_starting_deadline_is_skipped_as_missed",
+        "tests/integration/test_schedules.py::test_an_operator_stopped_across_fire_times_starts_one_run_for_the_latest_or_none_too_late",
+    ),
+    "WorkflowSchedule.spec.successfulRunsHistoryLimit": (
+        "tests/unit/controllers/workflowschedules/test_reconciler.py::test_finished_runs_beyond_the_history_limits_are_deleted_oldest_first",
+        "tests/integration/test_schedules.py::test_history_limits_delete_the_older_finished_runs",
+    ),
+    "WorkflowSchedule.spec.suspend": (
+        "tests/unit/controllers/workflowschedules/test_decisions.py::test_a_suspended_schedule_starts_nothing_and_sets_no_timer",
+        "tests/unit/controllers/workflowschedules/test_decisions.py::test_a_schedule_resumed_after_a_suspension_runs_the_latest_time_missed_meanwhile",
+        "tests/unit/controllers/workflowschedules/test_reconciler.py::test_a_suspended_schedule_has_no_next_time_and_no_gauge",
+    ),
+    "WorkflowSchedule.spec.timeZone": (
+        "tests/unit/controllers/workflowschedules/test_timing.py::test_a_schedule_is_read_in_its_time_zone",
+        "tests/unit/controllers/workflowschedules/test_timing.py::test_a_fixed_time_schedule_runs_once_in_the_repeated_hour",
+        "tests/integration/test_schedules.py::test_a_schedule_the_operator_cannot_run_says_why_and_starts_nothing",
+    ),
+    "WorkflowSchedule.spec.workflowRef": (
+        "tests/integration/test_schedules.py::test_an_every_minute_schedule_starts_a_run_named_by_its_minute",
+        "tests/unit/controllers/workflowschedules/test_reconciler.py::test_a_missing_workflow_skips_the_time_and_turns_ready_false",
     ),
 }
 

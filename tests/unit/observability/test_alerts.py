@@ -29,6 +29,7 @@ EXPECTED_ALERTS = {
     "SteplineOperatorAbsent",
     "SteplineWatchStalled",
     "SteplineReconcileErrors",
+    "SteplineScheduleMissed",
     "SteplineMetricsLabelOverflow",
 }
 

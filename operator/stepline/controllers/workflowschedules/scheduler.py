@@ -1,11 +1,11 @@
 """The leader's scheduler: one timer per schedule, and one reconcile at a time per schedule.
 
-`schedule_forever` (`Scheduler.run()`) is one of the leader's loops (`leadership.lead`): it starts once the runs of
-every schedule are listed (a Forbid must see the active run), reconciles every schedule known,
-and from then on reconciles one whenever kopf shows it changed, a run of it starts or finishes
-(`memory.wake`), or its timer rings. Each reconcile sets the schedule's timer for its next time
-(`alarms`). When the replica stops leading, the task is cancelled: every timer and every
-reconcile under way is cancelled with it, so a standby holds none.
+`schedule_forever` (`Scheduler.run()`) is one of the leader's loops (`leadership.lead`): it
+starts once the runs of every schedule are listed (a Forbid must see the active run), reconciles
+every schedule known, and from then on reconciles one whenever kopf shows it changed, a run of
+it starts or finishes (`memory.wake`), or its timer rings. Each reconcile sets the schedule's
+timer for its next time (`alarms`). When the replica stops leading, the task is cancelled: every
+timer and every reconcile under way is cancelled with it, so a standby holds none.
 
 A reconcile asked for while one of the same schedule runs is done once more after it, never
 beside it. A reconcile that fails (the API server away) is tried again after a backoff of 1 s
