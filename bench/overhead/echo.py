@@ -3,7 +3,7 @@ JSON, on its own loopback port, as a step service would (aiohttp.web, one event 
 
 Run as a child process so that the services do not share the measuring process's CPU time:
 
-    python bench/overhead/echo.py --count 10
+    python bench/overhead/echo.py --count 10 [--delay-ms 100]
 
 prints one JSON line `{"ports": [...]}` once every port listens, then serves until stdin closes
 (the parent closes it, or dies) or SIGTERM.
@@ -29,17 +29,24 @@ async def echo(request: web.Request) -> web.Response:
     return web.Response(body=await request.read(), content_type="application/json")
 
 
-def build_app() -> web.Application:
+def build_app(delay: float = 0.0) -> web.Application:
+    """Echoes at once, or after `delay` seconds (a step that takes its time)."""
+
+    async def late_echo(request: web.Request) -> web.Response:
+        body = await request.read()
+        await asyncio.sleep(delay)
+        return web.Response(body=body, content_type="application/json")
+
     app = web.Application()
-    app.router.add_post("/", echo)
+    app.router.add_post("/", late_echo if delay else echo)
     return app
 
 
-async def serve(count: int) -> None:
+async def serve(count: int, delay: float = 0.0) -> None:
     runners = []
     ports = []
     for _ in range(count):
-        runner = web.AppRunner(build_app(), access_log=None)
+        runner = web.AppRunner(build_app(delay), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, HOST, 0, backlog=1024)
         await site.start()
@@ -58,9 +65,16 @@ async def serve(count: int) -> None:
 class EchoServices:
     """The echo services as a child process; `urls` are their base URLs (path `/`)."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, *, delay_ms: float = 0.0) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, str(Path(__file__)), "--count", str(count)],
+            [
+                sys.executable,
+                str(Path(__file__)),
+                "--count",
+                str(count),
+                "--delay-ms",
+                str(delay_ms),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -90,8 +104,9 @@ class EchoServices:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=3, help="how many services (ports)")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="each answer's delay")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.count))
+    asyncio.run(serve(args.count, args.delay_ms / 1000))
 
 
 if __name__ == "__main__":

@@ -263,3 +263,10 @@ def post_invoke(
         headers["Authorization"] = f"Bearer {token}"
     response = httpx.post(url, content=body, headers=headers, timeout=30)
     return response.status_code, response.json()
+
+
+def restart(killed: OperatorProcess, log_path: Path) -> OperatorProcess:
+    """A new operator process like `killed`, with the same endpoint overrides."""
+    return OperatorProcess(
+        killed.cluster, killed.namespaces, log_path, extra_env=killed.extra_env
+    ).start()

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from tests.integration.localcluster import LocalCluster, wait_until
-from tests.integration.operatorprocess import OperatorProcess
 from tests.integration.stepobjects import (
     Manifest,
     condition,
@@ -32,6 +31,7 @@ from tests.integration.stepservices import (
     apply_workflow,
     close_step_bed,
     open_step_bed,
+    restart,
     start_run,
     step_status,
     wait_finished,
@@ -418,10 +418,3 @@ def test_a_run_resumed_after_its_workflow_changed_runs_the_definition_it_started
     run = wait_finished(bed, "pinned-2")
     assert run["status"]["workflowGeneration"] == 2, run["status"]
     assert len(bed.server.calls("/score", run_uid=uid)) == 1
-
-
-def restart(killed: OperatorProcess, log_path: Path) -> OperatorProcess:
-    """A new operator process like `killed`, with the same endpoint overrides."""
-    return OperatorProcess(
-        killed.cluster, killed.namespaces, log_path, extra_env=killed.extra_env
-    ).start()
