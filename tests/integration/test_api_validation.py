@@ -395,7 +395,7 @@ def test_kubectl_explain_shows_the_field_descriptions(crds: LocalCluster) -> Non
 
     text = wait_until(explained, timeout=30, what="kubectl explain workflow.spec")
     assert "The steps and how runs are managed." in text
-    assert "The steps, run one at a time in this order unless dependsOn names a later" in text
+    assert "The steps. Each starts once the steps it depends on are done" in text
     assert "Most runs executing at once" in text
     steps = crds.kubectl("explain", "workflow.spec.steps.input").stdout
     assert "CEL expression computing the JSON sent to the step" in steps

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from stepline.engine.elements import decode_bitmap
 from tests.integration.localcluster import LocalCluster, wait_until
-from tests.integration.stepobjects import events_about, get
+from tests.integration.stepobjects import Manifest, events_about, get
 from tests.integration.stepservices import (
     StepBed,
     apply_workflow,
@@ -31,7 +32,7 @@ from tests.unit.engine.stepservers import Answer
 
 pytestmark = pytest.mark.integration
 
-STEPS = ("traffic", "air", "complaints", "report", "broken")
+STEPS = ("traffic", "air", "complaints", "report", "broken", "stations")
 SLOW = 1.0  # seconds a branch holds its answer: its siblings are called meanwhile
 
 
@@ -148,3 +149,66 @@ def test_the_operator_killed_mid_branch_resumes_the_branches_in_flight_and_nothi
         # The call in flight when the operator died counts: the repeated one is attempt 2.
         assert [c.headers["Stepline-Attempt"] for c in calls] == ["1", "2"]
     assert len(bed.server.calls("/report", run_uid=uid)) == 1
+
+
+def test_a_foreach_step_calls_each_element_within_its_parallelism_in_order(bed: StepBed) -> None:
+    bed.server.answer("/stations", Answer(json={"read": True}, delay=0.2))
+    apply_workflow(
+        bed, "stations",
+        [{"name": "air", "stepRef": "stations",
+          "forEach": {"items": "input.stations", "parallelism": 4},
+          "input": '{"station": item, "position": index}'}],
+    )  # fmt: skip
+
+    uid = start_run(bed, "stations-1", "stations", {"stations": [f"s{i}" for i in range(20)]})
+    run = wait_finished(bed, "stations-1")
+
+    assert run["status"]["phase"] == "Succeeded", run["status"]
+    assert run["status"]["output"] == [{"read": True}] * 20
+    assert bed.server.server.most_in_flight_at["/stations"] == 4
+    calls = bed.server.calls("/stations", run_uid=uid)
+    assert sorted(c.headers["Idempotency-Key"] for c in calls) == sorted(
+        f"{uid}/air/{index}" for index in range(20)
+    )
+    items = step_status(run, "air")["items"]
+    assert (items["total"], items["succeeded"], items["failed"]) == (20, 20, 0)
+
+
+def test_the_operator_killed_mid_foreach_calls_again_only_the_elements_not_checkpointed(
+    bed: StepBed, tmp_path: Path
+) -> None:
+    quick, held = Answer(json={"read": True}, delay=0.5), Answer(json={"late": True}, delay=60)
+    bed.server.answer("/complaints", *[quick] * 6, held, held, Answer(json={"read": True}))
+    apply_workflow(
+        bed, "districts",
+        [{"name": "complaints", "stepRef": "complaints", "timeoutSeconds": 60,
+          "forEach": {"items": "input.districts", "parallelism": 2}}],
+    )  # fmt: skip
+    uid = start_run(bed, "districts-1", "districts", {"districts": list(range(10))})
+
+    def saved_items() -> Manifest | None:
+        run = get(bed.cluster, "workflowrun", "districts-1", bed.namespace) or {}
+        steps = (run.get("status") or {}).get("steps") or []
+        items = next((s.get("items") for s in steps if s["name"] == "complaints"), None)
+        return items if items and items["succeeded"] >= 2 and items["running"] == 2 else None
+
+    items = wait_until(saved_items, what="elements checkpointed while two are held", timeout=30)
+    wait_until(lambda: len(bed.server.calls("/complaints", run_uid=uid)) >= 8, what="the holds")
+    checkpointed = decode_bitmap(items["completed"], 10)
+    bed.operator.kill()
+    bed.operator = restart(bed.operator, tmp_path / "restarted.log")
+
+    run = wait_finished(bed, "districts-1", timeout=60)
+
+    assert run["status"]["phase"] == "Succeeded", run["status"]
+    assert len(run["status"]["output"]) == 10
+    by_key: dict[str, list[str]] = {}
+    for call in bed.server.calls("/complaints", run_uid=uid):
+        by_key.setdefault(call.headers["Idempotency-Key"], []).append(
+            call.headers["Stepline-Attempt"]
+        )
+    assert sorted(by_key) == sorted(f"{uid}/complaints/{index}" for index in range(10))
+    for index in checkpointed:  # recorded completed: never called again
+        assert by_key[f"{uid}/complaints/{index}"] == ["1"], index
+    for index in items["inFlight"]:  # in flight when it died: again, at attempt 2
+        assert by_key[f"{uid}/complaints/{index}"] == ["1", "2"], index

@@ -73,6 +73,9 @@ from stepline.api.servicesteps import (
     is_step_ready,
 )
 from stepline.api.workflowruns import (
+    MAX_ITEM_ERRORS,
+    ItemError,
+    ItemsSummary,
     RunPhase,
     StepError,
     StepPhase,
@@ -82,7 +85,9 @@ from stepline.api.workflowruns import (
     WorkflowRunStatus,
 )
 from stepline.api.workflows import (
+    MAX_FOREACH_ITEMS,
     ExpressionProblem,
+    ForEach,
     LatencyQuantiles,
     PredictedDuration,
     Retention,
@@ -101,7 +106,9 @@ __all__ = [
     "GROUP",
     "KINDS",
     "LOAD_METRICS",
+    "MAX_FOREACH_ITEMS",
     "MAX_INPUT_BYTES",
+    "MAX_ITEM_ERRORS",
     "MAX_JSON_DEPTH",
     "MAX_RECORDED_OUTPUT_BYTES",
     "VERSION",
@@ -114,7 +121,10 @@ __all__ = [
     "ConditionType",
     "EnvVar",
     "ExpressionProblem",
+    "ForEach",
     "InvalidObjectError",
+    "ItemError",
+    "ItemsSummary",
     "KubeObject",
     "LatencyQuantiles",
     "ObjectMeta",

@@ -84,6 +84,7 @@ class Reason(StrEnum):
     EXPRESSION_ERROR = "ExpressionError"
     INVALID_INPUT = "InvalidInput"  # an expression over the run input alone found it lacking
     NO_READY_ENDPOINTS = "NoReadyEndpoints"  # the step's ServiceStep has no ready replica
+    INVALID_ITEMS = "InvalidItems"  # a forEach step's items are not a list, or too many
     # WorkflowSchedule (Ready; WORKFLOW_NOT_FOUND above too)
     SCHEDULED = "Scheduled"
     SUSPENDED = "Suspended"

@@ -30,9 +30,13 @@ from stepline.api.base import (
 )
 from stepline.api.conditions import Condition
 from stepline.api.payloads import InputPayload, Payload, PayloadInfo
-from stepline.api.workflows import MAX_STEPS
+from stepline.api.workflows import MAX_FOREACH_ITEMS, MAX_STEPS
 
 BODY_EXCERPT_CHARACTERS = 1024
+# A forEach step's completed elements as a base64 bitmap: 4 characters per 3 bytes.
+MAX_COMPLETED_CHARACTERS = 4 * (((MAX_FOREACH_ITEMS + 7) // 8 + 2) // 3)
+# The first failed elements of a forEach step kept in its record.
+MAX_ITEM_ERRORS = 5
 
 
 class RunPhase(StrEnum):
@@ -115,6 +119,44 @@ class StepError(ApiModel):
     )
 
 
+class ItemError(ApiModel):
+    """Why one element of a forEach step failed."""
+
+    index: int = Field(ge=0, description="The element's position in the list.")
+    reason: Annotated[str, StringConstraints(max_length=64)] = Field(description="As StepError's.")
+    message: Annotated[str, StringConstraints(max_length=256)] = Field(description="What failed.")
+    http_status: int | None = Field(
+        default=None, ge=100, le=599, description="HTTP status of the last response, if any."
+    )
+
+
+class ItemsSummary(ApiModel):
+    """A forEach step's elements at the checkpoint, in bounded space whatever their number."""
+
+    total: int = Field(ge=0, description="Elements in the list.")
+    succeeded: int = Field(default=0, ge=0, description="Elements that succeeded.")
+    failed: int = Field(default=0, ge=0, description="Elements that failed.")
+    running: int = Field(default=0, ge=0, description="Elements being called.")
+    completed: Annotated[str, StringConstraints(max_length=MAX_COMPLETED_CHARACTERS)] = Field(
+        default="",
+        description="Which elements succeeded: bit i % 8 of byte i // 8, base64. A resumed run "
+        "does not call them again (unless the output was truncated).",
+    )
+    in_flight: list[int] = Field(
+        default_factory=list,
+        max_length=100,
+        json_schema_extra=list_type("atomic"),
+        description="Elements being called at the checkpoint; resumed at attempt 2 or more.",
+    )
+    max_attempts: int = Field(default=0, ge=0, description="Most attempts of one element.")
+    errors: list[ItemError] = Field(
+        default_factory=list,
+        max_length=MAX_ITEM_ERRORS,
+        json_schema_extra=list_type("atomic"),
+        description="The first elements that failed, by index.",
+    )
+
+
 class StepRecord(ApiModel):
     """What happened to one step of the run: the checkpoint a resumed run starts from."""
 
@@ -136,6 +178,11 @@ class StepRecord(ApiModel):
         default=None, description="Size and digest of the output, and a preview if truncated."
     )
     error: StepError | None = Field(default=None, description="Why the step failed.")
+    items: ItemsSummary | None = Field(
+        default=None,
+        description="A forEach step's elements; its output, while it runs, holds the outputs "
+        "so far (null for those not done).",
+    )
 
 
 class WorkflowRunStatus(ApiModel):

@@ -42,7 +42,26 @@ MAX_STEPS = 50
 MAX_DEPENDENCIES = 16
 # Step calls of one run in flight at once at most (spec.parallelism).
 MAX_PARALLELISM = 100
+# Elements of one forEach step at most: each is a call, and the status keeps a bit for each.
+MAX_FOREACH_ITEMS = 1000
 MAX_HISTORY = 1000
+
+
+class ForEach(SpecModel):
+    """Calls the step's service once per element of a list."""
+
+    items: Expression = Field(
+        description="CEL expression over input and steps giving the list, evaluated once when "
+        f"the step is ready; at most {MAX_FOREACH_ITEMS} elements. The step's input expression "
+        "sees each element as item and its position as index (default input: item); its "
+        "output is the list of the elements' outputs, in order."
+    )
+    parallelism: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PARALLELISM,
+        description="Elements in flight at once; default: the workflow's parallelism.",
+    )
 
 
 class WorkflowStep(SpecModel):
@@ -67,9 +86,14 @@ class WorkflowStep(SpecModel):
     input: Expression | None = Field(
         default=None,
         description="CEL expression computing the JSON sent to the step, over input (the run "
-        "input) and steps (name → {phase, output}). Default: the output of the last step "
-        "before it that produced one (skipped steps produce none), or the run input for the "
-        "first step.",
+        "input) and steps (name → {phase, output}; only the steps it waits for), and item and "
+        "index in a forEach step. Default: the run input for a step that depends on none, its "
+        "dependency's output (a skipped one: what it would have been given) for one that "
+        "depends on one, an object of the dependencies' outputs by name for a join; in a "
+        "forEach step, item.",
+    )
+    for_each: ForEach | None = Field(
+        default=None, description="Call the service once per element of a list."
     )
     when: Expression | None = Field(
         default=None,

@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from stepline.api import RunPhase, StepError, StepPhase, StepRecord, record_payload
+from stepline.engine.elements import ElementProgress
 
 SETTLED = frozenset({StepPhase.SUCCEEDED, StepPhase.SKIPPED})
 FINAL = frozenset({StepPhase.SUCCEEDED, StepPhase.SKIPPED, StepPhase.FAILED, StepPhase.CANCELLED})
@@ -45,6 +46,7 @@ class StepState:
     duration_seconds: float | None = None
     output: Any = None
     error: StepError | None = None
+    elements: ElementProgress | None = None  # a forEach step's
     _record: StepRecord | None = None
 
     @property
@@ -59,6 +61,8 @@ class StepState:
         output, info = (None, None)
         if self.phase is StepPhase.SUCCEEDED:
             output, info = record_payload(self.output)
+        elif self.elements is not None:  # the outputs so far
+            output, info = record_payload(self.elements.output_list())
         record = StepRecord(
             name=self.name,
             phase=self.phase,
@@ -69,6 +73,7 @@ class StepState:
             output=output,
             output_info=info,
             error=self.error,
+            items=None if self.elements is None else self.elements.summary(),
         )
         if self.phase in FINAL:
             self._record = record
@@ -121,7 +126,9 @@ def restore_state(name: str, record: StepRecord | None) -> StepState:
         return StepState(name)
     truncated = record.output_info is not None and record.output_info.truncated
     if record.phase not in SETTLED or (record.phase is StepPhase.SUCCEEDED and truncated):
-        return StepState(name, attempts=record.attempts)
+        return StepState(
+            name, attempts=record.attempts, elements=ElementProgress.from_record(record)
+        )
     return StepState(
         name,
         phase=record.phase,

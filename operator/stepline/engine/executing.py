@@ -41,6 +41,7 @@ left of it. No kopf, no Kubernetes: the caller hands in the directory, the store
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,12 +49,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from stepline.api import Reason, ServiceStep, StepError, StepPhase, StepRecord
+from stepline.api import MAX_FOREACH_ITEMS, Reason, ServiceStep, StepError, StepPhase, StepRecord
 from stepline.engine.balancing import Balancer
-from stepline.engine.calling import MAX_MESSAGE_CHARACTERS, StepCall, StepClient
+from stepline.engine.calling import MAX_MESSAGE_CHARACTERS, CallResult, StepCall, StepClient
 from stepline.engine.checkpoints import Checkpoint, RunStore, StepState, restore_states
 from stepline.engine.clocks import SYSTEM_CLOCK, Clock, unless_cancelled
 from stepline.engine.directories import StepDirectory, wait_for_ready_step
+from stepline.engine.elements import ElementProgress
 from stepline.engine.encoding import InvalidJsonError, encode_json
 from stepline.engine.endpoints import NO_OVERRIDES, resolve_endpoint, resolve_route
 from stepline.engine.errors import RunCancelledError, StepFailedError
@@ -68,6 +70,10 @@ from stepline.engine.outcomes import RunOutcome, RunStatus
 from stepline.engine.planning import Plan, PlannedStep
 from stepline.engine.tracing import build_idempotency_key, derive_trace_id
 from stepline.httpclient.transports import Transport
+
+# A forEach step's element ends are saved at most this often (or the workflow's checkpoint
+# interval, when longer), besides the saves between steps: 1,000 elements, not 1,000 writes.
+PROGRESS_CHECKPOINT_SECONDS = 1.0
 
 
 class Unready(StrEnum):
@@ -104,13 +110,18 @@ class _Run:
     """The mutable state of one execution."""
 
     __slots__ = (
-        "deadline", "interrupted", "order", "outputs", "plan", "request", "started",
-        "started_at", "states", "steps", "trace_id",
+        "clock", "deadline", "interrupted", "order", "outputs", "plan", "request", "saved_at",
+        "started", "started_at", "states", "steps", "store", "trace_id",
     )  # fmt: skip
 
-    def __init__(self, plan: Plan, request: RunRequest, *, clock: Clock) -> None:
+    def __init__(
+        self, plan: Plan, request: RunRequest, *, clock: Clock, store: RunStore | None = None
+    ) -> None:
         self.plan = plan
         self.request = request
+        self.clock = clock
+        self.store = store
+        self.saved_at = clock.monotonic()
         self.trace_id = request.trace_id or derive_trace_id(request.uid)
         self.started = clock.monotonic()
         self.started_at = request.started_at or clock.now()
@@ -169,6 +180,25 @@ class _Run:
         phases = {name: state.phase.value for name, state in self.states.items()}
         return build_activation(run_input=self.request.input, phases=phases, outputs=self.outputs)
 
+    async def save(self) -> None:
+        """Saves the checkpoint, if there is a store."""
+        if self.store is not None:
+            self.saved_at = self.clock.monotonic()
+            await self.store.save(self.checkpoint())
+
+    async def save_progress(self) -> float | None:
+        """Saves the checkpoint unless one was saved within `PROGRESS_CHECKPOINT_SECONDS` (or
+        the workflow's checkpoint interval, when longer): a forEach step's elements end often.
+        None when saved (or there is no store); else the seconds until a save is due."""
+        if self.store is None:
+            return None
+        interval = max(PROGRESS_CHECKPOINT_SECONDS, self.plan.checkpoint_interval)
+        due_in = interval - (self.clock.monotonic() - self.saved_at)
+        if due_in > 0:
+            return due_in
+        await self.save()
+        return None
+
     def checkpoint(self) -> Checkpoint:
         records = tuple(state.to_record() for state in self.order)
         running = [state.name for state in self.order if state.phase is StepPhase.RUNNING]
@@ -221,9 +251,9 @@ class Executor:
         cancel: asyncio.Event | None = None,
     ) -> RunOutcome:
         """Runs `plan` for `request` to its end; see the module docstring."""
-        run = _Run(plan, request, clock=self._clock)
+        run = _Run(plan, request, clock=self._clock, store=store)
         try:
-            await self._run_steps(run, store=store, cancel=cancel)
+            await self._run_steps(run, cancel=cancel)
             outcome = self._succeed(run)
         except StepFailedError as exc:
             status = RunStatus.TIMED_OUT if exc.timed_out else RunStatus.FAILED
@@ -235,9 +265,7 @@ class Executor:
         self._observe_run(run, outcome)
         return outcome
 
-    async def _run_steps(
-        self, run: _Run, *, store: RunStore | None, cancel: asyncio.Event | None
-    ) -> None:
+    async def _run_steps(self, run: _Run, *, cancel: asyncio.Event | None) -> None:
         """Starts the ready steps, up to the plan's parallelism, as steps end (module
         docstring); raises the first failure once every step in flight has ended."""
         halt = _Halt(cancel)
@@ -249,7 +277,7 @@ class Executor:
                 if failure is None and not halt.is_set():
                     ready = run.ready_steps()[: run.plan.parallelism - len(running)]
                     if ready or (unsaved and running):  # (ends that start nothing: saved alone)
-                        await self._checkpoint(run, ready, store)
+                        await self._checkpoint(run, ready)
                         unsaved = False
                     if len(ready) == 1 and not running:
                         # One step at a time (a chain): awaited here, no task to make.
@@ -279,14 +307,14 @@ class Executor:
             raise RunCancelledError(step=pending)
 
     @staticmethod
-    async def _checkpoint(run: _Run, steps: Sequence[PlannedStep], store: RunStore | None) -> None:
+    async def _checkpoint(run: _Run, steps: Sequence[PlannedStep]) -> None:
         """Marks `steps` Running and, unless no step has run yet, saves the checkpoint before
         they start: a restart then knows they may have been in flight."""
         started = any(state.phase is not StepPhase.PENDING for state in run.order)
         for step in steps:
             run.states[step.name].phase = StepPhase.RUNNING
-        if store is not None and started:
-            await store.save(run.checkpoint())
+        if started:
+            await run.save()
 
     @staticmethod
     def _settle(step: str, error: BaseException | None, halt: _Halt) -> Exception | None:
@@ -309,6 +337,11 @@ class Executor:
         try:
             if step.has_condition and not _should_run(run, step):
                 self._finish(run, step, state, began, StepPhase.SKIPPED)
+                return
+            if step.for_each:
+                output, attempts = await self._call_elements(run, step, halt)
+                state.output = run.outputs[step.name] = output
+                self._finish(run, step, state, began, StepPhase.SUCCEEDED, attempts=attempts)
                 return
             body = _encode_input(run, step)
             service = await self._find_ready_step(run, step, cancel)
@@ -369,6 +402,97 @@ class Executor:
         if run.deadline is None:
             return timeout
         return max(min(timeout, run.deadline - self._clock.monotonic()), 0.0)
+
+    async def _call_elements(
+        self, run: _Run, step: PlannedStep, run_halt: _Halt
+    ) -> tuple[list[Any], int]:
+        """A forEach step: one call per element, at most its parallelism in flight; the list of
+        outputs in order, and the attempts of all. The first element that fails fails the step
+        (no new element starts, those in flight end), its error naming the element."""
+        state = run.states[step.name]
+        items = _evaluate_items(run, step)
+        elements = state.elements = state.elements or ElementProgress()
+        elements.restart(len(items))
+        service = await self._find_ready_step(run, step, run_halt.event) if items else None
+        halt = _Halt(run_halt.event)  # set by the run's halt, or by a failed element
+        pending = [index for index in range(len(items)) if index not in elements.outputs]
+        pending.reverse()
+        limit = step.element_parallelism or run.plan.parallelism
+        running: dict[asyncio.Future[CallResult], int] = {}
+        failure: tuple[int, StepFailedError] | None = None
+        unsaved = False  # elements started or ended since the last save
+        try:
+            while True:
+                while pending and len(running) < limit and not halt.is_set() and service:
+                    index = pending.pop()
+                    try:
+                        call = self._element_call(run, step, service, items[index], index)
+                    except StepFailedError as exc:  # its input expression failed on it
+                        elements.fail(index, exc.error, 0)
+                        failure = failure or (index, exc)
+                        halt.fail(step.name)
+                        break
+                    elements.in_flight.add(index)
+                    running[asyncio.ensure_future(self._client.call(call, cancel=halt.event))] = (
+                        index
+                    )
+                    unsaved = True
+                if not running:
+                    break
+                # Saved within a second of a change, and no more often (`save_progress`).
+                due_in = await run.save_progress() if unsaved else None
+                unsaved = due_in is not None
+                ended, _ = await asyncio.wait(
+                    running, timeout=due_in, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in ended:
+                    failed = self._element_ended(elements, running.pop(task), task)
+                    unsaved = True
+                    if failed is not None and failure is None:
+                        failure = failed
+                        halt.fail(step.name)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            halt.close()
+        if failure is not None:
+            index, first = failure
+            message = f"element {index} of {len(items)}: {first.error.message}"
+            error = first.error.model_copy(update={"message": message[:MAX_MESSAGE_CHARACTERS]})
+            raise StepFailedError(error, attempts=elements.attempts, timed_out=first.timed_out)
+        if len(elements.outputs) < len(items):  # the run was halted between elements
+            raise RunCancelledError(step=step.name, attempts=elements.attempts)
+        return elements.output_list(), elements.attempts
+
+    def _element_call(
+        self, run: _Run, step: PlannedStep, service: ServiceStep, item: Any, index: int
+    ) -> StepCall:
+        elements = run.states[step.name].elements
+        interrupted = elements is not None and index in elements.interrupted
+        body = _encode_element_input(run, step, item, index)
+        call = self._build_call(run, step, service, body, first_attempt=2 if interrupted else 1)
+        key = build_idempotency_key(run.request.uid, f"{step.name}/{index}")
+        return dataclasses.replace(call, idempotency_key=key)
+
+    @staticmethod
+    def _element_ended(
+        elements: ElementProgress, index: int, task: asyncio.Future[CallResult]
+    ) -> tuple[int, StepFailedError] | None:
+        """Records an element's end; its failure, if it failed."""
+        elements.in_flight.discard(index)
+        error = task.exception()
+        if error is None:
+            result = task.result()
+            elements.succeed(index, result.output, result.attempts)
+            return None
+        if isinstance(error, StepFailedError):
+            elements.fail(index, error.error, error.attempts)
+            return index, error
+        if isinstance(error, RunCancelledError):
+            elements.attempts += error.attempts
+            return None
+        raise error
 
     def _build_call(
         self, run: _Run, step: PlannedStep, service: ServiceStep, body: bytes, *, first_attempt: int
@@ -510,6 +634,52 @@ def _encode_input(run: _Run, step: PlannedStep) -> bytes:
         return encode_json(payload)
     except InvalidJsonError as exc:  # only an `input` expression can compute such a value
         message = f"step {step.name!r}: its input {exc}"
+        raise _step_failure(Reason.EXPRESSION_ERROR, message) from exc
+
+
+def _evaluate_items(run: _Run, step: PlannedStep) -> list[Any]:
+    """A forEach step's list; InvalidItems when it is none, or too long."""
+    try:
+        items = run.plan.expressions.evaluate_items(step.name, run.activation())
+    except ExpressionError as exc:
+        raise _expression_failure(step, exc) from exc
+    where = f"{run.plan.expressions.items[step.name].field} (step {step.name!r})"
+    if not isinstance(items, list):
+        kind = "a map" if isinstance(items, dict) else f"{json_kind(items)}"
+        raise _step_failure(Reason.INVALID_ITEMS, f"{where}: must be a list, not {kind}")
+    if len(items) > MAX_FOREACH_ITEMS:
+        message = f"{where}: {len(items)} elements, more than the {MAX_FOREACH_ITEMS} allowed"
+        raise _step_failure(Reason.INVALID_ITEMS, message)
+    return items
+
+
+def json_kind(value: Any) -> str:
+    """'a string', 'a number', … for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a bool"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return f"a {type(value).__name__}"
+
+
+def _encode_element_input(run: _Run, step: PlannedStep, item: Any, index: int) -> bytes:
+    """The JSON sent for one element: `item`, or the step's `input` over item and index."""
+    if not step.has_input:
+        payload = item
+    else:
+        activation = {**run.activation(), "item": item, "index": index}
+        try:
+            payload = run.plan.expressions.evaluate_input(step.name, activation, default=None)
+        except ExpressionError as exc:
+            raise _expression_failure(step, exc) from exc
+    try:
+        return encode_json(payload)
+    except InvalidJsonError as exc:
+        message = f"step {step.name!r}: element {index}'s input {exc}"
         raise _step_failure(Reason.EXPRESSION_ERROR, message) from exc
 
 

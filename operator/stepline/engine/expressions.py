@@ -51,6 +51,8 @@ from stepline.api.celbinding import EXTENSIONS, cel
 from stepline.engine import referencing
 
 VARIABLES = frozenset({"input", "steps"})
+# What a forEach step's input expression sees besides: the element and its position.
+ELEMENT_VARIABLES = frozenset({"item", "index"})
 # CEL's type names are identifiers too (`type(x) == int`).
 _TYPE_NAMES = frozenset(
     {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
@@ -157,6 +159,8 @@ class CompiledExpressions:
     conditions: Mapping[str, CompiledExpression]
     output: CompiledExpression | None
     problems: tuple[ExpressionProblem, ...] = ()
+    # forEach steps' `items`, by step name.
+    items: Mapping[str, CompiledExpression] = dataclasses.field(default_factory=dict)
 
     def raise_for_problems(self) -> None:
         if self.problems:
@@ -166,6 +170,10 @@ class CompiledExpressions:
         """What the step is sent: its `input` expression's value, else `default`."""
         expression = self.inputs.get(step)
         return default if expression is None else expression.evaluate(activation)
+
+    def evaluate_items(self, step: str, activation: Mapping[str, Any]) -> Any:
+        """The value of a forEach step's `items` (the caller checks it is a list)."""
+        return self.items[step].evaluate(activation)
 
     def should_run(self, step: str, activation: Mapping[str, Any]) -> bool:
         """The step's `when`, true when it has none."""
@@ -195,14 +203,17 @@ def compile_workflow_expressions(spec: WorkflowSpec) -> CompiledExpressions:
     compiled: dict[str, dict[str | None, CompiledExpression]] = {
         "input": {},
         "when": {},
+        "items": {},
         "output": {},
     }
+    element_steps = {step.name for step in spec.steps if step.for_each is not None}
     problems: list[ExpressionProblem] = []
     names = [step.name for step in spec.steps]
     waits_for = compute_waits(spec)
     for role, where, step, source in _expressions_of(spec):
+        extra = ELEMENT_VARIABLES if role == "input" and step in element_steps else frozenset()
         try:
-            expression = compile_expression(source, field=where, step=step)
+            expression = compile_expression(source, field=where, step=step, extra_variables=extra)
         except ExpressionCompileError as exc:
             problems.extend(exc.problems)
             continue
@@ -218,19 +229,27 @@ def compile_workflow_expressions(spec: WorkflowSpec) -> CompiledExpressions:
         conditions={name: e for name, e in compiled["when"].items() if name is not None},
         output=compiled["output"].get(None),
         problems=tuple(problems),
+        items={name: e for name, e in compiled["items"].items() if name is not None},
     )
 
 
-def compile_expression(source: str, *, field: str, step: str | None = None) -> CompiledExpression:
-    """One expression, compiled and checked for unknown functions and variables."""
+def compile_expression(
+    source: str,
+    *,
+    field: str,
+    step: str | None = None,
+    extra_variables: frozenset[str] = frozenset(),
+) -> CompiledExpression:
+    """One expression, compiled and checked for unknown functions and variables (`input`,
+    `steps`, and `extra_variables`)."""
     try:
         program = cel.compile(source)
     except ValueError as exc:
         raise ExpressionCompileError((_syntax_problem(source, field, step, str(exc)),)) from exc
-    problem = _unknown_name_problem(source, field, step, program)
+    problem = _unknown_name_problem(source, field, step, program, extra_variables)
     if problem is not None:
         raise ExpressionCompileError((problem,))
-    reads = frozenset(program.variables()) & VARIABLES
+    reads = frozenset(program.variables()) & (VARIABLES | extra_variables)
     return CompiledExpression(field=field, step=step, source=source, program=program, reads=reads)
 
 
@@ -283,6 +302,8 @@ def _expressions_of(spec: WorkflowSpec) -> Iterator[tuple[str, str, str | None, 
             yield "input", f"spec.steps[{index}].input", step.name, step.input
         if step.when is not None:
             yield "when", f"spec.steps[{index}].when", step.name, step.when
+        if step.for_each is not None:
+            yield "items", f"spec.steps[{index}].forEach.items", step.name, step.for_each.items
     if spec.output is not None:
         yield "output", "spec.output", None, spec.output
 
@@ -350,7 +371,11 @@ def _syntax_problem(source: str, field: str, step: str | None, error: str) -> Ex
 
 
 def _unknown_name_problem(
-    source: str, field: str, step: str | None, program: cel.Program
+    source: str,
+    field: str,
+    step: str | None,
+    program: cel.Program,
+    extra_variables: frozenset[str] = frozenset(),
 ) -> ExpressionProblem | None:
     code = referencing.blank_strings(source)  # names inside strings don't count
     for name in program.functions():
@@ -362,9 +387,10 @@ def _unknown_name_problem(
             )
     bound = referencing.bound_names(code)
     for name in program.variables():
-        if name not in VARIABLES | _TYPE_NAMES | bound:
+        if name not in VARIABLES | extra_variables | _TYPE_NAMES | bound:
             where = _locate(code, rf"(?<![.\w]){re.escape(name)}\b")
-            message = f"undeclared reference to {name!r} (expressions see input and steps)"
+            seen = "input, steps, item and index" if extra_variables else "input and steps"
+            message = f"undeclared reference to {name!r} (expressions see {seen})"
             return ExpressionProblem(
                 field=field, step=step, expression=source, message=message, **where
             )

@@ -20,6 +20,7 @@ from stepline.api import (
     Reason,
     RetryPolicy,
     Workflow,
+    WorkflowStep,
     compute_dependencies,
     describe_cycles,
     find_dependency_cycles,
@@ -40,6 +41,10 @@ class PlannedStep:
     retry: RetryPolicy | None
     has_input: bool
     has_condition: bool
+    # A forEach step: one call per element of its items, at most `element_parallelism` (None:
+    # the plan's parallelism) in flight.
+    for_each: bool = False
+    element_parallelism: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,7 @@ class Plan:
     expressions: CompiledExpressions
     concurrency: int
     parallelism: int = 10
+    checkpoint_interval: float = 0.0  # the workflow's checkpointIntervalSeconds
 
     @property
     def key(self) -> str:
@@ -88,6 +94,8 @@ def build_plan(workflow: Workflow, *, expressions: CompiledExpressions | None = 
             retry=by_name[step_name].retry,
             has_input=step_name in compiled.inputs,
             has_condition=step_name in compiled.conditions,
+            for_each=by_name[step_name].for_each is not None,
+            element_parallelism=_element_parallelism(by_name[step_name]),
         )
         for step_name in order_steps(dependencies)
     )
@@ -99,7 +107,12 @@ def build_plan(workflow: Workflow, *, expressions: CompiledExpressions | None = 
         expressions=compiled,
         concurrency=spec.concurrency,
         parallelism=spec.parallelism,
+        checkpoint_interval=spec.checkpoint_interval_seconds,
     )
+
+
+def _element_parallelism(step: WorkflowStep) -> int | None:
+    return None if step.for_each is None else step.for_each.parallelism
 
 
 def order_steps(dependencies: dict[str, tuple[str, ...]]) -> list[str]:

@@ -265,6 +265,17 @@ PROOFS: dict[str, tuple[str, ...]] = {
         "tests/unit/engine/test_planning.py::test_a_step_depending_on_a_later_step_is_planned_after_it",
         "tests/unit/api/test_dependencies.py::test_without_depends_on_each_step_waits_for_the_one_before",
     ),
+    "Workflow.spec.steps[].forEach": (
+        "tests/unit/engine/test_foreach.py::test_each_element_is_one_call_with_its_own_key_and_the_outputs_come_in_order",
+        "tests/unit/engine/test_foreach.py::test_a_resumed_step_calls_only_the_elements_not_completed",
+    ),
+    "Workflow.spec.steps[].forEach.items": (
+        "tests/unit/engine/test_foreach.py::test_items_that_are_no_list_or_too_many_fail_the_step_naming_the_field",
+        "tests/unit/engine/test_foreach.py::test_an_empty_list_succeeds_with_an_empty_output_and_no_call",
+    ),
+    "Workflow.spec.steps[].forEach.parallelism": (
+        "tests/unit/engine/test_foreach.py::test_elements_in_flight_are_bounded_by_the_steps_parallelism",
+    ),
     "Workflow.spec.steps[].input": (
         "tests/unit/engine/test_executing.py::test_an_input_expression_combines_the_run_input_with_an_earlier_steps_output",
         "tests/unit/engine/test_executing.py::test_a_chain_passes_the_run_input_to_the_first_step_and_each_output_to_the_next",

@@ -4,7 +4,7 @@ the objects the engine is given (ServiceSteps, Workflows, a fake clock).
 Each path answers from a script: `answer(path, *answers)` queues answers, the last one repeats;
 an answer is an `Answer` or a function of the received JSON (its result is sent back with 200).
 A path without a script echoes its input. Every request is kept in `received`; `most_in_flight`
-is the most requests it held at once.
+is the most requests it held at once, `most_in_flight_at` the same per path.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ class StepServer:
     host: str = HOST
     in_flight: int = 0
     most_in_flight: int = 0
+    _in_flight_at: dict[str, int] = field(default_factory=dict)
+    most_in_flight_at: dict[str, int] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -90,12 +92,16 @@ class StepServer:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self._in_flight_at[path] = at_path = self._in_flight_at.get(path, 0) + 1
+        self.most_in_flight_at[path] = max(self.most_in_flight_at.get(path, 0), at_path)
         try:
             return await self._answer(request)
         finally:
             self.in_flight -= 1
+            self._in_flight_at[path] -= 1
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
