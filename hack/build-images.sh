@@ -4,10 +4,10 @@
 # (the chart's scaling.adapter) and Prometheus (for the real-pods suite's scaling on load).
 #
 # Usage: hack/build-images.sh [image...]   (images: operator, finance-user-validation,
-#        finance-order-processing, manufacturing-device-monitoring,
-#        manufacturing-production-scheduling, manufacturing-quality-inspection,
-#        city-traffic-flow, city-air-quality, city-service-complaints, city-report,
-#        prometheus-adapter, prometheus; default all)
+#        finance-order-processing, finance-trade-settlement, finance-order-cancellation,
+#        manufacturing-device-monitoring, manufacturing-production-scheduling,
+#        manufacturing-quality-inspection, city-traffic-flow, city-air-quality,
+#        city-service-complaints, city-report, prometheus-adapter, prometheus; default all)
 #
 # The base (`stepline.local/python:3.11-bookworm-<key>`) is Debian's python3, venv and pip on
 # the Debian bookworm image made here by debootstrap (hack/build-debian-image.sh). It stands in
@@ -118,6 +118,8 @@ recipe() { # image
     operator) echo "Dockerfile ." ;;
     finance-user-validation) echo "examples/finance/user-validation.Dockerfile examples" ;;
     finance-order-processing) echo "examples/finance/order-processing.Dockerfile examples" ;;
+    finance-trade-settlement) echo "examples/finance/trade-settlement.Dockerfile examples" ;;
+    finance-order-cancellation) echo "examples/finance/order-cancellation.Dockerfile examples" ;;
     manufacturing-device-monitoring) echo "examples/manufacturing/device-monitoring.Dockerfile examples" ;;
     manufacturing-production-scheduling) echo "examples/manufacturing/production-scheduling.Dockerfile examples" ;;
     manufacturing-quality-inspection) echo "examples/manufacturing/quality-inspection.Dockerfile examples" ;;
@@ -126,7 +128,7 @@ recipe() { # image
     city-service-complaints) echo "examples/city/service-complaints.Dockerfile examples" ;;
     city-report) echo "examples/city/city-report.Dockerfile examples" ;;
     prometheus-adapter | prometheus) echo "- -" ;; # no Dockerfile: build_binary_image
-    *) die "unknown image '$1' (expected: operator finance-user-validation finance-order-processing manufacturing-device-monitoring manufacturing-production-scheduling manufacturing-quality-inspection city-traffic-flow city-air-quality city-service-complaints city-report prometheus-adapter prometheus)" ;;
+    *) die "unknown image '$1' (expected: operator finance-user-validation finance-order-processing finance-trade-settlement finance-order-cancellation manufacturing-device-monitoring manufacturing-production-scheduling manufacturing-quality-inspection city-traffic-flow city-air-quality city-service-complaints city-report prometheus-adapter prometheus)" ;;
   esac
 }
 
@@ -146,9 +148,9 @@ build_image() { # image base (empty: the Dockerfile's public default)
 main() {
   local images=("$@") mode=${PYTHON_BASE:-local} base=""
   [ ${#images[@]} -gt 0 ] || images=(operator finance-user-validation finance-order-processing
-    manufacturing-device-monitoring manufacturing-production-scheduling
-    manufacturing-quality-inspection city-traffic-flow city-air-quality city-service-complaints
-    city-report prometheus-adapter prometheus)
+    finance-trade-settlement finance-order-cancellation manufacturing-device-monitoring
+    manufacturing-production-scheduling manufacturing-quality-inspection city-traffic-flow
+    city-air-quality city-service-complaints city-report prometheus-adapter prometheus)
   for image in "${images[@]}"; do recipe "$image" >/dev/null; done
   mkdir -p "$logs"
   require_docker

@@ -1,7 +1,7 @@
 """What the example workflows must answer, computed here from the example services' own
 functions (imported from examples/, as their images run them) and each workflow's wiring: the
-oracle the real pods' answers are held to. The order id, a digest of the Idempotency-Key the
-operator sends, differs per run and is left out."""
+oracle the real pods' answers are held to. The trade's order and settlement ids, digests of the
+Idempotency-Keys the operator sends, differ per run and are left out."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 if str(EXAMPLES) not in sys.path:
     sys.path.insert(0, str(EXAMPLES))
 
-from finance import order_processing, user_validation  # noqa: E402
+from finance import order_processing, trade_settlement, user_validation  # noqa: E402
 from manufacturing import (  # noqa: E402
     device_monitoring,
     production_scheduling,
@@ -43,29 +43,44 @@ def answer(status_and_body: tuple[int, Any]) -> Any:
     return body
 
 
-def without_order_id(output: dict[str, Any]) -> dict[str, Any]:
-    """The trade output with `order.orderId` (a per-run digest) checked for shape and dropped."""
-    order = output.get("order")
-    if order is None:
-        return output
-    order_id = order.get("orderId", "")
-    assert isinstance(order_id, str), order_id
-    assert order_id.startswith("ord-"), order_id
-    return {**output, "order": {k: v for k, v in order.items() if k != "orderId"}}
+def without_run_ids(output: dict[str, Any]) -> dict[str, Any]:
+    """The trade output with `order.orderId` and `settlement.settlementId` (per-run digests)
+    checked for shape and dropped, and the settlement checked to be the order's."""
+    order, settlement = output.get("order"), output.get("settlement")
+    kept = dict(output)
+    if order is not None:
+        order_id = order.get("orderId", "")
+        assert isinstance(order_id, str), order_id
+        assert order_id.startswith("ord-"), order_id
+        kept["order"] = {k: v for k, v in order.items() if k != "orderId"}
+    if settlement is not None:
+        assert order is not None, output
+        assert settlement.get("orderId") == order["orderId"], output
+        assert str(settlement.get("settlementId", "")).startswith("stl-"), settlement
+        kept["settlement"] = {
+            k: v for k, v in settlement.items() if k not in ("orderId", "settlementId")
+        }
+    return kept
 
 
 def trade(run_input: dict[str, Any]) -> dict[str, Any]:
-    """examples/finance/workflow.yaml's output for `run_input`, without the order id."""
+    """examples/finance/workflow.yaml's output for `run_input`, without the per-run ids."""
     request = {"user": run_input["user"], "order": run_input["order"]}
     validation = answer(user_validation.score_user(request))
-    order = None
+    order = settlement = None
     if validation["approved"]:
         order = answer(
             order_processing.process_order(
                 {**request, "riskScore": validation["riskScore"]}, exchange=EXCHANGE
             )
         )
-    return without_order_id({"approved": validation["approved"], "order": order})
+    if order is not None and order["status"] == "accepted":
+        settlement = answer(
+            trade_settlement.settle_trade({"order": order, "account": run_input["account"]})
+        )
+    return without_run_ids(
+        {"approved": validation["approved"], "order": order, "settlement": settlement}
+    )
 
 
 def production_shift(run_input: dict[str, Any]) -> dict[str, Any]:

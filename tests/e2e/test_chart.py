@@ -171,7 +171,7 @@ def test_a_workflowrun_created_with_kubectl_succeeds_with_the_right_output(
         assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
         output = status["output"]
         if example == "finance":
-            output = expected.without_order_id(output)
+            output = expected.without_run_ids(output)
         assert output == oracle(example_input(example))
 
 
@@ -203,7 +203,7 @@ def test_an_invoke_through_the_operators_service_answers_with_the_output(
         unbound, _ = post_invoke(base_url, "finance", "trade", body, token=stranger)
     assert (anonymous, unbound) == (401, 403)
     assert status == 200, answer
-    assert expected.without_order_id(answer["output"]) == expected.trade(run_input)
+    assert expected.without_run_ids(answer["output"]) == expected.trade(run_input)
     # The user-validation pod itself refused the input (its code answers 400 without user.id),
     # called at its own address (the operator balances over the step's ready replicas).
     assert refused_status == 502, refused

@@ -359,13 +359,15 @@ def test_the_examples_apply_cleanly(crds: LocalCluster, namespace: str) -> None:
         "apply", "--validate=strict", "-n", namespace,
         "-f", str(REPO / "examples" / "finance"), "-f", str(REPO / "examples" / "manufacturing"),
     )  # fmt: skip
-    assert result.stdout.count(" created") == 11
+    assert result.stdout.count(" created") == 14
     steps = crds.get_json("-n", namespace, "servicesteps")["items"]
     assert sorted(item["metadata"]["name"] for item in steps) == [
         "device-monitoring",
+        "order-cancellation",
         "order-processing",
         "production-scheduling",
         "quality-inspection",
+        "trade-settlement",
         "user-validation",
     ]
 
@@ -378,14 +380,17 @@ def test_kubectl_get_stepline_lists_all_three_kinds_with_their_columns(
     for line in (
         "servicestep.stepline.io/user-validation",
         "servicestep.stepline.io/order-processing",
+        "servicestep.stepline.io/trade-settlement",
+        "servicestep.stepline.io/order-cancellation",
         "workflow.stepline.io/trade",
         "workflowrun.stepline.io/trade-ada-1",
+        "workflowrun.stepline.io/trade-charles-1",
     ):
         assert line in listing
     for header in ("READY", "REPLICAS", "STEPS", "RUNS", "WORKFLOW", "PHASE", "DURATION"):
         assert header in listing
     short = crds.kubectl("get", "sstep,wf,wfrun", "-n", namespace, "-o", "name").stdout.split()
-    assert len(short) == 4
+    assert len(short) == 7
 
 
 def test_kubectl_explain_shows_the_field_descriptions(crds: LocalCluster) -> None:

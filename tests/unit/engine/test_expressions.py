@@ -365,4 +365,12 @@ def test_the_finance_example_feeds_the_order_step_from_input_and_validation() ->
         "riskScore": 0.12,
     }
     assert compiled.should_run("order", FINANCE_RUN) is True
-    assert compiled.evaluate_output(FINANCE_RUN, default=None) == {"approved": True, "order": None}
+    # The output reads every step: the settlement, after the order, has not run either.
+    pending = build_activation(
+        run_input=FINANCE_RUN["input"],
+        phases={"validation": "Succeeded", "order": "Pending", "settlement": "Pending"},
+        outputs={"validation": FINANCE_RUN["steps"]["validation"]["output"]},
+    )
+    assert compiled.evaluate_output(pending, default=None) == {
+        "approved": True, "order": None, "settlement": None,
+    }  # fmt: skip
