@@ -70,5 +70,9 @@ e2e: install ## Real pods: images, a kind cluster, helm install, the examples, s
 	hack/e2e.sh
 
 .PHONY: demo
-demo: install ## The demo on the local cluster
+demo: install ## The demo on the local cluster: the finance example (a trade, a saga)
 	hack/demo.sh
+
+.PHONY: demo-city
+demo-city: install ## The smart-city example on the local cluster: three readings side by side
+	hack/demo.sh city

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The demo on the local control plane: a trade (validate the user → process the order).
+# The demo on the local control plane.
 #
-#   hack/demo.sh        bring everything up, run the workflow, print what happened
+#   hack/demo.sh        the finance example: a trade (validate the user → process the order →
+#                       settle it), one the account cannot pay (its order cancelled, the
+#                       compensation), and synchronous invokes; prints what happened
+#   hack/demo.sh city   the smart-city example: three readings side by side, joined into one
+#                       report (make demo-city)
 #   hack/demo.sh stop   stop the operator and the step services the demo started
 #
 # The control plane is real (etcd, kube-apiserver, controller-manager, scheduler); kwok simulates
@@ -9,7 +13,8 @@
 # step programs as local processes and maps the ServiceSteps to them with
 # STEPLINE_ENDPOINT_OVERRIDES. On a real cluster (kind) the operator calls the pods instead.
 # Invoke is called as users call it: with a ServiceAccount's token, allowed to invoke the workflow
-# by a RoleBinding (what the chart's ClusterRole <release>-invoker grants).
+# by a RoleBinding (what the chart's ClusterRole <release>-invoker grants). One demo runs at a
+# time: each stops the other's processes first.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,9 +25,9 @@ demo=$state/demo
 python=$repo_root/.venv/bin/python
 namespace=finance
 http_port=${STEPLINE_DEMO_PORT:-18080}
-validation_port=$((http_port + 1))
-order_port=$((http_port + 2))
 metrics_port=$((http_port + 3))
+# The step services' ports: base + 1, 2, 4, 5 (+3 is the operator's metrics port).
+service_ports=($((http_port + 1)) $((http_port + 2)) $((http_port + 4)) $((http_port + 5)))
 
 stop_demo() {
   local pidfile pid
@@ -47,6 +52,73 @@ start() { # name port-to-wait-for command...
     [ $SECONDS -lt $deadline ] || die "$name did not listen on $port within 30s; its log: $demo/$name.log"
     sleep 0.2
   done
+}
+
+# A step service of examples/ as a local process on 127.0.0.1:port.
+start_service() { # name port module [args...]
+  local name=$1 port=$2 module=$3
+  shift 3
+  start "$name" "$port" env PYTHONPATH="$repo_root/examples" \
+    "$python" -m "$module" --host 127.0.0.1 --port "$port" "$@"
+  printf '   %-19s → http://127.0.0.1:%s\n' "$name" "$port"
+}
+
+# The operator watching $namespace, each ServiceStep named in `steps` called at its service's port
+# (the same order as service_ports).
+start_operator() { # step...
+  local overrides="" i=0 step
+  for step in "$@"; do
+    overrides+="${overrides:+, }\"$step\": \"http://127.0.0.1:${service_ports[$i]}\""
+    i=$((i + 1))
+  done
+  echo "== the operator (log: $demo/operator.log)"
+  start operator "$http_port" env KUBECONFIG="$KUBECONFIG" STEPLINE_NAMESPACES="$namespace" \
+    STEPLINE_HTTP_HOST=127.0.0.1 STEPLINE_HTTP_PORT="$http_port" STEPLINE_LIVENESS_PORT=0 \
+    STEPLINE_METRICS_PORT="$metrics_port" \
+    STEPLINE_ENDPOINT_OVERRIDES="{$overrides}" "$python" -m stepline run
+}
+
+# The cluster up, the CRDs Established, $namespace made, nothing of an earlier demo running.
+prepare() {
+  eval "$("$here/cluster-up.sh")"
+  mkdir -p "$demo"
+  stop_demo
+  # A demo that fails half-way (a command fails, or `die`) leaves nothing running behind it.
+  trap 'status=$?; [ "$status" -eq 0 ] || stop_demo' EXIT
+  for port in "$http_port" "$metrics_port" "${service_ports[@]}"; do
+    port_in_use "$port" && die "port $port on 127.0.0.1 is in use; set STEPLINE_DEMO_PORT to another base port"
+  done
+
+  echo "== Stepline's CRDs"
+  kube apply --server-side --force-conflicts -f "$repo_root/crds/" >/dev/null
+  kube wait --for=condition=Established --timeout=60s crd --all >/dev/null
+  kube create namespace "$namespace" --dry-run=client -o yaml | kube apply -f - >/dev/null
+}
+
+# The example's ServiceSteps and Workflow applied and Ready.
+apply_example() { # example workflow
+  echo "== the $1 ServiceSteps and Workflow"
+  kube apply -n "$namespace" -f "$repo_root/examples/$1/servicesteps.yaml" -f "$repo_root/examples/$1/workflow.yaml"
+  kube wait -n "$namespace" --for=condition=Ready --timeout=120s servicestep --all >/dev/null
+  kube wait -n "$namespace" --for=condition=Ready --timeout=60s "workflow/$2" >/dev/null
+  kube get -n "$namespace" servicesteps,workflows,deployments,horizontalpodautoscalers,pods
+}
+
+# Creates the WorkflowRun of an example's file (again, if it exists), waits for the phase and
+# prints it with each step's result.
+run_example() { # file run-name phase
+  kube delete -n "$namespace" workflowrun "$2" --ignore-not-found >/dev/null
+  kube apply -n "$namespace" -f "$1" >/dev/null
+  kube wait -n "$namespace" --for=jsonpath='{.status.phase}'="$3" --timeout=60s "workflowrun/$2" >/dev/null
+  kube get -n "$namespace" workflowrun "$2"
+  kube get -n "$namespace" workflowrun "$2" -o json | "$python" "$here/demo_report.py" run
+}
+
+show_metrics() {
+  echo
+  echo "== metrics (a port of their own, no token): http://127.0.0.1:$metrics_port/metrics"
+  curl -s "http://127.0.0.1:$metrics_port/metrics" |
+    grep -E '^stepline_(runs_finished_total|step_calls_total|runs_in_flight|compensations_total)\{' | sed 's/^/   /'
 }
 
 invoke() { # json-input [token]
@@ -81,79 +153,86 @@ YAML
   kube create token caller -n "$namespace" --duration=1h
 }
 
-main() {
-  if [ "${1:-}" = stop ]; then
-    stop_demo
-    info "demo processes stopped (the cluster keeps running: make cluster-down)"
-    return
-  fi
-  eval "$("$here/cluster-up.sh")"
-  mkdir -p "$demo"
-  stop_demo
-  # A demo that fails half-way leaves nothing running behind it.
-  trap 'stop_demo' ERR
-  for port in "$http_port" "$validation_port" "$order_port" "$metrics_port"; do
-    port_in_use "$port" && die "port $port on 127.0.0.1 is in use; set STEPLINE_DEMO_PORT to another base port"
-  done
-
-  echo "== Stepline's CRDs"
-  kube apply --server-side --force-conflicts -f "$repo_root/crds/" >/dev/null
-  kube wait --for=condition=Established --timeout=60s crd --all >/dev/null
-  kube create namespace "$namespace" --dry-run=client -o yaml | kube apply -f - >/dev/null
-
+finance_demo() {
+  namespace=finance
+  prepare
   echo "== step services as local processes (kwok's pods run nothing; see the note above)"
-  start user-validation "$validation_port" env PYTHONPATH="$repo_root/examples" \
-    "$python" -m finance.user_validation --host 127.0.0.1 --port "$validation_port"
-  start order-processing "$order_port" env PYTHONPATH="$repo_root/examples" \
-    "$python" -m finance.order_processing --host 127.0.0.1 --port "$order_port" --exchange XNYS
-  echo "   user-validation  → http://127.0.0.1:$validation_port"
-  echo "   order-processing → http://127.0.0.1:$order_port"
-
-  echo "== the operator (log: $demo/operator.log)"
-  overrides="{\"user-validation\": \"http://127.0.0.1:$validation_port\", \"order-processing\": \"http://127.0.0.1:$order_port\"}"
-  start operator "$http_port" env KUBECONFIG="$KUBECONFIG" STEPLINE_NAMESPACES="$namespace" \
-    STEPLINE_HTTP_HOST=127.0.0.1 STEPLINE_HTTP_PORT="$http_port" STEPLINE_LIVENESS_PORT=0 \
-    STEPLINE_METRICS_PORT="$metrics_port" \
-    STEPLINE_ENDPOINT_OVERRIDES="$overrides" "$python" -m stepline run
-
-  echo "== the finance ServiceSteps and Workflow"
-  kube apply -n "$namespace" -f "$repo_root/examples/finance/servicesteps.yaml" -f "$repo_root/examples/finance/workflow.yaml"
-  kube wait -n "$namespace" --for=condition=Ready --timeout=120s servicestep --all >/dev/null
-  kube wait -n "$namespace" --for=condition=Ready --timeout=60s workflow/trade >/dev/null
-  kube get -n "$namespace" servicesteps,workflows,deployments,horizontalpodautoscalers,pods
+  start_service user-validation "${service_ports[0]}" finance.user_validation
+  start_service order-processing "${service_ports[1]}" finance.order_processing --exchange XNYS
+  start_service trade-settlement "${service_ports[2]}" finance.trade_settlement
+  start_service order-cancellation "${service_ports[3]}" finance.order_cancellation
+  start_operator user-validation order-processing trade-settlement order-cancellation
+  apply_example finance trade
 
   echo
   echo "== a WorkflowRun (durable: checkpointed in its status after every step)"
-  kube delete -n "$namespace" workflowrun trade-ada-1 --ignore-not-found >/dev/null
-  kube apply -n "$namespace" -f "$repo_root/examples/finance/workflowrun.yaml" >/dev/null
-  kube wait -n "$namespace" --for=jsonpath='{.status.phase}'=Succeeded --timeout=60s workflowrun/trade-ada-1 >/dev/null
-  kube get -n "$namespace" workflowrun trade-ada-1
-  kube get -n "$namespace" workflowrun trade-ada-1 -o json | "$python" "$here/demo_report.py" run
+  run_example "$repo_root/examples/finance/workflowrun.yaml" trade-ada-1 Succeeded
+
+  echo
+  echo "== a trade the account cannot pay: the settlement refuses it (409, never retried), the"
+  echo "   run fails, and the order step's compensation cancels the order it placed"
+  run_example "$repo_root/examples/finance/workflowrun-unsettled.yaml" trade-charles-1 Failed
 
   echo
   echo "== synchronous invoke (no object written per call): POST .../workflows/trade:invoke"
   echo "   with the token of ServiceAccount $namespace/caller, which a RoleBinding lets invoke"
   token=$(caller_token)
   for input in \
-    '{"user": {"id": "u-1", "name": "Grace", "country": "US", "age": 45, "kycVerified": true}, "order": {"symbol": "ACME", "side": "buy", "quantity": 5, "limitPrice": 100}}' \
-    '{"user": {"id": "u-2", "name": "Ivy", "country": "GB", "age": 17, "kycVerified": false}, "order": {"symbol": "ACME", "side": "sell", "quantity": 1, "limitPrice": 99}}' \
+    '{"user": {"id": "u-1", "name": "Grace", "country": "US", "age": 45, "kycVerified": true}, "order": {"symbol": "ACME", "side": "buy", "quantity": 5, "limitPrice": 100}, "account": {"id": "acc-1", "cash": 10000}}' \
+    '{"user": {"id": "u-2", "name": "Ivy", "country": "GB", "age": 17, "kycVerified": false}, "order": {"symbol": "ACME", "side": "sell", "quantity": 1, "limitPrice": 99}, "account": {"id": "acc-2", "cash": 0}}' \
     '{"user": "not an object"}'; do
     invoke "$input" "$token" | "$python" "$here/demo_report.py" invoke
   done
   echo "   and without a token:"
   invoke '{}' | "$python" "$here/demo_report.py" invoke
 
-  echo
-  echo "== metrics (a port of their own, no token): http://127.0.0.1:$metrics_port/metrics"
-  curl -s "http://127.0.0.1:$metrics_port/metrics" |
-    grep -E '^stepline_(runs_finished_total|step_calls_total|runs_in_flight)\{' | sed 's/^/   /'
+  show_metrics
   echo
   echo "Look next:"
   echo "  export KUBECONFIG=$KUBECONFIG PATH=$state/bin:\$PATH"
-  echo "  kubectl get stepline -n $namespace; kubectl describe workflowrun -n $namespace trade-ada-1"
+  echo "  kubectl get stepline -n $namespace; kubectl describe workflowrun -n $namespace trade-charles-1"
   echo "  curl -s -XPOST -H \"Authorization: Bearer \$(kubectl create token caller -n $namespace)\" \\"
   echo "    http://127.0.0.1:$http_port/v1/namespaces/$namespace/workflows/trade:invoke -d @input.json"
   echo "Stop: hack/demo.sh stop; make cluster-down"
+}
+
+city_demo() {
+  namespace=city
+  prepare
+  echo "== step services as local processes (kwok's pods run nothing; see the note above); each"
+  echo "   reading waits 300 ms per call (--wait-ms-per-call), as one asking its sensors would"
+  start_service traffic-flow "${service_ports[0]}" city.traffic_flow --wait-ms-per-call 300
+  start_service air-quality "${service_ports[1]}" city.air_quality --wait-ms-per-call 300
+  start_service service-complaints "${service_ports[2]}" city.service_complaints --wait-ms-per-call 300
+  start_service city-report "${service_ports[3]}" city.city_report
+  start_operator traffic-flow air-quality service-complaints city-report
+  apply_example city city-report
+
+  echo
+  echo "== one morning in Riverton: traffic, air and complaints side by side (parallelism: 3),"
+  echo "   then the report joining them; a reading starts +0.0 s after the run, the report after"
+  echo "   the slowest reading, and the run takes about one reading's time, not three"
+  run_example "$repo_root/examples/city/workflowrun.yaml" riverton-morning Succeeded
+  kube get -n "$namespace" workflowrun riverton-morning -o json | "$python" "$here/demo_report.py" city
+
+  show_metrics
+  echo
+  echo "Look next:"
+  echo "  export KUBECONFIG=$KUBECONFIG PATH=$state/bin:\$PATH"
+  echo "  kubectl get wfrun -n $namespace; kubectl describe workflowrun -n $namespace riverton-morning"
+  echo "Stop: hack/demo.sh stop; make cluster-down"
+}
+
+main() {
+  case ${1:-finance} in
+    stop)
+      stop_demo
+      info "demo processes stopped (the cluster keeps running: make cluster-down)"
+      ;;
+    finance) finance_demo ;;
+    city) city_demo ;;
+    *) die "usage: hack/demo.sh [finance|city|stop]" ;;
+  esac
 }
 
 main "$@"

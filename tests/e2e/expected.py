@@ -1,7 +1,8 @@
 """What the example workflows must answer, computed here from the example services' own
 functions (imported from examples/, as their images run them) and each workflow's wiring: the
-oracle the real pods' answers are held to. The trade's order and settlement ids, digests of the
-Idempotency-Keys the operator sends, differ per run and are left out."""
+oracle the real pods' answers are held to, and the operator's on the local control plane. The
+trade's order and settlement ids, digests of the Idempotency-Keys the operator sends, differ per
+run and are left out."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 if str(EXAMPLES) not in sys.path:
     sys.path.insert(0, str(EXAMPLES))
 
+from city import air_quality, service_complaints, traffic_flow  # noqa: E402
+from city import city_report as report_service  # noqa: E402
 from finance import order_processing, trade_settlement, user_validation  # noqa: E402
 from manufacturing import (  # noqa: E402
     device_monitoring,
@@ -114,3 +117,19 @@ def production_shift(run_input: dict[str, Any]) -> dict[str, Any]:
         "unscheduled": scheduling["unscheduled"],
         "inspection": inspection,
     }
+
+
+def city_report(run_input: dict[str, Any]) -> dict[str, Any]:
+    """examples/city/workflow.yaml's output for `run_input`: the three readings, each sent its
+    part of the input, joined by the report."""
+    city = run_input["cityId"]
+    traffic = answer(traffic_flow.assess_traffic({"cityId": city, **run_input["traffic"]}))
+    air = answer(air_quality.assess_air({"cityId": city, **run_input["air"]}))
+    complaints = answer(
+        service_complaints.summarize_complaints(
+            {"cityId": city, "asOf": run_input["asOf"], "complaints": run_input["complaints"]}
+        )
+    )
+    joined = {"cityId": city, "traffic": traffic, "air": air, "complaints": complaints}
+    report: dict[str, Any] = answer(report_service.report_city(joined))
+    return report

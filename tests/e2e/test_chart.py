@@ -1,6 +1,6 @@
 """The user's path on real pods, in order: `helm install` with default values but for HA (two
 operator replicas, one leader on a Lease, both serving invoke) into a namespace enforcing the
-Pod Security `restricted` profile; the finance and manufacturing examples applied
+Pod Security `restricted` profile; the finance, manufacturing and city examples applied
 and their steps running as real pods; a WorkflowRun made with `kubectl create -f` and an invoke
 through the operator's Service, with the token of a ServiceAccount bound to the chart's invoker
 ClusterRole (401 without one, 403 unbound), answering what the example services' own code says
@@ -54,7 +54,11 @@ HELM_WAIT = ("--wait", "--timeout", "240s")
 # Two replicas: the same path as one, with a leader writing and both serving invoke.
 HA = ("--set", "ha.enabled=true", "--set", "ha.replicas=2")
 REPLICAS = 2
-EXAMPLE_ORACLES = {"finance": expected.trade, "manufacturing": expected.production_shift}
+EXAMPLE_ORACLES = {
+    "finance": expected.trade,
+    "manufacturing": expected.production_shift,
+    "city": expected.city_report,
+}
 ELASTIC = "elastic"
 NAMESPACES = (SYSTEM, *EXAMPLE_ORACLES, ELASTIC, metricsstack.MONITORING)
 

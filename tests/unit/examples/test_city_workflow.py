@@ -15,6 +15,7 @@ from finance.serving import build_step_app
 from stepline.api import ServiceStep, StepPhase, Workflow, WorkflowRun
 from stepline.engine import AiohttpTransport, Executor, RunRequest, RunStatus, StepIndex, build_plan
 from stepline.engine.expressions import build_activation
+from tests.e2e import expected
 from tests.unit.examples.conftest import EXAMPLES, Serve, load_manifests
 
 CITY = EXAMPLES / "city"
@@ -42,18 +43,6 @@ def service_apps() -> dict[str, web.Application]:
         ),
         "city-report": build_step_app(city_report.PATH, city_report.report_city),
     }
-
-
-def expected_report(run_input: dict[str, Any]) -> Any:
-    """What the Workflow must answer, from the services' own functions and its wiring."""
-    city = run_input["cityId"]
-    traffic = traffic_flow.assess_traffic({"cityId": city, **run_input["traffic"]})
-    air = air_quality.assess_air({"cityId": city, **run_input["air"]})
-    complaints = service_complaints.summarize_complaints(
-        {"cityId": city, "asOf": run_input["asOf"], "complaints": run_input["complaints"]}
-    )
-    joined = {"cityId": city, "traffic": traffic[1], "air": air[1], "complaints": complaints[1]}
-    return city_report.report_city(joined)[1]
 
 
 async def run_morning(serve: Serve, run_input: dict[str, Any]) -> Any:
@@ -113,7 +102,9 @@ async def test_the_example_morning_is_on_watch_with_one_flag_in_three_districts(
     assert outcome.status is RunStatus.SUCCEEDED, outcome.message
     assert [record.phase for record in outcome.records()] == [StepPhase.SUCCEEDED] * 4
     report = outcome.output
-    assert report == expected_report(example_input())
+    # What the services' own functions compute with the Workflow's wiring: the oracle the
+    # operator's runs (tests/integration/test_city.py) and the real pods' are held to too.
+    assert report == expected.city_report(example_input())
     assert report["status"] == "watch"
     assert {d["district"]: d["flags"] for d in report["districts"]} == {
         "harbour": ["air-quality"],
