@@ -1,31 +1,11 @@
 """Stepline's API, group stepline.io, version v1alpha1: the models of ServiceStep, Workflow,
-WorkflowRun, WorkflowSchedule and Approval, the CRDs generated from them, and the admission
-policies that vouch for an Approval's author.
+WorkflowRun and WorkflowSchedule, and the CRDs generated from them.
 
 The models are the single source of truth for the CRD schemas (`stepline crds`). This package
 imports nothing else of Stepline's; everything above it (resources, engine, controllers) imports
 from here, and from this module rather than from its submodules.
 """
 
-from stepline.api.admission import (
-    build_admission_policies,
-    find_admission_policy_drift,
-    render_admission_policies,
-    write_admission_policies,
-)
-from stepline.api.approvals import (
-    Approval,
-    ApprovalDecision,
-    ApprovalSpec,
-    ApprovalStatus,
-    DecidedBy,
-    StepWait,
-    Verdict,
-    build_approval_request,
-    find_recorded_approval,
-    find_step_record,
-    find_wait,
-)
 from stepline.api.base import (
     API_VERSION,
     GROUP,
@@ -94,6 +74,8 @@ from stepline.api.servicesteps import (
 )
 from stepline.api.workflowruns import (
     MAX_ITEM_ERRORS,
+    CompensationRecord,
+    CompensationSummary,
     ItemError,
     ItemsSummary,
     RunPhase,
@@ -106,6 +88,8 @@ from stepline.api.workflowruns import (
 )
 from stepline.api.workflows import (
     MAX_FOREACH_ITEMS,
+    Compensation,
+    CompensationReadiness,
     ExpressionProblem,
     ForEach,
     LatencyQuantiles,
@@ -134,16 +118,15 @@ __all__ = [
     "VERSION",
     "ActiveRun",
     "AdaptiveTimeout",
-    "Approval",
-    "ApprovalDecision",
-    "ApprovalSpec",
-    "ApprovalStatus",
     "Backoff",
+    "Compensation",
+    "CompensationReadiness",
+    "CompensationRecord",
+    "CompensationSummary",
     "ConcurrencyPolicy",
     "Condition",
     "ConditionStatus",
     "ConditionType",
-    "DecidedBy",
     "EnvVar",
     "ExpressionProblem",
     "ForEach",
@@ -177,8 +160,6 @@ __all__ = [
     "StepError",
     "StepPhase",
     "StepRecord",
-    "StepWait",
-    "Verdict",
     "Workflow",
     "WorkflowRun",
     "WorkflowRunSpec",
@@ -190,27 +171,19 @@ __all__ = [
     "WorkflowStatus",
     "WorkflowStep",
     "WorkflowStepStatus",
-    "build_admission_policies",
-    "build_approval_request",
     "build_crd",
     "compute_dependencies",
     "compute_waits",
     "describe_cycles",
     "encode_payload",
-    "find_admission_policy_drift",
     "find_condition",
     "find_crd_drift",
     "find_dependency_cycles",
     "find_input_problem",
-    "find_recorded_approval",
-    "find_step_record",
-    "find_wait",
     "is_step_ready",
     "measure_depth",
     "record_payload",
-    "render_admission_policies",
     "render_crds",
     "set_condition",
-    "write_admission_policies",
     "write_crds",
 ]

@@ -43,7 +43,6 @@ class ConditionType(StrEnum):
     PROGRESSING = "Progressing"  # ServiceStep: a rollout is under way
     DEGRADED = "Degraded"  # ServiceStep: fewer replicas ready than desired
     SUCCEEDED = "Succeeded"  # WorkflowRun: True once succeeded, False once failed or cancelled
-    ACCEPTED = "Accepted"  # Approval: True when it decides its step (reason Recorded)
 
 
 class Reason(StrEnum):
@@ -86,17 +85,15 @@ class Reason(StrEnum):
     INVALID_INPUT = "InvalidInput"  # an expression over the run input alone found it lacking
     NO_READY_ENDPOINTS = "NoReadyEndpoints"  # the step's ServiceStep has no ready replica
     INVALID_ITEMS = "InvalidItems"  # a forEach step's items are not a list, or too many
+    # Compensation (WorkflowRun condition, StepRecord.compensation.reason)
+    COMPENSATION_FAILED = "CompensationFailed"
+    EARLIER_COMPENSATION_FAILED = "EarlierCompensationFailed"
+    WHEN_FALSE = "WhenFalse"
     # WorkflowSchedule (Ready; WORKFLOW_NOT_FOUND above too)
     SCHEDULED = "Scheduled"
     SUSPENDED = "Suspended"
     INVALID_SCHEDULE = "InvalidSchedule"
     INVALID_TIME_ZONE = "InvalidTimeZone"
-    # Approval (Accepted)
-    RECORDED = "Recorded"
-    RUN_NOT_FOUND = "RunNotFound"
-    WORKFLOW_MISMATCH = "WorkflowMismatch"
-    NOT_WAITING = "NotWaiting"
-    UNVERIFIED = "Unverified"  # the admission policies that vouch for decidedBy are missing
 
 
 class Condition(ApiModel):

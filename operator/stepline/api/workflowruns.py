@@ -42,6 +42,8 @@ MAX_ITEM_ERRORS = 5
 class RunPhase(StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"
+    # A failed or cancelled run undoing the steps that succeeded; then Failed or Cancelled.
+    COMPENSATING = "Compensating"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
@@ -157,6 +159,44 @@ class ItemsSummary(ApiModel):
     )
 
 
+class CompensationRecord(ApiModel):
+    """The undoing of one step (its `compensation`), when the run failed or was cancelled."""
+
+    step_ref: StepName = Field(description="The compensating ServiceStep.")
+    phase: StepPhase = Field(
+        default=StepPhase.PENDING,
+        description="Pending, Running, Succeeded, Failed or Skipped (reason says why).",
+    )
+    reason: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, description="Why it was skipped: WhenFalse or EarlierCompensationFailed."
+    )
+    order: int | None = Field(default=None, ge=1, description="Its place in the undo sequence.")
+    attempts: int = Field(default=0, ge=0, description="Calls made, retries included.")
+    started_at: datetime | None = Field(default=None, description="When the first call began.")
+    finished_at: datetime | None = Field(default=None, description="When it finished.")
+    output_info: PayloadInfo | None = Field(
+        default=None, description="Size and digest of the answer (the answer is not recorded)."
+    )
+    error: StepError | None = Field(default=None, description="Why it failed.")
+
+
+class CompensationSummary(ApiModel):
+    """How the undoing of a failed or cancelled run went."""
+
+    phase: StepPhase = Field(description="Running, Succeeded or Failed.")
+    cause: Annotated[str, StringConstraints(max_length=64)] = Field(
+        description="Why the run compensates: StepFailed, TimedOut, Cancelled or ExpressionError."
+    )
+    message: Annotated[str, StringConstraints(max_length=4096)] = Field(
+        default="", description="What failed the run, as its condition will say."
+    )
+    steps: int = Field(default=0, ge=0, description="Steps to undo.")
+    succeeded: int = Field(default=0, ge=0, description="Steps undone.")
+    failed: int = Field(default=0, ge=0, description="Compensations that failed.")
+    started_at: datetime | None = Field(default=None, description="When the undoing began.")
+    finished_at: datetime | None = Field(default=None, description="When it ended.")
+
+
 class StepRecord(ApiModel):
     """What happened to one step of the run: the checkpoint a resumed run starts from."""
 
@@ -182,6 +222,14 @@ class StepRecord(ApiModel):
         default=None,
         description="A forEach step's elements; its output, while it runs, holds the outputs "
         "so far (null for those not done).",
+    )
+    input: Payload | None = Field(
+        default=None,
+        description="What a step with a compensation was sent (for its compensation's "
+        "step.input), when it fits within the record's size cap.",
+    )
+    compensation: CompensationRecord | None = Field(
+        default=None, description="The undoing of this step, once the run compensates."
     )
 
 
@@ -241,6 +289,9 @@ class WorkflowRunStatus(ApiModel):
     )
     output_info: PayloadInfo | None = Field(
         default=None, description="Size and digest of the output, and a preview if truncated."
+    )
+    compensation: CompensationSummary | None = Field(
+        default=None, description="The undoing of a failed or cancelled run, if it had any."
     )
 
 

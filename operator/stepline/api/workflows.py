@@ -64,6 +64,34 @@ class ForEach(SpecModel):
     )
 
 
+class Compensation(SpecModel):
+    """How to undo a step that succeeded, when its run fails or is cancelled (a saga)."""
+
+    step_ref: ServiceName = Field(
+        description="The ServiceStep, in the workflow's namespace, that undoes the step."
+    )
+    when: Expression | None = Field(
+        default=None,
+        description="CEL condition over input (the run input) and step ({output, input}: what "
+        "the step answered and was sent; index in a forEach step); false: not undone. "
+        "Default: always.",
+    )
+    input: Expression | None = Field(
+        default=None,
+        description="CEL expression computing what the compensating step is sent, over input "
+        "and step (and index). Default: step.output.",
+    )
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TIMEOUT_SECONDS,
+        description="Time limit of one call, in seconds; default: the compensating ServiceStep's.",
+    )
+    retry: RetryPolicy | None = Field(
+        default=None, description="Retry policy; default: the compensating ServiceStep's."
+    )
+
+
 class WorkflowStep(SpecModel):
     """One step of a workflow: which ServiceStep to call, with what, and when."""
 
@@ -94,6 +122,12 @@ class WorkflowStep(SpecModel):
     )
     for_each: ForEach | None = Field(
         default=None, description="Call the service once per element of a list."
+    )
+    compensation: Compensation | None = Field(
+        default=None,
+        description="How to undo this step once it succeeded, when the run then fails or is "
+        "cancelled: the steps that succeeded are undone one at a time, in reverse order of "
+        "completion.",
     )
     when: Expression | None = Field(
         default=None,
@@ -265,6 +299,19 @@ class WorkflowStepStatus(ApiModel):
     )
     latency_seconds: LatencyQuantiles | None = Field(
         default=None, description="Duration of its successful calls."
+    )
+    compensation: CompensationReadiness | None = Field(
+        default=None, description="Whether the ServiceStep that undoes it is Ready."
+    )
+
+
+class CompensationReadiness(ApiModel):
+    """Whether a step's compensating ServiceStep exists and is Ready."""
+
+    step_ref: str = Field(max_length=MAX_LABEL_LENGTH, description="The compensating ServiceStep.")
+    ready: bool = Field(description="Whether it exists and is Ready.")
+    message: str | None = Field(
+        default=None, max_length=1024, description="Why it is not ready, when it is not."
     )
 
 

@@ -27,7 +27,7 @@ from stepline.engine.errors import (
     RunRefusedError,
     StepFailedError,
 )
-from stepline.engine.executing import Executor, RunRequest, Unready
+from stepline.engine.executing import Executor
 from stepline.engine.limiting import RunSlots
 from stepline.engine.observing import (
     NULL_OBSERVER,
@@ -38,6 +38,8 @@ from stepline.engine.observing import (
 )
 from stepline.engine.outcomes import RunOutcome, RunStatus
 from stepline.engine.planning import Plan, PlannedStep, build_plan
+from stepline.engine.runstate import RunRequest
+from stepline.engine.stepcalls import Unready
 from stepline.httpclient.pooling import Http1Transport
 from stepline.httpclient.transports import (
     AiohttpTransport,

@@ -27,10 +27,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from stepline.api import RunPhase, StepError, StepPhase, StepRecord, record_payload
+from stepline.api import (
+    CompensationSummary,
+    RunPhase,
+    StepError,
+    StepPhase,
+    StepRecord,
+    record_payload,
+)
+from stepline.engine.compensating import CompensationState
 from stepline.engine.elements import ElementProgress
 
+# What a step with a compensation was sent is recorded when it is at most this large (its
+# compensation's `step.input`); larger, `has(step.input)` is false after a restart.
+MAX_RECORDED_INPUT_BYTES = 4 * 1024
+
 SETTLED = frozenset({StepPhase.SUCCEEDED, StepPhase.SKIPPED})
+
+
+class _NotSent:
+    def __repr__(self) -> str:
+        return "NOT_SENT"
+
+
+NOT_SENT: Any = _NotSent()  # a step's `sent_input` before it was sent anything
 FINAL = frozenset({StepPhase.SUCCEEDED, StepPhase.SKIPPED, StepPhase.FAILED, StepPhase.CANCELLED})
 
 
@@ -47,6 +67,8 @@ class StepState:
     output: Any = None
     error: StepError | None = None
     elements: ElementProgress | None = None  # a forEach step's
+    sent_input: Any = NOT_SENT  # what it was sent, kept for a step with a compensation
+    compensation: CompensationState | None = None  # its undoing, once the run compensates
     _record: StepRecord | None = None
 
     @property
@@ -56,6 +78,12 @@ class StepState:
 
     def to_record(self) -> StepRecord:
         """The api record of this step; the output is recorded within the size cap."""
+        record = self._base_record()
+        if self.compensation is None:
+            return record
+        return record.model_copy(update={"compensation": self.compensation.to_record()})
+
+    def _base_record(self) -> StepRecord:
         if self._record is not None:
             return self._record
         output, info = (None, None)
@@ -74,10 +102,17 @@ class StepState:
             output_info=info,
             error=self.error,
             items=None if self.elements is None else self.elements.summary(),
+            input=self._recorded_input(),
         )
         if self.phase in FINAL:
             self._record = record
         return record
+
+    def _recorded_input(self) -> Any:
+        if self.sent_input is NOT_SENT:
+            return None
+        value, info = record_payload(self.sent_input)
+        return value if info.size_bytes <= MAX_RECORDED_INPUT_BYTES else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +127,8 @@ class Checkpoint:
     started_at: datetime
     current_step: str | None
     steps: tuple[StepRecord, ...]
-
-    @property
-    def phase(self) -> RunPhase:
-        return RunPhase.RUNNING
+    phase: RunPhase = RunPhase.RUNNING  # Compensating while the run is undone
+    compensation: CompensationSummary | None = None
 
     @property
     def progress(self) -> str:
@@ -127,7 +160,11 @@ def restore_state(name: str, record: StepRecord | None) -> StepState:
     truncated = record.output_info is not None and record.output_info.truncated
     if record.phase not in SETTLED or (record.phase is StepPhase.SUCCEEDED and truncated):
         return StepState(
-            name, attempts=record.attempts, elements=ElementProgress.from_record(record)
+            name,
+            attempts=record.attempts,
+            finished_at=record.finished_at,
+            elements=ElementProgress.from_record(record),
+            compensation=_restore_compensation(record),
         )
     return StepState(
         name,
@@ -137,5 +174,34 @@ def restore_state(name: str, record: StepRecord | None) -> StepState:
         finished_at=record.finished_at,
         duration_seconds=record.duration_seconds,
         output=record.output,
-        _record=record,
+        sent_input=record.input if record.input is not None else NOT_SENT,
+        compensation=_restore_compensation(record),
+        _record=record.model_copy(update={"compensation": None}),
     )
+
+
+def restore_exactly(name: str, record: StepRecord | None) -> StepState:
+    """A state that is the record as it stands, for a run resumed while it compensates: no step
+    runs again, and the final status keeps each step's phase and error."""
+    if record is None:
+        return StepState(name)
+    truncated = record.output_info is not None and record.output_info.truncated
+    return StepState(
+        name,
+        phase=record.phase,
+        attempts=record.attempts,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        duration_seconds=record.duration_seconds,
+        output=None if truncated else record.output,
+        error=record.error,
+        elements=ElementProgress.from_record(record),
+        sent_input=record.input if record.input is not None else NOT_SENT,
+        compensation=_restore_compensation(record),
+        _record=record.model_copy(update={"compensation": None}) if record.phase in FINAL else None,
+    )
+
+
+def _restore_compensation(record: StepRecord) -> CompensationState | None:
+    undo = record.compensation
+    return None if undo is None else CompensationState.from_record(undo)

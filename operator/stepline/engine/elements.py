@@ -56,6 +56,8 @@ class ElementProgress:
     interrupted: set[int] = field(default_factory=set)  # in flight when the run stopped
     attempts: int = 0  # of every element, for the step's record
     max_attempts: int = 0
+    # What each element was sent, kept (in memory only) for a step with a compensation.
+    inputs: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
     def from_record(cls, record: StepRecord) -> ElementProgress | None:

@@ -44,170 +44,42 @@ import asyncio
 import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-from stepline.api import MAX_FOREACH_ITEMS, Reason, ServiceStep, StepError, StepPhase, StepRecord
+from stepline.api import (
+    Reason,
+    StepError,
+    StepPhase,
+)
 from stepline.engine.balancing import Balancer
-from stepline.engine.calling import MAX_MESSAGE_CHARACTERS, CallResult, StepCall, StepClient
-from stepline.engine.checkpoints import Checkpoint, RunStore, StepState, restore_states
-from stepline.engine.clocks import SYSTEM_CLOCK, Clock, unless_cancelled
-from stepline.engine.directories import StepDirectory, wait_for_ready_step
-from stepline.engine.elements import ElementProgress
+from stepline.engine.checkpoints import (
+    RunStore,
+    StepState,
+)
+from stepline.engine.clocks import SYSTEM_CLOCK, Clock
+from stepline.engine.compensating import CompensationProgress, CompensationState, undo_order
+from stepline.engine.directories import StepDirectory
 from stepline.engine.encoding import InvalidJsonError, encode_json
-from stepline.engine.endpoints import NO_OVERRIDES, resolve_endpoint, resolve_route
+from stepline.engine.endpoints import NO_OVERRIDES
 from stepline.engine.errors import RunCancelledError, StepFailedError
 from stepline.engine.expressions import (
     ExpressionError,
-    ExpressionEvaluationError,
-    build_activation,
 )
+from stepline.engine.foreach import call_elements
 from stepline.engine.loads import StepLoads
 from stepline.engine.observing import NULL_OBSERVER, RunObservation, RunObserver, StepObservation
 from stepline.engine.outcomes import RunOutcome, RunStatus
 from stepline.engine.planning import Plan, PlannedStep
-from stepline.engine.tracing import build_idempotency_key, derive_trace_id
+from stepline.engine.runstate import (
+    Halt,
+    RunRequest,
+    RunState,
+    expression_failure,
+    step_failure,
+)
+from stepline.engine.stepcalls import StepCaller, Unready
+from stepline.engine.undoing import Compensator, has_effects
 from stepline.httpclient.transports import Transport
-
-# A forEach step's element ends are saved at most this often (or the workflow's checkpoint
-# interval, when longer), besides the saves between steps: 1,000 elements, not 1,000 writes.
-PROGRESS_CHECKPOINT_SECONDS = 1.0
-
-
-class Unready(StrEnum):
-    """What to do when a step's ServiceStep has no ready replica."""
-
-    WAIT = "Wait"  # wait until it is ready, at most the step's timeout (and the run's deadline)
-    FAIL = "Fail"  # fail the step at once, reason NoReadyEndpoints
-
-
-@dataclass(frozen=True, slots=True)
-class RunRequest:
-    """One run to execute.
-
-    `uid` keys the idempotency of every call (a WorkflowRun's metadata.uid; for invoke, a fresh
-    UUID). `resume_from` holds the step records of a checkpoint to resume; `started_at` the time
-    the run first started, when resuming; `interrupted_step` a step that checkpoint says was
-    being called (its `currentStep`, as operators before parallel steps wrote it), whose next
-    call is numbered after at least one attempt, as is that of any step recorded Running.
-    `trace_id` (32 hex digits) overrides the trace id derived from `uid`.
-    """
-
-    uid: str
-    input: Any
-    deadline_seconds: float | None = None
-    trace_id: str | None = None
-    started_at: datetime | None = None
-    resume_from: Sequence[StepRecord] = ()
-    interrupted_step: str | None = None
-    # Asked before each step call's attempt; no: NotLeadingError (`calling`). None: always.
-    may_call: Callable[[], bool] | None = None
-
-
-class _Run:
-    """The mutable state of one execution."""
-
-    __slots__ = (
-        "clock", "deadline", "interrupted", "order", "outputs", "plan", "request", "saved_at",
-        "started", "started_at", "states", "steps", "store", "trace_id",
-    )  # fmt: skip
-
-    def __init__(
-        self, plan: Plan, request: RunRequest, *, clock: Clock, store: RunStore | None = None
-    ) -> None:
-        self.plan = plan
-        self.request = request
-        self.clock = clock
-        self.store = store
-        self.saved_at = clock.monotonic()
-        self.trace_id = request.trace_id or derive_trace_id(request.uid)
-        self.started = clock.monotonic()
-        self.started_at = request.started_at or clock.now()
-        limit = request.deadline_seconds
-        self.deadline = None if limit is None else self.started + limit
-        self.steps = {step.name: step for step in plan.steps}
-        self.states = restore_states(self.steps, request.resume_from)
-        self.order = tuple(self.states.values())
-        self.outputs = {
-            state.name: state.output for state in self.order if state.phase is StepPhase.SUCCEEDED
-        }
-        # Steps that may have been in flight when the run stopped: their next call is attempt 2
-        # or more.
-        self.interrupted = {
-            record.name for record in request.resume_from if record.phase is StepPhase.RUNNING
-        }
-        if request.interrupted_step is not None:
-            self.interrupted.add(request.interrupted_step)
-
-    def last_output(self, default: Any) -> Any:
-        """The output of the last step in plan order that produced one."""
-        for state in reversed(self.order):
-            if state.phase is StepPhase.SUCCEEDED:
-                return state.output
-        return default
-
-    def default_input(self, step: PlannedStep) -> Any:
-        """What a step without an `input` expression is given (the module docstring)."""
-        while len(step.depends_on) == 1:
-            dependency = self.states[step.depends_on[0]]
-            if dependency.phase is StepPhase.SUCCEEDED:
-                return dependency.output
-            step = self.steps[dependency.name]  # skipped: what it would have been given
-        if not step.depends_on:
-            return self.request.input
-        return {
-            name: self.states[name].output
-            for name in step.depends_on
-            if self.states[name].phase is StepPhase.SUCCEEDED
-        }
-
-    def ready_steps(self) -> list[PlannedStep]:
-        """The steps not started whose dependencies are all Succeeded or Skipped, in plan order."""
-        return [
-            step
-            for step in self.steps.values()
-            if self.states[step.name].phase is StepPhase.PENDING
-            and all(self.states[name].settled for name in step.depends_on)
-        ]
-
-    @property
-    def done(self) -> bool:
-        return all(state.settled for state in self.order)
-
-    def activation(self) -> dict[str, Any]:
-        phases = {name: state.phase.value for name, state in self.states.items()}
-        return build_activation(run_input=self.request.input, phases=phases, outputs=self.outputs)
-
-    async def save(self) -> None:
-        """Saves the checkpoint, if there is a store."""
-        if self.store is not None:
-            self.saved_at = self.clock.monotonic()
-            await self.store.save(self.checkpoint())
-
-    async def save_progress(self) -> float | None:
-        """Saves the checkpoint unless one was saved within `PROGRESS_CHECKPOINT_SECONDS` (or
-        the workflow's checkpoint interval, when longer): a forEach step's elements end often.
-        None when saved (or there is no store); else the seconds until a save is due."""
-        if self.store is None:
-            return None
-        interval = max(PROGRESS_CHECKPOINT_SECONDS, self.plan.checkpoint_interval)
-        due_in = interval - (self.clock.monotonic() - self.saved_at)
-        if due_in > 0:
-            return due_in
-        await self.save()
-        return None
-
-    def checkpoint(self) -> Checkpoint:
-        records = tuple(state.to_record() for state in self.order)
-        running = [state.name for state in self.order if state.phase is StepPhase.RUNNING]
-        return Checkpoint(
-            run_uid=self.request.uid,
-            started_at=self.started_at,
-            current_step=describe_running(running),
-            steps=records,
-        )
 
 
 class Executor:
@@ -232,13 +104,11 @@ class Executor:
         balancer: Balancer | None = None,
         loads: StepLoads | None = None,
     ) -> None:
-        self._client = StepClient(
-            transport, clock=clock, jitter=jitter, balancer=balancer, loads=loads
-        )
-        self._loads = loads
-        self._directory = directory
-        self._overrides = overrides
-        self._unready = unready
+        self._caller = StepCaller(
+            transport=transport, directory=directory, overrides=overrides, unready=unready,
+            clock=clock, jitter=jitter, balancer=balancer, loads=loads,
+        )  # fmt: skip
+        self._compensator = Compensator(self._caller, clock=clock)
         self._observer = observer
         self._clock = clock
 
@@ -251,24 +121,84 @@ class Executor:
         cancel: asyncio.Event | None = None,
     ) -> RunOutcome:
         """Runs `plan` for `request` to its end; see the module docstring."""
-        run = _Run(plan, request, clock=self._clock, store=store)
-        try:
-            await self._run_steps(run, cancel=cancel)
-            outcome = self._succeed(run)
-        except StepFailedError as exc:
-            status = RunStatus.TIMED_OUT if exc.timed_out else RunStatus.FAILED
-            reason = Reason.TIMED_OUT if exc.timed_out else Reason.STEP_FAILED
-            outcome = self._end(run, status, reason, exc.error.message, error=exc.error)
-        except RunCancelledError as exc:
-            message = f"run cancelled at step {exc.step!r}"
-            outcome = self._end(run, RunStatus.CANCELLED, Reason.CANCELLED, message, step=exc.step)
+        run = RunState(plan, request, clock=self._clock, store=store)
+        if run.compensation is not None:
+            outcome = self._failure_being_undone(run, run.compensation)
+        else:
+            outcome = await self._execute_steps(run, cancel)
+        if not outcome.succeeded and any(step.compensation for step in plan.steps):
+            outcome = await self._compensate(run, outcome)
         self._observe_run(run, outcome)
         return outcome
 
-    async def _run_steps(self, run: _Run, *, cancel: asyncio.Event | None) -> None:
+    async def _execute_steps(self, run: RunState, cancel: asyncio.Event | None) -> RunOutcome:
+        try:
+            await self._run_steps(run, cancel=cancel)
+            return self._succeed(run)
+        except StepFailedError as exc:
+            status = RunStatus.TIMED_OUT if exc.timed_out else RunStatus.FAILED
+            reason = Reason.TIMED_OUT if exc.timed_out else Reason.STEP_FAILED
+            return self._end(run, status, reason, exc.error.message, error=exc.error)
+        except RunCancelledError as exc:
+            message = f"run cancelled at step {exc.step!r}"
+            return self._end(run, RunStatus.CANCELLED, Reason.CANCELLED, message, step=exc.step)
+
+    def _failure_being_undone(self, run: RunState, progress: CompensationProgress) -> RunOutcome:
+        """The outcome a run resumed while compensating had, from its records and summary."""
+        failed = next((state for state in run.order if state.phase is StepPhase.FAILED), None)
+        known = {reason.value for reason in Reason}
+        cause = Reason(progress.cause) if progress.cause in known else Reason.STEP_FAILED
+        status = _CAUSE_STATUS.get(cause, RunStatus.FAILED)
+        error = failed.error if failed is not None else None
+        return self._end(run, status, cause, progress.message, error=error)
+
+    async def _compensate(self, run: RunState, outcome: RunOutcome) -> RunOutcome:
+        """Undoes the steps that succeeded (`compensating`); the outcome, with how it went."""
+        targets = {
+            name: state.finished_at
+            for name, state in run.states.items()
+            if run.steps[name].compensation is not None and has_effects(state)
+        }
+        if not targets:
+            return outcome
+        progress = run.compensation
+        if progress is None:
+            progress = run.compensation = CompensationProgress(
+                cause=outcome.reason, message=outcome.message, steps=len(targets),
+                started_at=self._clock.now(),
+            )  # fmt: skip
+        undone: list[str] = []
+        failed_at: str | None = None
+        for position, name in enumerate(undo_order(targets, list(run.steps)), start=1):
+            state, step = run.states[name], run.steps[name]
+            assert step.compensation is not None  # noqa: S101 (targets have one)
+            undo = state.compensation = state.compensation or CompensationState(
+                step_ref=step.compensation.step_ref, order=position
+            )
+            if failed_at is not None and not undo.settled:
+                undo.phase, undo.reason = StepPhase.SKIPPED, Reason.EARLIER_COMPENSATION_FAILED
+                continue
+            if not undo.settled:
+                await self._compensator.undo(run, step, state, undo)
+                progress.succeeded += undo.phase is StepPhase.SUCCEEDED
+                progress.failed += undo.phase is StepPhase.FAILED
+            if undo.phase is StepPhase.SUCCEEDED:
+                undone.append(name)
+            elif undo.phase is StepPhase.FAILED:
+                failed_at = name
+        progress.phase = StepPhase.FAILED if failed_at else StepPhase.SUCCEEDED
+        progress.finished_at = self._clock.now()
+        reason = Reason.COMPENSATION_FAILED if failed_at else outcome.reason
+        message = outcome.message + progress.describe(undone, failed_at)
+        ended = self._end(run, outcome.status, reason, message, error=outcome.error)
+        return dataclasses.replace(
+            ended, output=outcome.output, step=outcome.step, compensation=progress.to_summary()
+        )
+
+    async def _run_steps(self, run: RunState, *, cancel: asyncio.Event | None) -> None:
         """Starts the ready steps, up to the plan's parallelism, as steps end (module
         docstring); raises the first failure once every step in flight has ended."""
-        halt = _Halt(cancel)
+        halt = Halt(cancel)
         running: dict[asyncio.Future[None], str] = {}
         failure: Exception | None = None
         unsaved = False  # steps ended since the last save
@@ -307,7 +237,7 @@ class Executor:
             raise RunCancelledError(step=pending)
 
     @staticmethod
-    async def _checkpoint(run: _Run, steps: Sequence[PlannedStep]) -> None:
+    async def _checkpoint(run: RunState, steps: Sequence[PlannedStep]) -> None:
         """Marks `steps` Running and, unless no step has run yet, saves the checkpoint before
         they start: a restart then knows they may have been in flight."""
         started = any(state.phase is not StepPhase.PENDING for state in run.order)
@@ -317,7 +247,7 @@ class Executor:
             await run.save()
 
     @staticmethod
-    def _settle(step: str, error: BaseException | None, halt: _Halt) -> Exception | None:
+    def _settle(step: str, error: BaseException | None, halt: Halt) -> Exception | None:
         """What a step's end means for the run: None, or the failure that ends it (and halts
         the other steps)."""
         if error is None:
@@ -329,7 +259,7 @@ class Executor:
         halt.fail(step)
         return error
 
-    async def _run_step(self, run: _Run, step: PlannedStep, halt: _Halt) -> None:
+    async def _run_step(self, run: RunState, step: PlannedStep, halt: Halt) -> None:
         state = run.states[step.name]
         began = self._clock.monotonic()
         state.started_at = self._clock.now()
@@ -339,17 +269,17 @@ class Executor:
                 self._finish(run, step, state, began, StepPhase.SKIPPED)
                 return
             if step.for_each:
-                output, attempts = await self._call_elements(run, step, halt)
+                output, attempts = await call_elements(self._caller, run, step, halt)
                 state.output = run.outputs[step.name] = output
                 self._finish(run, step, state, began, StepPhase.SUCCEEDED, attempts=attempts)
                 return
             body = _encode_input(run, step)
-            service = await self._find_ready_step(run, step, cancel)
+            service = await self._caller.find_ready_step(run, step, cancel)
             sent = state.attempts
             if step.name in run.interrupted:
                 sent = max(sent, 1)  # a call may have been in flight when the run stopped
-            call = self._build_call(run, step, service, body, first_attempt=sent + 1)
-            result = await self._client.call(call, cancel=cancel)
+            call = self._caller.build_call(run, step, service, body, first_attempt=sent + 1)
+            result = await self._caller.client.call(call, cancel=cancel)
         except StepFailedError as exc:
             state.error = exc.error
             self._finish(run, step, state, began, StepPhase.FAILED, attempts=exc.attempts)
@@ -363,171 +293,9 @@ class Executor:
         state.output = run.outputs[step.name] = result.output
         self._finish(run, step, state, began, StepPhase.SUCCEEDED, attempts=result.attempts)
 
-    async def _find_ready_step(
-        self, run: _Run, step: PlannedStep, cancel: asyncio.Event | None
-    ) -> ServiceStep:
-        namespace = run.plan.namespace
-        service = self._directory.find_step(namespace, step.step_ref)
-        if service is None:
-            message = f"step {step.name!r}: ServiceStep {namespace}/{step.step_ref} not found"
-            raise _step_failure(Reason.STEP_NOT_FOUND, message)
-        if self._directory.is_step_ready(service):
-            return service
-        if self._unready is Unready.FAIL:
-            message = (
-                f"step {step.name!r}: ServiceStep {namespace}/{step.step_ref} has no ready "
-                "endpoints; not calling it"
-            )
-            raise _step_failure(Reason.NO_READY_ENDPOINTS, message)
-        step_timeout = step.timeout_seconds or service.spec.timeout_seconds
-        timeout = self._time_left(run, step_timeout)
-        waiting = wait_for_ready_step(
-            self._directory, namespace, step.step_ref, timeout=timeout, clock=self._clock
-        )
-        waited, ready = await unless_cancelled(waiting, cancel)
-        if not waited:
-            raise RunCancelledError(step=step.name, attempts=run.states[step.name].attempts)
-        if ready is None:
-            message = (
-                f"step {step.name!r}: ServiceStep {namespace}/{step.step_ref} had no ready "
-                f"endpoints within {timeout:.3g}s"
-            )
-            if timeout < step_timeout:  # the run's deadline, not the step's timeout, ended it
-                error = StepError(reason=Reason.TIMEOUT, message=message + ", the run's time left")
-                raise StepFailedError(error, attempts=0, timed_out=True)
-            raise _step_failure(Reason.NO_READY_ENDPOINTS, message)
-        return ready
-
-    def _time_left(self, run: _Run, timeout: float) -> float:
-        if run.deadline is None:
-            return timeout
-        return max(min(timeout, run.deadline - self._clock.monotonic()), 0.0)
-
-    async def _call_elements(
-        self, run: _Run, step: PlannedStep, run_halt: _Halt
-    ) -> tuple[list[Any], int]:
-        """A forEach step: one call per element, at most its parallelism in flight; the list of
-        outputs in order, and the attempts of all. The first element that fails fails the step
-        (no new element starts, those in flight end), its error naming the element."""
-        state = run.states[step.name]
-        items = _evaluate_items(run, step)
-        elements = state.elements = state.elements or ElementProgress()
-        elements.restart(len(items))
-        service = await self._find_ready_step(run, step, run_halt.event) if items else None
-        halt = _Halt(run_halt.event)  # set by the run's halt, or by a failed element
-        pending = [index for index in range(len(items)) if index not in elements.outputs]
-        pending.reverse()
-        limit = step.element_parallelism or run.plan.parallelism
-        running: dict[asyncio.Future[CallResult], int] = {}
-        failure: tuple[int, StepFailedError] | None = None
-        unsaved = False  # elements started or ended since the last save
-        try:
-            while True:
-                while pending and len(running) < limit and not halt.is_set() and service:
-                    index = pending.pop()
-                    try:
-                        call = self._element_call(run, step, service, items[index], index)
-                    except StepFailedError as exc:  # its input expression failed on it
-                        elements.fail(index, exc.error, 0)
-                        failure = failure or (index, exc)
-                        halt.fail(step.name)
-                        break
-                    elements.in_flight.add(index)
-                    running[asyncio.ensure_future(self._client.call(call, cancel=halt.event))] = (
-                        index
-                    )
-                    unsaved = True
-                if not running:
-                    break
-                # Saved within a second of a change, and no more often (`save_progress`).
-                due_in = await run.save_progress() if unsaved else None
-                unsaved = due_in is not None
-                ended, _ = await asyncio.wait(
-                    running, timeout=due_in, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in ended:
-                    failed = self._element_ended(elements, running.pop(task), task)
-                    unsaved = True
-                    if failed is not None and failure is None:
-                        failure = failed
-                        halt.fail(step.name)
-        finally:
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
-            halt.close()
-        if failure is not None:
-            index, first = failure
-            message = f"element {index} of {len(items)}: {first.error.message}"
-            error = first.error.model_copy(update={"message": message[:MAX_MESSAGE_CHARACTERS]})
-            raise StepFailedError(error, attempts=elements.attempts, timed_out=first.timed_out)
-        if len(elements.outputs) < len(items):  # the run was halted between elements
-            raise RunCancelledError(step=step.name, attempts=elements.attempts)
-        return elements.output_list(), elements.attempts
-
-    def _element_call(
-        self, run: _Run, step: PlannedStep, service: ServiceStep, item: Any, index: int
-    ) -> StepCall:
-        elements = run.states[step.name].elements
-        interrupted = elements is not None and index in elements.interrupted
-        body = _encode_element_input(run, step, item, index)
-        call = self._build_call(run, step, service, body, first_attempt=2 if interrupted else 1)
-        key = build_idempotency_key(run.request.uid, f"{step.name}/{index}")
-        return dataclasses.replace(call, idempotency_key=key)
-
-    @staticmethod
-    def _element_ended(
-        elements: ElementProgress, index: int, task: asyncio.Future[CallResult]
-    ) -> tuple[int, StepFailedError] | None:
-        """Records an element's end; its failure, if it failed."""
-        elements.in_flight.discard(index)
-        error = task.exception()
-        if error is None:
-            result = task.result()
-            elements.succeed(index, result.output, result.attempts)
-            return None
-        if isinstance(error, StepFailedError):
-            elements.fail(index, error.error, error.attempts)
-            return index, error
-        if isinstance(error, RunCancelledError):
-            elements.attempts += error.attempts
-            return None
-        raise error
-
-    def _build_call(
-        self, run: _Run, step: PlannedStep, service: ServiceStep, body: bytes, *, first_attempt: int
-    ) -> StepCall:
-        return StepCall(
-            step=step.name,
-            url=resolve_endpoint(service, overrides=self._overrides),
-            body=body,
-            idempotency_key=build_idempotency_key(run.request.uid, step.name),
-            trace_id=run.trace_id,
-            timeout=step.timeout_seconds or self._step_timeout(service),
-            retry=step.retry or service.spec.retry,
-            deadline=run.deadline,
-            first_attempt=first_attempt,
-            route=resolve_route(service, overrides=self._overrides),
-            load_key=(service.metadata.namespace or "", service.metadata.name or ""),
-            may_call=run.request.may_call,
-        )
-
-    def _step_timeout(self, service: ServiceStep) -> float:
-        """The step's `timeoutSeconds`, or with an adaptive timeout and enough calls observed,
-        `multiplier` x their p99, at least `floorSeconds` and at most `timeoutSeconds`."""
-        limit = float(service.spec.timeout_seconds)
-        adaptive = service.spec.adaptive_timeout
-        if adaptive is None or self._loads is None:
-            return limit
-        key = (service.metadata.namespace or "", service.metadata.name or "")
-        p99 = self._loads.p99(key)
-        if p99 is None:
-            return limit
-        return min(limit, max(adaptive.floor_seconds, adaptive.multiplier * p99))
-
     def _finish(
         self,
-        run: _Run,
+        run: RunState,
         step: PlannedStep,
         state: StepState,
         began: float,
@@ -555,7 +323,7 @@ class Executor:
             )
         )
 
-    def _succeed(self, run: _Run) -> RunOutcome:
+    def _succeed(self, run: RunState) -> RunOutcome:
         try:
             output = _compute_output(run)
         except ExpressionError as exc:
@@ -570,7 +338,7 @@ class Executor:
 
     def _end(
         self,
-        run: _Run,
+        run: RunState,
         status: RunStatus,
         reason: Reason,
         message: str,
@@ -600,7 +368,7 @@ class Executor:
             states=tuple(run.states.values()),
         )
 
-    def _observe_run(self, run: _Run, outcome: RunOutcome) -> None:
+    def _observe_run(self, run: RunState, outcome: RunOutcome) -> None:
         self._observer.observe_run(
             RunObservation(
                 namespace=run.plan.namespace,
@@ -613,94 +381,46 @@ class Executor:
         )
 
 
-def _should_run(run: _Run, step: PlannedStep) -> bool:
+def _should_run(run: RunState, step: PlannedStep) -> bool:
     try:
         return run.plan.expressions.should_run(step.name, run.activation())
     except ExpressionError as exc:
-        raise _expression_failure(step, exc) from exc
+        raise expression_failure(step, exc) from exc
 
 
-def _encode_input(run: _Run, step: PlannedStep) -> bytes:
+def _encode_input(run: RunState, step: PlannedStep) -> bytes:
     """The JSON sent to `step`: its default input (the module docstring), or the value of its
     `input` expression."""
     if not step.has_input:
         payload = run.default_input(step)
+        if step.compensation is not None:
+            run.states[step.name].sent_input = payload
     else:
         try:
             payload = run.plan.expressions.evaluate_input(step.name, run.activation(), default=None)
         except ExpressionError as exc:
-            raise _expression_failure(step, exc) from exc
+            raise expression_failure(step, exc) from exc
+    if step.compensation is not None:
+        run.states[step.name].sent_input = payload
     try:
         return encode_json(payload)
     except InvalidJsonError as exc:  # only an `input` expression can compute such a value
         message = f"step {step.name!r}: its input {exc}"
-        raise _step_failure(Reason.EXPRESSION_ERROR, message) from exc
+        raise step_failure(Reason.EXPRESSION_ERROR, message) from exc
 
 
-def _evaluate_items(run: _Run, step: PlannedStep) -> list[Any]:
-    """A forEach step's list; InvalidItems when it is none, or too long."""
-    try:
-        items = run.plan.expressions.evaluate_items(step.name, run.activation())
-    except ExpressionError as exc:
-        raise _expression_failure(step, exc) from exc
-    where = f"{run.plan.expressions.items[step.name].field} (step {step.name!r})"
-    if not isinstance(items, list):
-        kind = "a map" if isinstance(items, dict) else f"{json_kind(items)}"
-        raise _step_failure(Reason.INVALID_ITEMS, f"{where}: must be a list, not {kind}")
-    if len(items) > MAX_FOREACH_ITEMS:
-        message = f"{where}: {len(items)} elements, more than the {MAX_FOREACH_ITEMS} allowed"
-        raise _step_failure(Reason.INVALID_ITEMS, message)
-    return items
+# The status a run that compensated ends in, by the cause of its undoing.
+_CAUSE_STATUS = {
+    Reason.CANCELLED: RunStatus.CANCELLED,
+    Reason.TIMED_OUT: RunStatus.TIMED_OUT,
+}
 
 
-def json_kind(value: Any) -> str:
-    """'a string', 'a number', … for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a bool"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return f"a {type(value).__name__}"
-
-
-def _encode_element_input(run: _Run, step: PlannedStep, item: Any, index: int) -> bytes:
-    """The JSON sent for one element: `item`, or the step's `input` over item and index."""
-    if not step.has_input:
-        payload = item
-    else:
-        activation = {**run.activation(), "item": item, "index": index}
-        try:
-            payload = run.plan.expressions.evaluate_input(step.name, activation, default=None)
-        except ExpressionError as exc:
-            raise _expression_failure(step, exc) from exc
-    try:
-        return encode_json(payload)
-    except InvalidJsonError as exc:
-        message = f"step {step.name!r}: element {index}'s input {exc}"
-        raise _step_failure(Reason.EXPRESSION_ERROR, message) from exc
-
-
-def _compute_output(run: _Run) -> Any:
+def _compute_output(run: RunState) -> Any:
     default = run.last_output(default=None)
     if not run.plan.has_output:
         return default
     return run.plan.expressions.evaluate_output(run.activation(), default=default)
-
-
-def _expression_failure(step: PlannedStep, exc: ExpressionError) -> StepFailedError:
-    """InvalidInput when the expression reads the run input alone (the caller's data lacks what
-    it needs), ExpressionError otherwise (a step's output, or the expression, is to blame)."""
-    blames_input = isinstance(exc, ExpressionEvaluationError) and exc.blames_input
-    reason = Reason.INVALID_INPUT if blames_input else Reason.EXPRESSION_ERROR
-    return _step_failure(reason, f"step {step.name!r}: {exc}")
-
-
-def _step_failure(reason: Reason, message: str) -> StepFailedError:
-    error = StepError(reason=reason, message=message[:MAX_MESSAGE_CHARACTERS])
-    return StepFailedError(error, attempts=0)
 
 
 async def _ended(step: Awaitable[None]) -> BaseException | None:
@@ -710,55 +430,3 @@ async def _ended(step: Awaitable[None]) -> BaseException | None:
     except Exception as exc:
         return exc
     return None
-
-
-class _Halt:
-    """A run's stop for its steps: the caller's `cancel` (the run is cancelled), or the first
-    step failure (`fail`); either way no step starts and no call is tried again."""
-
-    __slots__ = ("_follower", "event", "failed_step")
-
-    def __init__(self, cancel: asyncio.Event | None) -> None:
-        self.failed_step: str | None = None
-        self._follower: asyncio.Task[None] | None = None
-        if cancel is None:
-            self.event = asyncio.Event()
-        elif cancel.is_set():
-            self.event = cancel
-        else:
-            self.event = asyncio.Event()
-            self._follower = asyncio.ensure_future(self._follow(cancel))
-
-    async def _follow(self, cancel: asyncio.Event) -> None:
-        await cancel.wait()
-        self.event.set()
-
-    def is_set(self) -> bool:
-        return self.event.is_set()
-
-    def fail(self, step: str) -> None:
-        if self.failed_step is None:
-            self.failed_step = step
-        self.event.set()
-
-    def close(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-
-
-# The status's currentStep is a label-sized display of the steps in flight.
-MAX_CURRENT_STEP_CHARACTERS = 63
-
-
-def describe_running(names: Sequence[str]) -> str | None:
-    """The steps in flight joined by commas, cut to 63 characters with `+N` for the rest."""
-    if not names:
-        return None
-    shown: list[str] = []
-    for index, name in enumerate(names):
-        rest = len(names) - index - 1
-        candidate = ",".join([*shown, name]) + (f",+{rest}" if rest else "")
-        if len(candidate) > MAX_CURRENT_STEP_CHARACTERS and shown:
-            return ",".join(shown) + f",+{len(names) - index}"
-        shown.append(name)
-    return ",".join(shown)

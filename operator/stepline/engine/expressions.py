@@ -53,6 +53,9 @@ from stepline.engine import referencing
 VARIABLES = frozenset({"input", "steps"})
 # What a forEach step's input expression sees besides: the element and its position.
 ELEMENT_VARIABLES = frozenset({"item", "index"})
+# What a compensation's expressions see: the run input, and the step undone ({output, input}),
+# and, for a forEach step's element, its index.
+COMPENSATION_VARIABLES = frozenset({"input", "step"})
 # CEL's type names are identifiers too (`type(x) == int`).
 _TYPE_NAMES = frozenset(
     {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
@@ -76,6 +79,7 @@ FUNCTIONS = _NATIVE_FUNCTIONS | EXTRA_FUNCTIONS.keys()
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
 _NOT_A_BOOL = "a condition must be true or false; this one "
 _MESSAGE_LENGTH = 2048  # ExpressionProblem.message's limit
+_VARIABLE_ORDER = ("input", "steps", "step", "item", "index")
 
 
 class ExpressionError(ValueError):
@@ -161,6 +165,11 @@ class CompiledExpressions:
     problems: tuple[ExpressionProblem, ...] = ()
     # forEach steps' `items`, by step name.
     items: Mapping[str, CompiledExpression] = dataclasses.field(default_factory=dict)
+    # Compensations' `when` and `input`, by the name of the step they undo.
+    compensation_conditions: Mapping[str, CompiledExpression] = dataclasses.field(
+        default_factory=dict
+    )
+    compensation_inputs: Mapping[str, CompiledExpression] = dataclasses.field(default_factory=dict)
 
     def raise_for_problems(self) -> None:
         if self.problems:
@@ -204,6 +213,8 @@ def compile_workflow_expressions(spec: WorkflowSpec) -> CompiledExpressions:
         "input": {},
         "when": {},
         "items": {},
+        "compensation.when": {},
+        "compensation.input": {},
         "output": {},
     }
     element_steps = {step.name for step in spec.steps if step.for_each is not None}
@@ -212,13 +223,20 @@ def compile_workflow_expressions(spec: WorkflowSpec) -> CompiledExpressions:
     waits_for = compute_waits(spec)
     for role, where, step, source in _expressions_of(spec):
         extra = ELEMENT_VARIABLES if role == "input" and step in element_steps else frozenset()
+        variables = VARIABLES
+        if role.startswith("compensation"):
+            variables = COMPENSATION_VARIABLES
+            extra = frozenset({"index"}) if step in element_steps else frozenset()
         try:
-            expression = compile_expression(source, field=where, step=step, extra_variables=extra)
+            expression = compile_expression(
+                source, field=where, step=step, extra_variables=extra, variables=variables
+            )
         except ExpressionCompileError as exc:
             problems.extend(exc.problems)
             continue
         compiled[role][step] = expression
-        problems.extend(_check_compiled(expression, is_condition=role == "when", steps=names))
+        is_condition = role in {"when", "compensation.when"}
+        problems.extend(_check_compiled(expression, is_condition=is_condition, steps=names))
         if step is not None:
             unseen = referencing.find_unseen_steps(
                 source, step, visible=waits_for[step], steps=names
@@ -230,6 +248,12 @@ def compile_workflow_expressions(spec: WorkflowSpec) -> CompiledExpressions:
         output=compiled["output"].get(None),
         problems=tuple(problems),
         items={name: e for name, e in compiled["items"].items() if name is not None},
+        compensation_conditions={
+            name: e for name, e in compiled["compensation.when"].items() if name is not None
+        },
+        compensation_inputs={
+            name: e for name, e in compiled["compensation.input"].items() if name is not None
+        },
     )
 
 
@@ -239,17 +263,18 @@ def compile_expression(
     field: str,
     step: str | None = None,
     extra_variables: frozenset[str] = frozenset(),
+    variables: frozenset[str] = VARIABLES,
 ) -> CompiledExpression:
-    """One expression, compiled and checked for unknown functions and variables (`input`,
-    `steps`, and `extra_variables`)."""
+    """One expression, compiled and checked for unknown functions and variables (`variables`:
+    `input` and `steps` unless told, and `extra_variables`)."""
     try:
         program = cel.compile(source)
     except ValueError as exc:
         raise ExpressionCompileError((_syntax_problem(source, field, step, str(exc)),)) from exc
-    problem = _unknown_name_problem(source, field, step, program, extra_variables)
+    problem = _unknown_name_problem(source, field, step, program, variables | extra_variables)
     if problem is not None:
         raise ExpressionCompileError((problem,))
-    reads = frozenset(program.variables()) & (VARIABLES | extra_variables)
+    reads = frozenset(program.variables()) & (variables | extra_variables)
     return CompiledExpression(field=field, step=step, source=source, program=program, reads=reads)
 
 
@@ -304,6 +329,11 @@ def _expressions_of(spec: WorkflowSpec) -> Iterator[tuple[str, str, str | None, 
             yield "when", f"spec.steps[{index}].when", step.name, step.when
         if step.for_each is not None:
             yield "items", f"spec.steps[{index}].forEach.items", step.name, step.for_each.items
+        undo, where = step.compensation, f"spec.steps[{index}].compensation"
+        if undo is not None and undo.when is not None:
+            yield "compensation.when", f"{where}.when", step.name, undo.when
+        if undo is not None and undo.input is not None:
+            yield "compensation.input", f"{where}.input", step.name, undo.input
     if spec.output is not None:
         yield "output", "spec.output", None, spec.output
 
@@ -371,11 +401,7 @@ def _syntax_problem(source: str, field: str, step: str | None, error: str) -> Ex
 
 
 def _unknown_name_problem(
-    source: str,
-    field: str,
-    step: str | None,
-    program: cel.Program,
-    extra_variables: frozenset[str] = frozenset(),
+    source: str, field: str, step: str | None, program: cel.Program, variables: frozenset[str]
 ) -> ExpressionProblem | None:
     code = referencing.blank_strings(source)  # names inside strings don't count
     for name in program.functions():
@@ -387,9 +413,10 @@ def _unknown_name_problem(
             )
     bound = referencing.bound_names(code)
     for name in program.variables():
-        if name not in VARIABLES | extra_variables | _TYPE_NAMES | bound:
+        if name not in variables | _TYPE_NAMES | bound:
             where = _locate(code, rf"(?<![.\w]){re.escape(name)}\b")
-            seen = "input, steps, item and index" if extra_variables else "input and steps"
+            names = sorted(variables, key=_VARIABLE_ORDER.index)
+            seen = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
             message = f"undeclared reference to {name!r} (expressions see {seen})"
             return ExpressionProblem(
                 field=field, step=step, expression=source, message=message, **where

@@ -23,7 +23,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from stepline.api import Reason, RunPhase, StepError, StepRecord
+from stepline.api import CompensationSummary, Reason, RunPhase, StepError, StepRecord
 from stepline.engine.checkpoints import StepState
 
 
@@ -63,6 +63,8 @@ class RunOutcome:
     step: str | None = None
     error: StepError | None = None
     states: tuple[StepState, ...] = ()
+    # How the undoing of a failed or cancelled run went, if it had steps to undo.
+    compensation: CompensationSummary | None = None
 
     @property
     def succeeded(self) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stepline.api import (
+    Compensation,
     Reason,
     RetryPolicy,
     Workflow,
@@ -45,6 +46,7 @@ class PlannedStep:
     # the plan's parallelism) in flight.
     for_each: bool = False
     element_parallelism: int | None = None
+    compensation: Compensation | None = None  # how to undo it, if it can be
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,7 @@ def build_plan(workflow: Workflow, *, expressions: CompiledExpressions | None = 
             has_condition=step_name in compiled.conditions,
             for_each=by_name[step_name].for_each is not None,
             element_parallelism=_element_parallelism(by_name[step_name]),
+            compensation=by_name[step_name].compensation,
         )
         for step_name in order_steps(dependencies)
     )

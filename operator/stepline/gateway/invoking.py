@@ -144,4 +144,17 @@ def answer_for(outcome: RunOutcome) -> Answer:
         outcome.message,
         step=outcome.step,
         httpStatus=outcome.http_status,
+        compensation=_undoing(outcome),
     )
+
+
+def _undoing(outcome: RunOutcome) -> dict[str, Any] | None:
+    """How the steps of a failed invoke were undone (in memory: invoke is not durable)."""
+    if outcome.compensation is None:
+        return None
+    steps = [
+        {"name": state.name, "phase": state.compensation.phase}
+        for state in outcome.states
+        if state.compensation is not None
+    ]
+    return {"phase": outcome.compensation.phase, "steps": steps}

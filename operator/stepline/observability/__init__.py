@@ -13,7 +13,6 @@ from stepline.observability.guarding import (
     UnboundedLabelError,
 )
 from stepline.observability.labelvalues import (
-    ApprovalDecisionLabel,
     CallOutcomeLabel,
     CodeClass,
     ReconcileOutcomeLabel,
@@ -27,7 +26,6 @@ __all__ = [
     "DURATION_BUCKETS",
     "OTHER",
     "RECONCILE_BUCKETS",
-    "ApprovalDecisionLabel",
     "CallOutcomeLabel",
     "CodeClass",
     "Exposition",

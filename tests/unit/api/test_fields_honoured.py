@@ -259,6 +259,49 @@ PROOFS: dict[str, tuple[str, ...]] = {
         f"{HERE}::test_depends_on_starts_a_step_once_the_steps_it_names_are_done_others_side_by_side",
         "tests/unit/engine/test_parallel.py::test_independent_steps_run_at_once_and_a_join_gets_their_outputs_by_name",
     ),
+    "Workflow.spec.steps[].compensation": (
+        "tests/unit/engine/test_compensation.py::test_a_failed_run_undoes_the_step_that_succeeded_and_says_so",
+        "tests/unit/engine/test_compensation.py::test_steps_are_undone_latest_finished_first",
+        "tests/unit/engine/test_compensation.py::test_a_failed_compensation_stops_the_undoing_and_fails_the_run_saying_where",
+        "tests/unit/engine/test_compensation.py::test_a_cancelled_run_undoes_what_it_did",
+        "tests/unit/engine/test_compensation.py::test_the_succeeded_elements_of_a_failed_foreach_step_are_undone_latest_first",
+        "tests/unit/engine/test_compensation.py::test_a_run_resumed_while_compensating_goes_on_where_the_undoing_stopped",
+    ),
+    "Workflow.spec.steps[].compensation.input": (
+        "tests/unit/engine/test_compensation.py::test_a_failed_run_undoes_the_step_that_succeeded_and_says_so",
+    ),
+    "Workflow.spec.steps[].compensation.retry": (
+        "tests/unit/engine/test_compensation.py::test_a_compensation_is_retried_under_one_key",
+        "tests/unit/engine/test_compensation.py::test_a_compensations_own_retry_policy_and_backoff_are_followed",
+    ),
+    "Workflow.spec.steps[].compensation.retry.backoff": (
+        "tests/unit/engine/test_compensation.py::test_a_compensations_own_retry_policy_and_backoff_are_followed",
+    ),
+    "Workflow.spec.steps[].compensation.retry.backoff.factor": (
+        "tests/unit/engine/test_compensation.py::test_a_compensations_own_retry_policy_and_backoff_are_followed",
+    ),
+    "Workflow.spec.steps[].compensation.retry.backoff.initialSeconds": (
+        "tests/unit/engine/test_compensation.py::test_a_compensations_own_retry_policy_and_backoff_are_followed",
+    ),
+    "Workflow.spec.steps[].compensation.retry.backoff.maxSeconds": (
+        "tests/unit/engine/test_compensation.py::test_a_compensations_own_retry_policy_and_backoff_are_followed",
+    ),
+    "Workflow.spec.steps[].compensation.retry.limit": (
+        "tests/unit/engine/test_compensation.py::test_a_failed_compensation_stops_the_undoing_and_fails_the_run_saying_where",
+        "tests/unit/engine/test_compensation.py::test_a_compensations_own_retry_policy_and_backoff_are_followed",
+    ),
+    "Workflow.spec.steps[].compensation.retry.retryOn": (
+        "tests/unit/engine/test_compensation.py::test_a_compensations_own_retry_policy_and_backoff_are_followed",
+    ),
+    "Workflow.spec.steps[].compensation.stepRef": (
+        "tests/unit/engine/test_compensation.py::test_a_failed_run_undoes_the_step_that_succeeded_and_says_so",
+    ),
+    "Workflow.spec.steps[].compensation.timeoutSeconds": (
+        "tests/unit/engine/test_compensation.py::test_a_compensation_call_is_bounded_by_its_own_timeout",
+    ),
+    "Workflow.spec.steps[].compensation.when": (
+        "tests/unit/engine/test_compensation.py::test_a_compensation_whose_when_is_false_is_skipped",
+    ),
     "Workflow.spec.steps[].dependsOn": (
         f"{HERE}::test_depends_on_starts_a_step_once_the_steps_it_names_are_done_others_side_by_side",
         "tests/unit/engine/test_parallel.py::test_independent_steps_run_at_once_and_a_join_gets_their_outputs_by_name",

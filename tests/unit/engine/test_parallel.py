@@ -10,7 +10,7 @@ from typing import Any
 
 from stepline.api import Reason, StepPhase, StepRecord, Workflow
 from stepline.engine import Executor, RunRequest, RunStatus, StepIndex, build_plan
-from stepline.engine.executing import describe_running
+from stepline.engine.runstate import describe_running
 from stepline.httpclient.transports import AiohttpTransport
 from tests.unit.engine.stepservers import T0, Answer, StepServer, build_service_step
 from tests.unit.engine.test_executing import ListStore

@@ -53,6 +53,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stepline.api import (
+    CompensationSummary,
     ConditionStatus,
     ConditionType,
     InvalidObjectError,
@@ -92,6 +93,7 @@ class RunProgress:
     steps: tuple[StepRecord, ...] | None = None
     outcome: RunOutcome | None = None
     workflow: Workflow | None = None  # the definition the run executes, once pinned
+    compensation: CompensationSummary | None = None  # while the run is undone
 
 
 class RunStatusWriter:
@@ -149,13 +151,20 @@ class RunStatusWriter:
     async def save(self, checkpoint: Checkpoint) -> None:
         self.saved = True
         self.progress.steps = checkpoint.steps
-        status = {
-            "phase": RunPhase.RUNNING,
+        status: dict[str, Any] = {
+            "phase": checkpoint.phase,
             "startedAt": checkpoint.started_at.isoformat(),
             "currentStep": checkpoint.current_step,
             "progress": checkpoint.progress,
             "steps": [record.to_wire() for record in checkpoint.steps],
         }
+        if checkpoint.compensation is not None:  # undoing: written at once, not held
+            if self.progress.compensation is None:
+                self._announce_compensation(checkpoint.compensation)
+            self.progress.compensation = checkpoint.compensation
+            status["compensation"] = checkpoint.compensation.to_wire()
+            await self.write(**status)
+            return
         done = (r.name for r in checkpoint.steps if r.phase in _DONE)
         estimate = self.estimate_completion(frozenset(done))
         if estimate is not None:
@@ -164,6 +173,12 @@ class RunStatusWriter:
             self.hold(within=self.checkpoint_interval, **status)
         else:
             await self.write(**status)
+
+    def _announce_compensation(self, summary: CompensationSummary) -> None:
+        if self._run.status.compensation is not None:
+            return  # announced before a restart
+        message = f"{summary.message}; undoing {summary.steps} step(s)"
+        self.events.info(involved_object(self._run), reason="Compensating", message=message)
 
     def estimate_completion(self, done: frozenset[str]) -> str | None:
         """When the run should finish, having done the steps in `done`: now plus the median
@@ -312,6 +327,7 @@ async def _execute(
             resume_from=progress.steps or run.status.steps,
             interrupted_step=None if in_memory else run.status.current_step,
             deadline_seconds=_time_left(workflow, started_at), may_call=runtime.leads,
+            compensation=progress.compensation or _being_undone(run),
         )  # fmt: skip
         with runtime.metrics.run_in_flight(namespace=namespace, workflow=plan.workflow):
             return await runtime.executor.execute(plan, request, store=writer, cancel=cancel)
@@ -337,6 +353,12 @@ def _announce_start(
     )
     namespace = run.metadata.namespace or ""
     runtime.metrics.record_run_started(namespace=namespace, workflow=workflow.metadata.name or "")
+
+
+def _being_undone(run: WorkflowRun) -> CompensationSummary | None:
+    """The undoing a run's status says it was in when this task took it over, if any."""
+    status = run.status
+    return status.compensation if status.phase is RunPhase.COMPENSATING else None
 
 
 def pin_workflow(found: Workflow, run: WorkflowRun) -> Workflow | str:
@@ -440,6 +462,8 @@ async def _finish(writer: RunStatusWriter, run: WorkflowRun, outcome: RunOutcome
         "progress": describe_progress(records := outcome.records()),
         "steps": [record.to_wire() for record in records],
     }
+    if outcome.compensation is not None:
+        fields["compensation"] = outcome.compensation.to_wire()
     if outcome.succeeded:
         value, info = record_payload(outcome.output)
         fields.update(output=value, outputInfo=info.to_wire())
@@ -459,3 +483,10 @@ async def _finish(writer: RunStatusWriter, run: WorkflowRun, outcome: RunOutcome
         if failed:
             events.warn(ref, reason="StepFailed", message=outcome.message)
         events.warn(ref, reason="Failed", message=outcome.message)
+    undo = outcome.compensation
+    if undo is not None and undo.phase is StepPhase.SUCCEEDED:
+        events.info(
+            ref, reason="Compensated", message=f"undid {undo.succeeded} of {undo.steps} step(s)"
+        )
+    elif undo is not None:
+        events.warn(ref, reason="CompensationFailed", message=outcome.message)

@@ -72,7 +72,7 @@ def compute_run_statistics(
     )
     return RunStatistics(
         total=len(runs),
-        active=counts[RunPhase.PENDING] + counts[RunPhase.RUNNING],
+        active=counts[RunPhase.PENDING] + counts[RunPhase.RUNNING] + counts[RunPhase.COMPENSATING],
         succeeded=counts[RunPhase.SUCCEEDED],
         failed=counts[RunPhase.FAILED],
         cancelled=counts[RunPhase.CANCELLED],

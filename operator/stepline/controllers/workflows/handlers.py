@@ -56,7 +56,12 @@ async def workflows(
 async def workflows_by_step(
     *, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[Any, Any]:
-    refs = {step.get("stepRef") for step in spec.get("steps", []) if isinstance(step, Mapping)}
+    refs = set()
+    for step in spec.get("steps", []):
+        if isinstance(step, Mapping):
+            refs.add(step.get("stepRef"))
+            undo = step.get("compensation")
+            refs.add(undo.get("stepRef") if isinstance(undo, Mapping) else None)
     return {(namespace, ref): name for ref in refs if isinstance(ref, str)}
 
 
@@ -68,7 +73,9 @@ async def refresh_workflow(
     if not runtime.leads():
         return
     namespace = workflow.metadata.namespace or ""
-    refs = {step.step_ref for step in workflow.spec.steps}
+    refs = {step.step_ref for step in workflow.spec.steps} | {
+        step.compensation.step_ref for step in workflow.spec.steps if step.compensation
+    }
     expressions = runtime.workflows.expressions_of(workflow)
     async with runtime.statuses.lock("Workflow", namespace, workflow.metadata.name or ""):
         steps: dict[str, ServiceStep | None] = {

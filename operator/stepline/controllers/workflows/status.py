@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from stepline.api import (
+    CompensationReadiness,
     ConditionStatus,
     ConditionType,
     ExpressionProblem,
@@ -47,11 +48,22 @@ def compute_workflow_status(
 ) -> WorkflowStatus:
     """The Workflow's status; `steps` maps each stepRef to its ServiceStep (None: missing)."""
     records = []
+    problems: list[tuple[str, str, str | None]] = []  # (what, ServiceStep, why) of each one
     for entry in workflow.spec.steps:
         record = describe_step(entry.name, steps.get(entry.step_ref))
-        records.append(record.model_copy(update={"step_ref": entry.step_ref}))
-    missing = sorted({r.step_ref for r in records if r.message == "ServiceStep not found"})
-    unready = [r for r in records if not r.ready and r.step_ref not in missing]
+        record = record.model_copy(update={"step_ref": entry.step_ref})
+        if not record.ready:
+            problems.append((f"step {entry.name!r}", entry.step_ref, record.message))
+        if entry.compensation is not None:
+            ref = entry.compensation.step_ref
+            undo = describe_step(entry.name, steps.get(ref))
+            readiness = CompensationReadiness(step_ref=ref, ready=undo.ready, message=undo.message)
+            record = record.model_copy(update={"compensation": readiness})
+            if not undo.ready:
+                problems.append((f"step {entry.name!r} compensation", ref, undo.message))
+        records.append(record)
+    missing = sorted({ref for _, ref, why in problems if why == "ServiceStep not found"})
+    unready = [(what, ref, why) for what, ref, why in problems if ref not in missing]
     cycles = find_dependency_cycles(workflow.spec)
 
     if expression_problems:
@@ -65,7 +77,7 @@ def compute_workflow_status(
         message = f"ServiceStep not found: {', '.join(missing)}"
     elif unready:
         status, reason = ConditionStatus.FALSE, Reason.STEPS_NOT_READY
-        message = "; ".join(f"step {r.name!r} ({r.step_ref}): {r.message}" for r in unready)
+        message = "; ".join(f"{what} ({ref}): {why}" for what, ref, why in unready)
     else:
         status, reason = ConditionStatus.TRUE, Reason.ALL_STEPS_READY
         message = f"all {len(records)} steps are ready"

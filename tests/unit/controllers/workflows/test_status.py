@@ -150,3 +150,34 @@ def test_expression_errors_of_an_earlier_generation_are_cleared() -> None:
     status = compute_workflow_status(fixed, steps={"validate": None}, now=NOW)
 
     assert status.expression_errors == []
+
+
+def test_a_missing_or_unready_compensating_step_keeps_the_workflow_from_being_ready() -> None:
+    flow = workflow(
+        step("order", compensation={"stepRef": "cancel-order"}),
+        step("settle", compensation={"stepRef": "refund"}),
+    )
+    steps = {
+        "order": service_step("order", ready=True),
+        "settle": service_step("settle", ready=True),
+        "refund": service_step("refund", ready=False, message="0/1 replicas available"),
+    }
+
+    missing = compute_workflow_status(flow, steps={**steps, "cancel-order": None}, now=NOW)
+    unready = compute_workflow_status(
+        flow, steps={**steps, "cancel-order": service_step("cancel-order", ready=True)}, now=NOW
+    )
+
+    condition = ready_condition(missing)
+    assert (condition.status, condition.reason) == ("False", "StepNotFound")
+    assert condition.message == "ServiceStep not found: cancel-order"
+    condition = ready_condition(unready)
+    assert (condition.status, condition.reason) == ("False", "StepsNotReady")
+    assert condition.message == "step 'settle' compensation (refund): 0/1 replicas available"
+    order, settle = unready.steps
+    assert order.ready
+    assert order.compensation is not None
+    assert (order.compensation.step_ref, order.compensation.ready) == ("cancel-order", True)
+    assert settle.ready  # its own ServiceStep is Ready; its compensation's is not
+    assert settle.compensation is not None
+    assert settle.compensation.ready is False
