@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Renders the plain `kubectl apply -k manifests/` install from the Helm chart, the one source of
 # truth: default values, release "stepline" in namespace stepline-system (restricted Pod
-# Security), plus the CRDs. Also refreshes the chart's copies of crds/, dashboards/ and
-# deploy/monitoring/ (Helm can only read files inside the chart). A test renders into a
-# temporary folder and fails on any difference: run this after changing the chart or its sources.
+# Security), plus the CRDs. Also refreshes the chart's copies of crds/, dashboards/,
+# deploy/monitoring/ and deploy/admission/ (Helm can only read files inside the chart). A test
+# renders into a temporary folder and fails on any difference: run this after changing the chart
+# or its sources.
 #   hack/render-manifests.sh [OUTPUT_DIR]   (default: manifests/)
 set -euo pipefail
 
@@ -19,6 +20,8 @@ if [ "$out" = "$repo_root/manifests" ]; then
   cp "$repo_root"/crds/*.yaml "$chart/crds/"
   cp "$repo_root"/dashboards/*.json "$chart/files/dashboards/"
   cp "$repo_root"/deploy/monitoring/*.yaml "$chart/files/monitoring/"
+  mkdir -p "$chart/files/admission"
+  cp "$repo_root"/deploy/admission/*.yaml "$chart/files/admission/"
 fi
 
 mkdir -p "$out/crds"

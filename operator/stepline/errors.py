@@ -5,7 +5,8 @@ at their edge; everything below raises these, chained (`from exc`) to the cause.
     ├── KubeApiError          a Kubernetes API request failed (status code, API message)
     │   ├── KubeConflictError   409: someone else changed the object; retry with a fresh read
     │   └── NotLeadingError     a write refused by this replica itself: it does not lead
-    └── ConfigurationError    the operator cannot start as configured (no kubeconfig, bad setting)
+    ├── ConfigurationError    the operator cannot start as configured (no kubeconfig, bad setting)
+    └── DecisionError         `stepline approve|reject`: the run or step cannot take a decision
 
 (api.InvalidObjectError, a ValueError, is raised by the models for a body that does not fit;
 `api` imports nothing of ours, so it stands outside this tree.)
@@ -51,3 +52,8 @@ class NotLeadingError(KubeApiError):
 
 class ConfigurationError(StepLineError):
     """The operator cannot start as configured."""
+
+
+class DecisionError(StepLineError):
+    """A decision (`stepline approve`, `stepline reject`) that cannot be recorded: the run is not
+    there, has no such step, or does not wait at it. Nothing was created."""

@@ -30,6 +30,7 @@ import math
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -66,6 +67,8 @@ LIST_PAGE = 500
 # reads needs more than 64 (deeper input fails its run) plus the few levels of its object.
 MAX_DECODED_DEPTH = 256
 _STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# A pod's own namespace, beside its ServiceAccount token.
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 # The plural (URL) names of the kinds Stepline reads or writes by manifest.
 _PLURALS = {
@@ -77,6 +80,11 @@ _PLURALS = {
     "Workflow": "workflows",
     "WorkflowRun": "workflowruns",
     "WorkflowSchedule": "workflowschedules",
+    "Approval": "approvals",
+    "MutatingAdmissionPolicy": "mutatingadmissionpolicies",
+    "MutatingAdmissionPolicyBinding": "mutatingadmissionpolicybindings",
+    "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+    "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
     "Event": "events",
     "Lease": "leases",
     "TokenReview": "tokenreviews",
@@ -84,8 +92,11 @@ _PLURALS = {
 }
 
 
-def resource_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
-    """The URL path of a namespaced object (or of its collection, without a name)."""
+def resource_path(
+    api_version: str, kind: str, namespace: str | None, name: str | None = None
+) -> str:
+    """The URL path of an object (or of its collection, without a name): namespaced, or
+    cluster-scoped with `namespace` None."""
     path = collection_path(api_version, kind, namespace)
     return f"{path}/{name}" if name else path
 
@@ -233,13 +244,14 @@ class KubeApi:
         self,
         api_version: str,
         kind: str,
-        namespace: str,
+        namespace: str | None,
         name: str,
         *,
         timeout: float | None = None,
         lease: bool = False,
     ) -> dict[str, Any] | None:
-        """The object, or None when it does not exist. `timeout`, `lease`: see `_request`."""
+        """The object (cluster-scoped: `namespace` None), or None when it does not exist.
+        `timeout`, `lease`: see `_request`."""
         path = resource_path(api_version, kind, namespace, name)
         try:
             return await self._request("GET", path, timeout=timeout, lease=lease)
@@ -446,6 +458,21 @@ class KubeApi:
         if left <= 0:
             raise NotLeadingError(f"{method} {path}: not sent, this replica does not lead")
         return left
+
+
+def default_namespace(kubeconfig: str | None = None) -> str:
+    """The namespace a command works in when none is given: the kubeconfig's current context's
+    (`kubeconfig`, else $KUBECONFIG or ~/.kube/config), else a pod's own, else `default`."""
+    try:
+        _, current = aio_config.list_kube_config_contexts(config_file=kubeconfig)
+        namespace = (current or {}).get("context", {}).get("namespace")
+    except (aio_config.ConfigException, OSError):
+        namespace = None
+    if isinstance(namespace, str) and namespace:
+        return namespace
+    with contextlib.suppress(OSError):
+        return Path(SERVICE_ACCOUNT_NAMESPACE).read_text(encoding="utf-8").strip() or "default"
+    return "default"
 
 
 class LeaseRequests:

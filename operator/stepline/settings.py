@@ -112,6 +112,18 @@ class Settings(BaseSettings):
     worker_limit: int = Field(
         default=64, ge=1, description="ServiceStep reconciles (applies and status) at once."
     )
+    approvals: bool = Field(
+        default=True,
+        description="Follow Approvals and decide approval steps with them; false where the "
+        "Approval admission policies are not installed (the chart's approvals.enabled): then "
+        "no approval step is ever decided by a person.",
+    )
+    approval_policy_check_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="How often the Approval admission policies are checked; until they are in "
+        "place no Approval is honoured.",
+    )
     # Leader election among replicas: client-go's defaults (kube-controller-manager's too).
     lease_name: str = Field(
         default="stepline",

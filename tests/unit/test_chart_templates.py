@@ -155,9 +155,12 @@ def test_namespaced_mode_grants_roles_only_in_the_watched_namespaces() -> None:
     cluster_rules = granted(named(docs, "ClusterRole", "stepline"))
     assert {group for group, _, _ in cluster_rules} == {
         "apiextensions.k8s.io", "", "authentication.k8s.io", "authorization.k8s.io",
+        "admissionregistration.k8s.io",  # the Approval policies, read by name
     }  # fmt: skip
     assert {resource for _, resource, _ in cluster_rules} == {
         "customresourcedefinitions", "namespaces", "tokenreviews", "subjectaccessreviews",
+        "mutatingadmissionpolicies", "mutatingadmissionpolicybindings",
+        "validatingadmissionpolicies", "validatingadmissionpolicybindings",
     }  # fmt: skip
     assert all(("apps", "deployments", "patch") in granted(role) for role in roles)
     env = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -192,6 +195,9 @@ def test_optional_objects_are_off_by_default() -> None:
         "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
         "NetworkPolicy",  # on by default
         "Role", "RoleBinding",  # the leader election's
+        # approvals, on by default: their admission policies and bindings
+        "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
     }  # fmt: skip
 
 
@@ -436,6 +442,7 @@ def test_the_values_schema_rejects_a_wrong_adapter_value_naming_the_field(
         ("crds", "crds", "*.yaml"),
         ("files/dashboards", "dashboards", "*.json"),
         ("files/monitoring", "deploy/monitoring", "*.yaml"),
+        ("files/admission", "deploy/admission", "*.yaml"),
     ],
 )
 def test_the_charts_copies_equal_their_sources(copies: str, source: str, pattern: str) -> None:

@@ -42,6 +42,14 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
+{{/* "true" when approvals are on: the value, and a cluster that serves MutatingAdmissionPolicy v1
+(Kubernetes 1.36+); "" otherwise. */}}
+{{- define "stepline.approvals" -}}
+{{- if and .Values.approvals.enabled (semverCompare ">=1.36.0-0" .Capabilities.KubeVersion.Version) -}}
+true
+{{- end }}
+{{- end }}
+
 {{- define "stepline.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
@@ -63,6 +71,8 @@ per watched namespace (Role). Derived from operator/stepline/kube.py and control
   workflowruns), sets spec.cancel on a run it replaces (server-side apply: patch, granted above)
   and deletes runs past the history limits; the runs' controller ownerReference with
   blockOwnerDeletion needs update on workflowschedules/finalizers.
+- approvals (when approvals are on): controllers/approvals/ follows them (get/list/watch), adds
+  an ownerReference to the run by server-side apply (patch) and writes their status (patch).
 */}}
 {{- define "stepline.workloadRules" -}}
 - apiGroups: [stepline.io]
@@ -104,4 +114,12 @@ per watched namespace (Role). Derived from operator/stepline/kube.py and control
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+{{- if include "stepline.approvals" . }}
+- apiGroups: [stepline.io]
+  resources: [approvals]
+  verbs: [get, list, watch, patch]
+- apiGroups: [stepline.io]
+  resources: [approvals/status]
+  verbs: [get, patch]
+{{- end }}
 {{- end }}

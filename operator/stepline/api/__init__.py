@@ -1,11 +1,31 @@
 """Stepline's API, group stepline.io, version v1alpha1: the models of ServiceStep, Workflow,
-WorkflowRun and WorkflowSchedule, and the CRDs generated from them.
+WorkflowRun, WorkflowSchedule and Approval, the CRDs generated from them, and the admission
+policies that vouch for an Approval's author.
 
 The models are the single source of truth for the CRD schemas (`stepline crds`). This package
 imports nothing else of Stepline's; everything above it (resources, engine, controllers) imports
 from here, and from this module rather than from its submodules.
 """
 
+from stepline.api.admission import (
+    build_admission_policies,
+    find_admission_policy_drift,
+    render_admission_policies,
+    write_admission_policies,
+)
+from stepline.api.approvals import (
+    Approval,
+    ApprovalDecision,
+    ApprovalSpec,
+    ApprovalStatus,
+    DecidedBy,
+    StepWait,
+    Verdict,
+    build_approval_request,
+    find_recorded_approval,
+    find_step_record,
+    find_wait,
+)
 from stepline.api.base import (
     API_VERSION,
     GROUP,
@@ -118,6 +138,10 @@ __all__ = [
     "VERSION",
     "ActiveRun",
     "AdaptiveTimeout",
+    "Approval",
+    "ApprovalDecision",
+    "ApprovalSpec",
+    "ApprovalStatus",
     "Backoff",
     "Compensation",
     "CompensationReadiness",
@@ -127,6 +151,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "ConditionType",
+    "DecidedBy",
     "EnvVar",
     "ExpressionProblem",
     "ForEach",
@@ -160,6 +185,8 @@ __all__ = [
     "StepError",
     "StepPhase",
     "StepRecord",
+    "StepWait",
+    "Verdict",
     "Workflow",
     "WorkflowRun",
     "WorkflowRunSpec",
@@ -171,19 +198,27 @@ __all__ = [
     "WorkflowStatus",
     "WorkflowStep",
     "WorkflowStepStatus",
+    "build_admission_policies",
+    "build_approval_request",
     "build_crd",
     "compute_dependencies",
     "compute_waits",
     "describe_cycles",
     "encode_payload",
+    "find_admission_policy_drift",
     "find_condition",
     "find_crd_drift",
     "find_dependency_cycles",
     "find_input_problem",
+    "find_recorded_approval",
+    "find_step_record",
+    "find_wait",
     "is_step_ready",
     "measure_depth",
     "record_payload",
+    "render_admission_policies",
     "render_crds",
     "set_condition",
+    "write_admission_policies",
     "write_crds",
 ]

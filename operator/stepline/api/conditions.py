@@ -43,6 +43,7 @@ class ConditionType(StrEnum):
     PROGRESSING = "Progressing"  # ServiceStep: a rollout is under way
     DEGRADED = "Degraded"  # ServiceStep: fewer replicas ready than desired
     SUCCEEDED = "Succeeded"  # WorkflowRun: True once succeeded, False once failed or cancelled
+    ACCEPTED = "Accepted"  # Approval: True when it decides its step (reason Recorded)
 
 
 class Reason(StrEnum):
@@ -94,6 +95,12 @@ class Reason(StrEnum):
     SUSPENDED = "Suspended"
     INVALID_SCHEDULE = "InvalidSchedule"
     INVALID_TIME_ZONE = "InvalidTimeZone"
+    # Approval (Accepted)
+    RECORDED = "Recorded"
+    RUN_NOT_FOUND = "RunNotFound"
+    WORKFLOW_MISMATCH = "WorkflowMismatch"
+    NOT_WAITING = "NotWaiting"
+    UNVERIFIED = "Unverified"  # the admission policies that vouch for decidedBy are missing
 
 
 class Condition(ApiModel):

@@ -12,8 +12,8 @@ ask `Runtime.leads()` before they start, and the API client refuses any write pa
    level-triggered: every ServiceStep is reconciled, every Workflow's status refreshed, and every
    WorkflowRun listed and handed to the run supervisor, which resumes the unfinished ones from
    their checkpoints;
-2. starts the leader's loops: url-step health checks, run retention and the schedules' timers
-   (`workflowschedules.scheduler`).
+2. starts the leader's loops: url-step health checks, run retention, the schedules' timers
+   (`workflowschedules.scheduler`) and the Approvals' judgments (`approvals.judging`).
 
 When it stops leading (its fence passed without a renewal, or another replica holds the Lease),
 it stops writing at once: the loops, the run tasks (their status untouched, for the new leader to
@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from stepline.api import API_VERSION, Workflow
+from stepline.controllers.approvals.judging import judge_forever
 from stepline.controllers.runtime import Runtime
 from stepline.controllers.servicesteps.checks import check_external_steps_forever
 from stepline.controllers.servicesteps.reconciler import StepView, reconcile_soon
@@ -97,6 +98,8 @@ async def lead(
         ),
         asyncio.create_task(schedule_forever(runtime, workflows=workflows), name="schedules"),
     ]
+    if runtime.settings.approvals:
+        loops.append(asyncio.create_task(judge_forever(runtime), name="Approval judgments"))
     try:
         await resync(runtime, supervisor=supervisor, view=view, workflows=workflows)
         await asyncio.gather(*loops)

@@ -19,6 +19,7 @@ import httpx
 import kopf
 
 from stepline.api import KubeObject
+from stepline.controllers.approvals.memory import ApprovalMemory
 from stepline.controllers.election import LeaseElector
 from stepline.controllers.events import EventPoster
 from stepline.controllers.servicesteps.memory import ServiceStepMemory
@@ -63,7 +64,7 @@ class StatusMemory:
 @dataclass
 class Runtime:
     """The operator's shared pieces, and what each controller remembers (`servicesteps`,
-    `workflows`, `runs`, `schedules`: each kind's own `memory` module says what)."""
+    `workflows`, `runs`, `schedules`, `approvals`: each kind's own `memory` module says what)."""
 
     settings: Settings
     kube: KubeApi
@@ -92,6 +93,9 @@ class Runtime:
     workflows: WorkflowMemory = field(default_factory=WorkflowMemory)
     runs: RunMemory = field(default_factory=RunMemory)
     schedules: ScheduleMemory = field(default_factory=ScheduleMemory)
+    # The Approvals by step; `approvals.decision_for()` is what decides a waiting step, and
+    # `approvals.on_decision` the hook that wakes its run.
+    approvals: ApprovalMemory = field(default_factory=ApprovalMemory)
 
     def __post_init__(self) -> None:
         self.servicesteps = ServiceStepMemory(

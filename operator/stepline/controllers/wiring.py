@@ -19,6 +19,8 @@ import kopf
 
 from stepline import __version__
 from stepline.api import Workflow
+from stepline.controllers.approvals.verification import verify_policies_forever
+from stepline.controllers.approvals.watch import follow_approvals
 from stepline.controllers.election import LeaseElector, LeaseTimings, new_identity
 from stepline.controllers.essences import EssenceDiffBaseStorage
 from stepline.controllers.events import COMPONENT
@@ -120,6 +122,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     memo["scheduled_runs"] = asyncio.create_task(
         follow_scheduled_runs(runtime), name="scheduled run watch"
     )
+    if config.approvals:
+        memo["approval_watch"] = asyncio.create_task(
+            follow_approvals(runtime), name="Approval watch"
+        )
+        memo["approval_policies"] = asyncio.create_task(
+            verify_policies_forever(runtime), name="Approval policy checks"
+        )
     memo["events"] = asyncio.create_task(runtime.events.run(), name="events")
     memo["leading"] = asyncio.create_task(
         lead_forever(
@@ -279,7 +288,7 @@ def is_not_a_handler_success(record: logging.LogRecord) -> bool:
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     tasks = [memo.get(name) for name in (
         "leading", "owned_objects", "endpoint_slices", "scaling", "run_watch", "scheduled_runs",
-        "events",
+        "approval_watch", "approval_policies", "events",
     )]  # fmt: skip
     for task in tasks:
         if isinstance(task, asyncio.Task):

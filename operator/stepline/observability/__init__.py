@@ -13,6 +13,7 @@ from stepline.observability.guarding import (
     UnboundedLabelError,
 )
 from stepline.observability.labelvalues import (
+    ApprovalDecisionLabel,
     CallOutcomeLabel,
     CodeClass,
     ReconcileOutcomeLabel,
@@ -26,6 +27,7 @@ __all__ = [
     "DURATION_BUCKETS",
     "OTHER",
     "RECONCILE_BUCKETS",
+    "ApprovalDecisionLabel",
     "CallOutcomeLabel",
     "CodeClass",
     "Exposition",

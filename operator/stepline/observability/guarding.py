@@ -29,6 +29,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from stepline.observability.labelvalues import (
+    ApprovalDecisionLabel,
     CallOutcomeLabel,
     CodeClass,
     ReconcileOutcomeLabel,
@@ -83,6 +84,7 @@ BOUNDED_LABELS: Mapping[str, Callable[[str], bool]] = MappingProxyType(
             RunOutcomeLabel, CallOutcomeLabel, ReconcileOutcomeLabel, ScheduleOutcomeLabel
         ),
         "code_class": _one_of(CodeClass),
+        "decision": _one_of(ApprovalDecisionLabel),
         "version": _matching(_VERSION),
         "python": _matching(_VERSION),
         "metric": _matching(_METRIC_NAME),

@@ -14,6 +14,8 @@ whatever happens at run time:
 - `ScheduleOutcomeLabel`: what a WorkflowSchedule did at one of its times — `started` (a run),
   `skipped` (none: a run was active under Forbid, or the Workflow was missing), `missed` (none:
   noticed past startingDeadlineSeconds), `replaced` (the active runs cancelled, a run started).
+- `ApprovalDecisionLabel`: how an approval step was decided — `approved` or `rejected` (an
+  Approval recorded), `timed_out` (nobody decided within `approval.timeoutSeconds`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ class ScheduleOutcomeLabel(StrEnum):
     SKIPPED = "skipped"
     MISSED = "missed"
     REPLACED = "replaced"
+
+
+class ApprovalDecisionLabel(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"
 
 
 class CodeClass(StrEnum):

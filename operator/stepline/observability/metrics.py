@@ -24,6 +24,7 @@ The metrics (all durations in seconds, counters end in `_total`):
     stepline_step_autoscaler_active{namespace,step}
     stepline_schedule_runs_total{namespace,schedule,outcome}  started, skipped, missed, replaced
     stepline_schedule_next_run_timestamp_seconds{namespace,schedule}   Unix time of the next run
+    stepline_approvals_total{namespace,workflow,decision}     approved, rejected, timed_out
     stepline_reconciliations_total{kind,outcome}
     stepline_reconciliation_duration_seconds{kind,outcome}                histogram
     stepline_watch_last_event_timestamp_seconds{kind}
@@ -68,6 +69,7 @@ from stepline.observability.guarding import (
     check_label_names,
 )
 from stepline.observability.labelvalues import (
+    ApprovalDecisionLabel,
     CallOutcomeLabel,
     CodeClass,
     ReconcileOutcomeLabel,
@@ -177,6 +179,7 @@ class Metrics:
         self._define_run_metrics()
         self._define_step_metrics()
         self._define_schedule_metrics()
+        self._define_approval_metrics()
         self._define_operator_metrics()
         ProcessCollector(registry=self.registry)  # process_*: the operator's CPU and memory
         for metric in (*(family.guard.metric for family in self._families), SCALING_VALUE):
@@ -309,6 +312,14 @@ class Metrics:
         for family in self._families:
             family.forget(namespace=namespace, schedule=schedule)
 
+    # Approvals
+
+    def record_approval(
+        self, *, namespace: str, workflow: str, decision: ApprovalDecisionLabel
+    ) -> None:
+        """How an approval step of a run of `workflow` was decided."""
+        self._approvals.child(namespace=namespace, workflow=workflow, decision=decision).inc()
+
     # The operator
 
     def record_reconcile(
@@ -408,6 +419,14 @@ class Metrics:
             "Unix time of a WorkflowSchedule's next run; no series while it is suspended or "
             "cannot run.",
             schedule,
+        )
+
+    def _define_approval_metrics(self) -> None:
+        self._approvals = self._counter(
+            "stepline_approvals_total",
+            "Approval steps decided: approved or rejected (an Approval recorded), or timed out "
+            "(nobody decided in time).",
+            ("namespace", "workflow", "decision"),
         )
 
     def _define_operator_metrics(self) -> None:

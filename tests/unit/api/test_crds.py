@@ -28,6 +28,11 @@ CRDS = REPO / "crds"
 Schema = dict[str, Any]
 
 
+def admission_out(tmp_path: Path) -> list[str]:
+    """`stepline crds` writes the Approval's admission policies too: here, not in the repository."""
+    return ["--admission-out", str(tmp_path / "admission")]
+
+
 def _spec_schema(kind_name: str) -> Schema:
     crd = next(build_crd(kind) for kind in KINDS if kind.__name__ == kind_name)
     schema: Schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
@@ -65,23 +70,24 @@ def test_the_committed_crds_are_what_the_models_generate() -> None:
 
 
 def test_stepline_crds_writes_the_files_and_check_finds_no_drift(tmp_path: Path) -> None:
-    assert main(["crds", "--out", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in CRDS.glob("*.yaml"))
-    assert main(["crds", "--check", "--out", str(tmp_path)]) == 0
+    assert main(["crds", "--out", str(tmp_path), *admission_out(tmp_path)]) == 0
+    written = sorted(p.name for p in tmp_path.glob("*.yaml"))
+    assert written == sorted(p.name for p in CRDS.glob("*.yaml"))
+    assert main(["crds", "--check", "--out", str(tmp_path), *admission_out(tmp_path)]) == 0
 
 
 def test_stepline_crds_check_fails_on_an_edited_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    main(["crds", "--out", str(tmp_path)])
+    main(["crds", "--out", str(tmp_path), *admission_out(tmp_path)])
     edited = tmp_path / "stepline.io_workflows.yaml"
     edited.write_text(edited.read_text().replace("maxItems: 50", "maxItems: 51"))
-    assert main(["crds", "--check", "--out", str(tmp_path)]) == 1
+    assert main(["crds", "--check", "--out", str(tmp_path), *admission_out(tmp_path)]) == 1
     assert "stepline.io_workflows.yaml: differs from the models" in capsys.readouterr().err
 
 
 def test_stepline_crds_check_fails_on_a_missing_file(tmp_path: Path) -> None:
-    assert main(["crds", "--check", "--out", str(tmp_path)]) == 1
+    assert main(["crds", "--check", "--out", str(tmp_path), *admission_out(tmp_path)]) == 1
 
 
 def test_every_kind_has_short_names_the_stepline_category_and_a_status_subresource() -> None:
@@ -99,6 +105,7 @@ def test_every_kind_has_short_names_the_stepline_category_and_a_status_subresour
         "Workflow": ["wf"],
         "WorkflowRun": ["wfrun"],
         "WorkflowSchedule": ["wfsched"],
+        "Approval": ["appr"],
     }
 
 

@@ -70,6 +70,7 @@ class Leader:
         self.supervisor = Runs()
         self.runtime = types.SimpleNamespace(
             elector=self.elector, events=Events(), forget_writes=self._forget,
+            settings=types.SimpleNamespace(approvals=True),
             servicesteps=types.SimpleNamespace(
                 reconciles={}, status_refreshes={}, reconciles_due={("shop", "a"): []},
             ),
@@ -88,6 +89,7 @@ class Leader:
         monkeypatch.setattr(leadership, "check_external_steps_forever", forever("checks"))
         monkeypatch.setattr(leadership, "keep_runs_forever", forever("retention"))
         monkeypatch.setattr(leadership, "schedule_forever", forever("schedules"))
+        monkeypatch.setattr(leadership, "judge_forever", forever("judgments"))
         monkeypatch.setattr(leadership, "resync", resync)
 
     def _forget(self) -> None:
@@ -132,7 +134,7 @@ async def test_the_leader_forgets_what_it_wrote_resyncs_and_starts_its_loops(
     await settle()
 
     assert leader.forgotten == 1
-    assert sorted(leader.started) == ["checks", "resync", "retention", "schedules"]
+    assert sorted(leader.started) == ["checks", "judgments", "resync", "retention", "schedules"]
 
 
 async def test_stepping_down_stops_every_writer_and_drops_queued_events(leader: Leader) -> None:

@@ -13,6 +13,7 @@ from stepline import __version__
 from stepline.observability import (
     DURATION_BUCKETS,
     OTHER,
+    ApprovalDecisionLabel,
     CallOutcomeLabel,
     CodeClass,
     Metrics,
@@ -78,13 +79,16 @@ def record_everything(metrics: Metrics) -> None:
         namespace="shop", schedule="nightly", outcome=ScheduleOutcomeLabel.STARTED
     )
     metrics.set_schedule_next_run(namespace="shop", schedule="nightly", at=1.8e9)
+    metrics.record_approval(
+        namespace="shop", workflow="trade", decision=ApprovalDecisionLabel.APPROVED
+    )
 
 
 def test_every_metric_is_prefixed_documented_and_follows_the_naming_conventions() -> None:
     metrics = Metrics()
     record_everything(metrics)
     found = families(metrics)
-    assert len(found) == 23
+    assert len(found) == 24
     for name, (kind, documentation, _) in found.items():
         assert name.startswith("stepline_"), name
         assert len(documentation) > 15, name
