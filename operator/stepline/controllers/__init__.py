@@ -7,6 +7,8 @@
 - `workflowruns/`: the run watch, the supervisor with one task per unfinished run, the runner
   that drives a run through the engine and writes its status, and the run history (retention,
   statistics, duration prediction).
+- `approvals/`: a watch of Approvals into an index by run and step, the check of their admission
+  policies, and the leader's judge that writes each Approval's Accepted condition.
 
 Shared: `wiring` starts and stops it all (`run()`); `runtime` is what the controllers share and
 what each remembers; `informers` lists and watches a kind; `events` posts Kubernetes Events;

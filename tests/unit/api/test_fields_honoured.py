@@ -57,7 +57,8 @@ from tests.unit.resources.samples import make_step
 
 REPO = Path(__file__).resolve().parents[3]
 CRD_FILES = ("stepline.io_servicesteps.yaml", "stepline.io_workflows.yaml",
-             "stepline.io_workflowruns.yaml", "stepline.io_workflowschedules.yaml")  # fmt: skip
+             "stepline.io_workflowruns.yaml", "stepline.io_workflowschedules.yaml",
+             "stepline.io_approvals.yaml")  # fmt: skip
 HERE = Path(__file__).resolve().relative_to(REPO).as_posix()  # node ids of the tests below
 
 # Fields whose subfields mirror a Kubernetes type field for field (see the module docstring).
@@ -74,6 +75,36 @@ MIRRORS = frozenset(
 KNOWN_UNTESTED: frozenset[str] = frozenset()
 
 PROOFS: dict[str, tuple[str, ...]] = {
+    "Approval.spec.decidedBy": (
+        "tests/integration/test_approvals.py::test_an_approver_is_admitted_and_stamped_as_the_author_whatever_the_client_wrote",
+    ),
+    "Approval.spec.decidedBy.uid": (
+        "tests/integration/test_approvals.py::test_an_approver_is_admitted_and_stamped_as_the_author_whatever_the_client_wrote",
+    ),
+    "Approval.spec.decidedBy.username": (
+        "tests/integration/test_approvals.py::test_an_approver_is_admitted_and_stamped_as_the_author_whatever_the_client_wrote",
+        "tests/integration/test_approvals.py::test_a_service_account_without_approve_is_refused_with_the_policys_message",
+    ),
+    "Approval.spec.decision": (
+        "tests/unit/controllers/approvals/test_judging.py::test_a_recorded_rejection_is_a_warning_with_its_reason_and_counted_rejected",
+        "tests/unit/controllers/approvals/test_index.py::test_only_a_recorded_approval_decides_a_step",
+    ),
+    "Approval.spec.reason": (
+        "tests/integration/test_approvals.py::test_a_rejection_without_a_reason_is_refused",
+        "tests/unit/api/test_approvals.py::test_a_reason_longer_than_1024_characters_is_refused",
+    ),
+    "Approval.spec.runRef": (
+        "tests/unit/controllers/approvals/test_acceptance.py::test_a_missing_run_is_run_not_found",
+        "tests/integration/test_approvals.py::test_stepline_approve_on_a_waiting_run_is_recorded_owned_by_the_run_and_announced",
+    ),
+    "Approval.spec.step": (
+        "tests/unit/controllers/approvals/test_acceptance.py::test_a_run_that_does_not_wait_at_the_step_is_not_waiting",
+        "tests/unit/controllers/approvals/test_index.py::test_other_steps_runs_and_namespaces_are_apart",
+    ),
+    "Approval.spec.workflowRef": (
+        "tests/unit/controllers/approvals/test_acceptance.py::test_an_approval_naming_another_workflow_than_the_runs_is_a_mismatch",
+        "tests/integration/test_approvals.py::test_approve_on_one_workflow_reaches_no_other",
+    ),
     "ServiceStep.spec.adaptiveTimeout": (
         "tests/unit/engine/test_executing.py::test_an_adaptive_timeout_cuts_a_call_at_a_multiple_of_the_steps_p99",
         "tests/unit/engine/test_executing.py::test_a_workflow_steps_own_timeout_wins_over_an_adaptive_one",
