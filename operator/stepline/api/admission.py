@@ -81,48 +81,37 @@ APPROVE_MESSAGE_EXPRESSION = (
 
 def build_mutating_policy() -> dict[str, Any]:
     """Stamps spec.decidedBy with the requester on every CREATE of an Approval."""
-    return {
-        "apiVersion": ADMISSION_API_VERSION,
-        "kind": "MutatingAdmissionPolicy",
-        "metadata": {"name": MUTATING_POLICY},
-        "spec": {
-            # Fail closed: an Approval the policy could not stamp is not admitted.
-            "failurePolicy": "Fail",
-            "reinvocationPolicy": "Never",
-            "matchConstraints": _MATCH_CREATE,
-            "mutations": [
-                {
-                    "patchType": "ApplyConfiguration",
-                    "applyConfiguration": {"expression": STAMP_EXPRESSION},
-                }
-            ],
-        },
+    mutation = {
+        "patchType": "ApplyConfiguration",
+        "applyConfiguration": {"expression": STAMP_EXPRESSION},
     }
+    return _policy(
+        "MutatingAdmissionPolicy", MUTATING_POLICY, reinvocationPolicy="Never", mutations=[mutation]
+    )
 
 
 def build_validating_policy() -> dict[str, Any]:
     """Refuses an Approval whose decidedBy is not the requester, or whose requester may not
     approve the Workflow."""
+    validations = [
+        {"expression": DECIDED_BY_EXPRESSION, "message": DECIDED_BY_MESSAGE, "reason": "Invalid"},
+        {
+            "expression": APPROVE_EXPRESSION,
+            "messageExpression": APPROVE_MESSAGE_EXPRESSION,
+            "reason": "Forbidden",
+        },
+    ]
+    return _policy("ValidatingAdmissionPolicy", VALIDATING_POLICY, validations=validations)
+
+
+def _policy(kind: str, name: str, **spec: Any) -> dict[str, Any]:
+    """A policy on CREATE of approvals that fails closed: an Approval the API server could not
+    check is not admitted."""
     return {
         "apiVersion": ADMISSION_API_VERSION,
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": VALIDATING_POLICY},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": _MATCH_CREATE,
-            "validations": [
-                {
-                    "expression": DECIDED_BY_EXPRESSION,
-                    "message": DECIDED_BY_MESSAGE,
-                    "reason": "Invalid",
-                },
-                {
-                    "expression": APPROVE_EXPRESSION,
-                    "messageExpression": APPROVE_MESSAGE_EXPRESSION,
-                    "reason": "Forbidden",
-                },
-            ],
-        },
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": {"failurePolicy": "Fail", "matchConstraints": _MATCH_CREATE, **spec},
     }
 
 

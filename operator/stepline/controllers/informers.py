@@ -163,3 +163,35 @@ class Follower:
         else:
             self._known[key] = remembered
         return key
+
+
+async def follow_namespaces(
+    kube: KubeApi,
+    kind: WatchedKind,
+    namespaces: tuple[str, ...],
+    *,
+    label_selector: str | None,
+    timeout_seconds: int,
+    observe: Observer,
+    tombstone: Tombstone,
+    on_listed: Callable[[], None] = lambda: None,
+) -> None:
+    """Follows `kind` with one `Follower` per watched namespace (none: one for all namespaces),
+    until cancelled; `on_listed` is called once every one of them has listed."""
+    scopes: tuple[str | None, ...] = namespaces or (None,)
+    waiting = set(scopes)
+
+    def listed(scope: str | None) -> None:
+        waiting.discard(scope)
+        if not waiting:
+            on_listed()
+
+    async with asyncio.TaskGroup() as group:
+        for scope in scopes:
+            follower = Follower(
+                kube, kind, scope, label_selector=label_selector,
+                timeout_seconds=timeout_seconds, observe=observe, tombstone=tombstone,
+                on_listed=lambda scope=scope: listed(scope),  # type: ignore[misc]
+            )  # fmt: skip
+            where = scope or "all namespaces"
+            group.create_task(follower.run(), name=f"watch {kind.kind}s in {where}")

@@ -9,12 +9,11 @@ the index cannot read (an older schema) is logged and not followed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from stepline.api import API_VERSION
-from stepline.controllers.informers import Follower, WatchedKind
+from stepline.controllers.informers import WatchedKind, follow_namespaces
 from stepline.controllers.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -24,8 +23,6 @@ APPROVAL = WatchedKind(API_VERSION, "Approval")
 async def follow_approvals(runtime: Runtime) -> None:
     """Follows the Approvals of every watched namespace (none: all) until cancelled."""
     memory = runtime.approvals
-    scopes: tuple[str | None, ...] = tuple(runtime.settings.namespaces) or (None,)
-    waiting = set(scopes)
 
     def observe(event_type: str, body: dict[str, Any]) -> bool | None:
         runtime.metrics.mark_watch_event(kind="Approval")
@@ -44,28 +41,11 @@ async def follow_approvals(runtime: Runtime) -> None:
             memory.on_decision(after.namespace, after.run)
         return True
 
-    def listed(scope: str | None) -> None:
-        waiting.discard(scope)
-        if not waiting:
-            memory.listed.set()
-
-    followers = [
-        Follower(
-            runtime.kube,
-            APPROVAL,
-            scope,
-            label_selector=None,
-            timeout_seconds=runtime.settings.watch_server_timeout_seconds,
-            observe=observe,
-            tombstone=_tombstone,
-            on_listed=lambda scope=scope: listed(scope),  # type: ignore[misc]
-        )
-        for scope in scopes
-    ]
-    async with asyncio.TaskGroup() as group:
-        for follower in followers:
-            where = follower.namespace or "all namespaces"
-            group.create_task(follower.run(), name=f"watch Approvals in {where}")
+    await follow_namespaces(
+        runtime.kube, APPROVAL, runtime.settings.namespaces, label_selector=None,
+        timeout_seconds=runtime.settings.watch_server_timeout_seconds, observe=observe,
+        tombstone=_tombstone, on_listed=memory.listed.set,
+    )  # fmt: skip
 
 
 def _tombstone(namespace: str, name: str, remembered: object) -> dict[str, Any]:

@@ -10,11 +10,10 @@ the labelled runs, and keeps a few fields of each.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from stepline.api import API_VERSION
-from stepline.controllers.informers import Follower, WatchedKind
+from stepline.controllers.informers import WatchedKind, follow_namespaces
 from stepline.controllers.runtime import Runtime
 from stepline.controllers.workflowschedules.runindex import SCHEDULE_LABEL
 
@@ -24,8 +23,6 @@ SCHEDULED_RUN = WatchedKind(API_VERSION, "WorkflowRun")
 async def follow_scheduled_runs(runtime: Runtime) -> None:
     """Follows the labelled runs of every watched namespace (none: all) until cancelled."""
     memory = runtime.schedules
-    scopes: tuple[str | None, ...] = tuple(runtime.settings.namespaces) or (None,)
-    waiting = set(scopes)
 
     def observe(event_type: str, body: dict[str, Any]) -> str | None:
         key = memory.runs.record(event_type, body)
@@ -35,28 +32,11 @@ async def follow_scheduled_runs(runtime: Runtime) -> None:
         schedule = labels.get(SCHEDULE_LABEL)
         return schedule if isinstance(schedule, str) else None
 
-    def listed(scope: str | None) -> None:
-        waiting.discard(scope)
-        if not waiting:
-            memory.runs_listed.set()
-
-    followers = [
-        Follower(
-            runtime.kube,
-            SCHEDULED_RUN,
-            scope,
-            label_selector=SCHEDULE_LABEL,
-            timeout_seconds=runtime.settings.watch_server_timeout_seconds,
-            observe=observe,
-            tombstone=_tombstone,
-            on_listed=lambda scope=scope: listed(scope),  # type: ignore[misc]
-        )
-        for scope in scopes
-    ]
-    async with asyncio.TaskGroup() as group:
-        for follower in followers:
-            where = follower.namespace or "all namespaces"
-            group.create_task(follower.run(), name=f"watch scheduled WorkflowRuns in {where}")
+    await follow_namespaces(
+        runtime.kube, SCHEDULED_RUN, runtime.settings.namespaces, label_selector=SCHEDULE_LABEL,
+        timeout_seconds=runtime.settings.watch_server_timeout_seconds, observe=observe,
+        tombstone=_tombstone, on_listed=memory.runs_listed.set,
+    )  # fmt: skip
 
 
 def _tombstone(namespace: str, name: str, schedule: str) -> dict[str, Any]:

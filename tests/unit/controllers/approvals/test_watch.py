@@ -68,3 +68,24 @@ async def test_a_deleted_approval_leaves_the_index_and_a_foreign_body_is_not_fol
         {"type": "DELETED", "object": approval("a")},
     ])  # fmt: skip
     assert len(followed.memory.index) == 0
+
+
+async def test_with_several_namespaces_the_list_is_complete_once_each_is_listed() -> None:
+    followed = Followed()
+    kube = FakeKube()
+    page = {"metadata": {"resourceVersion": "1"}, "items": []}
+    kube.answers["list_page"] = [page]  # the second namespace's list never answers
+    runtime = types.SimpleNamespace(
+        approvals=followed.memory, kube=kube, metrics=Metrics(),
+        settings=types.SimpleNamespace(namespaces=("factory", "shop"),
+                                       watch_server_timeout_seconds=60),
+    )  # fmt: skip
+    task = asyncio.create_task(follow_approvals(runtime))  # type: ignore[arg-type]
+    try:
+        await settle()
+        listed = sorted(str(args[1]) for args in kube.called("list_page"))
+        assert listed == ["factory", "shop"]
+        assert not followed.memory.listed.is_set()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
