@@ -171,9 +171,13 @@ def start_run(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any
 def make_wait(cluster: LocalCluster, namespace: str, name: str, since: datetime) -> None:
     """Writes the run's status as the engine does for a step waiting for a person."""
     at = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    deadline = (since + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    approvers = f"a user with verb approve on workflows.stepline.io/{WORKFLOW} in {namespace}"
+    waiting = {"step": "release", "since": at, "deadline": deadline,
+               "message": "Release the plan for line-7", "approvers": approvers}  # fmt: skip
     status = {"steps": [{"name": "scheduling", "phase": "Succeeded"},
                         {"name": "release", "phase": "Waiting", "startedAt": at}],
-              "waitingFor": [{"step": "release", "since": at}]}  # fmt: skip
+              "waitingFor": [waiting]}  # fmt: skip
     cluster.kubectl("patch", "workflowrun", name, "-n", namespace, "--subresource=status",
                     "--type=merge", "-p", json.dumps({"status": status}))  # fmt: skip
 
