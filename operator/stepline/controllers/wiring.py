@@ -122,7 +122,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     memo["scheduled_runs"] = asyncio.create_task(
         follow_scheduled_runs(runtime), name="scheduled run watch"
     )
-    if config.approvals:
+    if not config.approvals:
+        runtime.approvals.problem = "the operator runs with STEPLINE_APPROVALS=false"
+    else:
         memo["approval_watch"] = asyncio.create_task(
             follow_approvals(runtime), name="Approval watch"
         )

@@ -42,6 +42,12 @@ class ApprovalMemory:
     wake: Callable[[StepKey], None] = asleep
     on_decision: Callable[[str, str], None] = unheard
 
+    @property
+    def available(self) -> bool:
+        """Approvals can decide steps now: the admission policies were found in place (a
+        Workflow with an approval step is not Ready otherwise; `problem` says why)."""
+        return self.index.verified is True
+
     def decision_for(
         self, namespace: str, run: str, step: str, *, waiting_since: datetime
     ) -> ApprovalDecision | None:

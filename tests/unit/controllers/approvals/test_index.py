@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from stepline.controllers.approvals.index import ApprovalIndex
+from stepline.controllers.approvals.memory import ApprovalMemory
 from tests.unit.controllers.approvals.samples import NAMESPACE, RUN, SINCE, STEP, approval
 
 KEY = (NAMESPACE, RUN, STEP)
@@ -113,3 +114,16 @@ def test_a_body_that_is_not_an_approval_is_refused() -> None:
     index = ApprovalIndex()
     with pytest.raises((KeyError, TypeError, ValueError)):
         index.record("ADDED", {"metadata": {"name": "x", "namespace": NAMESPACE}, "spec": {}})
+
+
+def test_the_memory_is_available_only_once_the_policies_are_verified() -> None:
+    memory = ApprovalMemory()
+    assert not memory.available  # not checked yet
+    memory.index.verified = False
+    assert not memory.available
+    memory.index.verified = True
+    assert memory.available
+    memory.index.record("ADDED", approval("a", accepted=RECORDED))
+    decision = memory.decision_for(NAMESPACE, RUN, STEP, waiting_since=SINCE)
+    assert decision is not None
+    assert decision.name == "a"
