@@ -23,8 +23,8 @@ from stepline.api import (
 from stepline.api.approvals import DNS1123_SUBDOMAIN, MAX_REASON_LENGTH
 from stepline.api.base import DNS1123_LABEL, MAX_LABEL_LENGTH
 
-# Exit codes of `stepline approve|reject` beyond argparse's 2 (bad arguments).
-REFUSED = 1  # nothing created: no such run or step, not waiting, or the API server refused
+# Exit codes of `stepline approve|reject|rerun` beyond argparse's 2 (bad arguments).
+REFUSED = 1  # nothing created: no such run or step, not waiting, not rerunnable, or refused
 UNREACHABLE = 3  # no credentials, or the API server did not answer
 
 
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     for verdict in Verdict:
         add_decision_parser(commands, verdict)
+    add_rerun_parser(commands)
     return parser
 
 
@@ -125,6 +126,30 @@ def add_decision_parser(commands: argparse._SubParsersAction, verdict: Verdict) 
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)"
     )
     decide.set_defaults(verdict=verdict)
+
+
+def add_rerun_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    rerun = commands.add_parser(
+        "rerun",
+        help="rerun a Failed or Cancelled run from its failed step: creates a new WorkflowRun "
+        "with spec.rerunOf",
+        description="Creates a WorkflowRun that reruns RUN (spec.rerunOf) with the same "
+        "workflowRef and input, named RUN-r<N> with the first N not taken (or --name), and prints "
+        "its name. The operator reuses RUN's succeeded steps and calls the others under the "
+        "first run's Idempotency-Keys. Exit codes: 0 created; 1 refused (no such run, not "
+        "Failed or Cancelled, the name taken, or the API server said no); 2 bad arguments; 3 no "
+        "credentials or no answer from the API server.",
+    )
+    rerun.add_argument("run", metavar="RUN", type=run_name, help="the WorkflowRun to rerun")
+    rerun.add_argument(
+        "--name", type=run_name, help="the new run's name (default: RUN-r<N>, the first N free)"
+    )
+    rerun.add_argument(
+        "-n", "--namespace", help="the run's namespace (default: the kubeconfig context's)"
+    )
+    rerun.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)"
+    )
 
 
 def run_operator(namespaces: list[str] | None, *, all_namespaces: bool) -> int:
@@ -191,6 +216,39 @@ def run_decision(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_rerun(args: argparse.Namespace) -> int:
+    from stepline.errors import ConfigurationError, KubeApiError, RerunError  # noqa: PLC0415
+    from stepline.kube import KubeApi, default_namespace  # noqa: PLC0415 (the API client loads here)
+    from stepline.resubmitting import create_rerun  # noqa: PLC0415
+
+    async def rerun(namespace: str) -> str:
+        kube = await KubeApi.connect(
+            field_manager="stepline-cli",
+            timeout=30,
+            kubeconfig=args.kubeconfig,
+            user_agent=f"stepline-cli/{__version__}",
+        )
+        try:
+            return await create_rerun(kube, namespace, args.run, name=args.name)
+        finally:
+            await kube.close()
+
+    try:
+        namespace = args.namespace or default_namespace(args.kubeconfig)
+        name = asyncio.run(rerun(namespace))
+    except RerunError as exc:
+        print(f"stepline rerun: {exc}", file=sys.stderr)
+        return REFUSED
+    except ConfigurationError as exc:
+        print(f"stepline rerun: {exc}", file=sys.stderr)
+        return UNREACHABLE
+    except KubeApiError as exc:
+        print(f"stepline rerun: {exc}", file=sys.stderr)
+        return UNREACHABLE if exc.status == 0 else REFUSED
+    print(f"workflowrun.stepline.io/{name} created")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -201,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_crds(args.out, admission_out=args.admission_out, check=args.check)
     if args.command in {verdict.value.lower() for verdict in Verdict}:
         return run_decision(args)
+    if args.command == "rerun":
+        return run_rerun(args)
     if args.command == "run":
         return run_operator(args.namespaces, all_namespaces=args.all_namespaces)
     return 0

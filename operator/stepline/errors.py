@@ -6,7 +6,8 @@ at their edge; everything below raises these, chained (`from exc`) to the cause.
     │   ├── KubeConflictError   409: someone else changed the object; retry with a fresh read
     │   └── NotLeadingError     a write refused by this replica itself: it does not lead
     ├── ConfigurationError    the operator cannot start as configured (no kubeconfig, bad setting)
-    └── DecisionError         `stepline approve|reject`: the run or step cannot take a decision
+    ├── DecisionError         `stepline approve|reject`: the run or step cannot take a decision
+    └── RerunError            `stepline rerun`: the run cannot be rerun, or the name is taken
 
 (api.InvalidObjectError, a ValueError, is raised by the models for a body that does not fit;
 `api` imports nothing of ours, so it stands outside this tree.)
@@ -57,3 +58,8 @@ class ConfigurationError(StepLineError):
 class DecisionError(StepLineError):
     """A decision (`stepline approve`, `stepline reject`) that cannot be recorded: the run is not
     there, has no such step, or does not wait at it. Nothing was created."""
+
+
+class RerunError(StepLineError):
+    """A rerun (`stepline rerun`) that cannot be created: the run is not there or has not ended
+    Failed or Cancelled, or the name is taken. Nothing was created."""

@@ -75,6 +75,9 @@ class Reason(StrEnum):
     INPUT_TOO_LARGE = "InputTooLarge"
     INVALID_RUN = "InvalidRun"  # admitted by the API server, but not a run the operator can execute
     INTERNAL_ERROR = "InternalError"  # the operator failed, not a step; its log has the details
+    # A rerun (spec.rerunOf) refused: its source cannot be rerun, or is not there
+    RERUN_NOT_ALLOWED = "RerunNotAllowed"
+    RERUN_SOURCE_NOT_FOUND = "RerunSourceNotFound"
     # A failed step call (StepRecord.error.reason)
     TIMEOUT = "Timeout"
     CONNECTION_ERROR = "ConnectionError"

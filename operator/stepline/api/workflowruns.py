@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
+from stepline.api.approvals import RunName
 from stepline.api.base import (
     MAX_LABEL_LENGTH,
     ApiModel,
@@ -84,6 +85,13 @@ class WorkflowRunSpec(SpecModel):
             field_path=".cancel",
             reason=RuleReason.INVALID,
         ),
+        Rule(
+            "has(self.rerunOf) == has(oldSelf.rerunOf) && "
+            "(!has(self.rerunOf) || self.rerunOf == oldSelf.rerunOf)",
+            message="rerunOf is immutable: start a new run instead",
+            field_path=".rerunOf",
+            reason=RuleReason.INVALID,
+        ),
     )
 
     workflow_ref: ObjectName = Field(
@@ -99,6 +107,14 @@ class WorkflowRunSpec(SpecModel):
     cancel: bool = Field(
         default=False,
         description="Set to true to cancel the run: no further step starts. Cannot be undone.",
+    )
+    rerun_of: RunName | None = Field(
+        default=None,
+        description="Name of a Failed or Cancelled run, in this namespace, that this run reruns "
+        "(`stepline rerun` fills it): it must have the same workflowRef and input. The rerun "
+        "executes the definition that run recorded, copies its Succeeded and Skipped steps "
+        "instead of calling them, and calls the others under the first run's Idempotency-Keys "
+        "(status.rerun). Immutable.",
     )
 
 
@@ -231,6 +247,29 @@ class StepRecord(ApiModel):
     compensation: CompensationRecord | None = Field(
         default=None, description="The undoing of this step, once the run compensates."
     )
+    reused_from: RunName | None = Field(
+        default=None,
+        description="In a rerun: the run whose record of this step was copied; the step was not "
+        "called again.",
+    )
+
+
+class RerunRecord(ApiModel):
+    """Where a rerun started from: the run it reruns, and what it took from that run."""
+
+    of: RunName = Field(description="The run this one reruns (spec.rerunOf).")
+    root_uid: Annotated[str, StringConstraints(max_length=128)] = Field(
+        alias="rootUID",
+        description="The uid of the first run of the rerun chain: the rerun's calls go under its "
+        "Idempotency-Keys (<rootUID>/<step>), as one more retry of that run.",
+    )
+    reused_steps: list[StepName] = Field(
+        default_factory=list,
+        max_length=MAX_STEPS,
+        json_schema_extra=list_type("atomic"),
+        description="The steps whose records were copied from that run (Succeeded or Skipped "
+        "there), not called again.",
+    )
 
 
 class WorkflowRunStatus(ApiModel):
@@ -293,6 +332,11 @@ class WorkflowRunStatus(ApiModel):
     compensation: CompensationSummary | None = Field(
         default=None, description="The undoing of a failed or cancelled run, if it had any."
     )
+    rerun: RerunRecord | None = Field(
+        default=None,
+        description="For a rerun (spec.rerunOf): the run it reruns, the first run's uid that "
+        "keys its calls, and the steps it reused.",
+    )
 
 
 class WorkflowRun(KubeObject):
@@ -317,7 +361,18 @@ class WorkflowRun(KubeObject):
                 description="Why the run ended as it did.",
                 priority=1,
             ),
+            PrinterColumn(
+                "Rerun-Of", ".spec.rerunOf", description="The run this one reruns.", priority=1
+            ),
             PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+        ),
+    )
+    rules = (
+        Rule(
+            "!has(self.spec.rerunOf) || self.spec.rerunOf != self.metadata.name",
+            message="a run cannot rerun itself",
+            field_path=".spec.rerunOf",
+            reason=RuleReason.INVALID,
         ),
     )
 

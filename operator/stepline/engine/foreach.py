@@ -94,7 +94,7 @@ def _element_call(
     interrupted = elements is not None and index in elements.interrupted
     body = _encode_element_input(run, step, item, index)
     call = caller.build_call(run, step, service, body, first_attempt=2 if interrupted else 1)
-    key = build_idempotency_key(run.request.uid, f"{step.name}/{index}")
+    key = build_idempotency_key(run.key_uid, f"{step.name}/{index}")
     return dataclasses.replace(call, idempotency_key=key)
 
 

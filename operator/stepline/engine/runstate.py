@@ -39,12 +39,15 @@ class RunRequest:
     being called (its `currentStep`, as operators before parallel steps wrote it), whose next
     call is numbered after at least one attempt, as is that of any step recorded Running.
     `trace_id` (32 hex digits) overrides the trace id derived from `uid`.
+    `key_uid`, when set, keys the idempotency instead of `uid`: a rerun's calls go under the
+    first run's keys (`RunState.key_uid`).
     """
 
     uid: str
     input: Any
     deadline_seconds: float | None = None
     trace_id: str | None = None
+    key_uid: str | None = None
     started_at: datetime | None = None
     resume_from: Sequence[StepRecord] = ()
     interrupted_step: str | None = None
@@ -130,6 +133,11 @@ class RunState:
     @property
     def done(self) -> bool:
         return all(state.settled for state in self.order)
+
+    @property
+    def key_uid(self) -> str:
+        """What every Idempotency-Key of the run starts with: `key_uid`, else `uid`."""
+        return self.request.key_uid or self.request.uid
 
     def activation(self) -> dict[str, Any]:
         phases = {name: state.phase.value for name, state in self.states.items()}

@@ -107,7 +107,7 @@ class StepCaller:
             step=step.name,
             url=resolve_endpoint(service, overrides=self._overrides),
             body=body,
-            idempotency_key=build_idempotency_key(run.request.uid, step.name),
+            idempotency_key=build_idempotency_key(run.key_uid, step.name),
             trace_id=run.trace_id,
             timeout=step.timeout_seconds or self.step_timeout(service),
             retry=step.retry or service.spec.retry,

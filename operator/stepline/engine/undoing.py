@@ -112,7 +112,7 @@ class Compensator:
             step=step.name,
             url=resolve_endpoint(service, overrides=self._caller._overrides),
             body=body,
-            idempotency_key=build_idempotency_key(run.request.uid, key),
+            idempotency_key=build_idempotency_key(run.key_uid, key),
             trace_id=run.trace_id,
             timeout=float(spec.timeout_seconds or service.spec.timeout_seconds),
             retry=spec.retry or service.spec.retry,

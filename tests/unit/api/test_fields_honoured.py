@@ -432,6 +432,12 @@ PROOFS: dict[str, tuple[str, ...]] = {
         "tests/unit/api/test_models.py::test_run_input_must_be_a_json_object_within_the_size_cap",
         "tests/integration/test_api_validation.py::test_a_runs_request_cannot_be_changed_after_creation",
     ),
+    "WorkflowRun.spec.rerunOf": (
+        "tests/unit/controllers/workflowruns/test_rerunning.py::test_a_source_the_rerun_cannot_start_from_is_refused_naming_the_cause",
+        "tests/unit/controllers/workflowruns/test_rerunning.py::test_a_rerun_calls_only_the_failed_step_under_the_root_key_after_its_attempts",
+        "tests/integration/test_rerun.py::test_a_rerun_reuses_the_succeeded_steps_and_calls_the_failed_one_under_the_root_key",
+        "tests/integration/test_rerun.py::test_rerun_of_never_changes_and_a_run_cannot_rerun_itself",
+    ),
     "WorkflowRun.spec.workflowRef": (
         "tests/integration/test_runs.py::test_a_three_step_run_passes_each_step_the_data_the_workflow_says",
         "tests/integration/test_api_validation.py::test_a_runs_request_cannot_be_changed_after_creation",

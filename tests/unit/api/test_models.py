@@ -241,6 +241,6 @@ def test_run_input_must_be_a_json_object_within_the_size_cap() -> None:
 
 def test_transition_rules_are_left_to_the_api_server() -> None:
     rules = [rule for rule in WorkflowRunSpec.rules if rule.is_transition]
-    assert {rule.field_path for rule in rules} == {".workflowRef", ".input", ".cancel"}
+    assert {rule.field_path for rule in rules} == {".workflowRef", ".input", ".cancel", ".rerunOf"}
     # Evaluating them needs the stored object; validating a spec alone does not try.
     WorkflowRunSpec.model_validate({"workflowRef": "w", "cancel": True})

@@ -68,6 +68,7 @@ from stepline.api import (
 )
 from stepline.controllers.runtime import Runtime, involved_object
 from stepline.controllers.workflowruns.prediction import predict_remaining
+from stepline.controllers.workflowruns.rerunning import prepare_rerun
 from stepline.engine import Checkpoint, PlanError, RunOutcome, RunRequest, RunStatus
 from stepline.engine.checkpoints import describe_progress
 from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
@@ -289,6 +290,9 @@ async def _execute(
     find_workflow: WorkflowLookup,
 ) -> RunOutcome | None:
     """The run's outcome; None when it ended before executing (its status says how)."""
+    rerun = await prepare_rerun(runtime, run, writer)  # spec.rerunOf: rerunning.py
+    if rerun.refused:
+        return None
     found = await _wait_for_workflow(writer, run, cancel, find_workflow)
     if found is None:
         await _finish_cancelled_early(writer, run)
@@ -324,6 +328,7 @@ async def _execute(
         in_memory = progress.steps is not None
         request = RunRequest(
             uid=run.metadata.uid or "", input=run.spec.input, started_at=started_at,
+            key_uid=rerun.key_uid,
             resume_from=progress.steps or run.status.steps,
             interrupted_step=None if in_memory else run.status.current_step,
             deadline_seconds=_time_left(workflow, started_at), may_call=runtime.leads,
