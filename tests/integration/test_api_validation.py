@@ -204,7 +204,15 @@ MALFORMED = [
     Malformed("step-ref-with-underscore", workflow(steps=[{"name": "a", "stepRef": "user_check"}]),
               ("spec.steps[0].stepRef",)),
     Malformed("step-without-step-ref", workflow(steps=[{"name": "a"}]),
-              ("spec.steps[0].stepRef", "Required value")),
+              ("spec.steps[0]", "a step names either stepRef (a ServiceStep to call) or "
+               "approval (a person decides)")),
+    Malformed("approval-step-with-a-retry", workflow(steps=[
+        {"name": "a", "approval": {}, "retry": {"limit": 1}}]),
+              ("spec.steps[0].approval", "an approval step takes no forEach, compensation, "
+               "retry, timeoutSeconds or input")),
+    Malformed("approval-timeout-below-a-minute", workflow(steps=[
+        {"name": "a", "approval": {"timeoutSeconds": 5}}]),
+              ("spec.steps[0].approval.timeoutSeconds",)),
     Malformed("step-ref-as-a-number", workflow(steps=[{"name": "a", "stepRef": 7}]),
               ("spec.steps[0].stepRef", "string")),
     Malformed("unknown-step-field", workflow(steps=[step("a", inputs="input")]),

@@ -94,6 +94,7 @@ from stepline.api.servicesteps import (
 )
 from stepline.api.workflowruns import (
     MAX_ITEM_ERRORS,
+    ApprovalRecord,
     CompensationRecord,
     CompensationSummary,
     ItemError,
@@ -103,12 +104,14 @@ from stepline.api.workflowruns import (
     StepError,
     StepPhase,
     StepRecord,
+    WaitRecord,
     WorkflowRun,
     WorkflowRunSpec,
     WorkflowRunStatus,
 )
 from stepline.api.workflows import (
     MAX_FOREACH_ITEMS,
+    ApprovalStepSpec,
     Compensation,
     CompensationReadiness,
     ExpressionProblem,
@@ -141,8 +144,10 @@ __all__ = [
     "AdaptiveTimeout",
     "Approval",
     "ApprovalDecision",
+    "ApprovalRecord",
     "ApprovalSpec",
     "ApprovalStatus",
+    "ApprovalStepSpec",
     "Backoff",
     "Compensation",
     "CompensationReadiness",
@@ -189,6 +194,7 @@ __all__ = [
     "StepRecord",
     "StepWait",
     "Verdict",
+    "WaitRecord",
     "Workflow",
     "WorkflowRun",
     "WorkflowRunSpec",

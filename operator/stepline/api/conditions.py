@@ -89,6 +89,14 @@ class Reason(StrEnum):
     INVALID_INPUT = "InvalidInput"  # an expression over the run input alone found it lacking
     NO_READY_ENDPOINTS = "NoReadyEndpoints"  # the step's ServiceStep has no ready replica
     INVALID_ITEMS = "InvalidItems"  # a forEach step's items are not a list, or too many
+    # Suspend and approval (WorkflowRun condition, StepRecord.error.reason)
+    SUSPENDING = "Suspending"
+    WAITING_FOR_APPROVAL = "WaitingForApproval"
+    REJECTED = "Rejected"
+    APPROVAL_TIMED_OUT = "ApprovalTimedOut"
+    NOT_INVOCABLE = "NotInvocable"  # invoke of a workflow with an approval step
+    # A Workflow with an approval step, where the Approvals' admission policies are missing
+    APPROVALS_UNAVAILABLE = "ApprovalsUnavailable"
     # Compensation (WorkflowRun condition, StepRecord.compensation.reason)
     COMPENSATION_FAILED = "CompensationFailed"
     EARLIER_COMPENSATION_FAILED = "EarlierCompensationFailed"

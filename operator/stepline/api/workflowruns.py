@@ -43,6 +43,9 @@ MAX_ITEM_ERRORS = 5
 class RunPhase(StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"
+    # Parked, not finished: no step in flight, holding no run slot.
+    SUSPENDED = "Suspended"  # spec.suspend
+    WAITING = "Waiting"  # every step that could go on waits for a person
     # A failed or cancelled run undoing the steps that succeeded; then Failed or Cancelled.
     COMPENSATING = "Compensating"
     SUCCEEDED = "Succeeded"
@@ -57,6 +60,7 @@ class RunPhase(StrEnum):
 class StepPhase(StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"
+    WAITING = "Waiting"  # an approval step, until a person decides
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     SKIPPED = "Skipped"
@@ -116,6 +120,13 @@ class WorkflowRunSpec(SpecModel):
         "instead of calling them, and calls the others under the first run's Idempotency-Keys "
         "(status.rerun). Immutable.",
     )
+    suspend: bool = Field(
+        default=False,
+        description="Set to true to suspend the run: no step, element or attempt starts; the "
+        "calls in flight end, then the run is Suspended, holding no run slot. Set back to "
+        "false to resume it. Suspended time does not count toward the workflow's "
+        "timeoutSeconds. A run created suspended does not start.",
+    )
 
 
 class StepError(ApiModel):
@@ -172,6 +183,41 @@ class ItemsSummary(ApiModel):
         max_length=MAX_ITEM_ERRORS,
         json_schema_extra=list_type("atomic"),
         description="The first elements that failed, by index.",
+    )
+
+
+class ApprovalRecord(ApiModel):
+    """Who decided an approval step, and how."""
+
+    decision: Annotated[str, StringConstraints(max_length=16)] = Field(
+        description="Approve or Reject."
+    )
+    user: Annotated[str, StringConstraints(max_length=512)] = Field(
+        description="The user who decided, as the API server authenticated them."
+    )
+    uid: Annotated[str, StringConstraints(max_length=128)] | None = Field(
+        default=None, description="That user's uid."
+    )
+    reason: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+        default=None, description="Why, in their words."
+    )
+    decided_at: datetime | None = Field(default=None, description="When the Approval was made.")
+    approval_name: Annotated[str, StringConstraints(max_length=253)] | None = Field(
+        default=None, description="The Approval object."
+    )
+
+
+class WaitRecord(ApiModel):
+    """A step waiting for a person."""
+
+    step: StepName = Field(description="The approval step.")
+    since: datetime = Field(description="When it began to wait.")
+    deadline: datetime = Field(description="When it fails unless decided (ApprovalTimedOut).")
+    message: Annotated[str, StringConstraints(max_length=1024)] = Field(
+        default="", description="What the person is asked."
+    )
+    approvers: Annotated[str, StringConstraints(max_length=1024)] = Field(
+        default="", description="Who may decide, and how."
     )
 
 
@@ -251,6 +297,9 @@ class StepRecord(ApiModel):
         default=None,
         description="In a rerun: the run whose record of this step was copied; the step was not "
         "called again.",
+    )
+    approval: ApprovalRecord | None = Field(
+        default=None, description="Who decided an approval step, and how."
     )
 
 
@@ -336,6 +385,18 @@ class WorkflowRunStatus(ApiModel):
         default=None,
         description="For a rerun (spec.rerunOf): the run it reruns, the first run's uid that "
         "keys its calls, and the steps it reused.",
+    )
+    waiting_for: list[WaitRecord] = Field(
+        default_factory=list,
+        max_length=MAX_STEPS,
+        json_schema_extra=list_type("map", "step"),
+        description="The approval steps waiting for a person: since when, until when, what "
+        "they ask and who may decide.",
+    )
+    suspended_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="Time spent suspended, not counted toward the workflow's timeoutSeconds.",
     )
 
 

@@ -92,6 +92,28 @@ class Compensation(SpecModel):
     )
 
 
+# An approval step waits for a person at most this long by default, and within these bounds.
+DEFAULT_APPROVAL_SECONDS = 86_400
+MIN_APPROVAL_SECONDS = 60
+MAX_APPROVAL_SECONDS = 604_800
+
+
+class ApprovalStepSpec(SpecModel):
+    """A step that waits for a person to approve or reject it (an `Approval`), not a service."""
+
+    message: Expression | None = Field(
+        default=None,
+        description="CEL expression over input and steps giving what the person is asked (a "
+        "string, cut to 1024 characters). Default: the step's name.",
+    )
+    timeout_seconds: int = Field(
+        default=DEFAULT_APPROVAL_SECONDS,
+        ge=MIN_APPROVAL_SECONDS,
+        le=MAX_APPROVAL_SECONDS,
+        description="How long the step waits for a decision before it fails (ApprovalTimedOut).",
+    )
+
+
 class WorkflowStep(SpecModel):
     """One step of a workflow: which ServiceStep to call, with what, and when."""
 
@@ -102,14 +124,35 @@ class WorkflowStep(SpecModel):
             field_path=".dependsOn",
             reason=RuleReason.INVALID,
         ),
+        Rule(
+            "has(self.stepRef) != has(self.approval)",
+            message="a step names either stepRef (a ServiceStep to call) or approval (a person "
+            "decides)",
+            reason=RuleReason.INVALID,
+        ),
+        Rule(
+            "!has(self.approval) || !(has(self.forEach) || has(self.compensation) || "
+            "has(self.retry) || has(self.timeoutSeconds) || has(self.input))",
+            message="an approval step takes no forEach, compensation, retry, timeoutSeconds or "
+            "input; its time limit is approval.timeoutSeconds",
+            field_path=".approval",
+            reason=RuleReason.INVALID,
+        ),
     )
 
     name: StepName = Field(
         description="Name of the step within the workflow (a DNS-1123 label); expressions "
         "read its result as steps.<name> (steps[\"<name>\"] when it contains '-')."
     )
-    step_ref: ServiceName = Field(
-        description="Name of the ServiceStep, in the workflow's namespace, that runs this step."
+    step_ref: ServiceName | None = Field(
+        default=None,
+        description="Name of the ServiceStep, in the workflow's namespace, that runs this step "
+        "(or approval, for a step a person decides).",
+    )
+    approval: ApprovalStepSpec | None = Field(
+        default=None,
+        description="A step that waits for a person: the run shows Waiting until an Approval "
+        "from a user allowed to approve this Workflow decides it, or the time runs out.",
     )
     input: Expression | None = Field(
         default=None,

@@ -114,6 +114,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     memo["supervisor"] = supervisor = RunSupervisor(
         runtime, find_workflow=_lookup(kwargs["workflows"])
     )
+    runtime.approvals.on_decision = supervisor.wake  # a decided approval wakes its run
     runs = RunIndex(histories=runtime.runs.histories)
     memo["run_watch"] = asyncio.create_task(
         follow_runs(runtime, supervisor, index=runs, steps=kwargs["servicesteps"]),

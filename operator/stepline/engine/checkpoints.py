@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from stepline.api import (
+    ApprovalRecord,
     CompensationSummary,
     RunPhase,
     StepError,
@@ -69,6 +70,8 @@ class StepState:
     elements: ElementProgress | None = None  # a forEach step's
     sent_input: Any = NOT_SENT  # what it was sent, kept for a step with a compensation
     compensation: CompensationState | None = None  # its undoing, once the run compensates
+    approval: ApprovalRecord | None = None  # who decided an approval step
+    waiting: tuple[datetime, str] | None = None  # an approval step's (deadline, question)
     _record: StepRecord | None = None
 
     @property
@@ -103,6 +106,7 @@ class StepState:
             error=self.error,
             items=None if self.elements is None else self.elements.summary(),
             input=self._recorded_input(),
+            approval=self.approval,
         )
         if self.phase in FINAL:
             self._record = record
@@ -162,6 +166,8 @@ def restore_state(name: str, record: StepRecord | None) -> StepState:
         return StepState(
             name,
             attempts=record.attempts,
+            # An approval step's wait goes on from when it began.
+            started_at=record.started_at if record.phase is StepPhase.WAITING else None,
             finished_at=record.finished_at,
             elements=ElementProgress.from_record(record),
             compensation=_restore_compensation(record),

@@ -24,6 +24,7 @@ turns a failed evaluation into a step failure with reason ExpressionError.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from stepline.api import ExpressionProblem, Reason, StepError
 from stepline.errors import StepLineError
@@ -79,6 +80,15 @@ class StepFailedError(EngineError):
         self.timed_out = timed_out
 
 
+class RunParkedError(EngineError):
+    """The run stops before its end and is to go on later: suspended, or waiting for a
+    person (`status` says which; the executor turns it into that outcome)."""
+
+    def __init__(self, status: Any) -> None:
+        super().__init__(f"run parked: {status}")
+        self.status = status
+
+
 class RunCancelledError(EngineError):
     """The run's cancel event was set; `attempts` calls of the current step were made."""
 
@@ -96,6 +106,7 @@ __all__ = [
     "InvalidReplyError",
     "PlanError",
     "RunCancelledError",
+    "RunParkedError",
     "RunRefusedError",
     "StepFailedError",
 ]

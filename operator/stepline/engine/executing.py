@@ -42,16 +42,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from stepline.api import (
+    ApprovalRecord,
     Reason,
     StepError,
     StepPhase,
 )
 from stepline.engine.balancing import Balancer
+from stepline.engine.calling import MAX_MESSAGE_CHARACTERS
 from stepline.engine.checkpoints import (
     RunStore,
     StepState,
@@ -61,14 +65,14 @@ from stepline.engine.compensating import CompensationProgress, CompensationState
 from stepline.engine.directories import StepDirectory
 from stepline.engine.encoding import InvalidJsonError, encode_json
 from stepline.engine.endpoints import NO_OVERRIDES
-from stepline.engine.errors import RunCancelledError, StepFailedError
+from stepline.engine.errors import RunCancelledError, RunParkedError, StepFailedError
 from stepline.engine.expressions import (
     ExpressionError,
 )
 from stepline.engine.foreach import call_elements
 from stepline.engine.loads import StepLoads
 from stepline.engine.observing import NULL_OBSERVER, RunObservation, RunObserver, StepObservation
-from stepline.engine.outcomes import RunOutcome, RunStatus
+from stepline.engine.outcomes import RunOutcome, RunStatus, StepWaiting
 from stepline.engine.planning import Plan, PlannedStep
 from stepline.engine.runstate import (
     Halt,
@@ -126,9 +130,10 @@ class Executor:
             outcome = self._failure_being_undone(run, run.compensation)
         else:
             outcome = await self._execute_steps(run, cancel)
-        if not outcome.succeeded and any(step.compensation for step in plan.steps):
+        if outcome.status in _UNDONE and any(step.compensation for step in plan.steps):
             outcome = await self._compensate(run, outcome)
-        self._observe_run(run, outcome)
+        if not outcome.status.parked:
+            self._observe_run(run, outcome)
         return outcome
 
     async def _execute_steps(self, run: RunState, cancel: asyncio.Event | None) -> RunOutcome:
@@ -142,6 +147,23 @@ class Executor:
         except RunCancelledError as exc:
             message = f"run cancelled at step {exc.step!r}"
             return self._end(run, RunStatus.CANCELLED, Reason.CANCELLED, message, step=exc.step)
+        except RunParkedError as exc:
+            return self._park(run, exc.status)
+
+    def _park(self, run: RunState, status: RunStatus) -> RunOutcome:
+        """A run that stops before its end: suspended, or every step that could go on waits
+        for a person."""
+        if status is RunStatus.SUSPENDED:
+            return self._end(run, status, Reason.SUSPENDED, "suspended (spec.suspend)")
+        waits = tuple(
+            StepWaiting(state.name, state.started_at or self._clock.now(), *state.waiting)
+            for state in run.order
+            if state.phase is StepPhase.WAITING and state.waiting is not None
+        )
+        names = ", ".join(repr(wait.step) for wait in waits)
+        message = f"waiting for approval: step {names}"
+        outcome = self._end(run, status, Reason.WAITING_FOR_APPROVAL, message)
+        return dataclasses.replace(outcome, waits=waits)
 
     def _failure_being_undone(self, run: RunState, progress: CompensationProgress) -> RunOutcome:
         """The outcome a run resumed while compensating had, from its records and summary."""
@@ -198,7 +220,7 @@ class Executor:
     async def _run_steps(self, run: RunState, *, cancel: asyncio.Event | None) -> None:
         """Starts the ready steps, up to the plan's parallelism, as steps end (module
         docstring); raises the first failure once every step in flight has ended."""
-        halt = Halt(cancel)
+        halt = Halt(cancel, run.request.suspend)
         running: dict[asyncio.Future[None], str] = {}
         failure: Exception | None = None
         unsaved = False  # steps ended since the last save
@@ -232,9 +254,8 @@ class Executor:
             halt.close()
         if failure is not None:
             raise failure
-        if not run.done:  # cancelled between steps
-            pending = next(state.name for state in run.order if not state.settled)
-            raise RunCancelledError(step=pending)
+        if not run.done:
+            raise _why_stopped(run, halt, cancelled=cancel is not None and cancel.is_set())
 
     @staticmethod
     async def _checkpoint(run: RunState, steps: Sequence[PlannedStep]) -> None:
@@ -255,18 +276,22 @@ class Executor:
         if not isinstance(error, Exception):
             raise error
         if isinstance(error, RunCancelledError):  # the run is cancelled, or another step failed
-            return error if halt.failed_step is None else None
+            return error if halt.failed_step is None and not halt.suspending else None
         halt.fail(step)
         return error
 
     async def _run_step(self, run: RunState, step: PlannedStep, halt: Halt) -> None:
         state = run.states[step.name]
         began = self._clock.monotonic()
-        state.started_at = self._clock.now()
+        if step.approval is None or state.started_at is None:  # a wait goes on from its start
+            state.started_at = self._clock.now()
         cancel = halt.event
         try:
             if step.has_condition and not _should_run(run, step):
                 self._finish(run, step, state, began, StepPhase.SKIPPED)
+                return
+            if step.approval is not None:
+                self._decide(run, step, state, began)
                 return
             if step.for_each:
                 output, attempts = await call_elements(self._caller, run, step, halt)
@@ -285,6 +310,9 @@ class Executor:
             self._finish(run, step, state, began, StepPhase.FAILED, attempts=exc.attempts)
             raise
         except RunCancelledError as exc:
+            if halt.suspending:  # it goes on at resume, its attempts counted
+                state.phase, state.attempts = StepPhase.PENDING, max(exc.attempts, state.attempts)
+                raise
             if halt.failed_step is not None:
                 message = f"not retried: step {halt.failed_step!r} failed the run"
                 state.error = StepError(reason=Reason.CANCELLED, message=message)
@@ -292,6 +320,39 @@ class Executor:
             raise
         state.output = run.outputs[step.name] = result.output
         self._finish(run, step, state, began, StepPhase.SUCCEEDED, attempts=result.attempts)
+
+    def _decide(self, run: RunState, step: PlannedStep, state: StepState, began: float) -> None:
+        """An approval step: a person's decision ends it (Succeeded with the decision as its
+        output, or Failed: Rejected); none by its deadline fails it (ApprovalTimedOut); else it
+        waits (phase Waiting), and the run is parked once nothing else can go on."""
+        assert step.approval is not None  # noqa: S101 (only approval steps are decided)
+        since = state.started_at or self._clock.now()
+        deadline = since + timedelta(seconds=step.approval.timeout_seconds)
+        decide = run.request.decide
+        decision = decide(step.name, since) if decide is not None else None
+        if decision is not None:
+            state.approval = ApprovalRecord(
+                decision="Approve" if decision.approve else "Reject", user=decision.user,
+                uid=decision.uid or None, reason=decision.reason or None,
+                decided_at=decision.decided_at, approval_name=decision.name,
+            )  # fmt: skip
+            if decision.approve:
+                output = {"decision": "Approve", "user": decision.user, "reason": decision.reason}
+                state.output = run.outputs[step.name] = output
+                self._finish(run, step, state, began, StepPhase.SUCCEEDED)
+                return
+            message = f"step {step.name!r} rejected by {decision.user}: {decision.reason}"
+            error = StepError(reason=Reason.REJECTED, message=message[:MAX_MESSAGE_CHARACTERS])
+        elif self._clock.now() >= deadline:
+            message = f"step {step.name!r}: no decision by {deadline.isoformat()}"
+            error = StepError(reason=Reason.APPROVAL_TIMED_OUT, message=message)
+        else:
+            state.phase = StepPhase.WAITING
+            state.waiting = (deadline, approval_message(run, step))
+            return
+        state.error = error
+        self._finish(run, step, state, began, StepPhase.FAILED)
+        raise StepFailedError(error, attempts=0)
 
     def _finish(
         self,
@@ -379,6 +440,35 @@ class Executor:
                 resumed=bool(run.request.resume_from),
             )
         )
+
+
+# An approval step's question is cut to this (WaitRecord.message's limit).
+MAX_APPROVAL_MESSAGE = 1024
+# The outcomes that undo what the run did (compensation).
+_UNDONE = frozenset({RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT})
+
+
+def _why_stopped(run: RunState, halt: Halt, *, cancelled: bool) -> Exception:
+    """Why a run stopped before its end with nothing in flight and no failure: suspended,
+    waiting for a person, or cancelled."""
+    if halt.suspending and not cancelled:
+        return RunParkedError(RunStatus.SUSPENDED)
+    if not halt.is_set() and any(state.phase is StepPhase.WAITING for state in run.order):
+        return RunParkedError(RunStatus.WAITING)
+    pending = next(state.name for state in run.order if not state.settled)
+    return RunCancelledError(step=pending)  # cancelled between steps
+
+
+def approval_message(run: RunState, step: PlannedStep) -> str:
+    """What an approval step asks: its `message` expression's value, else its name."""
+    expression = run.plan.expressions.approval_messages.get(step.name)
+    if expression is None:
+        return f"approve step {step.name!r}"
+    try:
+        value = expression.evaluate(run.activation())
+    except ExpressionError as exc:
+        return f"approve step {step.name!r} (its message failed: {exc})"[:MAX_APPROVAL_MESSAGE]
+    return (value if isinstance(value, str) else json.dumps(value))[:MAX_APPROVAL_MESSAGE]
 
 
 def _should_run(run: RunState, step: PlannedStep) -> bool:

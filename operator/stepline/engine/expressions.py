@@ -170,6 +170,8 @@ class CompiledExpressions:
         default_factory=dict
     )
     compensation_inputs: Mapping[str, CompiledExpression] = dataclasses.field(default_factory=dict)
+    # Approval steps' `message`, by step name.
+    approval_messages: Mapping[str, CompiledExpression] = dataclasses.field(default_factory=dict)
 
     def raise_for_problems(self) -> None:
         if self.problems:
@@ -215,6 +217,7 @@ def compile_workflow_expressions(spec: WorkflowSpec) -> CompiledExpressions:
         "items": {},
         "compensation.when": {},
         "compensation.input": {},
+        "approval.message": {},
         "output": {},
     }
     element_steps = {step.name for step in spec.steps if step.for_each is not None}
@@ -253,6 +256,9 @@ def compile_workflow_expressions(spec: WorkflowSpec) -> CompiledExpressions:
         },
         compensation_inputs={
             name: e for name, e in compiled["compensation.input"].items() if name is not None
+        },
+        approval_messages={
+            name: e for name, e in compiled["approval.message"].items() if name is not None
         },
     )
 
@@ -329,6 +335,9 @@ def _expressions_of(spec: WorkflowSpec) -> Iterator[tuple[str, str, str | None, 
             yield "when", f"spec.steps[{index}].when", step.name, step.when
         if step.for_each is not None:
             yield "items", f"spec.steps[{index}].forEach.items", step.name, step.for_each.items
+        if step.approval is not None and step.approval.message is not None:
+            where = f"spec.steps[{index}].approval.message"
+            yield "approval.message", where, step.name, step.approval.message
         undo, where = step.compensation, f"spec.steps[{index}].compensation"
         if undo is not None and undo.when is not None:
             yield "compensation.when", f"{where}.when", step.name, undo.when

@@ -34,6 +34,13 @@ class RunStatus(StrEnum):
     FAILED = "Failed"
     CANCELLED = "Cancelled"
     TIMED_OUT = "TimedOut"
+    # Not an end: the run is parked, holding no task or slot, to go on later.
+    SUSPENDED = "Suspended"
+    WAITING = "Waiting"  # for a person's decision on an approval step
+
+    @property
+    def parked(self) -> bool:
+        return self in {RunStatus.SUSPENDED, RunStatus.WAITING}
 
     @property
     def phase(self) -> RunPhase:
@@ -46,7 +53,19 @@ _PHASES = {
     RunStatus.FAILED: RunPhase.FAILED,
     RunStatus.CANCELLED: RunPhase.CANCELLED,
     RunStatus.TIMED_OUT: RunPhase.FAILED,
+    RunStatus.SUSPENDED: RunPhase.SUSPENDED,
+    RunStatus.WAITING: RunPhase.WAITING,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class StepWaiting:
+    """An approval step waiting for a person: since when, until when, what it asks."""
+
+    step: str
+    since: datetime
+    deadline: datetime
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +84,8 @@ class RunOutcome:
     states: tuple[StepState, ...] = ()
     # How the undoing of a failed or cancelled run went, if it had steps to undo.
     compensation: CompensationSummary | None = None
+    # A run Waiting: the approval steps it waits on.
+    waits: tuple[StepWaiting, ...] = ()
 
     @property
     def succeeded(self) -> bool:

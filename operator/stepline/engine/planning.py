@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stepline.api import (
+    ApprovalStepSpec,
     Compensation,
     Reason,
     RetryPolicy,
@@ -47,6 +48,7 @@ class PlannedStep:
     for_each: bool = False
     element_parallelism: int | None = None
     compensation: Compensation | None = None  # how to undo it, if it can be
+    approval: ApprovalStepSpec | None = None  # a step a person decides: no ServiceStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,7 @@ def build_plan(workflow: Workflow, *, expressions: CompiledExpressions | None = 
     steps = tuple(
         PlannedStep(
             name=step_name,
-            step_ref=by_name[step_name].step_ref,
+            step_ref=by_name[step_name].step_ref or "",
             depends_on=dependencies[step_name],
             timeout_seconds=by_name[step_name].timeout_seconds,
             retry=by_name[step_name].retry,
@@ -99,6 +101,7 @@ def build_plan(workflow: Workflow, *, expressions: CompiledExpressions | None = 
             for_each=by_name[step_name].for_each is not None,
             element_parallelism=_element_parallelism(by_name[step_name]),
             compensation=by_name[step_name].compensation,
+            approval=by_name[step_name].approval,
         )
         for step_name in order_steps(dependencies)
     )

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from stepline.api import CompensationSummary, Reason, RunPhase, StepError, StepPhase, StepRecord
+from stepline.api import (
+    ApprovalDecision,
+    CompensationSummary,
+    Reason,
+    RunPhase,
+    StepError,
+    StepPhase,
+    StepRecord,
+)
 from stepline.engine.calling import MAX_MESSAGE_CHARACTERS
 from stepline.engine.checkpoints import Checkpoint, RunStore, restore_exactly, restore_states
 from stepline.engine.clocks import Clock
@@ -56,6 +64,12 @@ class RunRequest:
     # A run resumed while it compensated: no step runs again; the undoing goes on from the
     # records, and the run ends as this summary's cause says.
     compensation: CompensationSummary | None = None
+    # Set while the run is to be suspended: nothing new starts, and once the calls in flight
+    # end the run is parked (RunStatus.SUSPENDED), to go on when resumed.
+    suspend: asyncio.Event | None = None
+    # What decides an approval step, asked with the step and when it began to wait: a person's
+    # decision, or None (it waits on).
+    decide: Callable[[str, datetime], ApprovalDecision | None] | None = None
 
 
 class RunState:
@@ -183,28 +197,36 @@ class RunState:
 
 
 class Halt:
-    """A run's stop for its steps: the caller's `cancel` (the run is cancelled), or the first
-    step failure (`fail`); either way no step starts and no call is tried again."""
+    """A run's stop for its steps: the caller's `cancel` (the run is cancelled), its `suspend`
+    (the run is to be suspended), or the first step failure (`fail`); any of them, and no step
+    starts and no call is tried again."""
 
-    __slots__ = ("_follower", "event", "failed_step")
+    __slots__ = ("_followers", "_suspend", "event", "failed_step")
 
-    def __init__(self, cancel: asyncio.Event | None) -> None:
+    def __init__(self, cancel: asyncio.Event | None, suspend: asyncio.Event | None = None) -> None:
         self.failed_step: str | None = None
-        self._follower: asyncio.Task[None] | None = None
-        if cancel is None:
-            self.event = asyncio.Event()
-        elif cancel.is_set():
-            self.event = cancel
-        else:
-            self.event = asyncio.Event()
-            self._follower = asyncio.ensure_future(self._follow(cancel))
+        self._suspend = suspend
+        self._followers: list[asyncio.Task[None]] = []
+        self.event = asyncio.Event()
+        for source in (cancel, suspend):
+            if source is None:
+                continue
+            if source.is_set():
+                self.event.set()
+            else:
+                self._followers.append(asyncio.ensure_future(self._follow(source)))
 
-    async def _follow(self, cancel: asyncio.Event) -> None:
-        await cancel.wait()
+    async def _follow(self, source: asyncio.Event) -> None:
+        await source.wait()
         self.event.set()
 
     def is_set(self) -> bool:
         return self.event.is_set()
+
+    @property
+    def suspending(self) -> bool:
+        """Halted only because the run is to be suspended: what stopped goes on at resume."""
+        return self._suspend is not None and self._suspend.is_set() and self.failed_step is None
 
     def fail(self, step: str) -> None:
         if self.failed_step is None:
@@ -212,8 +234,8 @@ class Halt:
         self.event.set()
 
     def close(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
+        for follower in self._followers:
+            follower.cancel()
 
 
 # The status's currentStep is a label-sized display of the steps in flight.

@@ -78,8 +78,9 @@ class Invoker:
             return error_answer(409, Reason.WORKFLOW_NOT_READY, f"workflow {name}: {message}")
         try:
             plan = self._plan_of(workflow)
+            refuse_waiting(plan)
         except PlanError as exc:
-            return error_answer(409, exc.reason, str(exc))
+            return error_answer(409, exc.reason, str(exc), step=getattr(exc, "step", None))
         limit = workflow.spec.timeout_seconds
         deadline = self._deadline if limit is None else min(self._deadline, limit)
         request = RunRequest(uid=str(uuid.uuid4()), input=run_input, deadline_seconds=deadline)
@@ -91,6 +92,25 @@ class Invoker:
         except RunRefusedError as exc:
             return error_answer(429, "ConcurrencyLimit", str(exc))
         return answer_for(outcome)
+
+
+class NotInvocableError(PlanError):
+    """A workflow invoke cannot run: a step of it waits for a person."""
+
+    def __init__(self, workflow: str, step: str) -> None:
+        super().__init__(
+            f"workflow {workflow}: step {step!r} waits for a person, who cannot answer within "
+            "an HTTP request; create a WorkflowRun instead",
+            reason=Reason.NOT_INVOCABLE,
+        )
+        self.step = step
+
+
+def refuse_waiting(plan: Plan) -> None:
+    """Raises NotInvocableError for a plan with an approval step."""
+    waiting = next((step.name for step in plan.steps if step.approval is not None), None)
+    if waiting is not None:
+        raise NotInvocableError(plan.workflow, waiting)
 
 
 def parse_input(body: bytes) -> tuple[Any, Answer | None]:

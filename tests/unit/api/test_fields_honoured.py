@@ -290,6 +290,17 @@ PROOFS: dict[str, tuple[str, ...]] = {
         f"{HERE}::test_depends_on_starts_a_step_once_the_steps_it_names_are_done_others_side_by_side",
         "tests/unit/engine/test_parallel.py::test_independent_steps_run_at_once_and_a_join_gets_their_outputs_by_name",
     ),
+    "Workflow.spec.steps[].approval": (
+        "tests/unit/engine/test_waiting.py::test_an_approval_step_waits_while_the_other_branches_go_on",
+        "tests/unit/engine/test_waiting.py::test_a_decision_approves_the_step_and_the_run_goes_on",
+        "tests/unit/engine/test_waiting.py::test_a_rejection_fails_the_step_and_the_run",
+    ),
+    "Workflow.spec.steps[].approval.message": (
+        "tests/unit/engine/test_waiting.py::test_an_approval_step_waits_while_the_other_branches_go_on",
+    ),
+    "Workflow.spec.steps[].approval.timeoutSeconds": (
+        "tests/unit/engine/test_waiting.py::test_no_decision_by_the_deadline_fails_the_step",
+    ),
     "Workflow.spec.steps[].compensation": (
         "tests/unit/engine/test_compensation.py::test_a_failed_run_undoes_the_step_that_succeeded_and_says_so",
         "tests/unit/engine/test_compensation.py::test_steps_are_undone_latest_finished_first",
@@ -437,6 +448,10 @@ PROOFS: dict[str, tuple[str, ...]] = {
         "tests/unit/controllers/workflowruns/test_rerunning.py::test_a_rerun_calls_only_the_failed_step_under_the_root_key_after_its_attempts",
         "tests/integration/test_rerun.py::test_a_rerun_reuses_the_succeeded_steps_and_calls_the_failed_one_under_the_root_key",
         "tests/integration/test_rerun.py::test_rerun_of_never_changes_and_a_run_cannot_rerun_itself",
+    ),
+    "WorkflowRun.spec.suspend": (
+        "tests/unit/engine/test_waiting.py::test_a_suspended_run_lets_its_call_end_starts_nothing_and_goes_on_when_resumed",
+        "tests/unit/engine/test_waiting.py::test_suspending_stops_a_steps_retries_and_it_goes_on_from_its_attempts",
     ),
     "WorkflowRun.spec.workflowRef": (
         "tests/integration/test_runs.py::test_a_three_step_run_passes_each_step_the_data_the_workflow_says",

@@ -53,6 +53,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stepline.api import (
+    ApprovalDecision,
     CompensationSummary,
     ConditionStatus,
     ConditionType,
@@ -61,8 +62,10 @@ from stepline.api import (
     RunPhase,
     StepPhase,
     StepRecord,
+    WaitRecord,
     Workflow,
     WorkflowRun,
+    find_condition,
     record_payload,
     set_condition,
 )
@@ -72,12 +75,17 @@ from stepline.controllers.workflowruns.rerunning import prepare_rerun
 from stepline.engine import Checkpoint, PlanError, RunOutcome, RunRequest, RunStatus
 from stepline.engine.checkpoints import describe_progress
 from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
+from stepline.observability import ApprovalDecisionLabel
 
 logger = logging.getLogger(__name__)
 # How often a run waiting for its Workflow looks again, in seconds (an index look-up).
 WORKFLOW_POLL_SECONDS = 1.0
 # How long the start of a run waits to be written with its first checkpoint (module docstring).
 START_GRACE_SECONDS = 1.0
+# What a Suspended run says it waits for.
+SUSPENDED_MESSAGE = "suspended (spec.suspend): it goes on when spec.suspend is false"
+# A condition message is cut to this (Condition.message's limit).
+MAX_CONDITION_MESSAGE = 32768  # conditions.MAX_MESSAGE_LENGTH
 FINISHED_PHASES = frozenset(phase.value for phase in RunPhase if phase.is_finished)
 
 WorkflowLookup = Callable[[str, str], Workflow | None]
@@ -111,6 +119,7 @@ class RunStatusWriter:
         self._run = run
         self.progress = progress
         self.events = runtime.events
+        self.metrics = runtime.metrics
         self._lock = asyncio.Lock()
         self._held: dict[str, Any] = {}
         self._flush_at = math.inf
@@ -260,6 +269,15 @@ def steps_summary(steps: Any) -> list[tuple[Any, Any, Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class Parked:
+    """A run that stopped before its end, to go on later: `reason` suspended (it goes on when
+    spec.suspend is false) or approval (when a person decides, or at `deadline`)."""
+
+    reason: str
+    deadline: datetime | None = None
+
+
 async def drive_run(
     runtime: Runtime,
     run: WorkflowRun,
@@ -267,19 +285,91 @@ async def drive_run(
     cancel: asyncio.Event,
     find_workflow: WorkflowLookup,
     progress: RunProgress,
-) -> None:
-    """Executes one run to its end (see the module docstring); raises `KubeApiError` when its
-    status cannot be written, with `progress` holding what it had done."""
+    suspend: asyncio.Event | None = None,
+) -> Parked | None:
+    """Executes one run to its end, or until it is parked (see the module docstring); raises
+    `KubeApiError` when its status cannot be written, with `progress` holding what it had
+    done."""
     writer = RunStatusWriter(runtime, run, progress)
     try:
         if progress.outcome is None:
-            progress.outcome = await _execute(runtime, run, writer, cancel, find_workflow)
+            if run.spec.suspend and not run.spec.cancel:
+                return await _stay_suspended(writer, run)
+            progress.outcome = await _execute(
+                runtime, run, writer, cancel, find_workflow, suspend=suspend
+            )
             if progress.outcome is None:
-                return
+                return None
         writer.end()  # no Started Event after the final one; a held start goes with the end
+        if progress.outcome.status.parked:
+            outcome, progress.outcome = progress.outcome, None  # a later task goes on
+            return await _park(writer, run, outcome)
         await _finish(writer, run, progress.outcome)
+        return None
     finally:
         writer.end()
+
+
+async def _stay_suspended(writer: RunStatusWriter, run: WorkflowRun) -> Parked:
+    """A run whose spec says suspend, taken over without a call in flight: it is Suspended."""
+    if run.status.phase is not RunPhase.SUSPENDED:
+        started = run.status.started_at is not None
+        message = SUSPENDED_MESSAGE if started else "created suspended: " + SUSPENDED_MESSAGE
+        await writer.write(
+            phase=RunPhase.SUSPENDED, currentStep=None,
+            conditions=_conditions(run, ConditionStatus.UNKNOWN, Reason.SUSPENDED, message),
+        )  # fmt: skip
+        writer.events.info(involved_object(run), reason="Suspended", message=message)
+    return Parked("suspended")
+
+
+async def _park(writer: RunStatusWriter, run: WorkflowRun, outcome: RunOutcome) -> Parked:
+    """The status of a run that stops before its end (Suspended, or Waiting for a person), and
+    the Event of a new stop; the run's slot and task go."""
+    records = outcome.records()
+    fields: dict[str, Any] = {
+        "phase": outcome.phase,
+        "currentStep": None,
+        "progress": describe_progress(records),
+        "steps": [record.to_wire() for record in records],
+    }
+    ref, namespace = involved_object(run), run.metadata.namespace or ""
+    if outcome.status is RunStatus.SUSPENDED:
+        fields["waitingFor"] = None
+        conditions = (ConditionStatus.UNKNOWN, Reason.SUSPENDED, SUSPENDED_MESSAGE)
+        fields["conditions"] = _conditions(run, *conditions)
+        await writer.write(**fields)
+        if run.status.phase is not RunPhase.SUSPENDED:
+            writer.events.info(ref, reason="Suspended", message=SUSPENDED_MESSAGE)
+        return Parked("suspended")
+    workflow, name = run.spec.workflow_ref, run.metadata.name or ""
+    waits = [
+        WaitRecord(
+            step=wait.step, since=wait.since, deadline=wait.deadline, message=wait.message,
+            approvers=describe_approvers(namespace, workflow, name, wait.step),
+        )
+        for wait in outcome.waits
+    ]  # fmt: skip
+    message = "; ".join(
+        f"step {w.step!r} waits until {w.deadline.isoformat()} for {w.approvers}" for w in waits
+    )[:MAX_CONDITION_MESSAGE]
+    fields["waitingFor"] = [wait.to_wire() for wait in waits]
+    fields["conditions"] = _conditions(
+        run, ConditionStatus.UNKNOWN, Reason.WAITING_FOR_APPROVAL, message
+    )
+    await writer.write(**fields)
+    known = {wait.step for wait in run.status.waiting_for}
+    if any(wait.step not in known for wait in waits):
+        writer.events.info(ref, reason="WaitingForApproval", message=message)
+    return Parked("approval", deadline=min(wait.deadline for wait in waits))
+
+
+def describe_approvers(namespace: str, workflow: str, run: str, step: str) -> str:
+    """Who may decide an approval step, and how: the permission and the command."""
+    return (
+        f"a user with verb approve on workflows.stepline.io/{workflow} in {namespace}: "
+        f"stepline approve {run} --step {step} -n {namespace}"
+    )
 
 
 async def _execute(
@@ -288,6 +378,8 @@ async def _execute(
     writer: RunStatusWriter,
     cancel: asyncio.Event,
     find_workflow: WorkflowLookup,
+    *,
+    suspend: asyncio.Event | None = None,
 ) -> RunOutcome | None:
     """The run's outcome; None when it ended before executing (its status says how)."""
     rerun = await prepare_rerun(runtime, run, writer)  # spec.rerunOf: rerunning.py
@@ -326,13 +418,15 @@ async def _execute(
         progress.started_at = started_at
         writer.checkpoint_interval = workflow.spec.checkpoint_interval_seconds
         in_memory = progress.steps is not None
+        suspended = _resume(runtime, run, writer)
         request = RunRequest(
             uid=run.metadata.uid or "", input=run.spec.input, started_at=started_at,
             key_uid=rerun.key_uid,
             resume_from=progress.steps or run.status.steps,
             interrupted_step=None if in_memory else run.status.current_step,
-            deadline_seconds=_time_left(workflow, started_at), may_call=runtime.leads,
+            deadline_seconds=_time_left(workflow, started_at, suspended), may_call=runtime.leads,
             compensation=progress.compensation or _being_undone(run),
+            suspend=suspend, decide=_decisions(runtime, run),
         )  # fmt: skip
         with runtime.metrics.run_in_flight(namespace=namespace, workflow=plan.workflow):
             return await runtime.executor.execute(plan, request, store=writer, cancel=cancel)
@@ -387,13 +481,42 @@ def pin_workflow(found: Workflow, run: WorkflowRun) -> Workflow | str:
         return changed + f"this run started, and the definition it recorded is not valid: {exc}"
 
 
-def _time_left(workflow: Workflow, started_at: datetime) -> float | None:
+def _time_left(workflow: Workflow, started_at: datetime, suspended: float = 0.0) -> float | None:
     """Seconds left of the run's time limit, counted from its first start (a resumed run does
-    not get its time again); None without a limit."""
+    not get its time again) and not counting the time it spent suspended; None without a
+    limit."""
     limit = workflow.spec.timeout_seconds
     if limit is None:
         return None
-    return limit - (datetime.now(UTC) - started_at).total_seconds()
+    return limit + suspended - (datetime.now(UTC) - started_at).total_seconds()
+
+
+def _resume(runtime: Runtime, run: WorkflowRun, writer: RunStatusWriter) -> float:
+    """The seconds the run has spent suspended; a run resumed now from Suspended adds the time
+    since it was suspended (its condition's transition), and says so (Event Resumed)."""
+    suspended = run.status.suspended_seconds or 0.0
+    if run.status.phase is not RunPhase.SUSPENDED:
+        return suspended
+    condition = find_condition(run.status.conditions, ConditionType.SUCCEEDED)
+    if condition is not None and condition.last_transition_time is not None:
+        since = condition.last_transition_time
+        suspended += max((datetime.now(UTC) - since).total_seconds(), 0.0)
+    message = f"resumed after {suspended:.0f}s suspended in all"
+    writer.hold(within=START_GRACE_SECONDS, suspendedSeconds=round(suspended, 3))
+    runtime.events.info(involved_object(run), reason="Resumed", message=message)
+    return suspended
+
+
+def _decisions(
+    runtime: Runtime, run: WorkflowRun
+) -> Callable[[str, datetime], ApprovalDecision | None]:
+    """What decides the run's approval steps: the Approvals the operator follows."""
+    namespace, name = run.metadata.namespace or "", run.metadata.name or ""
+
+    def decide(step: str, since: datetime) -> ApprovalDecision | None:
+        return runtime.approvals.decision_for(namespace, name, step, waiting_since=since)
+
+    return decide
 
 
 async def _wait_for_workflow(
@@ -469,6 +592,8 @@ async def _finish(writer: RunStatusWriter, run: WorkflowRun, outcome: RunOutcome
     }
     if outcome.compensation is not None:
         fields["compensation"] = outcome.compensation.to_wire()
+    if run.status.waiting_for:
+        fields["waitingFor"] = None
     if outcome.succeeded:
         value, info = record_payload(outcome.output)
         fields.update(output=value, outputInfo=info.to_wire())
@@ -488,6 +613,11 @@ async def _finish(writer: RunStatusWriter, run: WorkflowRun, outcome: RunOutcome
         if failed:
             events.warn(ref, reason="StepFailed", message=outcome.message)
         events.warn(ref, reason="Failed", message=outcome.message)
+    if outcome.error is not None and outcome.error.reason == Reason.APPROVAL_TIMED_OUT:
+        writer.metrics.record_approval(
+            namespace=run.metadata.namespace or "", workflow=run.spec.workflow_ref,
+            decision=ApprovalDecisionLabel.TIMED_OUT,
+        )  # fmt: skip
     undo = outcome.compensation
     if undo is not None and undo.phase is StepPhase.SUCCEEDED:
         events.info(

@@ -33,6 +33,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +52,7 @@ from stepline.controllers.backoff import backoff
 from stepline.controllers.runtime import Runtime
 from stepline.controllers.workflowruns.runner import (
     FINISHED_PHASES,
+    Parked,
     RunProgress,
     WorkflowLookup,
     drive_run,
@@ -66,6 +68,18 @@ RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 30.0
 # An exception's text in a run's status is cut to this; the log has it whole.
 MAX_ERROR_CHARACTERS = 512
+
+
+@dataclass
+class _ParkedRun:
+    """A run stopped before its end (suspended, or waiting for a person): about 300 bytes and
+    at most one timer, no task (docs/proposals/workflow-semantics.md, section 7)."""
+
+    uid: str
+    namespace: str
+    name: str
+    reason: str
+    timer: asyncio.TimerHandle | None = None
 
 
 class UnrunnableRunError(ValueError):
@@ -97,6 +111,8 @@ class RunSupervisor:
         self._runtime = runtime
         self._find_workflow = find_workflow
         self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self._suspends: dict[str, asyncio.Event] = {}  # a run's task's suspend signal
+        self._parked: dict[str, _ParkedRun] = {}  # runs stopped before their end: no task
         self._finished: OrderedDict[str, None] = OrderedDict()
 
     def follow_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -104,16 +120,28 @@ class RunSupervisor:
         for the echoes of our own checkpoints)."""
         uid = body.get("metadata", {}).get("uid", "")
         running = self._tasks.get(uid)
+        spec = body.get("spec") or {}
         if event_type == "DELETED":
             if running:
                 running[0].cancel()
+            self._unpark(uid)
             return
         if not self._runtime.leads():
             return  # the leader runs it
         if running is not None:
-            if body.get("spec", {}).get("cancel"):
+            if spec.get("cancel"):
                 running[1].set()
+            if spec.get("suspend") and uid in self._suspends:
+                self._suspends[uid].set()
             return
+        parked = self._parked.get(uid)
+        if parked is not None:
+            going_on = spec.get("cancel") or (
+                parked.reason == "suspended" and not spec.get("suspend")
+            )
+            if not going_on:
+                return  # it stays parked: a decision, its deadline or a resume wakes it
+            self._unpark(uid)
         if uid in self._finished or body.get("status", {}).get("phase") in FINISHED_PHASES:
             return
         try:
@@ -122,13 +150,72 @@ class RunSupervisor:
             refusal = self._refuse(body.get("metadata", {}), exc.reason, str(exc))
             self._spawn(uid, refusal, name=f"refuse run {uid}")
             return
-        cancel = asyncio.Event()
+        self._start(run)
+
+    def wake(self, namespace: str, name: str) -> None:
+        """A parked run of that name goes on (a person decided its approval step): it is read
+        again and given a task. Nothing for a run that is not parked here."""
+        if not self._runtime.leads():
+            return
+        uid = next(
+            (uid for uid, parked in self._parked.items() if (parked.namespace, parked.name) == (
+                namespace, name)),
+            None,
+        )  # fmt: skip
+        if uid is not None:
+            self._wake(uid)
+
+    def _wake(self, uid: str) -> None:
+        parked = self._unpark(uid)
+        if parked is None or uid in self._tasks:
+            return
+        self._spawn(uid, self._read_and_start(parked), name=f"wake run {parked.name}")
+
+    async def _read_and_start(self, parked: _ParkedRun) -> None:
+        body = await self._runtime.kube.get(
+            API_VERSION, "WorkflowRun", parked.namespace, parked.name
+        )
+        if body is None:
+            return
+        self._tasks.pop(parked.uid, None)  # this reading task hands over to the run's own
+        self.follow_event("MODIFIED", body)
+
+    def _start(self, run: WorkflowRun) -> None:
+        uid = run.metadata.uid or ""
+        cancel, suspend = asyncio.Event(), asyncio.Event()
         if run.spec.cancel:
             cancel.set()
-        self._spawn(uid, self._drive(run, cancel), name=f"run {run.metadata.name}", cancel=cancel)
+        if run.spec.suspend:
+            suspend.set()
+        self._suspends[uid] = suspend
+        work = self._drive(run, cancel, suspend)
+        self._spawn(uid, work, name=f"run {run.metadata.name}", cancel=cancel)
+
+    def _park(self, run: WorkflowRun, parked: Parked) -> None:
+        uid = run.metadata.uid or ""
+        entry = _ParkedRun(
+            uid, run.metadata.namespace or "", run.metadata.name or "", parked.reason
+        )
+        if parked.deadline is not None:
+            delay = max((parked.deadline - datetime.now(UTC)).total_seconds(), 0.0)
+            entry.timer = asyncio.get_running_loop().call_later(delay, self._wake, uid)
+        self._parked[uid] = entry
+
+    def _unpark(self, uid: str) -> _ParkedRun | None:
+        parked = self._parked.pop(uid, None)
+        if parked is not None and parked.timer is not None:
+            parked.timer.cancel()
+        return parked
+
+    @property
+    def parked(self) -> int:
+        """Runs parked here: stopped before their end, holding no task."""
+        return len(self._parked)
 
     async def shutdown(self) -> None:
         """Stops every task without touching status: the next start resumes the runs."""
+        for uid in list(self._parked):
+            self._unpark(uid)
         tasks = [task for task, _ in self._tasks.values()]
         for task in tasks:
             task.cancel()
@@ -137,7 +224,7 @@ class RunSupervisor:
     def _spawn(
         self,
         uid: str,
-        work: Awaitable[None],
+        work: Awaitable[bool | None],
         *,
         name: str,
         cancel: asyncio.Event | None = None,
@@ -145,33 +232,40 @@ class RunSupervisor:
         task = asyncio.create_task(self._supervise(uid, work), name=name)
         self._tasks[uid] = (task, cancel or asyncio.Event())
 
-    async def _supervise(self, uid: str, work: Awaitable[None]) -> None:
+    async def _supervise(self, uid: str, work: Awaitable[bool | None]) -> None:
         try:
-            await work
-            self._finished[uid] = None
-            if len(self._finished) > FINISHED_MEMORY:
-                self._finished.popitem(last=False)
+            parked = await work
+            if parked is not True:
+                self._finished[uid] = None
+                if len(self._finished) > FINISHED_MEMORY:
+                    self._finished.popitem(last=False)
         finally:
             self._tasks.pop(uid, None)
+            self._suspends.pop(uid, None)
 
-    async def _drive(self, run: WorkflowRun, cancel: asyncio.Event) -> None:
-        """Drives the run to its end, or to its failure (module docstring)."""
+    async def _drive(
+        self, run: WorkflowRun, cancel: asyncio.Event, suspend: asyncio.Event
+    ) -> bool | None:
+        """Drives the run to its end, or to its failure (module docstring); True when it is
+        parked instead."""
         progress, failures = RunProgress(), 0
         current: WorkflowRun | None = run
         while current is not None:
             try:
-                await drive_run(
+                parked = await drive_run(
                     self._runtime, current, cancel=cancel, find_workflow=self._find_workflow,
-                    progress=progress,
+                    progress=progress, suspend=suspend,
                 )  # fmt: skip
-                return
+                if parked is not None:
+                    self._park(current, parked)
+                return parked is not None
             except NotLeadingError:
                 self._log_handed_over(run)
-                return
+                return None
             except KubeApiError as exc:
                 if not exc.retryable:
                     await self._fail(run, f"its status could not be written: {exc}")
-                    return
+                    return None
                 delay = backoff(RETRY_SECONDS, failures, maximum=MAX_RETRY_SECONDS)
                 failures += 1
                 logger.warning(
@@ -182,12 +276,13 @@ class RunSupervisor:
             except Exception as exc:  # a defect of ours: fail the run, never loop on it
                 logger.exception("run %s/%s failed", run.metadata.namespace, run.metadata.name)
                 await self._fail(run, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARACTERS])
-                return
+                return None
             try:
                 current = await self._reread(run)
             except KubeApiError as exc:  # refused, not unavailable: _reread waits those out
                 await self._fail(run, f"it could not be read again: {exc}")
-                return
+                return None
+        return None
 
     @staticmethod
     def _log_handed_over(run: WorkflowRun) -> None:

@@ -73,7 +73,7 @@ async def refresh_workflow(
     if not runtime.leads():
         return
     namespace = workflow.metadata.namespace or ""
-    refs = {step.step_ref for step in workflow.spec.steps} | {
+    refs = {step.step_ref for step in workflow.spec.steps if step.step_ref} | {
         step.compensation.step_ref for step in workflow.spec.steps if step.compensation
     }
     expressions = runtime.workflows.expressions_of(workflow)
@@ -81,9 +81,11 @@ async def refresh_workflow(
         steps: dict[str, ServiceStep | None] = {
             ref: next(iter(steps_index.get((namespace, ref), ())), None) for ref in refs
         }
+        approvals = runtime.approvals
         status = compute_workflow_status(
-            workflow, steps=steps, expression_problems=expressions.problems
-        )
+            workflow, steps=steps, expression_problems=expressions.problems,
+            approvals_problem=None if approvals.available else approvals.problem or "unavailable",
+        )  # fmt: skip
         if await write_status(runtime, workflow, status.to_wire()):
             _announce_readiness(
                 runtime, workflow, before=workflow.status.conditions, after=status.conditions

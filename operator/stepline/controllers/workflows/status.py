@@ -45,11 +45,15 @@ def compute_workflow_status(
     steps: Mapping[str, ServiceStep | None],
     expression_problems: tuple[ExpressionProblem, ...] = (),
     now: datetime | None = None,
+    approvals_problem: str | None = None,
 ) -> WorkflowStatus:
     """The Workflow's status; `steps` maps each stepRef to its ServiceStep (None: missing)."""
     records = []
     problems: list[tuple[str, str, str | None]] = []  # (what, ServiceStep, why) of each one
     for entry in workflow.spec.steps:
+        if entry.step_ref is None:  # an approval step: a person, no ServiceStep
+            records.append(WorkflowStepStatus(name=entry.name, step_ref="", ready=True))
+            continue
         record = describe_step(entry.name, steps.get(entry.step_ref))
         record = record.model_copy(update={"step_ref": entry.step_ref})
         if not record.ready:
@@ -75,6 +79,9 @@ def compute_workflow_status(
     elif missing:
         status, reason = ConditionStatus.FALSE, Reason.STEP_NOT_FOUND
         message = f"ServiceStep not found: {', '.join(missing)}"
+    elif approvals_problem and any(entry.approval for entry in workflow.spec.steps):
+        status, reason = ConditionStatus.FALSE, Reason.APPROVALS_UNAVAILABLE
+        message = f"its approval steps cannot be decided: {approvals_problem}"
     elif unready:
         status, reason = ConditionStatus.FALSE, Reason.STEPS_NOT_READY
         message = "; ".join(f"{what} ({ref}): {why}" for what, ref, why in unready)

@@ -41,6 +41,7 @@ class Writing:
             kube=self.kube,
             events=self.events,
             runs=types.SimpleNamespace(histories={}),
+            metrics=None,
             leads=lambda: True,
         )
         self.writer = RunStatusWriter(runtime, RUN, RunProgress())  # type: ignore[arg-type]

@@ -50,6 +50,7 @@ class ScriptedDriver:
         cancel: asyncio.Event,
         find_workflow: Any,
         progress: RunProgress,
+        suspend: asyncio.Event | None = None,
     ) -> None:
         self.calls.append((run, progress, cancel))
         outcome = self.outcomes.pop(0) if self.outcomes else None

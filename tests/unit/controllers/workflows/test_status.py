@@ -181,3 +181,24 @@ def test_a_missing_or_unready_compensating_step_keeps_the_workflow_from_being_re
     assert settle.ready  # its own ServiceStep is Ready; its compensation's is not
     assert settle.compensation is not None
     assert settle.compensation.ready is False
+
+
+def test_a_workflow_with_an_approval_step_is_not_ready_while_approvals_are_unavailable() -> None:
+    flow = workflow(step("plan"), {"name": "release", "approval": {}})
+    steps = {"plan": service_step("plan", ready=True)}
+
+    unavailable = compute_workflow_status(
+        flow, steps=steps, now=NOW, approvals_problem="the binding approvals.stepline.io is missing"
+    )
+    available = compute_workflow_status(flow, steps=steps, now=NOW)
+    without = compute_workflow_status(
+        workflow(step("plan")), steps=steps, now=NOW, approvals_problem="missing"
+    )
+
+    condition = ready_condition(unavailable)
+    assert (condition.status, condition.reason) == ("False", "ApprovalsUnavailable")
+    assert condition.message == (
+        "its approval steps cannot be decided: the binding approvals.stepline.io is missing"
+    )
+    assert ready_condition(available).status == "True"
+    assert ready_condition(without).status == "True"  # no approval step: nothing to decide
