@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -70,6 +69,16 @@ def set_suspend(bed: StepBed, name: str, value: bool) -> None:
     merge_patch(bed.cluster, "workflowrun", name, bed.namespace, {"spec": {"suspend": value}})
 
 
+def create_suspended(bed: StepBed, name: str, workflow: str) -> None:
+    """A run created with spec.suspend, once the operator shows it Suspended."""
+    bed.cluster.apply({
+        "apiVersion": "stepline.io/v1alpha1", "kind": "WorkflowRun",
+        "metadata": {"name": name, "namespace": bed.namespace},
+        "spec": {"workflowRef": workflow, "input": {}, "suspend": True},
+    })  # fmt: skip
+    wait_until(lambda: phase_of(bed, name) == "Suspended", what=f"run {name} to be Suspended")
+
+
 def test_a_run_suspended_mid_way_lets_its_call_end_and_goes_on_when_resumed(
     bed: StepBed,
 ) -> None:
@@ -101,13 +110,7 @@ def test_a_run_suspended_mid_way_lets_its_call_end_and_goes_on_when_resumed(
 
 def test_a_run_created_suspended_does_not_start(bed: StepBed) -> None:
     apply_workflow(bed, "later", CHAIN)
-    manifest: dict[str, Any] = {
-        "apiVersion": "stepline.io/v1alpha1", "kind": "WorkflowRun",
-        "metadata": {"name": "later-1", "namespace": bed.namespace},
-        "spec": {"workflowRef": "later", "input": {}, "suspend": True},
-    }  # fmt: skip
-    bed.cluster.apply(manifest)
-    wait_until(lambda: phase_of(bed, "later-1") == "Suspended", what="the run to be Suspended")
+    create_suspended(bed, "later-1", "later")
     run = get(bed.cluster, "workflowrun", "later-1", bed.namespace)
     assert run is not None
     uid = run["metadata"]["uid"]
@@ -185,13 +188,7 @@ def test_a_parked_run_is_parked_again_by_a_restarted_operator_and_goes_on_when_r
     bed: StepBed, tmp_path: Path
 ) -> None:
     apply_workflow(bed, "parked", CHAIN)
-    manifest: dict[str, Any] = {
-        "apiVersion": "stepline.io/v1alpha1", "kind": "WorkflowRun",
-        "metadata": {"name": "parked-1", "namespace": bed.namespace},
-        "spec": {"workflowRef": "parked", "input": {}, "suspend": True},
-    }  # fmt: skip
-    bed.cluster.apply(manifest)
-    wait_until(lambda: phase_of(bed, "parked-1") == "Suspended", what="the run to be Suspended")
+    create_suspended(bed, "parked-1", "parked")
 
     bed.operator.kill()
     bed.operator = restart(bed.operator, tmp_path / "restarted.log")
