@@ -129,7 +129,7 @@ def test_an_every_minute_schedule_starts_a_run_named_by_its_minute(bed: StepBed)
     assert run["metadata"]["name"] == f"minutely-{minutes_of(scheduled)}"
     assert datetime.fromisoformat(scheduled).second == 0
     assert run["spec"] == {"workflowRef": "quick-flow", "input": {"device": "press-7"},
-                           "cancel": False}  # fmt: skip
+                           "cancel": False, "suspend": False}  # fmt: skip
     (owner,) = run["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
         "WorkflowSchedule", "minutely", created["metadata"]["uid"], True,
