@@ -20,6 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,70 @@ def echo_namespace(
             kubectl(kubeconfig, "delete", "namespace", namespace, "--wait=false")
 
 
+@dataclass(frozen=True)
+class OperatorPorts:
+    """The loopback ports of one operator process."""
+
+    http: int
+    metrics: int
+    liveness: int
+
+
+def launch_operator(
+    kubeconfig: str,
+    namespace: str,
+    overrides: Mapping[str, str],
+    log_path: Path,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    profile: str = "",
+    source: Path | None = None,
+    code: str = "",
+) -> tuple[subprocess.Popen[bytes], OperatorPorts]:
+    """Starts an operator watching `namespace`, each step named in `overrides` sent to its URL,
+    and returns at once; the caller stops it (`alive()` says when it answers). `extra_env` adds
+    or replaces STEPLINE_ settings; `profile` and `source` as in `operator()`; `code`: Python
+    that runs `stepline.cli.main()` some other way (under a memory tracer, say)."""
+    ports = OperatorPorts(http=free_port(), metrics=free_port(), liveness=free_port())
+    env = {
+        **os.environ,
+        "KUBECONFIG": kubeconfig,
+        "STEPLINE_HTTP_HOST": "127.0.0.1",
+        "STEPLINE_HTTP_PORT": str(ports.http),
+        "STEPLINE_METRICS_PORT": str(ports.metrics),
+        "STEPLINE_LIVENESS_PORT": str(ports.liveness),
+        "STEPLINE_ENDPOINT_OVERRIDES": json.dumps(dict(overrides)),
+        # No token asked: the A/B compares the engine's and the server's cost across commits,
+        # before and after invoke authentication alike; overhead/gateway.py --auth measures it.
+        "STEPLINE_INVOKE_AUTH": "false",
+        **(extra_env or {}),
+    }
+    if source is not None:  # before site-packages, where the editable install points
+        env["PYTHONPATH"] = str(Path(source).resolve() / "operator")
+    code = code or "import sys; from stepline.cli import main; sys.exit(main())"
+    if profile:  # written when the operator stops (SIGTERM)
+        code = _PROFILED.format(path=json.dumps(profile))
+    argv = [sys.executable, "-c", code, "run", "-n", namespace]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return process, ports
+
+
+def alive(ports: OperatorPorts) -> bool:
+    """Whether the operator on `ports` answers its liveness probe."""
+    return _answers(f"http://127.0.0.1:{ports.liveness}/healthz")
+
+
+def stop(process: subprocess.Popen[bytes], *, timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def operator(
     kubeconfig: str,
@@ -164,41 +229,19 @@ def operator(
     """The operator, watching `namespace`, with step `echo-i` overridden to `urls[i]`; yields the
     process and its HTTP base URL once every Workflow there is Ready. `source`: a checkout whose
     `operator/stepline` to run instead of the installed one (an A/B against another commit)."""
-    liveness, http, metrics = free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
-        "KUBECONFIG": kubeconfig,
-        "STEPLINE_HTTP_HOST": "127.0.0.1",
-        "STEPLINE_HTTP_PORT": str(http),
-        "STEPLINE_METRICS_PORT": str(metrics),
-        "STEPLINE_LIVENESS_PORT": str(liveness),
-        "STEPLINE_ENDPOINT_OVERRIDES": json.dumps({f"echo-{i}": url for i, url in enumerate(urls)}),
-        # No token asked: the A/B compares the engine's and the server's cost across commits,
-        # before and after invoke authentication alike; overhead/gateway.py --auth measures it.
-        "STEPLINE_INVOKE_AUTH": "false",
-    }
-    if source is not None:  # before site-packages, where the editable install points
-        env["PYTHONPATH"] = str(Path(source).resolve() / "operator")
-    code = "import sys; from stepline.cli import main; sys.exit(main())"
-    if profile:  # written when the operator stops (SIGTERM)
-        code = _PROFILED.format(path=json.dumps(profile))
-    argv = [sys.executable, "-c", code, "run", "-n", namespace]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    overrides = {f"echo-{i}": url for i, url in enumerate(urls)}
+    process, ports = launch_operator(
+        kubeconfig, namespace, overrides, log_path, profile=profile, source=source
+    )
     try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{liveness}/healthz"), 60, "operator alive")
+        wait_for(lambda: alive(ports), 60, "operator alive")
         kubectl(
             kubeconfig, "-n", namespace, "wait", "--for=condition=Ready", "--timeout=180s",
             "workflows", "--all",
         )  # fmt: skip
-        yield process, f"http://127.0.0.1:{http}"
+        yield process, f"http://127.0.0.1:{ports.http}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 _REQUEST_LINE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
