@@ -66,6 +66,8 @@ FINISHED_MEMORY = 100_000
 # failure, up to the maximum. The first wait is short: most outages are a restart of the API.
 RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 30.0
+# A run left to the leader is looked at again after this long, in case this replica still leads.
+HANDOVER_RECHECK_SECONDS = 5.0
 # An exception's text in a run's status is cut to this; the log has it whole.
 MAX_ERROR_CHARACTERS = 512
 
@@ -113,6 +115,7 @@ class RunSupervisor:
         self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self._suspends: dict[str, asyncio.Event] = {}  # a run's task's suspend signal
         self._parked: dict[str, _ParkedRun] = {}  # runs stopped before their end: no task
+        self._rechecks: set[asyncio.Task[None]] = set()  # `_recheck_after_handover`
         self._finished: OrderedDict[str, None] = OrderedDict()
 
     def follow_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -191,7 +194,8 @@ class RunSupervisor:
         work = self._drive(run, cancel, suspend)
         self._spawn(uid, work, name=f"run {run.metadata.name}", cancel=cancel)
 
-    def _park(self, run: WorkflowRun, parked: Parked) -> None:
+    def _park(self, run: WorkflowRun, parked: Parked) -> bool:
+        """Parks the run (module docstring); True, for `_drive` to say so."""
         uid = run.metadata.uid or ""
         entry = _ParkedRun(
             uid, run.metadata.namespace or "", run.metadata.name or "", parked.reason
@@ -200,6 +204,7 @@ class RunSupervisor:
             delay = max((parked.deadline - datetime.now(UTC)).total_seconds(), 0.0)
             entry.timer = asyncio.get_running_loop().call_later(delay, self._wake, uid)
         self._parked[uid] = entry
+        return True
 
     def _unpark(self, uid: str) -> _ParkedRun | None:
         parked = self._parked.pop(uid, None)
@@ -216,6 +221,8 @@ class RunSupervisor:
         """Stops every task without touching status: the next start resumes the runs."""
         for uid in list(self._parked):
             self._unpark(uid)
+        for recheck in list(self._rechecks):
+            recheck.cancel()
         tasks = [task for task, _ in self._tasks.values()]
         for task in tasks:
             task.cancel()
@@ -234,8 +241,8 @@ class RunSupervisor:
 
     async def _supervise(self, uid: str, work: Awaitable[bool | None]) -> None:
         try:
-            parked = await work
-            if parked is not True:
+            stopped = await work  # None: it ended; True: parked; False: left to the leader
+            if stopped is None:
                 self._finished[uid] = None
                 if len(self._finished) > FINISHED_MEMORY:
                     self._finished.popitem(last=False)
@@ -246,8 +253,8 @@ class RunSupervisor:
     async def _drive(
         self, run: WorkflowRun, cancel: asyncio.Event, suspend: asyncio.Event
     ) -> bool | None:
-        """Drives the run to its end, or to its failure (module docstring); True when it is
-        parked instead."""
+        """Drives the run to its end, or to its failure (module docstring): None; True when it
+        is parked instead, False when it was left to the leader."""
         progress, failures = RunProgress(), 0
         current: WorkflowRun | None = run
         while current is not None:
@@ -256,12 +263,11 @@ class RunSupervisor:
                     self._runtime, current, cancel=cancel, find_workflow=self._find_workflow,
                     progress=progress, suspend=suspend,
                 )  # fmt: skip
-                if parked is not None:
-                    self._park(current, parked)
-                return parked is not None
+                return None if parked is None else self._park(current, parked)
             except NotLeadingError:
                 self._log_handed_over(run)
-                return None
+                self._recheck_after_handover(run)
+                return False
             except KubeApiError as exc:
                 if not exc.retryable:
                     await self._fail(run, f"its status could not be written: {exc}")
@@ -283,6 +289,26 @@ class RunSupervisor:
                 await self._fail(run, f"it could not be read again: {exc}")
                 return None
         return None
+
+    def _recheck_after_handover(self, run: WorkflowRun) -> None:
+        """A run left to the leader because this replica's fence lapsed: if the Lease was
+        renewed meanwhile (the fence lapsed without losing the lead, say the loop stalled),
+        there is no takeover to resume it, so this replica does, once it sees it still leads."""
+        uid, namespace, name = (
+            run.metadata.uid or "",
+            run.metadata.namespace or "",
+            run.metadata.name or "",
+        )
+
+        async def recheck() -> None:
+            await asyncio.sleep(HANDOVER_RECHECK_SECONDS)
+            if not self._runtime.leads() or uid in self._tasks or uid in self._parked:
+                return
+            self._spawn(uid, self._read_and_start(_ParkedRun(uid, namespace, name, "handover")),
+                        name=f"resume run {name}")  # fmt: skip
+
+        self._rechecks.add(task := asyncio.create_task(recheck(), name=f"recheck run {name}"))
+        task.add_done_callback(self._rechecks.discard)
 
     @staticmethod
     def _log_handed_over(run: WorkflowRun) -> None:

@@ -314,12 +314,28 @@ async def test_a_run_task_refused_past_the_fence_ends_quietly_for_the_leader_to_
 ) -> None:
     supervised.driver.outcomes = [NotLeadingError("not sent, this replica does not lead")]
     supervised.supervisor.follow_event("ADDED", run_body())
+    supervised.leading = False  # another replica took the Lease over
 
     await supervised.clock.advance(60)
 
     assert len(supervised.driver.calls) == 1
     assert supervised.status_writes() == []  # not failed: the new leader resumes it
     assert supervised.events.posted == []
+
+
+async def test_a_run_left_while_the_fence_lapsed_is_resumed_when_this_replica_still_leads(
+    supervised: Supervised,
+) -> None:
+    # The fence lapsed (the loop stalled past the renew deadline), then the Lease was renewed:
+    # there is no takeover to resume the run, so this replica does.
+    supervised.driver.outcomes = [NotLeadingError("not sent: the fence lapsed"), None]
+    supervised.kube.answers["get"] = [run_body(phase="Running")]
+    supervised.supervisor.follow_event("ADDED", run_body())
+
+    await supervised.clock.advance(60)
+
+    assert len(supervised.driver.calls) == 2
+    assert supervised.status_writes() == []
 
 
 async def test_a_failure_is_not_written_over_a_run_another_writer_finished(
