@@ -72,12 +72,20 @@ class Scheduler:
         """Reconciles the schedule now, or once more after the reconcile of it under way."""
         if not self._runtime.leads():
             return
-        if key in self._tasks:
+        running = self._tasks.get(key)
+        if running is not None and not running.done():
+            # It looks at `_again` once more before it ends: no ring is lost.
             self._again.add(key)
             return
         task = asyncio.create_task(self._reconcile(key), name=f"WorkflowSchedule {key}")
         self._tasks[key] = task
-        task.add_done_callback(lambda _: self._tasks.pop(key, None))
+        task.add_done_callback(lambda done: self._forget_task(key, done))
+
+    def _forget_task(self, key: ScheduleKey, task: asyncio.Task[None]) -> None:
+        # A task that has ended but whose callback has not run yet no longer counts as running
+        # (`reconcile_soon` starts another): only the task still registered is forgotten.
+        if self._tasks.get(key) is task:
+            del self._tasks[key]
 
     async def _reconcile(self, key: ScheduleKey) -> None:
         while True:
