@@ -9,8 +9,9 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from stepline import __version__
 from stepline.api import (
@@ -181,47 +182,42 @@ def run_crds(out: Path, *, admission_out: Path, check: bool) -> int:
 
 def run_decision(args: argparse.Namespace) -> int:
     from stepline.deciding import record_decision  # noqa: PLC0415 (the API client loads here)
-    from stepline.errors import ConfigurationError, DecisionError, KubeApiError  # noqa: PLC0415
-    from stepline.kube import KubeApi, default_namespace  # noqa: PLC0415
+    from stepline.errors import DecisionError  # noqa: PLC0415
 
-    async def decide(namespace: str) -> str:
-        kube = await KubeApi.connect(
-            field_manager="stepline-cli",
-            timeout=30,
-            kubeconfig=args.kubeconfig,
-            user_agent=f"stepline-cli/{__version__}",
+    async def decide(kube: Any, namespace: str) -> str:
+        name: str = await record_decision(
+            kube, namespace, args.run, step=args.step, verdict=args.verdict, reason=args.reason
         )
-        try:
-            return await record_decision(
-                kube, namespace, args.run, step=args.step, verdict=args.verdict,
-                reason=args.reason,
-            )  # fmt: skip
-        finally:
-            await kube.close()
+        return f"approval.stepline.io/{name}"
 
-    command = args.verdict.value.lower()
-    try:
-        namespace = args.namespace or default_namespace(args.kubeconfig)
-        name = asyncio.run(decide(namespace))
-    except DecisionError as exc:
-        print(f"stepline {command}: {exc}", file=sys.stderr)
-        return REFUSED
-    except ConfigurationError as exc:
-        print(f"stepline {command}: {exc}", file=sys.stderr)
-        return UNREACHABLE
-    except KubeApiError as exc:
-        print(f"stepline {command}: {exc}", file=sys.stderr)
-        return UNREACHABLE if exc.status == 0 else REFUSED
-    print(f"approval.stepline.io/{name} created")
-    return 0
+    return run_on_cluster(args, args.verdict.value.lower(), decide, refused=DecisionError)
 
 
 def run_rerun(args: argparse.Namespace) -> int:
-    from stepline.errors import ConfigurationError, KubeApiError, RerunError  # noqa: PLC0415
-    from stepline.kube import KubeApi, default_namespace  # noqa: PLC0415 (the API client loads here)
-    from stepline.resubmitting import create_rerun  # noqa: PLC0415
+    from stepline.errors import RerunError  # noqa: PLC0415
+    from stepline.resubmitting import create_rerun  # noqa: PLC0415 (the API client loads here)
 
-    async def rerun(namespace: str) -> str:
+    async def rerun(kube: Any, namespace: str) -> str:
+        name: str = await create_rerun(kube, namespace, args.run, name=args.name)
+        return f"workflowrun.stepline.io/{name}"
+
+    return run_on_cluster(args, "rerun", rerun, refused=RerunError)
+
+
+def run_on_cluster(
+    args: argparse.Namespace,
+    command: str,
+    work: Callable[[Any, str], Awaitable[str]],
+    *,
+    refused: type[Exception],
+) -> int:
+    """Runs `work(kube, namespace)` against the cluster of `--kubeconfig`, prints the object it
+    created, and maps its errors to the exit codes: `refused` and an API refusal REFUSED, no
+    credentials or no answer UNREACHABLE."""
+    from stepline.errors import ConfigurationError, KubeApiError  # noqa: PLC0415
+    from stepline.kube import KubeApi, default_namespace  # noqa: PLC0415
+
+    async def connected(namespace: str) -> str:
         kube = await KubeApi.connect(
             field_manager="stepline-cli",
             timeout=30,
@@ -229,23 +225,23 @@ def run_rerun(args: argparse.Namespace) -> int:
             user_agent=f"stepline-cli/{__version__}",
         )
         try:
-            return await create_rerun(kube, namespace, args.run, name=args.name)
+            return await work(kube, namespace)
         finally:
             await kube.close()
 
     try:
         namespace = args.namespace or default_namespace(args.kubeconfig)
-        name = asyncio.run(rerun(namespace))
-    except RerunError as exc:
-        print(f"stepline rerun: {exc}", file=sys.stderr)
+        created = asyncio.run(connected(namespace))
+    except refused as exc:
+        print(f"stepline {command}: {exc}", file=sys.stderr)
         return REFUSED
     except ConfigurationError as exc:
-        print(f"stepline rerun: {exc}", file=sys.stderr)
+        print(f"stepline {command}: {exc}", file=sys.stderr)
         return UNREACHABLE
     except KubeApiError as exc:
-        print(f"stepline rerun: {exc}", file=sys.stderr)
+        print(f"stepline {command}: {exc}", file=sys.stderr)
         return UNREACHABLE if exc.status == 0 else REFUSED
-    print(f"workflowrun.stepline.io/{name} created")
+    print(f"{created} created")
     return 0
 
 
