@@ -18,12 +18,13 @@ import asyncio
 import json
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.integration.localcluster import LocalCluster, wait_until
 from tests.integration.operatorprocess import OperatorProcess
@@ -195,6 +196,23 @@ def wait_ready_step(bed: StepBed, name: str) -> None:
         raise AssertionError(
             f"{exc}; its Deployment reports availableReplicas={available}"
         ) from exc
+
+
+def module_step_bed(label: str, steps: Sequence[str]) -> Any:
+    """A module-scoped `bed` fixture: `open_step_bed` for the module's tests, closed after
+    them (`bed = module_step_bed("runs", STEPS)` in the test module)."""
+
+    @pytest.fixture(scope="module")
+    def bed(
+        cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[StepBed]:
+        opened = open_step_bed(cluster, label, steps, tmp_path_factory.mktemp(label))
+        try:
+            yield opened
+        finally:
+            close_step_bed(opened)
+
+    return bed
 
 
 def close_step_bed(bed: StepBed) -> None:

@@ -10,18 +10,16 @@ only the calls of its own run (by Idempotency-Key).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.localcluster import LocalCluster, wait_until
+from tests.integration.localcluster import wait_until
 from tests.integration.stepobjects import events_about, get, merge_patch
 from tests.integration.stepservices import (
     StepBed,
     apply_workflow,
-    close_step_bed,
-    open_step_bed,
+    module_step_bed,
     restart,
     start_run,
     step_status,
@@ -36,15 +34,7 @@ NO_RETRY = {"limit": 0}
 QUICK = {"limit": 2, "backoff": {"initialSeconds": 0.1, "maxSeconds": 0.1}}
 
 
-@pytest.fixture(scope="module")
-def bed(
-    cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StepBed]:
-    opened = open_step_bed(cluster, "saga", STEPS, tmp_path_factory.mktemp("saga"))
-    try:
-        yield opened
-    finally:
-        close_step_bed(opened)
+bed = module_step_bed("saga", STEPS)
 
 
 def trade(bed: StepBed, name: str, *, cancel_retry: dict[str, object] = QUICK) -> None:

@@ -11,19 +11,17 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.localcluster import LocalCluster, wait_until
+from tests.integration.localcluster import wait_until
 from tests.integration.stepobjects import wait_condition
 from tests.integration.stepobjects import workflow as workflow_manifest
 from tests.integration.stepservices import (
     StepBed,
     apply_workflow,
-    close_step_bed,
-    open_step_bed,
+    module_step_bed,
     post_invoke,
 )
 from tests.unit.engine.stepservers import Answer
@@ -34,15 +32,7 @@ STEPS = ("greet", "shout", "failing", "sluggish", "blocking")
 NO_RETRY = {"limit": 0}
 
 
-@pytest.fixture(scope="module")
-def bed(
-    cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StepBed]:
-    opened = open_step_bed(cluster, "invoke", STEPS, tmp_path_factory.mktemp("invoke"))
-    try:
-        yield opened
-    finally:
-        close_step_bed(opened)
+bed = module_step_bed("invoke", STEPS)
 
 
 def invoke(bed: StepBed, workflow: str, body: Any = None, *, raw: bytes | None = None) -> Any:

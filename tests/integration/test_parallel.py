@@ -10,19 +10,17 @@ only the calls of its own run (by Idempotency-Key).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stepline.engine.elements import decode_bitmap
-from tests.integration.localcluster import LocalCluster, wait_until
+from tests.integration.localcluster import wait_until
 from tests.integration.stepobjects import Manifest, events_about, get
 from tests.integration.stepservices import (
     StepBed,
     apply_workflow,
-    close_step_bed,
-    open_step_bed,
+    module_step_bed,
     restart,
     start_run,
     step_status,
@@ -36,15 +34,7 @@ STEPS = ("traffic", "air", "complaints", "report", "broken", "stations")
 SLOW = 1.0  # seconds a branch holds its answer: its siblings are called meanwhile
 
 
-@pytest.fixture(scope="module")
-def bed(
-    cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StepBed]:
-    opened = open_step_bed(cluster, "parallel", STEPS, tmp_path_factory.mktemp("parallel"))
-    try:
-        yield opened
-    finally:
-        close_step_bed(opened)
+bed = module_step_bed("parallel", STEPS)
 
 
 def city(bed: StepBed, name: str) -> None:

@@ -16,19 +16,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.localcluster import LocalCluster, wait_until
+from tests.integration.localcluster import wait_until
 from tests.integration.stepobjects import API_VERSION, Manifest, condition, events_about, get
 from tests.integration.stepservices import (
     StepBed,
     apply_workflow,
-    close_step_bed,
-    open_step_bed,
+    module_step_bed,
     restart,
     start_run,
     step_status,
@@ -43,15 +41,7 @@ ONE_RETRY = {"limit": 1, "backoff": {"initialSeconds": 0.05, "factor": 1, "maxSe
 NO_RETRY = {"limit": 0}
 
 
-@pytest.fixture(scope="module")
-def bed(
-    cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StepBed]:
-    opened = open_step_bed(cluster, "rerun", STEPS, tmp_path_factory.mktemp("rerun"))
-    try:
-        yield opened
-    finally:
-        close_step_bed(opened)
+bed = module_step_bed("rerun", STEPS)
 
 
 def trade_steps(*, settlement: dict[str, Any] | None = None) -> list[Manifest]:

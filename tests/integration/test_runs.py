@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.localcluster import LocalCluster, wait_until
+from tests.integration.localcluster import wait_until
 from tests.integration.stepobjects import (
     Manifest,
     condition,
@@ -29,8 +28,7 @@ from tests.integration.stepservices import (
     QUICK_RETRY,
     StepBed,
     apply_workflow,
-    close_step_bed,
-    open_step_bed,
+    module_step_bed,
     restart,
     start_run,
     step_status,
@@ -47,15 +45,7 @@ STEPS = (
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-[0-9a-f]{16}-01$")
 
 
-@pytest.fixture(scope="module")
-def bed(
-    cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StepBed]:
-    opened = open_step_bed(cluster, "runs", STEPS, tmp_path_factory.mktemp("runs"))
-    try:
-        yield opened
-    finally:
-        close_step_bed(opened)
+bed = module_step_bed("runs", STEPS)
 
 
 def test_a_three_step_run_passes_each_step_the_data_the_workflow_says(bed: StepBed) -> None:

@@ -10,18 +10,16 @@ as a user would; it runs last in this module.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.localcluster import LocalCluster, wait_until
+from tests.integration.localcluster import wait_until
 from tests.integration.stepobjects import Manifest, condition, events_about, get, wait_event
 from tests.integration.stepservices import (
     StepBed,
     apply_workflow,
-    close_step_bed,
-    open_step_bed,
+    module_step_bed,
     start_run,
     step_status,
     wait_finished,
@@ -36,15 +34,7 @@ STEPS = ("echo", "hold", "answer")
 OUTAGE_SECONDS = 12
 
 
-@pytest.fixture(scope="module")
-def bed(
-    cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StepBed]:
-    opened = open_step_bed(cluster, "admitted", STEPS, tmp_path_factory.mktemp("admitted"))
-    try:
-        yield opened
-    finally:
-        close_step_bed(opened)
+bed = module_step_bed("admitted", STEPS)
 
 
 def nested(depth: int) -> dict[str, Any]:
