@@ -21,6 +21,7 @@ from stepline import __version__
 from stepline.api import Workflow
 from stepline.controllers.approvals.verification import verify_policies_forever
 from stepline.controllers.approvals.watch import follow_approvals
+from stepline.controllers.background import cancel_detached
 from stepline.controllers.election import LeaseElector, LeaseTimings, new_identity
 from stepline.controllers.essences import EssenceDiffBaseStorage
 from stepline.controllers.events import COMPONENT
@@ -304,6 +305,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     supervisor = memo.get("supervisor")
     if isinstance(supervisor, RunSupervisor):
         await supervisor.shutdown()
+    await cancel_detached()
     runtime = memo.get("runtime")
     if isinstance(runtime, Runtime):
         await runtime.events.flush()  # while this replica may still write

@@ -14,16 +14,16 @@ HPA's scaling included, only refreshes the status.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import hashlib
 import json
 import logging
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from stepline.api import ScalingStatus, ServiceStep, ServiceStepStatus
+from stepline.controllers.background import detached
 from stepline.controllers.backoff import backoff
 from stepline.controllers.runtime import Runtime, involved_object, write_status
 from stepline.controllers.servicesteps.checks import check_external_step
@@ -412,13 +412,6 @@ async def _confirm_correction(runtime: Runtime, step: ServiceStep, reasons: list
     for why in reasons:
         runtime.events.info(involved_object(step), reason="Corrected", message=why)
     return True
-
-
-def detached(coroutine: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
-    """A task in a context of its own. `create_task` would give it a copy of the caller's: in
-    a kopf handler, that holds the event's body, cause and patch for as long as the task lives
-    (in a burst, every step's at once; the allocator then keeps the memory they took)."""
-    return asyncio.create_task(coroutine, name=name, context=contextvars.Context())
 
 
 def spec_digest(body: Mapping[str, Any]) -> str:

@@ -28,10 +28,10 @@ from stepline.api import (
     Workflow,
     find_condition,
 )
+from stepline.controllers.background import detached
 from stepline.controllers.backoff import backoff
 from stepline.controllers.runtime import Runtime, involved_object, runtime_of, write_status
 from stepline.controllers.servicesteps.handlers import body_reference
-from stepline.controllers.servicesteps.reconciler import detached
 from stepline.controllers.workflows.status import compute_workflow_status
 from stepline.errors import KubeApiError, NotLeadingError
 
