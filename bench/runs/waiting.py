@@ -19,14 +19,13 @@ Measured:
    free memory first (no gc, no malloc_trim): RSS as the kernel counts it.
 2. Restart, one round per `--rounds` entry: the operator gets SIGTERM (`term`) or SIGKILL
    (`kill`), a new one is started once it has exited, and the time is taken from the signal
-   until every run is picked up again. For approval runs that is the status write each re-parked
-   run gets (the operator re-executes it from its checkpoint up to its approval step and writes
-   the Waiting status before parking it), read from the API server's audit log
-   (`stageTimestamp` of each `workflowruns/status` PATCH sent after the new process started;
-   the last one per run once the namespace had no write for `QUIET_SECONDS`). For slow-step runs
-   it is the call re-sent under the same Idempotency-Key, as the service saw it arrive. After a
-   SIGKILL the old leader's Lease has to expire first: the new process takes it over once it has
-   not changed for `--lease-duration` seconds (STEPLINE_LEASE_DURATION_SECONDS, default 15).
+   until every run is picked up again. For approval runs that is the run counted in the new
+   operator's `stepline_runs_waiting` gauge (parked from its status, with no task and no write;
+   the status writes it sent anyway are counted from the API server's audit log). For
+   slow-step runs it is the call re-sent under the same Idempotency-Key, as the service saw it
+   arrive. After a SIGKILL the old leader's Lease has to expire first: the new process takes it
+   over once it has not changed for `--lease-duration` seconds
+   (STEPLINE_LEASE_DURATION_SECONDS, default 15).
 
 Also printed: when the new process answered its liveness probe and became the leader
 (`stepline_leader`, read every 0.25 s), its RSS once the runs were picked up, and the CPU
@@ -81,9 +80,11 @@ from probes import (
 )
 from slowstep import SlowStep
 
-# The audit log is read once the namespace has had no run status write for this long: the
-# re-parked runs' writes are over.
+# The audit log of the status writes a re-parking sent is read this long after the last run was
+# parked again (none are expected: runs are parked from their status).
 QUIET_SECONDS = 5.0
+# Seconds between two reads of the new operator's parked runs gauge.
+PARKED_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -309,31 +310,26 @@ def restart(bench: Bench, operator: Operator, how: str, round_number: int) -> Op
 
 
 def approval_pickup(bench: Bench, operator: Operator) -> tuple[list[float], str]:
-    """When each run's status was last written again by `operator` (Unix times)."""
-    runs, writes, halfway = bench.args.runs, [], False
-    last_seen = time.monotonic()
+    """When each run was parked again by `operator` (Unix times): read from its
+    `stepline_runs_waiting` gauge every `PARKED_POLL_SECONDS` (a run parked between two reads
+    counts at the second), and the status writes it sent meanwhile (the audit log)."""
+    runs, times, halfway = bench.args.runs, [], False
     until = time.monotonic() + bench.args.timeout
-    while True:
-        new = [w for w in bench.audit.status_writes() if w[1] >= operator.started]
-        if new:
-            writes.extend(new)
-            last_seen = time.monotonic()
-        names = {w[0] for w in writes}
-        if len(names) >= runs // 2 and not halfway:  # with --memory-dumps: what it holds then
+    while len(times) < runs:
+        parked = int(metric_sum(operator.scrape(), "stepline_runs_waiting") or 0)
+        now = time.time()
+        times.extend([now] * (min(parked, runs) - len(times)))
+        if len(times) >= runs // 2 and not halfway:  # with --memory-dumps: what it holds then
             halfway = True
             bench.dump_memory(operator, "half of the runs picked up")
-        if len(names) >= runs and time.monotonic() - last_seen >= QUIET_SECONDS:
-            break
         if time.monotonic() > until:
-            raise TimeoutError(f"{len(names)} of {runs} runs written again")
-        time.sleep(0.5)
-    last_by_run: dict[str, float] = {}
-    for name, _, answered, _ in writes:
-        last_by_run[name] = max(answered, last_by_run.get(name, 0.0))
-    per_run = Counter(Counter(w[0] for w in writes).values())
+            raise TimeoutError(f"{len(times)} of {runs} runs parked again")
+        time.sleep(PARKED_POLL_SECONDS)
+    time.sleep(QUIET_SECONDS)
+    writes = [w for w in bench.audit.status_writes() if w[1] >= operator.started]
     codes = Counter(w[3] for w in writes)
-    detail = f"status PATCHes per run {dict(per_run)}, codes {dict(codes)}"
-    return list(last_by_run.values()), detail
+    detail = f"status PATCHes sent {len(writes)}, codes {dict(codes)}"
+    return times, detail
 
 
 def call_pickup(bench: Bench, round_number: int) -> tuple[list[float], str]:

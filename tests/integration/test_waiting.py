@@ -2,7 +2,8 @@
 suspended mid-way lets its call end, starts nothing, holds no slot and goes on when resumed; a
 run created suspended does not start; a run whose approval step waits for a person is Waiting,
 says who may decide, and holds no run slot; a parked run is parked again by a restarted
-operator and goes on when resumed.
+operator and goes on when resumed; a restarted operator parks Waiting runs from their status,
+writing nothing, and a decision made while it was down, or after, lets each go on.
 
 One namespace, step server and operator serve the module (see stepservices.py); each test reads
 only the calls of its own run (by Idempotency-Key).
@@ -28,7 +29,7 @@ from tests.integration.stepservices import (
     step_status,
     wait_finished,
 )
-from tests.integration.test_approvals import POLICIES
+from tests.integration.test_approvals import POLICIES, sample, scraped
 from tests.unit.engine.stepservers import Answer
 
 pytestmark = pytest.mark.integration
@@ -196,3 +197,54 @@ def test_a_parked_run_is_parked_again_by_a_restarted_operator_and_goes_on_when_r
     run = wait_finished(bed, "parked-1", timeout=60)
 
     assert run["status"]["phase"] == "Succeeded", run["status"]
+
+
+HELD = [
+    {"name": "plan", "stepRef": "plan"},
+    {"name": "release", "dependsOn": ["plan"], "approval": {"message": '"Release?"'}},
+    {"name": "ship", "stepRef": "ship", "dependsOn": ["release"]},
+]
+
+
+def approve(bed: StepBed, run: str) -> None:
+    bed.cluster.apply({
+        "apiVersion": "stepline.io/v1alpha1", "kind": "Approval",
+        "metadata": {"name": f"{run}-release", "namespace": bed.namespace},
+        "spec": {"runRef": run, "workflowRef": "held", "step": "release",
+                 "decision": "Approve", "reason": "agreed"},
+    })  # fmt: skip
+
+
+def test_a_restarted_operator_parks_waiting_runs_from_their_status_and_decisions_wake_them(
+    bed: StepBed, tmp_path: Path
+) -> None:
+    bed.server.answer("/plan", Answer(json={"batches": 2}))
+    apply_workflow(bed, "held", HELD)
+    for name in ("held-1", "held-2"):
+        start_run(bed, name, "held", {})
+    for name in ("held-1", "held-2"):
+        wait_until(lambda name=name: phase_of(bed, name) == "Waiting", what=f"{name} Waiting")
+    before = get(bed.cluster, "workflowrun", "held-1", bed.namespace) or {}
+
+    bed.operator.kill()
+    approve(bed, "held-2")  # decided while no operator runs
+    bed.operator = restart(bed.operator, tmp_path / "restarted.log")
+
+    decided = wait_finished(bed, "held-2", timeout=60)
+    assert decided["status"]["phase"] == "Succeeded", decided["status"]
+    labels = {"namespace": bed.namespace, "workflow": "held", "reason": "approval"}
+    wait_until(
+        lambda: sample(scraped(bed.operator), "stepline_runs_waiting", labels) == 1,
+        timeout=30, what="held-1 counted as parked by the new leader",
+    )  # fmt: skip
+    # Parked from its status: not re-executed, not written.
+    after = get(bed.cluster, "workflowrun", "held-1", bed.namespace) or {}
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert len(bed.server.calls("/plan", run_uid=after["metadata"]["uid"])) == 1
+
+    approve(bed, "held-1")
+    run = wait_finished(bed, "held-1", timeout=60)
+
+    assert run["status"]["phase"] == "Succeeded", run["status"]
+    assert step_status(run, "release")["approval"]["approvalName"] == "held-1-release"
+    assert sample(scraped(bed.operator), "stepline_runs_waiting", labels) == 0

@@ -430,6 +430,7 @@ class Executor:
         )
 
     def _observe_run(self, run: RunState, outcome: RunOutcome) -> None:
+        undo = outcome.compensation
         self._observer.observe_run(
             RunObservation(
                 namespace=run.plan.namespace,
@@ -438,6 +439,8 @@ class Executor:
                 reason=outcome.reason,
                 seconds=self._clock.monotonic() - run.started,
                 resumed=bool(run.request.resume_from),
+                compensated=undo.succeeded if undo is not None else 0,
+                compensations_failed=undo.failed if undo is not None else 0,
             )
         )
 

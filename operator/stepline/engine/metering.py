@@ -2,7 +2,8 @@
 
 Mapping: a step's failure reason becomes a call outcome (Timeout → timeout; ConnectionError and
 NoReadyEndpoints → connection_error; anything else → error); `attempts - 1` retries are counted;
-skipped and cancelled steps record nothing (no call finished). A run's status maps one-to-one.
+skipped and cancelled steps record nothing (no call finished). A run's status maps one-to-one;
+an undone run also counts its steps' compensations by outcome.
 Quick and never raising, as observers must be.
 """
 
@@ -70,3 +71,10 @@ class MetricsObserver:
             outcome=_RUN_OUTCOMES[observation.status],
             seconds=observation.seconds,
         )
+        if observation.compensated or observation.compensations_failed:
+            self._metrics.record_compensations(
+                namespace=observation.namespace,
+                workflow=observation.workflow,
+                succeeded=observation.compensated,
+                failed=observation.compensations_failed,
+            )

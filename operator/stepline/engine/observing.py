@@ -42,6 +42,9 @@ class RunObservation:
     reason: Reason
     seconds: float
     resumed: bool
+    # Its steps' compensations that succeeded and failed, when the run was undone.
+    compensated: int = 0
+    compensations_failed: int = 0
 
 
 class RunObserver(Protocol):

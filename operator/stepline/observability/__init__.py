@@ -16,9 +16,11 @@ from stepline.observability.labelvalues import (
     ApprovalDecisionLabel,
     CallOutcomeLabel,
     CodeClass,
+    CompensationOutcomeLabel,
     ReconcileOutcomeLabel,
     RunOutcomeLabel,
     ScheduleOutcomeLabel,
+    WaitReasonLabel,
 )
 from stepline.observability.metrics import DURATION_BUCKETS, RECONCILE_BUCKETS, Metrics
 
@@ -30,6 +32,7 @@ __all__ = [
     "ApprovalDecisionLabel",
     "CallOutcomeLabel",
     "CodeClass",
+    "CompensationOutcomeLabel",
     "Exposition",
     "FoldReason",
     "Metrics",
@@ -37,5 +40,6 @@ __all__ = [
     "RunOutcomeLabel",
     "ScheduleOutcomeLabel",
     "UnboundedLabelError",
+    "WaitReasonLabel",
     "render_metrics",
 ]

@@ -207,6 +207,13 @@ def build_overview() -> dash.Dashboard:
             ),
         ))
         .with_panel(_graph(
+            "Runs waiting, by why",
+            "Runs parked with no task: approval (a step waits for a person) or suspended.",
+            "short",
+            _query(f"sum by (reason) (stepline_runs_waiting{{{sel}}})", "{{reason}}"),
+            width=24,
+        ))
+        .with_panel(_graph(
             "Slowest steps: p99 call duration, top 5",
             "The five steps with the highest p99 call duration.", "s",
             _query(

@@ -32,9 +32,11 @@ from stepline.observability.labelvalues import (
     ApprovalDecisionLabel,
     CallOutcomeLabel,
     CodeClass,
+    CompensationOutcomeLabel,
     ReconcileOutcomeLabel,
     RunOutcomeLabel,
     ScheduleOutcomeLabel,
+    WaitReasonLabel,
 )
 
 OTHER = "_other"
@@ -81,14 +83,18 @@ BOUNDED_LABELS: Mapping[str, Callable[[str], bool]] = MappingProxyType(
         "schedule": _matching(_DNS1123_LABEL),
         "kind": _matching(_KIND),
         "outcome": _one_of(
-            RunOutcomeLabel, CallOutcomeLabel, ReconcileOutcomeLabel, ScheduleOutcomeLabel
+            RunOutcomeLabel,
+            CallOutcomeLabel,
+            ReconcileOutcomeLabel,
+            ScheduleOutcomeLabel,
+            CompensationOutcomeLabel,
         ),
         "code_class": _one_of(CodeClass),
         "decision": _one_of(ApprovalDecisionLabel),
         "version": _matching(_VERSION),
         "python": _matching(_VERSION),
         "metric": _matching(_METRIC_NAME),
-        "reason": _one_of(FoldReason),
+        "reason": _one_of(FoldReason, WaitReasonLabel),
     }
 )
 """Every label name a Stepline metric may carry, with the test a value must pass."""

@@ -16,6 +16,10 @@ whatever happens at run time:
   noticed past startingDeadlineSeconds), `replaced` (the active runs cancelled, a run started).
 - `ApprovalDecisionLabel`: how an approval step was decided — `approved` or `rejected` (an
   Approval recorded), `timed_out` (nobody decided within `approval.timeoutSeconds`).
+- `CompensationOutcomeLabel`: how the compensation of one step of a failed or cancelled run
+  ended — `succeeded` (undone) or `failed` (its calls failed after their retries).
+- `WaitReasonLabel`: why a run is parked, holding no task — `approval` (a step waits for a
+  person), `suspended` (`spec.suspend`).
 """
 
 from __future__ import annotations
@@ -53,6 +57,16 @@ class ApprovalDecisionLabel(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     TIMED_OUT = "timed_out"
+
+
+class CompensationOutcomeLabel(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class WaitReasonLabel(StrEnum):
+    APPROVAL = "approval"
+    SUSPENDED = "suspended"
 
 
 class CodeClass(StrEnum):

@@ -11,6 +11,8 @@ The metrics (all durations in seconds, counters end in `_total`):
     stepline_runs_finished_total{namespace,workflow,outcome}              exemplar: trace_id
     stepline_run_duration_seconds{namespace,workflow,outcome}             histogram, exemplar
     stepline_runs_in_flight{namespace,workflow}
+    stepline_runs_waiting{namespace,workflow,reason}        parked: approval, suspended
+    stepline_compensations_total{namespace,workflow,outcome}  per step undone: succeeded, failed
     stepline_step_calls_total{namespace,workflow,step,outcome,code_class} exemplar: trace_id
     stepline_step_call_duration_seconds{namespace,workflow,step,outcome}  histogram, exemplar
     stepline_step_retries_total{namespace,workflow,step,outcome}
@@ -72,9 +74,11 @@ from stepline.observability.labelvalues import (
     ApprovalDecisionLabel,
     CallOutcomeLabel,
     CodeClass,
+    CompensationOutcomeLabel,
     ReconcileOutcomeLabel,
     RunOutcomeLabel,
     ScheduleOutcomeLabel,
+    WaitReasonLabel,
 )
 from stepline.observability.scalingfigures import DOCUMENTATION as SCALING_DOCUMENTATION
 from stepline.observability.scalingfigures import NAMES as SCALING_METRICS
@@ -220,6 +224,26 @@ class Metrics:
         finally:
             gauge.dec()
 
+    def run_parked(self, *, namespace: str, workflow: str, reason: WaitReasonLabel) -> None:
+        """A run stopped before its end with no task (waiting for a person, or suspended)."""
+        self._runs_waiting.child(namespace=namespace, workflow=workflow, reason=reason).inc()
+
+    def run_unparked(self, *, namespace: str, workflow: str, reason: WaitReasonLabel) -> None:
+        """A parked run goes on, ends, is deleted, or is left to another leader."""
+        self._runs_waiting.child(namespace=namespace, workflow=workflow, reason=reason).dec()
+
+    def record_compensations(
+        self, *, namespace: str, workflow: str, succeeded: int, failed: int
+    ) -> None:
+        """The compensations of a run's steps, once its undoing ended."""
+        labels = {"namespace": namespace, "workflow": workflow}
+        for outcome, count in (
+            (CompensationOutcomeLabel.SUCCEEDED, succeeded),
+            (CompensationOutcomeLabel.FAILED, failed),
+        ):
+            if count:
+                self._compensations.child(**labels, outcome=outcome).inc(count)
+
     # Steps
 
     def record_step_call(
@@ -359,6 +383,18 @@ class Metrics:
         )
         self._runs_in_flight = self._gauge(
             "stepline_runs_in_flight", "Workflow runs executing in this operator now.", run
+        )
+        self._compensations = self._counter(
+            "stepline_compensations_total",
+            "Compensations of the steps of failed or cancelled runs, by outcome (succeeded: "
+            "undone; failed: its calls failed after their retries).",
+            (*run, "outcome"),
+        )
+        self._runs_waiting = self._gauge(
+            "stepline_runs_waiting",
+            "Workflow runs parked by this operator, holding no task, by why: approval (a step "
+            "waits for a person) or suspended.",
+            (*run, "reason"),
         )
 
     def _define_step_metrics(self) -> None:

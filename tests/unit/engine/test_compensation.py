@@ -20,7 +20,9 @@ from stepline.api import (
 )
 from stepline.engine import Executor, RunRequest, RunStatus, StepIndex, build_plan
 from stepline.engine.compensating import undo_order
+from stepline.engine.metering import MetricsObserver
 from stepline.httpclient.transports import AiohttpTransport
+from stepline.observability import Metrics
 from tests.unit.engine.stepservers import T0, Answer, FakeClock, StepServer, build_service_step
 from tests.unit.engine.test_executing import ListStore
 
@@ -34,7 +36,11 @@ def workflow(steps: list[dict[str, Any]]) -> Workflow:
 
 
 def executor(
-    server: StepServer, transport: AiohttpTransport, *, clock: FakeClock | None = None
+    server: StepServer,
+    transport: AiohttpTransport,
+    *,
+    clock: FakeClock | None = None,
+    metrics: Metrics | None = None,
 ) -> Executor:
     steps = [
         build_service_step(name, path=f"/{name}", retry=QUICK_RETRY if name == "undo" else
@@ -43,6 +49,8 @@ def executor(
     ]  # fmt: skip
     overrides = dict.fromkeys(SERVICES, server.base_url)
     timing: dict[str, Any] = {} if clock is None else {"clock": clock, "jitter": lambda: 0.0}
+    if metrics is not None:
+        timing["observer"] = MetricsObserver(metrics)
     return Executor(transport=transport, directory=StepIndex(steps), overrides=overrides, **timing)
 
 
@@ -156,6 +164,30 @@ async def test_a_failed_compensation_stops_the_undoing_and_fails_the_run_saying_
     assert (a_undo.phase, a_undo.reason) == (StepPhase.SKIPPED, "EarlierCompensationFailed")
     assert outcome.compensation is not None
     assert (outcome.compensation.phase, outcome.compensation.failed) == (StepPhase.FAILED, 1)
+
+
+async def test_the_compensations_of_an_undone_run_are_counted_by_outcome(
+    server: StepServer, transport: AiohttpTransport
+) -> None:
+    steps = [
+        {"name": "a", "stepRef": "a", "compensation": {"stepRef": "undo"}},
+        {"name": "b", "stepRef": "b", "compensation": {"stepRef": "cancel-order"}},
+        {"name": "fail", "stepRef": "fail"},
+    ]
+    server.answer("/fail", Answer(status=400, json={}))
+    server.answer("/cancel-order", Answer(json={"status": "cancelled"}))
+    server.answer("/undo", Answer(status=422, json={"error": "already shipped"}))
+    metrics = Metrics()
+
+    await executor(server, transport, metrics=metrics).execute(
+        build_plan(workflow(steps)), RunRequest("uid-1", {})
+    )
+
+    def counted(outcome: str) -> float | None:
+        labels = {"namespace": "shop", "workflow": "trade", "outcome": outcome}
+        return metrics.registry.get_sample_value("stepline_compensations_total", labels)
+
+    assert (counted("succeeded"), counted("failed")) == (1, 1)  # b undone, then a failed
 
 
 async def test_a_compensation_is_retried_under_one_key(

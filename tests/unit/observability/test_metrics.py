@@ -21,6 +21,7 @@ from stepline.observability import (
     RunOutcomeLabel,
     ScheduleOutcomeLabel,
     UnboundedLabelError,
+    WaitReasonLabel,
 )
 from stepline.observability.guarding import BOUNDED_LABELS, LabelGuard, check_label_names
 from stepline.observability.metrics import check_metric_name
@@ -55,6 +56,8 @@ def record_everything(metrics: Metrics) -> None:
     metrics.record_run_finished(**SHOP, outcome=RunOutcomeLabel.SUCCEEDED, seconds=0.2)
     with metrics.run_in_flight(**SHOP):
         pass
+    metrics.run_parked(**SHOP, reason=WaitReasonLabel.APPROVAL)
+    metrics.record_compensations(**SHOP, succeeded=1, failed=0)
     metrics.record_step_call(
         **SHOP,
         step="order",
@@ -88,7 +91,7 @@ def test_every_metric_is_prefixed_documented_and_follows_the_naming_conventions(
     metrics = Metrics()
     record_everything(metrics)
     found = families(metrics)
-    assert len(found) == 24
+    assert len(found) == 26
     for name, (kind, documentation, _) in found.items():
         assert name.startswith("stepline_"), name
         assert len(documentation) > 15, name
@@ -138,6 +141,16 @@ def test_a_run_in_flight_is_counted_until_its_block_ends_even_when_it_raises() -
     with pytest.raises(RuntimeError), metrics.run_in_flight(**SHOP):
         raise RuntimeError("the run crashed")
     assert value(metrics, "stepline_runs_in_flight", **SHOP) == 0
+
+
+def test_a_parked_run_is_counted_by_why_until_it_goes_on() -> None:
+    metrics = Metrics()
+    metrics.run_parked(**SHOP, reason=WaitReasonLabel.APPROVAL)
+    metrics.run_parked(**SHOP, reason=WaitReasonLabel.APPROVAL)
+    metrics.run_parked(**SHOP, reason=WaitReasonLabel.SUSPENDED)
+    metrics.run_unparked(**SHOP, reason=WaitReasonLabel.APPROVAL)
+    assert value(metrics, "stepline_runs_waiting", **SHOP, reason="approval") == 1
+    assert value(metrics, "stepline_runs_waiting", **SHOP, reason="suspended") == 1
 
 
 def test_a_step_call_is_counted_by_outcome_and_code_class_and_timed() -> None:

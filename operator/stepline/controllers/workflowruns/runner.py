@@ -75,7 +75,7 @@ from stepline.controllers.workflowruns.rerunning import prepare_rerun
 from stepline.engine import Checkpoint, PlanError, RunOutcome, RunRequest, RunStatus
 from stepline.engine.checkpoints import describe_progress
 from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
-from stepline.observability import ApprovalDecisionLabel
+from stepline.observability import ApprovalDecisionLabel, WaitReasonLabel
 
 logger = logging.getLogger(__name__)
 # How often a run waiting for its Workflow looks again, in seconds (an index look-up).
@@ -274,7 +274,7 @@ class Parked:
     """A run that stopped before its end, to go on later: `reason` suspended (it goes on when
     spec.suspend is false) or approval (when a person decides, or at `deadline`)."""
 
-    reason: str
+    reason: WaitReasonLabel
     deadline: datetime | None = None
 
 
@@ -320,7 +320,7 @@ async def _stay_suspended(writer: RunStatusWriter, run: WorkflowRun) -> Parked:
             conditions=_conditions(run, ConditionStatus.UNKNOWN, Reason.SUSPENDED, message),
         )  # fmt: skip
         writer.events.info(involved_object(run), reason="Suspended", message=message)
-    return Parked("suspended")
+    return Parked(WaitReasonLabel.SUSPENDED)
 
 
 async def _park(writer: RunStatusWriter, run: WorkflowRun, outcome: RunOutcome) -> Parked:
@@ -341,7 +341,7 @@ async def _park(writer: RunStatusWriter, run: WorkflowRun, outcome: RunOutcome) 
         await writer.write(**fields)
         if run.status.phase is not RunPhase.SUSPENDED:
             writer.events.info(ref, reason="Suspended", message=SUSPENDED_MESSAGE)
-        return Parked("suspended")
+        return Parked(WaitReasonLabel.SUSPENDED)
     workflow, name = run.spec.workflow_ref, run.metadata.name or ""
     waits = [
         WaitRecord(
@@ -361,7 +361,7 @@ async def _park(writer: RunStatusWriter, run: WorkflowRun, outcome: RunOutcome) 
     known = {wait.step for wait in run.status.waiting_for}
     if any(wait.step not in known for wait in waits):
         writer.events.info(ref, reason="WaitingForApproval", message=message)
-    return Parked("approval", deadline=min(wait.deadline for wait in waits))
+    return Parked(WaitReasonLabel.APPROVAL, deadline=min(wait.deadline for wait in waits))
 
 
 def describe_approvers(namespace: str, workflow: str, run: str, step: str) -> str:

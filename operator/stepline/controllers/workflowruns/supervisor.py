@@ -50,6 +50,7 @@ from stepline.api import (
 )
 from stepline.controllers.backoff import backoff
 from stepline.controllers.runtime import Runtime
+from stepline.controllers.workflowruns.parking import Parking, read_parking
 from stepline.controllers.workflowruns.runner import (
     FINISHED_PHASES,
     Parked,
@@ -58,6 +59,7 @@ from stepline.controllers.workflowruns.runner import (
     drive_run,
 )
 from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
+from stepline.observability import WaitReasonLabel
 
 logger = logging.getLogger(__name__)
 # Finished runs remembered, so that a late watch event of a finished run starts nothing.
@@ -80,7 +82,8 @@ class _ParkedRun:
     uid: str
     namespace: str
     name: str
-    reason: str
+    workflow: str
+    reason: WaitReasonLabel
     timer: asyncio.TimerHandle | None = None
 
 
@@ -137,16 +140,13 @@ class RunSupervisor:
             if spec.get("suspend") and uid in self._suspends:
                 self._suspends[uid].set()
             return
-        parked = self._parked.get(uid)
-        if parked is not None:
-            going_on = spec.get("cancel") or (
-                parked.reason == "suspended" and not spec.get("suspend")
-            )
-            if not going_on:
-                return  # it stays parked: a decision, its deadline or a resume wakes it
-            self._unpark(uid)
-        if uid in self._finished or body.get("status", {}).get("phase") in FINISHED_PHASES:
-            return
+        if (
+            self._stays_parked(uid, spec)
+            or uid in self._finished
+            or body.get("status", {}).get("phase") in FINISHED_PHASES
+            or self._park_from_status(uid, body)
+        ):
+            return  # it stays parked, it is over, or it is parked now as its status says
         try:
             run = parse_run(body)
         except UnrunnableRunError as exc:
@@ -154,6 +154,31 @@ class RunSupervisor:
             self._spawn(uid, refusal, name=f"refuse run {uid}")
             return
         self._start(run)
+
+    def _stays_parked(self, uid: str, spec: Mapping[str, Any]) -> bool:
+        """The run is parked here and stays so (a decision, its deadline or a resume wakes
+        it); a parked run to cancel or resume is unparked, for a task to go on with it."""
+        parked = self._parked.get(uid)
+        if parked is None:
+            return False
+        going_on = spec.get("cancel") or (
+            parked.reason is WaitReasonLabel.SUSPENDED and not spec.get("suspend")
+        )
+        if not going_on:
+            return True
+        self._unpark(uid)
+        return False
+
+    def _park_from_status(self, uid: str, body: Mapping[str, Any]) -> bool:
+        """Parks the run as its status says it waits (`parking`), with no task, parse or
+        write; False when a task is to look at it."""
+        parking = read_parking(body, now=datetime.now(UTC), decided=self._decided)
+        if parking is None:
+            return False
+        metadata, spec = body.get("metadata") or {}, body.get("spec") or {}
+        namespace, name = metadata.get("namespace") or "", metadata.get("name") or ""
+        self._park_as(uid, namespace, name, spec.get("workflowRef") or "", parking)
+        return True
 
     def wake(self, namespace: str, name: str) -> None:
         """A parked run of that name goes on (a person decided its approval step): it is read
@@ -172,15 +197,14 @@ class RunSupervisor:
         parked = self._unpark(uid)
         if parked is None or uid in self._tasks:
             return
-        self._spawn(uid, self._read_and_start(parked), name=f"wake run {parked.name}")
+        work = self._read_and_start(uid, parked.namespace, parked.name)
+        self._spawn(uid, work, name=f"wake run {parked.name}")
 
-    async def _read_and_start(self, parked: _ParkedRun) -> None:
-        body = await self._runtime.kube.get(
-            API_VERSION, "WorkflowRun", parked.namespace, parked.name
-        )
+    async def _read_and_start(self, uid: str, namespace: str, name: str) -> None:
+        body = await self._runtime.kube.get(API_VERSION, "WorkflowRun", namespace, name)
         if body is None:
             return
-        self._tasks.pop(parked.uid, None)  # this reading task hands over to the run's own
+        self._tasks.pop(uid, None)  # this reading task hands over to the run's own
         self.follow_event("MODIFIED", body)
 
     def _start(self, run: WorkflowRun) -> None:
@@ -195,21 +219,39 @@ class RunSupervisor:
         self._spawn(uid, work, name=f"run {run.metadata.name}", cancel=cancel)
 
     def _park(self, run: WorkflowRun, parked: Parked) -> bool:
-        """Parks the run (module docstring); True, for `_drive` to say so."""
-        uid = run.metadata.uid or ""
-        entry = _ParkedRun(
-            uid, run.metadata.namespace or "", run.metadata.name or "", parked.reason
-        )
-        if parked.deadline is not None:
-            delay = max((parked.deadline - datetime.now(UTC)).total_seconds(), 0.0)
+        """Parks the run its task stopped (module docstring); True, for `_drive` to say so."""
+        metadata = run.metadata
+        self._park_as(metadata.uid or "", metadata.namespace or "", metadata.name or "",
+                      run.spec.workflow_ref, Parking(parked.reason, parked.deadline))  # fmt: skip
+        return True
+
+    def _park_as(
+        self, uid: str, namespace: str, name: str, workflow: str, parking: Parking
+    ) -> None:
+        self._unpark(uid)
+        entry = _ParkedRun(uid, namespace, name, workflow, parking.reason)
+        if parking.deadline is not None:
+            delay = max((parking.deadline - datetime.now(UTC)).total_seconds(), 0.0)
             entry.timer = asyncio.get_running_loop().call_later(delay, self._wake, uid)
         self._parked[uid] = entry
-        return True
+        self._runtime.metrics.run_parked(namespace=namespace, workflow=workflow,
+                                         reason=parking.reason)  # fmt: skip
+
+    def _decided(self, namespace: str, run: str, step: str, since: datetime) -> bool:
+        """A person decided that wait: the run's task takes the decision."""
+        return (
+            self._runtime.approvals.decision_for(namespace, run, step, waiting_since=since)
+            is not None
+        )
 
     def _unpark(self, uid: str) -> _ParkedRun | None:
         parked = self._parked.pop(uid, None)
-        if parked is not None and parked.timer is not None:
+        if parked is None:
+            return None
+        if parked.timer is not None:
             parked.timer.cancel()
+        self._runtime.metrics.run_unparked(namespace=parked.namespace, workflow=parked.workflow,
+                                           reason=parked.reason)  # fmt: skip
         return parked
 
     @property
@@ -304,8 +346,7 @@ class RunSupervisor:
             await asyncio.sleep(HANDOVER_RECHECK_SECONDS)
             if not self._runtime.leads() or uid in self._tasks or uid in self._parked:
                 return
-            self._spawn(uid, self._read_and_start(_ParkedRun(uid, namespace, name, "handover")),
-                        name=f"resume run {name}")  # fmt: skip
+            self._spawn(uid, self._read_and_start(uid, namespace, name), name=f"resume run {name}")
 
         self._rechecks.add(task := asyncio.create_task(recheck(), name=f"recheck run {name}"))
         task.add_done_callback(self._rechecks.discard)

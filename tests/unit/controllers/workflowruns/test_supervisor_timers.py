@@ -17,6 +17,7 @@ from stepline.controllers.workflowruns import supervisor
 from stepline.controllers.workflowruns.runner import RunProgress
 from stepline.controllers.workflowruns.supervisor import RunSupervisor
 from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
+from stepline.observability import Metrics
 from tests.unit.controllers.fakes import FakeKube, RecordedEvents, VirtualClock, settle
 
 UNAVAILABLE = KubeApiError("PATCH …/status: 503 Service Unavailable", status=503)
@@ -71,10 +72,22 @@ class Supervised:
         monkeypatch.setattr(supervisor, "drive_run", driver)
         self.driver = driver
         self.leading = True
+        self.metrics = Metrics()
+        self.decided: set[tuple[str, str, str]] = set()  # (namespace, run, step) decided
+        approvals = types.SimpleNamespace(decision_for=self._decision_for)
         runtime = types.SimpleNamespace(
-            kube=self.kube, events=self.events, leads=lambda: self.leading
-        )
+            kube=self.kube, events=self.events, leads=lambda: self.leading,
+            metrics=self.metrics, approvals=approvals,
+        )  # fmt: skip
         self.supervisor = RunSupervisor(runtime, find_workflow=lambda namespace, name: None)  # type: ignore[arg-type]
+
+    def _decision_for(self, namespace: str, run: str, step: str, **_: Any) -> object | None:
+        return object() if (namespace, run, step) in self.decided else None
+
+    def waiting(self, reason: str) -> float | None:
+        """The `stepline_runs_waiting` sample of the run_body run's workflow for `reason`."""
+        labels = {"namespace": "shop", "workflow": "trade", "reason": reason}
+        return self.metrics.registry.get_sample_value("stepline_runs_waiting", labels)
 
     def status_writes(self) -> list[dict[str, Any]]:
         return [arguments[3] for arguments in self.kube.called("patch_status")]
