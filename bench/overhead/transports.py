@@ -86,7 +86,10 @@ async def httpx_post(*, on_aiohttp: bool) -> AsyncIterator[Chain]:
 @asynccontextmanager
 async def stepline_post(transport: AiohttpTransport | Http1Transport) -> AsyncIterator[Chain]:
     headers = build_call_headers(
-        idempotency_key="run/step", attempt=1, timeout=30, trace_id="1" * 32
+        idempotency_key="run/step",
+        attempt=1,
+        timeout=30,
+        traceparent=f"00-{'1' * 32}-{'1' * 16}-01",
     )
 
     async def post(call: tuple[str, Any]) -> Any:

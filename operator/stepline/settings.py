@@ -162,6 +162,28 @@ class Settings(BaseSettings):
         "jittered up to 2.2 times it).",
     )
 
+    tracing_endpoint: str = Field(
+        default="",
+        max_length=2048,
+        pattern=r"^(https?://\S+)?$",
+        description="Base URL of an OTLP/HTTP collector (Jaeger's port 4318, an OpenTelemetry "
+        "Collector): spans go to <it>/v1/traces. Empty: no spans are recorded or sent.",
+    )
+    tracing_sampling_ratio: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces kept (a caller's sampled traceparent is always "
+        "followed): 1 keeps all, 0 none.",
+    )
+    tracing_export_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How long one batch of spans may take to send before it is dropped "
+        "(counted in stepline_spans_dropped_total).",
+    )
+
     @field_validator("namespaces", "invoke_auth_audiences", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:

@@ -281,6 +281,23 @@ def test_invoke_auth_settings_reach_the_operator() -> None:
     assert {"name": "STEPLINE_INVOKE_AUTH_DENIED_TTL_SECONDS", "value": "1"} in env
 
 
+def test_tracing_settings_reach_the_operator_and_tracing_is_off_by_default() -> None:
+    def env_of(*values: str) -> list[dict[str, str]]:
+        deployment = one(render(*values), "Deployment")
+        env: list[dict[str, str]] = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        return env
+
+    assert {"name": "STEPLINE_TRACING_ENDPOINT", "value": ""} in env_of()
+    env = env_of(
+        "operator.tracing.endpoint=http://jaeger-collector.observability:4318",
+        "operator.tracing.samplingRatio=0",
+    )
+    endpoint = "http://jaeger-collector.observability:4318"
+    assert {"name": "STEPLINE_TRACING_ENDPOINT", "value": endpoint} in env
+    assert {"name": "STEPLINE_TRACING_SAMPLING_RATIO", "value": "0"} in env
+    assert {"name": "STEPLINE_TRACING_EXPORT_TIMEOUT_SECONDS", "value": "5"} in env
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
@@ -295,6 +312,9 @@ def test_invoke_auth_settings_reach_the_operator() -> None:
         ("operator.invokeAuth.deniedCacheSeconds=-1", "'/operator/invokeAuth/deniedCacheSeconds'"),
         ("rbac.invokerAggregateTo={view}", "at '/rbac/invokerAggregateTo/0'"),
         ("operator.metricsPort=0", "at '/operator/metricsPort'"),
+        ("operator.tracing.samplingRatio=2", "at '/operator/tracing/samplingRatio': maximum"),
+        ("operator.tracing.samplingRatio=half", "at '/operator/tracing/samplingRatio': got string"),
+        ("operator.tracing.endpoint=jaeger:4318", "at '/operator/tracing/endpoint'"),
     ],
 )
 def test_the_values_schema_rejects_a_wrong_value_naming_the_field(bad: str, message: str) -> None:

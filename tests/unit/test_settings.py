@@ -1,5 +1,6 @@
 """The operator's settings as the environment gives them: invoke authentication on unless turned
-off, its audiences as a comma-separated list, and one port per server."""
+off, its audiences as a comma-separated list, one port per server, and tracing off unless an
+endpoint is set."""
 
 from __future__ import annotations
 
@@ -43,3 +44,27 @@ def test_two_servers_on_one_port_are_refused_naming_the_settings(ports: dict[str
 
 def test_a_disabled_liveness_port_leaves_the_other_two_apart() -> None:
     assert Settings(liveness_port=0, metrics_port=8081).metrics_port == 8081
+
+
+def test_tracing_is_off_by_default_and_samples_all_when_turned_on() -> None:
+    settings = Settings()
+
+    assert settings.tracing_endpoint == ""
+    assert settings.tracing_sampling_ratio == 1.0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field"),
+    [
+        ("STEPLINE_TRACING_SAMPLING_RATIO", "1.5", "tracing_sampling_ratio"),
+        ("STEPLINE_TRACING_SAMPLING_RATIO", "-0.1", "tracing_sampling_ratio"),
+        ("STEPLINE_TRACING_ENDPOINT", "jaeger:4318", "tracing_endpoint"),
+    ],
+)
+def test_a_wrong_tracing_setting_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, field: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ValidationError, match=field):
+        Settings()

@@ -36,6 +36,7 @@ from stepline.engine import (
 from stepline.engine.loads import StepLoads
 from stepline.kube import KubeApi
 from stepline.observability import Metrics, ReconcileOutcomeLabel
+from stepline.observability.tracing import DISABLED, Tracing
 from stepline.settings import Settings
 
 
@@ -96,6 +97,8 @@ class Runtime:
     # The Approvals by step; `approvals.decision_for()` is what decides a waiting step, and
     # `approvals.on_decision` the hook that wakes its run.
     approvals: ApprovalMemory = field(default_factory=ApprovalMemory)
+    # The spans of runs and step calls (the executor's), exported if an endpoint is set.
+    tracing: Tracing = DISABLED
 
     def __post_init__(self) -> None:
         self.servicesteps = ServiceStepMemory(

@@ -60,6 +60,7 @@ from stepline.gateway.server import (
 from stepline.gateway.serving import HttpServer
 from stepline.kube import KubeApi
 from stepline.observability import Metrics
+from stepline.observability.tracing import TraceIdLogFilter, build_tracing
 from stepline.settings import Settings
 
 PREFIX = "stepline.io"
@@ -184,6 +185,11 @@ async def build_runtime(config: Settings) -> Runtime:
     transport = Http1Transport(delegate=HttpxTransport(http))
     balancer = Balancer()
     loads = StepLoads()
+    tracing = build_tracing(
+        config.tracing_endpoint, ratio=config.tracing_sampling_ratio,
+        export_timeout=config.tracing_export_timeout_seconds, version=__version__,
+        on_drop=metrics.record_spans_dropped,
+    )  # fmt: skip
     executor = Executor(
         transport=transport,
         directory=steps,
@@ -191,6 +197,7 @@ async def build_runtime(config: Settings) -> Runtime:
         observer=MetricsObserver(metrics),
         balancer=balancer if config.balance_calls else None,
         loads=loads,
+        tracing=tracing,
     )
     elector = LeaseElector(
         kube.lease_requests(),
@@ -212,6 +219,7 @@ async def build_runtime(config: Settings) -> Runtime:
         elector=elector,
         balancer=balancer,
         loads=loads,
+        tracing=tracing,
     )
 
 
@@ -310,6 +318,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     if isinstance(runtime, Runtime):
         await runtime.events.flush()  # while this replica may still write
         await runtime.elector.release()
+        await asyncio.to_thread(runtime.tracing.shutdown)  # sends the spans still queued
         await runtime.transport.aclose()
         await runtime.http.aclose()
         await runtime.kube.close()
@@ -329,6 +338,8 @@ def run(settings: Settings) -> None:
 
     kopf.configure(log_format=kopf.LogFormat.PLAIN)
     quiet_routine_logs()
+    for handler in logging.getLogger().handlers:  # a run's log lines name its trace
+        handler.addFilter(TraceIdLogFilter())
     liveness = (
         f"http://{settings.http_host}:{settings.liveness_port}/healthz"
         if settings.liveness_port

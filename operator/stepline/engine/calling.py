@@ -33,8 +33,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from stepline.api import Reason, RetryPolicy, StepError
@@ -55,6 +55,7 @@ from stepline.engine.retrying import (
 from stepline.engine.tracing import build_call_headers
 from stepline.errors import NotLeadingError
 from stepline.httpclient.transports import Transport
+from stepline.observability.tracing import DISABLED, SpanKind, TraceSpan, Tracing
 
 MAX_MESSAGE_CHARACTERS = 4096  # StepError.message's bound
 
@@ -68,7 +69,7 @@ class StepCall:
     url: str
     body: bytes
     idempotency_key: str
-    trace_id: str
+    trace: TraceSpan  # the run's span: each attempt's span is its child
     timeout: float
     retry: RetryPolicy
     deadline: float | None = None
@@ -76,6 +77,8 @@ class StepCall:
     route: Route | None = None  # None: always `url`
     load_key: StepKey | None = None  # the ServiceStep (namespace, name) whose load it counts
     may_call: Callable[[], bool] | None = None  # asked before each attempt (module docstring)
+    # What the attempts' spans say besides the attempt: namespace, workflow, run, step.
+    span_attributes: Mapping[str, str | int | bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +113,10 @@ class StepClient:
         jitter: Callable[[], float] = random.random,
         balancer: Balancer | None = None,
         loads: StepLoads | None = None,
+        tracing: Tracing = DISABLED,
     ) -> None:
         self._transport = transport
+        self._tracing = tracing
         self._clock = clock
         self._jitter = jitter
         self._balancer = balancer
@@ -152,11 +157,23 @@ class StepClient:
     async def _attempt(self, call: StepCall, attempt: int, timeout: float) -> CallResult | _Failure:
         if call.may_call is not None and not call.may_call():
             raise NotLeadingError(f"step {call.step!r}: not called, this replica does not lead")
+        attributes = {**call.span_attributes, "stepline.attempt": attempt}
+        with self._tracing.span(
+            f"call {call.step}", kind=SpanKind.CLIENT, parent=call.trace, attributes=attributes
+        ) as span:
+            result = await self._send(call, attempt, timeout, span.header())
+            if span.recorded:
+                describe_attempt(span, result)
+            return result
+
+    async def _send(
+        self, call: StepCall, attempt: int, timeout: float, traceparent: str
+    ) -> CallResult | _Failure:
         headers = build_call_headers(
             idempotency_key=call.idempotency_key,
             attempt=attempt,
             timeout=timeout,
-            trace_id=call.trace_id,
+            traceparent=traceparent,
         )
         url: str = call.url
         lease: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
@@ -193,6 +210,18 @@ class StepClient:
             reason, url, detail, http_status=reply.status, body=excerpt or None,
             retry_after=retry_after,
         )  # fmt: skip
+
+
+def describe_attempt(span: TraceSpan, result: CallResult | _Failure) -> None:
+    """What an attempt's span records of how it ended: the HTTP status, or the failure."""
+    if isinstance(result, CallResult):
+        span.set({"http.response.status_code": result.http_status})
+        return
+    attributes: dict[str, str | int] = {"error.type": result.reason, "url.full": result.url}
+    if result.http_status is not None:
+        attributes["http.response.status_code"] = result.http_status
+    span.set(attributes)
+    span.fail(f"POST {result.url}{result.detail}".rstrip(","))
 
 
 def _why_not_retried(failure: _Failure, call: StepCall) -> str:

@@ -84,6 +84,7 @@ from stepline.engine.runstate import (
 from stepline.engine.stepcalls import StepCaller, Unready
 from stepline.engine.undoing import Compensator, has_effects
 from stepline.httpclient.transports import Transport
+from stepline.observability.tracing import DISABLED, TraceSpan, Tracing, logging_trace
 
 
 class Executor:
@@ -107,11 +108,13 @@ class Executor:
         jitter: Callable[[], float] = random.random,
         balancer: Balancer | None = None,
         loads: StepLoads | None = None,
+        tracing: Tracing = DISABLED,
     ) -> None:
         self._caller = StepCaller(
             transport=transport, directory=directory, overrides=overrides, unready=unready,
-            clock=clock, jitter=jitter, balancer=balancer, loads=loads,
+            clock=clock, jitter=jitter, balancer=balancer, loads=loads, tracing=tracing,
         )  # fmt: skip
+        self._tracing = tracing
         self._compensator = Compensator(self._caller, clock=clock)
         self._observer = observer
         self._clock = clock
@@ -126,15 +129,26 @@ class Executor:
     ) -> RunOutcome:
         """Runs `plan` for `request` to its end; see the module docstring."""
         run = RunState(plan, request, clock=self._clock, store=store)
-        if run.compensation is not None:
-            outcome = self._failure_being_undone(run, run.compensation)
-        else:
-            outcome = await self._execute_steps(run, cancel)
-        if outcome.status in _UNDONE and any(step.compensation for step in plan.steps):
-            outcome = await self._compensate(run, outcome)
-        if not outcome.status.parked:
-            self._observe_run(run, outcome)
-        return outcome
+        with (
+            self._tracing.span(
+                f"run {plan.workflow}", parent=request.trace_parent, trace_id=run.trace_id,
+                attributes=run_span_attributes(run),
+            ) as span,
+            logging_trace(span.trace_id),
+        ):  # fmt: skip
+            run.span = span
+            if run.compensation is not None:
+                outcome = self._failure_being_undone(run, run.compensation)
+            else:
+                outcome = await self._execute_steps(run, cancel)
+            if outcome.status in _UNDONE and any(step.compensation for step in plan.steps):
+                outcome = await self._compensate(run, outcome)
+            outcome = dataclasses.replace(outcome, trace_id=span.trace_id)
+            if span.recorded:
+                describe_outcome(span, outcome)
+            if not outcome.status.parked:
+                self._observe_run(run, outcome)
+            return outcome
 
     async def _execute_steps(self, run: RunState, cancel: asyncio.Event | None) -> RunOutcome:
         try:
@@ -381,6 +395,7 @@ class Executor:
                 attempts=state.attempts,
                 seconds=seconds,
                 http_status=error.http_status if error else None,
+                trace_id=run.span.trace_id if run.span.recorded else None,
             )
         )
 
@@ -441,8 +456,27 @@ class Executor:
                 resumed=bool(run.request.resume_from),
                 compensated=undo.succeeded if undo is not None else 0,
                 compensations_failed=undo.failed if undo is not None else 0,
+                trace_id=run.span.trace_id if run.span.recorded else None,
             )
         )
+
+
+def run_span_attributes(run: RunState) -> dict[str, str | bool]:
+    """What a run's span says of it from its start."""
+    return {
+        "stepline.namespace": run.plan.namespace,
+        "stepline.workflow": run.plan.workflow,
+        "stepline.run": run.request.name,
+        "stepline.run_uid": run.request.uid,
+        "stepline.resumed": bool(run.request.resume_from),
+    }
+
+
+def describe_outcome(span: TraceSpan, outcome: RunOutcome) -> None:
+    """What a run's span records of how this execution of it ended."""
+    span.set({"stepline.outcome": outcome.status.value, "stepline.reason": outcome.reason})
+    if outcome.status in {RunStatus.FAILED, RunStatus.TIMED_OUT}:
+        span.fail(outcome.message[:512])
 
 
 # An approval step's question is cut to this (WaitRecord.message's limit).

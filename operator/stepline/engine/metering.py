@@ -49,6 +49,7 @@ class MetricsObserver:
             outcome=outcome,
             code_class=CodeClass.of(status),
             seconds=observation.seconds,
+            trace_id=observation.trace_id,
         )
         if observation.attempts > 1:
             self._record_retries(observation, outcome)
@@ -70,6 +71,7 @@ class MetricsObserver:
             workflow=observation.workflow,
             outcome=_RUN_OUTCOMES[observation.status],
             seconds=observation.seconds,
+            trace_id=observation.trace_id,
         )
         if observation.compensated or observation.compensations_failed:
             self._metrics.record_compensations(

@@ -30,6 +30,8 @@ class StepObservation:
     attempts: int
     seconds: float
     http_status: int | None
+    # The run's trace, when its spans are exported: the exemplar of the call's samples.
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ class RunObservation:
     # Its steps' compensations that succeeded and failed, when the run was undone.
     compensated: int = 0
     compensations_failed: int = 0
+    trace_id: str | None = None  # as StepObservation's
 
 
 class RunObserver(Protocol):

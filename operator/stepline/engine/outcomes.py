@@ -86,6 +86,8 @@ class RunOutcome:
     compensation: CompensationSummary | None = None
     # A run Waiting: the approval steps it waits on.
     waits: tuple[StepWaiting, ...] = ()
+    # The trace the run's spans are in (exported or not).
+    trace_id: str = ""
 
     @property
     def succeeded(self) -> bool:

@@ -31,6 +31,7 @@ from stepline.engine.errors import StepFailedError
 from stepline.engine.expressions import ExpressionError, ExpressionEvaluationError, build_activation
 from stepline.engine.planning import Plan, PlannedStep
 from stepline.engine.tracing import derive_trace_id
+from stepline.observability.tracing import TraceParent, TraceSpan
 
 # A forEach step's element ends are saved at most this often (or the workflow's checkpoint
 # interval, when longer), besides the saves between steps: 1,000 elements, not 1,000 writes.
@@ -46,7 +47,9 @@ class RunRequest:
     the run first started, when resuming; `interrupted_step` a step that checkpoint says was
     being called (its `currentStep`, as operators before parallel steps wrote it), whose next
     call is numbered after at least one attempt, as is that of any step recorded Running.
-    `trace_id` (32 hex digits) overrides the trace id derived from `uid`.
+    `trace_parent`, a caller's trace context, makes the run's span its child, in its trace;
+    otherwise the run's trace id is derived from `uid`. `name` names the run in its spans (a
+    WorkflowRun's name; empty for invoke).
     `key_uid`, when set, keys the idempotency instead of `uid`: a rerun's calls go under the
     first run's keys (`RunState.key_uid`).
     """
@@ -54,7 +57,8 @@ class RunRequest:
     uid: str
     input: Any
     deadline_seconds: float | None = None
-    trace_id: str | None = None
+    trace_parent: TraceParent | None = None
+    name: str = ""
     key_uid: str | None = None
     started_at: datetime | None = None
     resume_from: Sequence[StepRecord] = ()
@@ -77,7 +81,7 @@ class RunState:
 
     __slots__ = (
         "clock", "compensation", "deadline", "interrupted", "order", "outputs", "plan", "request",
-        "saved_at", "started", "started_at", "states", "steps", "store", "trace_id",
+        "saved_at", "span", "started", "started_at", "states", "steps", "store", "trace_id",
     )  # fmt: skip
 
     def __init__(
@@ -88,7 +92,10 @@ class RunState:
         self.clock = clock
         self.store = store
         self.saved_at = clock.monotonic()
-        self.trace_id = request.trace_id or derive_trace_id(request.uid)
+        parent = request.trace_parent
+        self.trace_id = parent.trace_id if parent is not None else derive_trace_id(request.uid)
+        # The run's span, while it executes (`Executor.execute`); its calls' spans are children.
+        self.span = TraceSpan(self.trace_id, "0" * 15 + "1", sampled=False)
         self.started = clock.monotonic()
         self.started_at = request.started_at or clock.now()
         limit = request.deadline_seconds

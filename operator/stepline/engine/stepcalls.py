@@ -21,6 +21,7 @@ from stepline.engine.planning import PlannedStep
 from stepline.engine.runstate import RunState, step_failure
 from stepline.engine.tracing import build_idempotency_key
 from stepline.httpclient.transports import Transport
+from stepline.observability.tracing import DISABLED, Tracing
 
 
 class Unready(StrEnum):
@@ -44,9 +45,10 @@ class StepCaller:
         jitter: Callable[[], float] = random.random,
         balancer: Balancer | None = None,
         loads: StepLoads | None = None,
+        tracing: Tracing = DISABLED,
     ) -> None:
         self.client = StepClient(
-            transport, clock=clock, jitter=jitter, balancer=balancer, loads=loads
+            transport, clock=clock, jitter=jitter, balancer=balancer, loads=loads, tracing=tracing
         )
         self.directory = directory
         self._loads = loads
@@ -108,7 +110,7 @@ class StepCaller:
             url=resolve_endpoint(service, overrides=self._overrides),
             body=body,
             idempotency_key=build_idempotency_key(run.key_uid, step.name),
-            trace_id=run.trace_id,
+            trace=run.span,
             timeout=step.timeout_seconds or self.step_timeout(service),
             retry=step.retry or service.spec.retry,
             deadline=run.deadline,
@@ -116,6 +118,7 @@ class StepCaller:
             route=resolve_route(service, overrides=self._overrides),
             load_key=(service.metadata.namespace or "", service.metadata.name or ""),
             may_call=run.request.may_call,
+            span_attributes=call_span_attributes(run, step.name, service),
         )
 
     def step_timeout(self, service: ServiceStep) -> float:
@@ -130,3 +133,14 @@ class StepCaller:
         if p99 is None:
             return limit
         return min(limit, max(adaptive.floor_seconds, adaptive.multiplier * p99))
+
+
+def call_span_attributes(run: RunState, step: str, service: ServiceStep) -> dict[str, str]:
+    """What the spans of a step's calls say of it, besides the attempt."""
+    return {
+        "stepline.namespace": run.plan.namespace,
+        "stepline.workflow": run.plan.workflow,
+        "stepline.run": run.request.name,
+        "stepline.step": step,
+        "stepline.step_ref": service.metadata.name or "",
+    }

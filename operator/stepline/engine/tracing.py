@@ -9,23 +9,21 @@ span ids.
                        from when the request is sent: this attempt's timeout, already cut to the
                        run's deadline. Relative, like gRPC's grpc-timeout, so that clocks that
                        disagree between the operator and the step do not matter
-    traceparent        W3C Trace Context, version 00, sampled: the run's trace id and a new span
-                       id per call
+    traceparent        W3C Trace Context, version 00: the run's trace id and the span id of
+                       this attempt's span (`observability.tracing`), with its sampled flag
 
 A run's trace id is derived from its uid (the first 128 bits of its SHA-256), so a run resumed
-after a restart continues the same trace; a caller may pass another (say, the trace id of an
-incoming invoke request).
+after a restart continues the same trace; a caller may pass another (the `traceparent` of an
+incoming invoke request, or a WorkflowRun's `stepline.io/traceparent` annotation).
 """
 
 from __future__ import annotations
 
 import hashlib
-import random
 import re
 
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _ZERO_TRACE_ID = "0" * 32
-_spans = random.Random()  # noqa: S311 (span ids need to be unique, not unpredictable)
 
 
 def derive_trace_id(run_uid: str) -> str:
@@ -43,14 +41,13 @@ def build_idempotency_key(run_uid: str, step: str) -> str:
 
 
 def build_call_headers(
-    *, idempotency_key: str, attempt: int, timeout: float, trace_id: str
+    *, idempotency_key: str, attempt: int, timeout: float, traceparent: str
 ) -> dict[str, str]:
     """The headers of one attempt at a step call."""
-    span_id = _spans.getrandbits(64) or 1
     return {
         "Content-Type": "application/json",
         "Idempotency-Key": idempotency_key,
         "Stepline-Attempt": str(attempt),
         "Stepline-Deadline": f"{timeout:.3f}",
-        "traceparent": f"00-{trace_id}-{span_id:016x}-01",
+        "traceparent": traceparent,
     }

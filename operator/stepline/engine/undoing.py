@@ -19,7 +19,7 @@ from stepline.engine.errors import StepFailedError
 from stepline.engine.expressions import ExpressionError
 from stepline.engine.planning import PlannedStep
 from stepline.engine.runstate import RunState, step_failure
-from stepline.engine.stepcalls import StepCaller
+from stepline.engine.stepcalls import StepCaller, call_span_attributes
 from stepline.engine.tracing import build_idempotency_key
 
 
@@ -113,7 +113,7 @@ class Compensator:
             url=resolve_endpoint(service, overrides=self._caller._overrides),
             body=body,
             idempotency_key=build_idempotency_key(run.key_uid, key),
-            trace_id=run.trace_id,
+            trace=run.span,
             timeout=float(spec.timeout_seconds or service.spec.timeout_seconds),
             retry=spec.retry or service.spec.retry,
             deadline=None,  # a timed-out run is undone all the same
@@ -121,6 +121,10 @@ class Compensator:
             route=resolve_route(service, overrides=self._caller._overrides),
             load_key=(service.metadata.namespace or "", service.metadata.name or ""),
             may_call=run.request.may_call,
+            span_attributes={
+                **call_span_attributes(run, step.name, service),
+                "stepline.compensation": True,
+            },
         )
 
 

@@ -16,6 +16,7 @@ Errors map to HTTP statuses, each with a JSON body `{"error": {"reason", "messag
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from stepline.engine import Executor, Plan, PlanError, RunOutcome, RunRequest, R
 from stepline.engine.encoding import InvalidJsonError, decode_json
 from stepline.engine.errors import RunRefusedError
 from stepline.observability import Metrics
+from stepline.observability.tracing import TraceParent
 
 WorkflowLookup = Callable[[str, str], Workflow | None]
 PlanLookup = Callable[[Workflow], Plan]
@@ -37,6 +39,7 @@ class Answer:
 
     status: int
     body: dict[str, Any]
+    trace_id: str = ""  # the run's trace, for the Stepline-Trace-Id header
 
 
 def error_answer(status: int, reason: str, message: str, **extra: Any) -> Answer:
@@ -65,7 +68,11 @@ class Invoker:
         self._plan_of = plan_of
         self._deadline = deadline_seconds
 
-    async def invoke(self, namespace: str, name: str, body: bytes) -> Answer:
+    async def invoke(
+        self, namespace: str, name: str, body: bytes, *, traceparent: str | None = None
+    ) -> Answer:
+        """Runs the workflow for one request; `traceparent` is the caller's (W3C): the run's
+        spans join its trace, or start one when it is missing or invalid."""
         run_input, problem = parse_input(body)
         if problem is not None:
             return problem
@@ -83,7 +90,10 @@ class Invoker:
             return error_answer(409, exc.reason, str(exc), step=getattr(exc, "step", None))
         limit = workflow.spec.timeout_seconds
         deadline = self._deadline if limit is None else min(self._deadline, limit)
-        request = RunRequest(uid=str(uuid.uuid4()), input=run_input, deadline_seconds=deadline)
+        request = RunRequest(
+            uid=str(uuid.uuid4()), input=run_input, deadline_seconds=deadline,
+            trace_parent=TraceParent.parse(traceparent),
+        )  # fmt: skip
         try:
             async with self._slots.hold(plan.key, limit=plan.concurrency, wait=False):
                 self._metrics.record_run_started(namespace=namespace, workflow=name)
@@ -91,7 +101,7 @@ class Invoker:
                     outcome = await self._executor.execute(plan, request)
         except RunRefusedError as exc:
             return error_answer(429, "ConcurrencyLimit", str(exc))
-        return answer_for(outcome)
+        return dataclasses.replace(answer_for(outcome), trace_id=outcome.trace_id)
 
 
 class NotInvocableError(PlanError):

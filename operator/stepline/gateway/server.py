@@ -76,8 +76,12 @@ class App:
         if request.body_too_large:
             answer = input_too_large(request.body_size)
         else:
-            answer = await self._invoker.invoke(namespace, name, request.body)
-        return Response(answer.status, encode_json(answer.body))
+            traceparent = request.headers.get("traceparent")
+            answer = await self._invoker.invoke(
+                namespace, name, request.body, traceparent=traceparent
+            )
+        headers = (("Stepline-Trace-Id", answer.trace_id),) if answer.trace_id else ()
+        return Response(answer.status, encode_json(answer.body), headers=headers)
 
 
 class MetricsApp:

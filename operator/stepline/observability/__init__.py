@@ -20,6 +20,7 @@ from stepline.observability.labelvalues import (
     ReconcileOutcomeLabel,
     RunOutcomeLabel,
     ScheduleOutcomeLabel,
+    SpanDropReasonLabel,
     WaitReasonLabel,
 )
 from stepline.observability.metrics import DURATION_BUCKETS, RECONCILE_BUCKETS, Metrics
@@ -39,6 +40,7 @@ __all__ = [
     "ReconcileOutcomeLabel",
     "RunOutcomeLabel",
     "ScheduleOutcomeLabel",
+    "SpanDropReasonLabel",
     "UnboundedLabelError",
     "WaitReasonLabel",
     "render_metrics",

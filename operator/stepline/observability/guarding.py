@@ -36,6 +36,7 @@ from stepline.observability.labelvalues import (
     ReconcileOutcomeLabel,
     RunOutcomeLabel,
     ScheduleOutcomeLabel,
+    SpanDropReasonLabel,
     WaitReasonLabel,
 )
 
@@ -94,7 +95,7 @@ BOUNDED_LABELS: Mapping[str, Callable[[str], bool]] = MappingProxyType(
         "version": _matching(_VERSION),
         "python": _matching(_VERSION),
         "metric": _matching(_METRIC_NAME),
-        "reason": _one_of(FoldReason, WaitReasonLabel),
+        "reason": _one_of(FoldReason, WaitReasonLabel, SpanDropReasonLabel),
     }
 )
 """Every label name a Stepline metric may carry, with the test a value must pass."""

@@ -18,6 +18,8 @@ whatever happens at run time:
   Approval recorded), `timed_out` (nobody decided within `approval.timeoutSeconds`).
 - `CompensationOutcomeLabel`: how the compensation of one step of a failed or cancelled run
   ended — `succeeded` (undone) or `failed` (its calls failed after their retries).
+- `SpanDropReasonLabel`: why spans were not exported — `queue_full` (ended faster than they
+  could be sent), `export_failed` (the collector was away, too slow, or refused the batch).
 - `WaitReasonLabel`: why a run is parked, holding no task — `approval` (a step waits for a
   person), `suspended` (`spec.suspend`).
 """
@@ -62,6 +64,11 @@ class ApprovalDecisionLabel(StrEnum):
 class CompensationOutcomeLabel(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+class SpanDropReasonLabel(StrEnum):
+    QUEUE_FULL = "queue_full"
+    EXPORT_FAILED = "export_failed"
 
 
 class WaitReasonLabel(StrEnum):

@@ -13,6 +13,7 @@ The metrics (all durations in seconds, counters end in `_total`):
     stepline_runs_in_flight{namespace,workflow}
     stepline_runs_waiting{namespace,workflow,reason}        parked: approval, suspended
     stepline_compensations_total{namespace,workflow,outcome}  per step undone: succeeded, failed
+    stepline_spans_dropped_total{reason}              not exported: queue_full, export_failed
     stepline_step_calls_total{namespace,workflow,step,outcome,code_class} exemplar: trace_id
     stepline_step_call_duration_seconds{namespace,workflow,step,outcome}  histogram, exemplar
     stepline_step_retries_total{namespace,workflow,step,outcome}
@@ -78,6 +79,7 @@ from stepline.observability.labelvalues import (
     ReconcileOutcomeLabel,
     RunOutcomeLabel,
     ScheduleOutcomeLabel,
+    SpanDropReasonLabel,
     WaitReasonLabel,
 )
 from stepline.observability.scalingfigures import DOCUMENTATION as SCALING_DOCUMENTATION
@@ -363,6 +365,10 @@ class Metrics:
         """This replica holds the leader Lease, and so may write (True), or stands by."""
         self._leader.set(int(leading))
 
+    def record_spans_dropped(self, reason: SpanDropReasonLabel, count: int) -> None:
+        """Spans the tracer could not export (called from its export thread)."""
+        self._spans_dropped.child(reason=reason).inc(count)
+
     # Definitions
 
     def _define_run_metrics(self) -> None:
@@ -494,6 +500,14 @@ class Metrics:
         documentation = "1 while this replica holds the leader Lease (only it writes), else 0."
         check_metric_name(leader, kind="gauge", documentation=documentation)
         self._leader = Gauge(leader, documentation, registry=self.registry)
+        self._spans_dropped = self._counter(
+            "stepline_spans_dropped_total",
+            "Spans not exported: queue_full (ended faster than they could be sent) or "
+            "export_failed (the collector was away, too slow, or refused them).",
+            ("reason",),
+        )
+        for reason in SpanDropReasonLabel:  # both series from the start; recorded off the loop
+            self._spans_dropped.child(reason=reason)
 
     def _overflow_counter(self) -> Counter:
         name = "stepline_metrics_label_overflow_total"

@@ -16,6 +16,7 @@ from stepline.engine.calling import StepCall, StepClient
 from stepline.engine.endpoints import resolve_endpoint, resolve_route
 from stepline.engine.errors import CallConnectionError
 from stepline.httpclient.transports import Reply
+from stepline.observability.tracing import TraceSpan
 
 
 def endpoint(ip: str, *, ready: bool | None = True, terminating: bool = False) -> dict[str, Any]:
@@ -149,8 +150,8 @@ class RecordingTransport:
 def routed_call(**extra: Any) -> StepCall:
     return StepCall(
         step="validate", url="http://user-validation.shop.svc:8080/validate", body=b"{}",
-        idempotency_key="k", trace_id="0" * 32, timeout=1, route=Route("shop", "user-validation",
-        "/validate"), **extra,
+        idempotency_key="k", trace=TraceSpan("1" * 32, "1" * 16, sampled=True), timeout=1,
+        route=Route("shop", "user-validation", "/validate"), **extra,
     )  # fmt: skip
 
 

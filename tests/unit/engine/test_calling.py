@@ -10,6 +10,7 @@ import pytest
 from stepline.api import Reason, RetryPolicy
 from stepline.engine import AiohttpTransport, RunCancelledError, StepFailedError
 from stepline.engine.calling import StepCall, StepClient
+from stepline.observability.tracing import TraceSpan
 from tests.unit.engine.stepservers import Answer, FakeClock, StepServer
 
 
@@ -19,7 +20,7 @@ def build_call(server: StepServer, **changes: object) -> StepCall:
         "url": server.url("/validate"),
         "body": b'{"user":"u-1"}',
         "idempotency_key": "run-1/validate",
-        "trace_id": "ab" * 16,
+        "trace": TraceSpan("ab" * 16, "cd" * 8, sampled=True),
         "timeout": 2.0,
         "retry": RetryPolicy.model_validate(
             {"limit": 3, "backoff": {"initialSeconds": 1, "factor": 2, "maxSeconds": 3}}

@@ -91,7 +91,7 @@ def test_every_metric_is_prefixed_documented_and_follows_the_naming_conventions(
     metrics = Metrics()
     record_everything(metrics)
     found = families(metrics)
-    assert len(found) == 26
+    assert len(found) == 27
     for name, (kind, documentation, _) in found.items():
         assert name.startswith("stepline_"), name
         assert len(documentation) > 15, name

@@ -74,8 +74,10 @@ from stepline.controllers.workflowruns.prediction import predict_remaining
 from stepline.controllers.workflowruns.rerunning import prepare_rerun
 from stepline.engine import Checkpoint, PlanError, RunOutcome, RunRequest, RunStatus
 from stepline.engine.checkpoints import describe_progress
+from stepline.engine.tracing import derive_trace_id
 from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
 from stepline.observability import ApprovalDecisionLabel, WaitReasonLabel
+from stepline.observability.tracing import TraceParent
 
 logger = logging.getLogger(__name__)
 # How often a run waiting for its Workflow looks again, in seconds (an index look-up).
@@ -86,6 +88,8 @@ START_GRACE_SECONDS = 1.0
 SUSPENDED_MESSAGE = "suspended (spec.suspend): it goes on when spec.suspend is false"
 # A condition message is cut to this (Condition.message's limit).
 MAX_CONDITION_MESSAGE = 32768  # conditions.MAX_MESSAGE_LENGTH
+# The annotation a WorkflowRun may carry to join a trace begun elsewhere (a W3C traceparent).
+TRACEPARENT_ANNOTATION = "stepline.io/traceparent"
 FINISHED_PHASES = frozenset(phase.value for phase in RunPhase if phase.is_finished)
 
 WorkflowLookup = Callable[[str, str], Workflow | None]
@@ -421,6 +425,7 @@ async def _execute(
         suspended = _resume(runtime, run, writer)
         request = RunRequest(
             uid=run.metadata.uid or "", input=run.spec.input, started_at=started_at,
+            name=run.metadata.name or "", trace_parent=trace_parent_of(run),
             key_uid=rerun.key_uid,
             resume_from=progress.steps or run.status.steps,
             interrupted_step=None if in_memory else run.status.current_step,
@@ -430,6 +435,19 @@ async def _execute(
         )  # fmt: skip
         with runtime.metrics.run_in_flight(namespace=namespace, workflow=plan.workflow):
             return await runtime.executor.execute(plan, request, store=writer, cancel=cancel)
+
+
+def trace_id_of(run: WorkflowRun) -> str:
+    """The trace of a run's spans, and of its log lines."""
+    parent = trace_parent_of(run)
+    return parent.trace_id if parent is not None else derive_trace_id(run.metadata.uid or "")
+
+
+def trace_parent_of(run: WorkflowRun) -> TraceParent | None:
+    """The trace a run joins: its `stepline.io/traceparent` annotation (W3C), set by whatever
+    started it; None when it has none or an invalid one (the run then starts its own trace,
+    derived from its uid, so that a resumed run continues it)."""
+    return TraceParent.parse((run.metadata.annotations or {}).get(TRACEPARENT_ANNOTATION))
 
 
 def _announce_start(

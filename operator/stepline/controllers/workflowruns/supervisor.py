@@ -57,9 +57,11 @@ from stepline.controllers.workflowruns.runner import (
     RunProgress,
     WorkflowLookup,
     drive_run,
+    trace_id_of,
 )
 from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
 from stepline.observability import WaitReasonLabel
+from stepline.observability.tracing import logging_trace
 
 logger = logging.getLogger(__name__)
 # Finished runs remembered, so that a late watch event of a finished run starts nothing.
@@ -297,6 +299,12 @@ class RunSupervisor:
     ) -> bool | None:
         """Drives the run to its end, or to its failure (module docstring): None; True when it
         is parked instead, False when it was left to the leader."""
+        with logging_trace(trace_id_of(run)):
+            return await self._drive_logged(run, cancel, suspend)
+
+    async def _drive_logged(
+        self, run: WorkflowRun, cancel: asyncio.Event, suspend: asyncio.Event
+    ) -> bool | None:
         progress, failures = RunProgress(), 0
         current: WorkflowRun | None = run
         while current is not None:
