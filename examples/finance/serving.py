@@ -9,6 +9,11 @@ step waiting on a database, which CPU scaling never sees); `--concurrency N` han
 calls at once and queues the rest. `step_requests_in_flight` counts the calls being answered or
 queued.
 
+Traces: with `OTEL_EXPORTER_OTLP_ENDPOINT` set (OpenTelemetry's standard variable, e.g.
+`http://jaeger:4318`), each call is a SERVER span continuing the caller's W3C `traceparent`, so
+a run's trace shows the service's span under the operator's call span; `OTEL_SERVICE_NAME` names
+it (default: the step's path). Without the variable nothing is traced.
+
 A step is a pure function `decide(body, idempotency_key) -> (status, answer)`; this module turns
 it into an aiohttp application. A request that is not a JSON object is answered 400 before the
 function sees it. Answers are remembered by Idempotency-Key in a bounded in-memory map (the least
@@ -22,15 +27,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
+import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -86,11 +99,13 @@ def build_step_app(
     cpu_ms_per_call: float = 0,
     wait_ms_per_call: float = 0,
     concurrency: int = 0,
+    tracer: trace.Tracer | None = None,
 ) -> web.Application:
     """An application serving `decide` at POST `path`, and GET /healthz. Its capacity, for
     demonstrating scaling: each call that reaches `decide` first spends `cpu_ms_per_call` of CPU
     time and waits `wait_ms_per_call` without using CPU (a database, another service); at most
-    `concurrency` calls are handled at once (0: no limit), the others queue."""
+    `concurrency` calls are handled at once (0: no limit), the others queue. With a `tracer`,
+    each call is a span in its caller's trace (module docstring)."""
     if cpu_ms_per_call > 0:
         decide = _costing(decide, cpu_ms_per_call)
     limit = asyncio.Semaphore(concurrency) if concurrency > 0 else None
@@ -112,12 +127,20 @@ def build_step_app(
     )  # fmt: skip
 
     async def step(request: web.Request) -> web.Response:
-        with durations.time(), in_flight.track_inprogress():
+        with (
+            durations.time(),
+            in_flight.track_inprogress(),
+            server_span(tracer, request, path) as span,
+        ):
             if limit is None:
                 response = await answer_request(request)
             else:
                 async with limit:
                     response = await answer_request(request)
+            if span is not None:
+                span.set_attribute("http.response.status_code", response.status)
+                if response.status >= 500:
+                    span.set_status(trace.StatusCode.ERROR)
         requests.labels(code=str(response.status)).inc()
         return response
 
@@ -155,6 +178,39 @@ def build_step_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     return app
+
+
+@contextlib.contextmanager
+def server_span(
+    tracer: trace.Tracer | None, request: web.Request, path: str
+) -> Iterator[trace.Span | None]:
+    """The call's span, child of the caller's `traceparent` (none: a trace of its own)."""
+    if tracer is None:
+        yield None
+        return
+    context = TraceContextTextMapPropagator().extract(dict(request.headers))
+    attributes = {
+        "http.request.method": "POST",
+        "url.path": path,
+        "stepline.attempt": request.headers.get("Stepline-Attempt", ""),
+        "stepline.idempotency_key": request.headers.get("Idempotency-Key", ""),
+    }
+    with tracer.start_as_current_span(
+        f"POST {path}", context=context, kind=trace.SpanKind.SERVER, attributes=attributes
+    ) as span:
+        yield span
+
+
+def build_tracer(service: str) -> trace.Tracer | None:
+    """A tracer exporting to `OTEL_EXPORTER_OTLP_ENDPOINT` over OTLP/HTTP, named
+    `OTEL_SERVICE_NAME` or `service`; None when the variable is not set."""
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return None
+    name = os.environ.get("OTEL_SERVICE_NAME") or service
+    # The provider sends what is queued when the process exits (its atexit hook).
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider.get_tracer("stepline-examples")
 
 
 def _costing(decide: Decide, cpu_ms: float) -> Decide:
@@ -214,6 +270,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
 
 def serve_step(path: str, decide: Decide, args: argparse.Namespace) -> None:
     """Serves `decide` at POST `path` as the command line (`build_parser`) says."""
+    tracer = build_tracer(path.strip("/") or "step")
     app = build_step_app(
         path,
         decide,
@@ -221,5 +278,6 @@ def serve_step(path: str, decide: Decide, args: argparse.Namespace) -> None:
         cpu_ms_per_call=args.cpu_ms_per_call,
         wait_ms_per_call=args.wait_ms_per_call,
         concurrency=args.concurrency,
+        tracer=tracer,
     )
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
