@@ -2,7 +2,8 @@
 the objects it hands to handlers.
 
 What it does: server-side apply of the objects Stepline owns under one field manager, creation
-(of Events), deletion, merge patches of our kinds' status, and listing and watching the objects
+(of Events), deletion, merge patches of our kinds' status (and of a run's spec, for
+`stepline cancel`), and listing and watching the objects
 Stepline follows (the watches on connections of their own, outside the pool the writes share);
 and for objects written with optimistic concurrency (the leader election's Lease), create and
 replace, the latter guarded by the resourceVersion in the manifest (409 if it moved on);
@@ -27,6 +28,7 @@ import heapq
 import itertools
 import json
 import math
+import os
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
@@ -168,6 +170,11 @@ class KubeApi:
                 raise aio_config.ConfigException("a kubeconfig is given")
             aio_config.load_incluster_config(client_configuration=configuration)
         except aio_config.ConfigException:
+            if not kubeconfig_exists(kubeconfig):
+                where = kubeconfig or aio_config.KUBE_CONFIG_DEFAULT_LOCATION
+                raise ConfigurationError(
+                    f"no Kubernetes credentials: not in a pod, and no kubeconfig at {where}"
+                ) from None
             try:
                 await aio_config.load_kube_config(
                     config_file=kubeconfig, client_configuration=configuration
@@ -185,6 +192,11 @@ class KubeApi:
         return cls(
             clients[0], field_manager=field_manager, timeout=timeout, watch_client=clients[1]
         )
+
+    @property
+    def server(self) -> str:
+        """The API server's address, as the configuration names it: for messages."""
+        return str(getattr(self._api.configuration, "host", "") or "the API server")
 
     async def close(self) -> None:
         await self._api.close()
@@ -308,6 +320,14 @@ class KubeApi:
             "PATCH", path, body=body, content_type=MERGE_PATCH, priority=LATER
         )
 
+    async def merge_patch(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A JSON merge patch (RFC 7386) of one object, outside its status (a command's
+        `spec.cancel`); a 404 when it is gone."""
+        path = resource_path(api_version, kind, namespace, name)
+        return await self._request("PATCH", path, body=patch, content_type=MERGE_PATCH)
+
     async def after_queued_requests(self) -> None:
         """Returns once every request queued now, other than status writes, has been sent: a
         status computed after this reflects more of what they do."""
@@ -341,11 +361,13 @@ class KubeApi:
         namespace: str | None,
         *,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         resource_version: str,
         timeout_seconds: int,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """The watch events (`{"type", "object"}`, bookmarks included) of a kind's objects
-        matching `label_selector` (if any) after `resource_version`, as they arrive, until the
+        matching `label_selector` and `field_selector` (`metadata.name=x`: one object), if given,
+        after `resource_version`, as they arrive, until the
         API server ends the watch (after about `timeout_seconds`). Raises KubeApiError when it
         cannot be opened or breaks off (a 410 is `status=410`: the version is too old, list
         again)."""
@@ -358,6 +380,8 @@ class KubeApi:
         ]
         if label_selector:
             query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         serialized = await self._watch_api.param_serialize(
             method="GET",
             resource_path=path,
@@ -460,10 +484,19 @@ class KubeApi:
         return left
 
 
+def kubeconfig_exists(kubeconfig: str | None = None) -> bool:
+    """Whether `kubeconfig`, else one of the files $KUBECONFIG lists (else ~/.kube/config), is
+    there: the client would otherwise log that it is not, and fail saying something else."""
+    paths = kubeconfig or aio_config.KUBE_CONFIG_DEFAULT_LOCATION
+    return any(Path(path).expanduser().is_file() for path in paths.split(os.pathsep) if path)
+
+
 def default_namespace(kubeconfig: str | None = None) -> str:
     """The namespace a command works in when none is given: the kubeconfig's current context's
     (`kubeconfig`, else $KUBECONFIG or ~/.kube/config), else a pod's own, else `default`."""
     try:
+        if not kubeconfig_exists(kubeconfig):
+            raise aio_config.ConfigException("no kubeconfig")
         _, current = aio_config.list_kube_config_contexts(config_file=kubeconfig)
         namespace = (current or {}).get("context", {}).get("namespace")
     except (aio_config.ConfigException, OSError):
@@ -473,6 +506,25 @@ def default_namespace(kubeconfig: str | None = None) -> str:
     with contextlib.suppress(OSError):
         return Path(SERVICE_ACCOUNT_NAMESPACE).read_text(encoding="utf-8").strip() or "default"
     return "default"
+
+
+async def kubeconfig_token(kubeconfig: str | None = None) -> str | None:
+    """The bearer token the kubeconfig's current user authenticates with (`token`, `tokenFile`,
+    or what its exec plugin prints), or None: no kubeconfig, or a user with client certificates
+    only."""
+    configuration = aio_client.Configuration()
+    if not kubeconfig_exists(kubeconfig):
+        return None
+    try:
+        await aio_config.load_kube_config(
+            config_file=kubeconfig, client_configuration=configuration, persist_config=False
+        )
+    except (aio_config.ConfigException, OSError):
+        return None
+    value = configuration.api_key.get("BearerToken")
+    if not isinstance(value, str) or not value.startswith("Bearer "):
+        return None  # basic authentication, or none
+    return value.removeprefix("Bearer ").strip() or None
 
 
 class LeaseRequests:
