@@ -45,7 +45,8 @@ SCALING_ENV = {"STEPLINE_SCALING_SAMPLE_SECONDS": "1", "STEPLINE_SCALING_DEFAULT
 
 
 def drive(bed: StepBed) -> None:
-    """Runs that succeed (invoke and WorkflowRun), one that retries, and failing ones."""
+    """Runs that succeed (invoke and WorkflowRun), one that retries, failing ones, and one
+    suspended."""
     # The first order is retried (500, then 200), the second refused (400), the rest echo.
     bed.server.answer(
         "/order", Answer(500), Answer(200, json={"ok": True}), Answer(400), lambda got: got
@@ -63,6 +64,12 @@ def drive(bed: StepBed) -> None:
         time.sleep(0.5)
     start_run(bed, "trade-run", "trade", {"n": 99})
     wait_finished(bed, "trade-run")
+    # A run created suspended is parked: the runs-waiting panel.
+    bed.cluster.apply({
+        "apiVersion": "stepline.io/v1alpha1", "kind": "WorkflowRun",
+        "metadata": {"name": "trade-held", "namespace": bed.namespace},
+        "spec": {"workflowRef": "trade", "input": {}, "suspend": True},
+    })  # fmt: skip
 
 
 @pytest.fixture(scope="module")

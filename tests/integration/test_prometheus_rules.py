@@ -29,6 +29,7 @@ from stepline.observability import (
     Metrics,
     ReconcileOutcomeLabel,
     RunOutcomeLabel,
+    WaitReasonLabel,
     render_metrics,
 )
 from tests.integration.prometheus import (
@@ -242,6 +243,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
     workdir = tmp_path_factory.mktemp("prometheus")
     with ExitStack() as stack:
         stack.enter_context(metrics.run_in_flight(namespace=NAMESPACE, workflow="trade"))
+        metrics.run_parked(namespace=NAMESPACE, workflow="trade", reason=WaitReasonLabel.APPROVAL)
         endpoint = MetricsEndpoint(metrics).start()
         stack.callback(endpoint.stop)
         stack.callback(Traffic(metrics).start().stop)
