@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the local control plane from pinned upstream Go modules, once per version.
+# Builds the local control plane, and the Jaeger the integration tests trace into, from pinned
+# upstream Go modules, once per version.
 #
-# Usage: hack/build-binaries.sh [component...]
-#        (components: kubernetes etcd kwok helm adapter; default all)
+# Usage: hack/build-binaries.sh [--cached] [component...]
+#        (components: kubernetes etcd kwok helm adapter jaeger; default all)
 #
 # Each component lands in $STEPLINE_CACHE/bin/<component>-<version>-<go version>/ and is only
 # built when that folder is missing, so a second run builds nothing. A build goes to a temporary
@@ -11,7 +12,8 @@
 # compiler output goes to $STEPLINE_CACHE/logs/build-<component>.log.
 #
 # Prints nothing on stdout but the bin folder of each component ("<component>=<dir>"), so callers
-# can `eval` it.
+# can `eval` it. With --cached nothing is built: a component not built yet fails, naming the
+# command that builds it (for test fixtures, whose timeouts a cold build does not fit in).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,9 +22,13 @@ source "$here/lib.sh"
 
 require_go
 
-go_version=$(go env GOVERSION)
 logs="$STEPLINE_CACHE/logs"
 mkdir -p "$logs" "$STEPLINE_CACHE/bin"
+
+# The `go` line of our wrapper modules: the installed Go's minor release (go1.26.8 -> 1.26.0).
+go_directive() {
+  go env GOVERSION | sed 's/^go//; s/^\([0-9]*\.[0-9]*\).*/\1.0/'
+}
 
 # go build with our flags; compiler progress on stderr, every line to the log.
 run_go_build() { # component log-file go-args...
@@ -57,7 +63,7 @@ write_wrapper_module() { # dir module version sibling-version local-prefix
     || die "$module@$version: could not download from the module proxy ($(go env GOPROXY))"
   {
     printf 'module stepline.local/build\n\ngo %s\n\nrequire %s %s\n\n' \
-      "$(go env GOVERSION | sed 's/^go//; s/^\([0-9]*\.[0-9]*\).*/\1.0/')" "$module" "$version"
+      "$(go_directive)" "$module" "$version"
     grep -E "=> *${prefix}" "$modfile" | awk -v v="$sibling_version" '{print "replace " $1 " => " $1 " " v}'
   } >"$dir/go.mod"
 }
@@ -118,16 +124,58 @@ build_adapter() { # out-dir
   local out=$1 work="$STEPLINE_CACHE/work/prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION"
   mkdir -p "$work"
   printf 'module stepline.local/build\n\ngo %s\n\nrequire sigs.k8s.io/prometheus-adapter %s\n' \
-    "$(go env GOVERSION | sed 's/^go//; s/^\([0-9]*\.[0-9]*\).*/\1.0/')" \
+    "$(go_directive)" \
     "$PROMETHEUS_ADAPTER_VERSION" >"$work/go.mod"
   (cd "$work" && run_go_build adapter "$logs/build-adapter.log" \
     go build -v -trimpath -ldflags "-s -w" -o "$out/adapter" sigs.k8s.io/prometheus-adapter/cmd/adapter)
 }
 
+# A wrapper module for a Go module that pins dependencies with `replace old => new vX` in its own
+# go.mod (Jaeger: github.com/Shopify/sarama, which cmd/jaeger still links, held at v1.33.0). Go
+# ignores a dependency's replaces, so the wrapper restates every versioned one; as in
+# build_adapter, building in a module of our own also spares the proxy a version-list request.
+write_replacing_module() { # dir module version
+  local dir=$1 module=$2 version=$3 modfile
+  mkdir -p "$dir"
+  modfile=$(cd "$dir" && GOFLAGS=-mod=mod go mod download -json "$module@$version" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])') \
+    || die "$module@$version: could not download from the module proxy ($(go env GOPROXY))"
+  {
+    printf 'module stepline.local/build\n\ngo %s\n\nrequire %s %s\n\n' "$(go_directive)" "$module" "$version"
+    go mod edit -json "$modfile" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin).get("Replace") or []:
+    if r["New"].get("Version"):  # a local path (=> ./x) names nothing the proxy has
+        print("replace", r["Old"]["Path"], "=>", r["New"]["Path"], r["New"]["Version"])'
+  } >"$dir/go.mod"
+}
+
+# Jaeger v2 (`cmd/jaeger`): an OpenTelemetry-collector build that, given no --config, runs
+# all-in-one with in-memory storage. Its web UI is built by npm upstream and is not in the Go
+# module, so this binary serves a placeholder page; the query API and OTLP receivers are whole.
+build_jaeger() { # out-dir
+  local out=$1 work="$STEPLINE_CACHE/work/jaeger-$JAEGER_VERSION" module=github.com/jaegertracing/jaeger
+  write_replacing_module "$work" "$module" "$JAEGER_VERSION"
+  (cd "$work" && run_go_build jaeger "$logs/build-jaeger.log" \
+    go build -v -trimpath -ldflags "-s -w -X $module/internal/version.latestVersion=$JAEGER_VERSION" \
+    -o "$out/jaeger" "$module/cmd/jaeger")
+}
+
+# lib.sh's component_version knows the control plane's pins; Jaeger's is read here until lib.sh
+# lists it too, so that its folder is keyed by version like the others.
+cache_dir() { # component
+  if [ "$1" = jaeger ]; then
+    echo "$STEPLINE_CACHE/bin/jaeger-$JAEGER_VERSION-$(go env GOVERSION)"
+  else
+    component_dir "$1"
+  fi
+}
+
 ensure_component() { # component
   local component=$1 dir tmp
-  dir=$(component_dir "$component")
+  dir=$(cache_dir "$component")
   if [ ! -f "$dir/.complete" ]; then
+    $cached_only && die "$component: not built yet (no $dir); run hack/build-binaries.sh $component"
     tmp="$dir.partial.$$"
     rm -rf "$tmp"
     mkdir -p "$tmp"
@@ -141,11 +189,16 @@ ensure_component() { # component
   echo "$component=$dir"
 }
 
+cached_only=false
+if [ "${1:-}" = --cached ]; then
+  cached_only=true
+  shift
+fi
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(etcd kwok helm adapter kubernetes)
+[ ${#components[@]} -gt 0 ] || components=(etcd kwok helm adapter kubernetes jaeger)
 for c in "${components[@]}"; do
   case $c in
-    kubernetes | etcd | kwok | helm | adapter) ensure_component "$c" ;;
-    *) die "unknown component '$c' (expected: kubernetes etcd kwok helm adapter)" ;;
+    kubernetes | etcd | kwok | helm | adapter | jaeger) ensure_component "$c" ;;
+    *) die "unknown component '$c' (expected: kubernetes etcd kwok helm adapter jaeger)" ;;
   esac
 done

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.jaeger import JaegerServer
 from tests.integration.localcluster import REPO, LocalCluster
 from tests.integration.operatorprocess import OperatorProcess
 
@@ -63,3 +64,14 @@ def operator(
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JaegerServer]:
+    """A real Jaeger (in-memory, every port a free loopback one), needing no cluster.
+
+    One for the whole run, as a real tracing backend is shared: tests tell their spans apart by
+    trace id or by a service name of their own, and nothing restarts per test.
+    """
+    with JaegerServer(workdir=tmp_path_factory.mktemp("jaeger")) as server:
+        yield server
