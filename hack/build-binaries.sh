@@ -161,19 +161,9 @@ build_jaeger() { # out-dir
     -o "$out/jaeger" "$module/cmd/jaeger")
 }
 
-# lib.sh's component_version knows the control plane's pins; Jaeger's is read here until lib.sh
-# lists it too, so that its folder is keyed by version like the others.
-cache_dir() { # component
-  if [ "$1" = jaeger ]; then
-    echo "$STEPLINE_CACHE/bin/jaeger-$JAEGER_VERSION-$(go env GOVERSION)"
-  else
-    component_dir "$1"
-  fi
-}
-
 ensure_component() { # component
   local component=$1 dir tmp
-  dir=$(cache_dir "$component")
+  dir=$(component_dir "$component")
   if [ ! -f "$dir/.complete" ]; then
     $cached_only && die "$component: not built yet (no $dir); run hack/build-binaries.sh $component"
     tmp="$dir.partial.$$"

@@ -34,6 +34,7 @@ component_version() { # component
     kwok) echo "$KWOK_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
     adapter) echo "$PROMETHEUS_ADAPTER_VERSION" ;;
+    jaeger) echo "$JAEGER_VERSION" ;;
   esac
 }
 

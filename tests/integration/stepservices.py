@@ -148,9 +148,11 @@ def open_step_bed(
     *,
     scaling: dict[str, Any] | None = None,
     extra_env: dict[str, str] | None = None,
+    elsewhere: dict[str, str] | None = None,
 ) -> StepBed:
     """A new namespace with a ServiceStep per name in `steps` (path `/<name>`), all Ready, the
-    step server and an operator that calls the steps there (with `extra_env`). `scaling` maps
+    step server and an operator that calls the steps there (with `extra_env`), but for the
+    steps `elsewhere` maps to another base URL (a real example service, say). `scaling` maps
     a step to its `spec.scaling`. Close it with `close_step_bed`."""
     namespace = f"t-{label}-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", namespace)
@@ -169,7 +171,9 @@ def open_step_bed(
             for name in steps
         ]
     )
-    overrides = {f"{namespace}/{name}": server.base_url for name in steps}
+    overrides = {
+        f"{namespace}/{name}": (elsewhere or {}).get(name, server.base_url) for name in steps
+    }
     operator = OperatorProcess(
         cluster, (namespace,), log_dir / f"operator-{namespace}.log",
         extra_env={"STEPLINE_ENDPOINT_OVERRIDES": json.dumps(overrides), **(extra_env or {})},
