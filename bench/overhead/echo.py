@@ -1,5 +1,6 @@
 """Trivial echo services for the overhead benchmarks: each answers a POST of JSON with the same
-JSON, on its own loopback port, as a step service would (aiohttp.web, one event loop).
+JSON, on its own loopback port, as a step service would (aiohttp.web, one event loop); and takes
+OTLP/HTTP batches of spans at /v1/traces, as a collector would.
 
 Run as a child process so that the services do not share the measuring process's CPU time:
 
@@ -39,7 +40,14 @@ def build_app(delay: float = 0.0) -> web.Application:
 
     app = web.Application()
     app.router.add_post("/", late_echo if delay else echo)
+    app.router.add_post("/v1/traces", take_spans)
     return app
+
+
+async def take_spans(request: web.Request) -> web.Response:
+    """An OTLP/HTTP collector that keeps up: reads a batch of spans, answers an empty success."""
+    await request.read()
+    return web.Response(body=b"{}", content_type="application/json")
 
 
 async def serve(count: int, delay: float = 0.0) -> None:

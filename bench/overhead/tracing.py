@@ -4,11 +4,12 @@ OTLP/HTTP, as the operator does), measured in rounds side by side in this proces
 (`measuring.measure_side_by_side`).
 
 The steps are echo services in a child process (`echo.py`), called over the operator's own
-transport (`Http1Transport`). The exporter is the SDK's OTLP/HTTP one, sending to another echo
-service of that child process, which takes every batch (a collector that keeps up): its
-encoding and sending run in this process's export thread, so this process's CPU per run counts
-them. Per cell: runs/s, p50 and p99 latency, CPU per run; and per step, the CPU above tracing
-off (a run of 3 steps has 4 spans: the run and 3 call attempts).
+transport (`Http1Transport`). The exporter is the operator's (`observability.otlp`, OTLP/JSON
+over HTTP), sending to another echo service of that child process, which takes every batch (a
+collector that keeps up, answering `{}`): its encoding and sending run in this process's export
+thread, so this process's CPU per run counts them. Per cell: runs/s, p50 and p99 latency, CPU
+per run; and per step, the CPU above tracing off (a run of 3 steps has 4 spans: the run and 3
+call attempts).
 
     .venv/bin/python bench/overhead/tracing.py [--seconds 2] [--rounds 5]
 
@@ -26,11 +27,11 @@ from collections.abc import Sequence
 from compare import NAMESPACE, build_service_step
 from echo import EchoServices
 from measuring import Measurement, measure_side_by_side
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from parallel import engine_run
 
 from stepline.api import Workflow
 from stepline.engine import Executor, Http1Transport, StepIndex
+from stepline.observability.otlp import OtlpJsonExporter
 from stepline.observability.tracing import DISABLED, Tracing
 
 STEPS = 3
@@ -61,11 +62,11 @@ async def compare(*, seconds: float, rounds: int) -> None:
     with EchoServices(STEPS + 1) as services:
         index = StepIndex(build_service_step(number) for number in range(STEPS))
         overrides = {f"echo-{number}": url for number, url in enumerate(services.urls[:STEPS])}
-        collector = services.urls[STEPS]
+        collector = services.urls[STEPS].rstrip("/") + "/v1/traces"
         tracings = {
             "off": DISABLED,
-            "on, ratio 0": Tracing(OTLPSpanExporter(endpoint=collector), ratio=0.0),
-            "on, ratio 1": Tracing(OTLPSpanExporter(endpoint=collector), ratio=1.0),
+            "on, ratio 0": Tracing(OtlpJsonExporter(collector), ratio=0.0),
+            "on, ratio 1": Tracing(OtlpJsonExporter(collector), ratio=1.0),
         }
         async with Http1Transport() as transport:
             chains = {

@@ -258,7 +258,8 @@ def test_a_slow_calls_exemplar_in_prometheus_leads_to_its_trace(
     assert trace_id == derive_trace_id(uid)
     assert float(exemplar["value"]) >= 0.3
     trace = jaeger.wait_for_trace(trace_id, spans=2)
-    assert tags_of(span_named(trace, "call b"))["stepline.run"] == "slow-1"
+    assert tags_of(span_named(trace, "run slow"))["stepline.run"] == "slow-1"
+    assert parent_span_id(span_named(trace, "call b")) == span_named(trace, "run slow")["spanID"]
 
 
 def test_a_collector_that_is_away_costs_runs_nothing_and_the_spans_lost_are_counted(

@@ -60,7 +60,8 @@ from stepline.gateway.server import (
 from stepline.gateway.serving import HttpServer
 from stepline.kube import KubeApi
 from stepline.observability import Metrics
-from stepline.observability.tracing import TraceIdLogFilter, build_tracing
+from stepline.observability.otlp import build_tracing
+from stepline.observability.tracing import TraceIdLogFilter
 from stepline.settings import Settings
 
 PREFIX = "stepline.io"

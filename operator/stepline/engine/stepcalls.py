@@ -136,11 +136,7 @@ class StepCaller:
 
 
 def call_span_attributes(run: RunState, step: str, service: ServiceStep) -> dict[str, str]:
-    """What the spans of a step's calls say of it, besides the attempt."""
-    return {
-        "stepline.namespace": run.plan.namespace,
-        "stepline.workflow": run.plan.workflow,
-        "stepline.run": run.request.name,
-        "stepline.step": step,
-        "stepline.step_ref": service.metadata.name or "",
-    }
+    """What the spans of a step's calls say of it, besides the attempt. The namespace, the
+    workflow and the run are on the run's span, their parent: each attribute costs every span
+    (bench/overhead/RESULTS.md, section 13)."""
+    return {"stepline.step": step, "stepline.step_ref": service.metadata.name or ""}

@@ -1,14 +1,23 @@
-"""Traces: one span per run and one per step call attempt, exported with the OpenTelemetry SDK
-over OTLP/HTTP, and the W3C `traceparent` each step call carries.
+"""Traces: one span per run and one per step call attempt, exported over OTLP/HTTP (as OTLP/JSON,
+`otlp`), and the W3C `traceparent` each step call carries.
 
 `Tracing.span()` opens a span as a context manager and yields a `TraceSpan`: its trace id, its
-span id, whether it is sampled, and `header()`, the `traceparent` a call made under it sends.
-The parent is a `TraceSpan` of ours, a caller's `TraceParent` (an invoke request's header, a
-WorkflowRun's annotation), or nothing, in which case the span starts the trace `trace_id` names:
-a WorkflowRun's trace id is derived from its uid (`engine.tracing`), so a run resumed after a
-restart continues its trace. Sampling is OpenTelemetry's parent-based ratio: a caller's decision
-is followed, a new trace is kept with probability `ratio`, decided on its trace id (so every
-resumption of a run decides alike).
+span id, whether it is sampled and recorded, and `header()`, the `traceparent` a call made under
+it sends. The parent is a `TraceSpan` of ours, a caller's `TraceParent` (an invoke request's
+header, a WorkflowRun's annotation), or nothing, in which case the span starts the trace
+`trace_id` names: a WorkflowRun's trace id is derived from its uid (`engine.tracing`), so a run
+resumed after a restart continues its trace.
+
+Sampling is OpenTelemetry's parent-based ratio, with its rule: a child follows its parent (one of
+ours, or a caller's sampled flag); a new trace is kept when the low 64 bits of its id fall under
+`ratio` x 2^64, so every resumption of a run decides alike and a collector sampling by the same
+rule agrees. An unrecorded span costs an id and an object.
+
+Why not the OpenTelemetry SDK's spans: measured on this hot path, a span of the SDK cost the run
+about 60 µs of CPU (its context, attribute cleaning under locks, processors) and its protobuf
+export 34-38 µs more, 0.11-0.19 ms per step against the issue's 0.1 ms; these spans and their
+OTLP/JSON cost a fraction of it (bench/overhead/RESULTS.md, section 13). What goes on the wire
+is standard: W3C Trace Context and OTLP, read by Jaeger, Tempo and the OpenTelemetry Collector.
 
 Export never blocks a run. Ended spans go to a bounded queue (`SpanShipper`) that a thread of
 its own sends in batches; when the queue is full, or a batch cannot be sent (the collector is
@@ -32,35 +41,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import (
-    NonRecordingSpan,
-    SpanContext,
-    SpanKind,
-    Status,
-    StatusCode,
-    TraceFlags,
-)
+from enum import IntEnum
+from typing import Protocol
 
 from stepline.observability.labelvalues import SpanDropReasonLabel
 
-__all__ = [  # SpanKind too: the kinds callers pass
+__all__ = [
     "CURRENT_TRACE_ID",
     "DISABLED",
+    "SpanExporter",
     "SpanKind",
     "SpanShipper",
     "TraceIdLogFilter",
     "TraceParent",
     "TraceSpan",
     "Tracing",
-    "build_tracing",
     "logging_trace",
 ]
 
@@ -69,18 +64,24 @@ logger = logging.getLogger(__name__)
 # version-traceid-parentid-flags; a later version may append fields after a dash (W3C 3.2.4).
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
-_span_ids = random.Random()  # noqa: S311 (span ids need to be unique, not unpredictable)
+_ids = random.Random()  # noqa: S311 (span ids need to be unique, not unpredictable)
+_RATIO_SCALE = 2**64
 
-# The trace id a root span is to get (`_RunIdGenerator`), while it is started.
-_NEXT_TRACE_ID: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "stepline_next_trace_id", default=None
-)
 # The trace id of the run being executed in this task, for its log lines (`TraceIdLogFilter`).
 CURRENT_TRACE_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "stepline_trace_id", default=None
 )
 
 OnDrop = Callable[[SpanDropReasonLabel, int], None]
+Attributes = Mapping[str, str | int | float | bool]
+
+
+class SpanKind(IntEnum):
+    """OTLP's span kinds, by their numbers on the wire."""
+
+    INTERNAL = 1
+    SERVER = 2
+    CLIENT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,35 +113,58 @@ class TraceParent:
 
 
 class TraceSpan:
-    """A span: exported when `sampled` and tracing is on; otherwise ids and a header only."""
+    """A span. Recorded ones (tracing on, sampled) keep what is exported: their name, kind,
+    parent, times (Unix ns), attributes and failure; the others only their ids."""
 
-    __slots__ = ("_span", "sampled", "span_id", "trace_id")
+    __slots__ = (
+        "attributes", "end_ns", "failure", "kind", "name", "parent_span_id", "recorded",
+        "sampled", "span_id", "start_ns", "trace_id",
+    )  # fmt: skip
 
     def __init__(
-        self, trace_id: str, span_id: str, *, sampled: bool, span: trace.Span | None = None
+        self,
+        trace_id: str,
+        span_id: str,
+        *,
+        sampled: bool,
+        recorded: bool = False,
+        name: str = "",
+        kind: SpanKind = SpanKind.INTERNAL,
+        parent_span_id: str | None = None,
+        attributes: Attributes | None = None,
     ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
         self.sampled = sampled
-        self._span = span
-
-    @property
-    def recorded(self) -> bool:
-        """The span is exported: tracing is on and it is sampled."""
-        return self._span is not None and self.sampled
+        self.recorded = recorded
+        self.name = name
+        self.kind = kind
+        self.parent_span_id = parent_span_id
+        self.attributes: dict[str, str | int | float | bool] = dict(attributes or {})
+        self.failure: str | None = None
+        self.start_ns = time.time_ns() if recorded else 0
+        self.end_ns = 0
 
     def header(self) -> str:
         """The `traceparent` of a call made under this span."""
         return f"00-{self.trace_id}-{self.span_id}-{'01' if self.sampled else '00'}"
 
-    def set(self, attributes: Mapping[str, str | int | float | bool]) -> None:
-        if self._span is not None and self.sampled:
-            self._span.set_attributes(attributes)
+    def set(self, attributes: Attributes) -> None:
+        if self.recorded:
+            self.attributes.update(attributes)
 
     def fail(self, message: str) -> None:
-        """Marks the span failed, `message` saying why."""
-        if self._span is not None and self.sampled:
-            self._span.set_status(Status(StatusCode.ERROR, message))
+        """Marks the span failed (status ERROR), `message` saying why."""
+        if self.recorded:
+            self.failure = message
+
+
+class SpanExporter(Protocol):
+    """Sends a batch of ended, recorded spans; whether the collector took them."""
+
+    def export(self, spans: Sequence[TraceSpan]) -> bool: ...
+
+    def shutdown(self) -> None: ...
 
 
 class Tracing:
@@ -151,8 +175,6 @@ class Tracing:
         exporter: SpanExporter | None = None,
         *,
         ratio: float = 1.0,
-        service: str = "stepline-operator",
-        version: str = "",
         on_drop: OnDrop | None = None,
         queue_size: int = 4096,
         batch_size: int = 512,
@@ -160,26 +182,17 @@ class Tracing:
     ) -> None:
         if not 0.0 <= ratio <= 1.0:
             raise ValueError(f"the sampling ratio must be between 0 and 1, not {ratio}")
+        self._bound = round(ratio * _RATIO_SCALE)
         self._shipper: SpanShipper | None = None
-        self._tracer: trace.Tracer | None = None
-        if exporter is None:
-            return
-        self._shipper = SpanShipper(
-            exporter, on_drop=on_drop or _ignore, queue_size=queue_size, batch_size=batch_size,
-            delay=delay,
-        )  # fmt: skip
-        provider = TracerProvider(
-            sampler=ParentBased(root=TraceIdRatioBased(ratio)),
-            resource=Resource.create({"service.name": service, "service.version": version}),
-            id_generator=_RunIdGenerator(),
-        )
-        provider.add_span_processor(self._shipper)
-        self._provider = provider
-        self._tracer = provider.get_tracer("stepline")
+        if exporter is not None:
+            self._shipper = SpanShipper(
+                exporter, on_drop=on_drop or _ignore, queue_size=queue_size,
+                batch_size=batch_size, delay=delay,
+            )  # fmt: skip
 
     @property
     def enabled(self) -> bool:
-        return self._tracer is not None
+        return self._shipper is not None
 
     @contextlib.contextmanager
     def span(
@@ -189,51 +202,36 @@ class Tracing:
         kind: SpanKind = SpanKind.INTERNAL,
         parent: TraceSpan | TraceParent | None = None,
         trace_id: str | None = None,
-        attributes: Mapping[str, str | int | float | bool] | None = None,
+        attributes: Attributes | None = None,
     ) -> Iterator[TraceSpan]:
         """A span from here to the end of the `with` block (module docstring). An exception
         leaving the block marks it failed with the exception's type, unless `fail` said why."""
-        if self._tracer is None:
-            yield _untraced(parent, trace_id)
+        shipper = self._shipper
+        if shipper is None or not self._records(parent, trace_id):
+            yield _untraced(parent, trace_id, sampled=shipper is None)
             return
-        span = self._start(name, kind, parent, trace_id, attributes)
-        context = span.get_span_context()
-        ours = TraceSpan(
-            format(context.trace_id, "032x"), format(context.span_id, "016x"),
-            sampled=context.trace_flags.sampled, span=span,
+        span = TraceSpan(
+            parent.trace_id if parent is not None else trace_id or _new_trace_id(),
+            _new_span_id(), sampled=True, recorded=True, name=name, kind=kind,
+            parent_span_id=parent.span_id if parent is not None else None, attributes=attributes,
         )  # fmt: skip
         try:
-            yield ours
+            yield span
         except BaseException as exc:
-            if span.is_recording() and not _has_status(span):
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            if span.failure is None:
+                span.failure = type(exc).__name__
             raise
         finally:
-            span.end()
+            span.end_ns = time.time_ns()
+            shipper.add(span)
 
-    def _start(
-        self,
-        name: str,
-        kind: SpanKind,
-        parent: TraceSpan | TraceParent | None,
-        trace_id: str | None,
-        attributes: Mapping[str, str | int | float | bool] | None,
-    ) -> trace.Span:
-        assert self._tracer is not None  # noqa: S101 (span() checked)
-        context = None
-        if isinstance(parent, TraceSpan) and parent._span is not None:
-            context = trace.set_span_in_context(parent._span)
-        elif parent is not None:
-            remote = SpanContext(
-                int(parent.trace_id, 16), int(parent.span_id, 16), is_remote=True,
-                trace_flags=TraceFlags(TraceFlags.SAMPLED if parent.sampled else 0),
-            )  # fmt: skip
-            context = trace.set_span_in_context(NonRecordingSpan(remote))
-        token = _NEXT_TRACE_ID.set(int(trace_id, 16) if trace_id and context is None else None)
-        try:
-            return self._tracer.start_span(name, context=context, kind=kind, attributes=attributes)
-        finally:
-            _NEXT_TRACE_ID.reset(token)
+    def _records(self, parent: TraceSpan | TraceParent | None, trace_id: str | None) -> bool:
+        """Parent-based ratio sampling (module docstring)."""
+        if isinstance(parent, TraceSpan):
+            return parent.recorded
+        if parent is not None:
+            return parent.sampled
+        return trace_id is None or int(trace_id[16:], 16) < self._bound
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Sends what is queued (within `timeout`) and stops the export thread."""
@@ -248,54 +246,30 @@ class Tracing:
 DISABLED = Tracing()
 
 
-def build_tracing(
-    endpoint: str,
-    *,
-    ratio: float,
-    export_timeout: float,
-    version: str,
-    on_drop: OnDrop,
-) -> Tracing:
-    """Tracing to the OTLP/HTTP collector at `endpoint` (its base URL); off when it is empty."""
-    if not endpoint:
-        return DISABLED
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-        OTLPSpanExporter,  # loads only when tracing is on
-    )
-
-    exporter = OTLPSpanExporter(
-        endpoint=endpoint.rstrip("/") + "/v1/traces", timeout=export_timeout
-    )
-    return Tracing(exporter, ratio=ratio, version=version, on_drop=on_drop)
+def _new_span_id() -> str:
+    return format(_ids.getrandbits(64) or 1, "016x")
 
 
-def _untraced(parent: TraceSpan | TraceParent | None, trace_id: str | None) -> TraceSpan:
-    span_id = format(_span_ids.getrandbits(64) or 1, "016x")
+def _new_trace_id() -> str:
+    return format(_ids.getrandbits(128) or 1, "032x")
+
+
+def _untraced(
+    parent: TraceSpan | TraceParent | None, trace_id: str | None, *, sampled: bool
+) -> TraceSpan:
+    """A span that records nothing: the parent's trace and flag, else `trace_id` (or a new one)
+    and `sampled` (with tracing off, what calls carried before tracing existed: sampled)."""
     if parent is not None:
-        return TraceSpan(parent.trace_id, span_id, sampled=parent.sampled)
-    return TraceSpan(trace_id or format(_span_ids.getrandbits(128) or 1, "032x"), span_id,
-                     sampled=True)  # fmt: skip
-
-
-def _has_status(span: trace.Span) -> bool:
-    status = getattr(span, "status", None)
-    return status is not None and status.status_code is not StatusCode.UNSET
+        return TraceSpan(parent.trace_id, _new_span_id(), sampled=parent.sampled)
+    return TraceSpan(trace_id or _new_trace_id(), _new_span_id(), sampled=sampled)
 
 
 def _ignore(reason: SpanDropReasonLabel, count: int) -> None:
     """Drops counted nowhere."""
 
 
-class _RunIdGenerator(RandomIdGenerator):
-    """Random ids, but for a root span started with a trace id to continue (a run's)."""
-
-    def generate_trace_id(self) -> int:
-        wanted = _NEXT_TRACE_ID.get()
-        return wanted if wanted else super().generate_trace_id()
-
-
-class SpanShipper(SpanProcessor):
-    """Ended, sampled spans into a bounded queue; a thread sends them in batches of
+class SpanShipper:
+    """Ended, recorded spans into a bounded queue; a thread sends them in batches of
     `batch_size`, when a batch is full or `delay` seconds after the last send. A span that
     finds the queue full, or whose batch the exporter does not take, is dropped and counted."""
 
@@ -310,7 +284,7 @@ class SpanShipper(SpanProcessor):
     ) -> None:
         self._exporter = exporter
         self._on_drop = on_drop
-        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._queue: collections.deque[TraceSpan] = collections.deque()
         self._queue_size, self._batch_size, self._delay = queue_size, batch_size, delay
         self._wake = threading.Event()
         self._idle = threading.Event()
@@ -319,13 +293,7 @@ class SpanShipper(SpanProcessor):
         self._thread = threading.Thread(target=self._work, name="span export", daemon=True)
         self._thread.start()
 
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        """Nothing: spans are looked at when they end."""
-
-    def on_end(self, span: ReadableSpan) -> None:
-        context = span.context
-        if context is None or not context.trace_flags.sampled:
-            return
+    def add(self, span: TraceSpan) -> None:
         if len(self._queue) >= self._queue_size:
             self._on_drop(SpanDropReasonLabel.QUEUE_FULL, 1)
             return
@@ -347,14 +315,14 @@ class SpanShipper(SpanProcessor):
         while self._queue:
             batch = self._take(self._batch_size)
             try:
-                result = self._exporter.export(batch)
+                sent = self._exporter.export(batch)
             except Exception:  # an exporter's defect must not end the thread
                 logger.exception("span export failed")
-                result = SpanExportResult.FAILURE
-            if result is not SpanExportResult.SUCCESS:
+                sent = False
+            if not sent:
                 self._on_drop(SpanDropReasonLabel.EXPORT_FAILED, len(batch))
 
-    def _take(self, count: int) -> Sequence[ReadableSpan]:
+    def _take(self, count: int) -> list[TraceSpan]:
         batch = []
         with contextlib.suppress(IndexError):
             for _ in range(count):
@@ -369,18 +337,11 @@ class SpanShipper(SpanProcessor):
             self._wake.set()
         return not self._queue
 
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self.flush(timeout_millis / 1000)
-
     def stop(self, timeout: float) -> None:
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
         self._exporter.shutdown()
-
-    def shutdown(self) -> None:
-        if not self._stopping:
-            self.stop(5.0)
 
 
 class TraceIdLogFilter(logging.Filter):

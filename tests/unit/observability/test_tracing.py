@@ -1,7 +1,8 @@
 """Spans and trace context (`observability.tracing`): W3C traceparent parsing, a run's span in
-the trace its id names or its caller's, sampling by ratio and by the caller's flag, the headers
-of calls made under a span with tracing on and off, and an export that never blocks and counts
-what it drops. Exported into the SDK's in-memory exporter: the spans as a collector gets them."""
+the trace its id names or its caller's, sampling by ratio (as the OpenTelemetry SDK decides) and
+by the caller's flag, the headers of calls made under a span with tracing on and off, and an
+export that never blocks and counts what it drops. Exported into a list: the spans as a
+collector gets them."""
 
 from __future__ import annotations
 
@@ -12,16 +13,15 @@ import time
 from collections.abc import Sequence
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 
 from stepline.observability import Metrics, SpanDropReasonLabel
 from stepline.observability.tracing import (
     DISABLED,
+    SpanKind,
     TraceIdLogFilter,
     TraceParent,
+    TraceSpan,
     Tracing,
     logging_trace,
 )
@@ -61,13 +61,27 @@ def test_an_invalid_traceparent_is_ignored(header: str | None) -> None:
     assert TraceParent.parse(header) is None
 
 
-def exported(exporter: InMemorySpanExporter, tracing: Tracing) -> dict[str, ReadableSpan]:
+class Collected:
+    """An exporter that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.spans: list[TraceSpan] = []
+
+    def export(self, spans: Sequence[TraceSpan]) -> bool:
+        self.spans.extend(spans)
+        return True
+
+    def shutdown(self) -> None:
+        pass
+
+
+def exported(exporter: Collected, tracing: Tracing) -> dict[str, TraceSpan]:
     assert tracing.flush(5)
-    return {span.name: span for span in exporter.get_finished_spans()}
+    return {span.name: span for span in exporter.spans}
 
 
-def tracer(ratio: float = 1.0) -> tuple[Tracing, InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
+def tracer(ratio: float = 1.0) -> tuple[Tracing, Collected]:
+    exporter = Collected()
     return Tracing(exporter, ratio=ratio, delay=0.01), exporter
 
 
@@ -82,13 +96,14 @@ def test_a_run_span_starts_the_trace_its_id_names_and_calls_are_its_children() -
 
     spans = exported(exporter, tracing)
     root, child = spans["run trade"], spans["call validate"]
-    assert root.parent is None
-    assert format(root.context.trace_id, "032x") == TRACE == run.trace_id
-    assert child.parent is not None
-    assert child.parent.span_id == root.context.span_id
-    assert header == f"00-{TRACE}-{format(child.context.span_id, '016x')}-01"
+    assert root.parent_span_id is None
+    assert root.trace_id == TRACE == run.trace_id
+    assert child.trace_id == TRACE
+    assert child.parent_span_id == root.span_id
+    assert header == f"00-{TRACE}-{child.span_id}-01"
     assert root.attributes == {"stepline.run": "t-1"}
     assert child.kind is SpanKind.CLIENT
+    assert root.start_ns <= child.start_ns <= child.end_ns <= root.end_ns
 
 
 def test_a_callers_traceparent_is_continued_and_its_sampling_followed() -> None:
@@ -102,8 +117,7 @@ def test_a_callers_traceparent_is_continued_and_its_sampling_followed() -> None:
 
     spans = exported(exporter, tracing)
     assert list(spans) == ["run trade"]
-    assert spans["run trade"].parent is not None
-    assert format(spans["run trade"].parent.span_id, "016x") == PARENT
+    assert spans["run trade"].parent_span_id == PARENT
     assert run.recorded
     assert not quiet.recorded
     assert header.startswith(f"00-{TRACE}-")
@@ -124,7 +138,19 @@ def test_the_ratio_keeps_new_traces_by_their_id_so_every_resumption_decides_alik
 
     assert 40 < sum(kept) < 160
     assert tracing.flush(5)
-    assert len(exporter.get_finished_spans()) == 2 * sum(kept)
+    assert len(exporter.spans) == 2 * sum(kept)
+
+
+def test_the_ratio_decides_as_the_opentelemetry_sdks_trace_id_ratio_sampler() -> None:
+    for ratio in (0.0, 0.1, 0.5, 0.9, 1.0):
+        tracing, sdk = Tracing(Collected(), ratio=ratio), TraceIdRatioBased(ratio)
+        for number in range(300):
+            trace_id = hashlib.sha256(f"{ratio}/{number}".encode()).hexdigest()[:32]
+            with tracing.span("run", trace_id=trace_id) as span:
+                pass
+            decided = sdk.should_sample(None, int(trace_id, 16), "run").decision
+            assert span.recorded == (decided is Decision.RECORD_AND_SAMPLE), (ratio, trace_id)
+        tracing.shutdown()
 
 
 def test_with_tracing_off_calls_carry_the_runs_trace_and_the_callers_flag() -> None:
@@ -153,22 +179,21 @@ def test_a_failure_and_an_exception_leaving_the_span_mark_it_failed() -> None:
         raise RuntimeError("boom")
 
     spans = exported(exporter, tracing)
-    assert spans["run refused"].status.status_code is StatusCode.ERROR
-    assert "returned 503" in (spans["run refused"].status.description or "")
-    assert spans["run broken"].status.description == "RuntimeError"
+    assert "returned 503" in (spans["run refused"].failure or "")
+    assert spans["run broken"].failure == "RuntimeError"
 
 
-class StuckExporter(SpanExporter):
+class StuckExporter:
     """A collector that takes `seconds` to refuse every batch."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.batches = 0
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def export(self, spans: Sequence[TraceSpan]) -> bool:
         self.batches += 1
         time.sleep(self.seconds)
-        return SpanExportResult.FAILURE
+        return False
 
     def shutdown(self) -> None:
         pass
@@ -208,7 +233,7 @@ def test_the_export_thread_sends_what_is_queued_at_shutdown() -> None:
         return sum(thread.name == "span export" for thread in threading.enumerate())
 
     before = exporting()
-    exporter = InMemorySpanExporter()
+    exporter = Collected()
     tracing = Tracing(exporter, delay=60)  # no timed send: only the shutdown's
     with tracing.span("run", trace_id=TRACE):
         pass
@@ -216,13 +241,13 @@ def test_the_export_thread_sends_what_is_queued_at_shutdown() -> None:
 
     tracing.shutdown(timeout=5)
 
-    assert [span.name for span in exporter.get_finished_spans()] == ["run"]
+    assert [span.name for span in exporter.spans] == ["run"]
     assert exporting() == before
 
 
 def test_a_ratio_outside_zero_to_one_is_refused() -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
-        Tracing(InMemorySpanExporter(), ratio=1.5)
+        Tracing(Collected(), ratio=1.5)
 
 
 def test_log_lines_written_during_a_run_carry_its_trace_id() -> None:
