@@ -3,7 +3,8 @@
 #
 #   hack/demo.sh        the finance example: a trade (validate the user → process the order →
 #                       settle it), one the account cannot pay (its order cancelled, the
-#                       compensation), and synchronous invokes; prints what happened
+#                       compensation), and synchronous invokes; prints what happened, ending
+#                       with one run's step timeline (`stepline describe`) and its trace
 #   hack/demo.sh city   the smart-city example: three readings side by side, joined into one
 #                       report (make demo-city)
 #   hack/demo.sh stop   stop the operator and the step services the demo started
@@ -13,8 +14,10 @@
 # step programs as local processes and maps the ServiceSteps to them with
 # STEPLINE_ENDPOINT_OVERRIDES. On a real cluster (kind) the operator calls the pods instead.
 # Invoke is called as users call it: with a ServiceAccount's token, allowed to invoke the workflow
-# by a RoleBinding (what the chart's ClusterRole <release>-invoker grants). One demo runs at a
-# time: each stops the other's processes first.
+# by a RoleBinding (what the chart's ClusterRole <release>-invoker grants). Where Jaeger is built
+# (hack/build-binaries.sh jaeger, which `make install` runs), it runs too, in memory, and the
+# operator and the step services send it their spans. One demo runs at a time: each stops the
+# other's processes first.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,6 +31,9 @@ http_port=${STEPLINE_DEMO_PORT:-18080}
 metrics_port=$((http_port + 3))
 # The step services' ports: base + 1, 2, 4, 5 (+3 is the operator's metrics port).
 service_ports=($((http_port + 1)) $((http_port + 2)) $((http_port + 4)) $((http_port + 5)))
+# Jaeger's: OTLP/HTTP, OTLP/gRPC, query HTTP and gRPC, health (base + 6 to 10).
+jaeger_ports=($((http_port + 6)) $((http_port + 7)) $((http_port + 8)) $((http_port + 9)) $((http_port + 10)))
+tracing_endpoint=""
 
 stop_demo() {
   local pidfile pid
@@ -56,9 +62,11 @@ start() { # name port-to-wait-for command...
 
 # A step service of examples/ as a local process on 127.0.0.1:port.
 start_service() { # name port module [args...]
-  local name=$1 port=$2 module=$3
+  local name=$1 port=$2 module=$3 tracing=()
   shift 3
-  start "$name" "$port" env PYTHONPATH="$repo_root/examples" \
+  [ -z "$tracing_endpoint" ] ||
+    tracing=(OTEL_EXPORTER_OTLP_ENDPOINT="$tracing_endpoint" OTEL_SERVICE_NAME="$name")
+  start "$name" "$port" env PYTHONPATH="$repo_root/examples" "${tracing[@]}" \
     "$python" -m "$module" --host 127.0.0.1 --port "$port" "$@"
   printf '   %-19s → http://127.0.0.1:%s\n' "$name" "$port"
 }
@@ -74,8 +82,55 @@ start_operator() { # step...
   echo "== the operator (log: $demo/operator.log)"
   start operator "$http_port" env KUBECONFIG="$KUBECONFIG" STEPLINE_NAMESPACES="$namespace" \
     STEPLINE_HTTP_HOST=127.0.0.1 STEPLINE_HTTP_PORT="$http_port" STEPLINE_LIVENESS_PORT=0 \
-    STEPLINE_METRICS_PORT="$metrics_port" \
+    STEPLINE_METRICS_PORT="$metrics_port" STEPLINE_TRACING_ENDPOINT="$tracing_endpoint" \
     STEPLINE_ENDPOINT_OVERRIDES="{$overrides}" "$python" -m stepline run
+}
+
+# Jaeger in memory on loopback, if it was built: OTLP in, its query API out (tests/integration/
+# jaeger.py runs it the same way). Sets tracing_endpoint; without Jaeger, nothing is traced.
+start_jaeger() {
+  local built
+  if ! built=$("$here/build-binaries.sh" --cached jaeger 2>/dev/null); then
+    echo "== no Jaeger built (hack/build-binaries.sh jaeger): the demo runs without traces"
+    return 0
+  fi
+  cat >"$demo/jaeger.yaml" <<YAML
+service:
+  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  pipelines:
+    traces: {receivers: [otlp], exporters: [jaeger_storage_exporter]}
+  telemetry: {metrics: {level: none}, traces: {level: none}}
+extensions:
+  jaeger_storage: {backends: {memstore: {memory: {max_traces: 100000}}}}
+  jaeger_query:
+    storage: {traces: memstore}
+    enable_tracing: false
+    http: {endpoint: "127.0.0.1:${jaeger_ports[2]}"}
+    grpc: {endpoint: "127.0.0.1:${jaeger_ports[3]}"}
+  healthcheckv2: {use_v2: true, http: {endpoint: "127.0.0.1:${jaeger_ports[4]}"}}
+receivers:
+  otlp:
+    protocols:
+      http: {endpoint: "127.0.0.1:${jaeger_ports[0]}"}
+      grpc: {endpoint: "127.0.0.1:${jaeger_ports[1]}"}
+exporters:
+  jaeger_storage_exporter: {trace_storage: memstore}
+YAML
+  echo "== Jaeger, in memory (log: $demo/jaeger.log): spans from the operator and the services"
+  start jaeger "${jaeger_ports[2]}" "${built#jaeger=}/jaeger" --config="$demo/jaeger.yaml"
+  tracing_endpoint="http://127.0.0.1:${jaeger_ports[0]}"
+}
+
+# One run's step timeline, and where Jaeger holds its trace.
+show_run() { # run
+  echo
+  echo "== one run's step timeline: stepline describe $1 -n $namespace"
+  "$python" -m stepline describe "$1" -n "$namespace" --kubeconfig "$KUBECONFIG" | sed 's/^/   /'
+  [ -n "$tracing_endpoint" ] || return 0
+  local uid trace
+  uid=$(kube get -n "$namespace" workflowrun "$1" -o jsonpath='{.metadata.uid}')
+  trace=$("$python" -c 'import sys; from stepline.engine.tracing import derive_trace_id; print(derive_trace_id(sys.argv[1]))' "$uid")
+  echo "   its trace in Jaeger: http://127.0.0.1:${jaeger_ports[2]}/api/traces/$trace"
 }
 
 # The cluster up, the CRDs Established, $namespace made, nothing of an earlier demo running.
@@ -85,7 +140,7 @@ prepare() {
   stop_demo
   # A demo that fails half-way (a command fails, or `die`) leaves nothing running behind it.
   trap 'status=$?; [ "$status" -eq 0 ] || stop_demo' EXIT
-  for port in "$http_port" "$metrics_port" "${service_ports[@]}"; do
+  for port in "$http_port" "$metrics_port" "${service_ports[@]}" "${jaeger_ports[@]}"; do
     port_in_use "$port" && die "port $port on 127.0.0.1 is in use; set STEPLINE_DEMO_PORT to another base port"
   done
 
@@ -156,6 +211,7 @@ YAML
 finance_demo() {
   namespace=finance
   prepare
+  start_jaeger
   echo "== step services as local processes (kwok's pods run nothing; see the note above)"
   start_service user-validation "${service_ports[0]}" finance.user_validation
   start_service order-processing "${service_ports[1]}" finance.order_processing --exchange XNYS
@@ -187,10 +243,11 @@ finance_demo() {
   invoke '{}' | "$python" "$here/demo_report.py" invoke
 
   show_metrics
+  show_run trade-charles-1
   echo
   echo "Look next:"
   echo "  export KUBECONFIG=$KUBECONFIG PATH=$state/bin:\$PATH"
-  echo "  kubectl get stepline -n $namespace; kubectl describe workflowrun -n $namespace trade-charles-1"
+  echo "  kubectl get stepline -n $namespace; .venv/bin/stepline runs -n $namespace; .venv/bin/stepline graph trade -n $namespace"
   echo "  curl -s -XPOST -H \"Authorization: Bearer \$(kubectl create token caller -n $namespace)\" \\"
   echo "    http://127.0.0.1:$http_port/v1/namespaces/$namespace/workflows/trade:invoke -d @input.json"
   echo "Stop: hack/demo.sh stop; make cluster-down"
@@ -199,6 +256,7 @@ finance_demo() {
 city_demo() {
   namespace=city
   prepare
+  start_jaeger
   echo "== step services as local processes (kwok's pods run nothing; see the note above); each"
   echo "   reading waits 300 ms per call (--wait-ms-per-call), as one asking its sensors would"
   start_service traffic-flow "${service_ports[0]}" city.traffic_flow --wait-ms-per-call 300
@@ -216,10 +274,11 @@ city_demo() {
   kube get -n "$namespace" workflowrun riverton-morning -o json | "$python" "$here/demo_report.py" city
 
   show_metrics
+  show_run riverton-morning
   echo
   echo "Look next:"
   echo "  export KUBECONFIG=$KUBECONFIG PATH=$state/bin:\$PATH"
-  echo "  kubectl get wfrun -n $namespace; kubectl describe workflowrun -n $namespace riverton-morning"
+  echo "  kubectl get wfrun -n $namespace; .venv/bin/stepline graph city-report -n $namespace --format mermaid"
   echo "Stop: hack/demo.sh stop; make cluster-down"
 }
 
