@@ -1,6 +1,7 @@
 """Traces of runs in a real Jaeger, through the operator on the real control plane: a three-step
 run is one trace (the run's span, a call span per step, each the `traceparent` its step got); a
-retried step has a span per attempt, the refused one marked; a failed run's span says why; an
+retried step has a span per attempt, the refused one marked; a run resumed after the operator
+was killed continues its trace; a failed run's span says why; an
 invoke joins its caller's trace, and one with an invalid `traceparent` starts its own; a
 WorkflowRun joins the trace its annotation names; the finance example's user-validation service,
 run as its image runs it, continues the trace under the operator's call span; a slow call's
@@ -30,11 +31,13 @@ from tests.integration.jaeger import JaegerServer, parent_span_id, service_of, s
 from tests.integration.localcluster import LocalCluster, wait_until
 from tests.integration.operatorprocess import OperatorProcess, free_port
 from tests.integration.prometheus import PrometheusServer
+from tests.integration.stepobjects import get
 from tests.integration.stepservices import (
     StepBed,
     apply_workflow,
     close_step_bed,
     open_step_bed,
+    restart,
     start_run,
     wait_finished,
 )
@@ -152,6 +155,31 @@ def test_a_retried_step_has_a_span_per_attempt_the_refused_one_marked(
     assert tags_of(first)["otel.status_code"] == "ERROR"
     assert tags_of(second)["stepline.attempt"] == 2
     assert "otel.status_code" not in tags_of(second)
+
+
+def test_a_run_resumed_after_the_operator_was_killed_continues_its_trace(
+    bed: StepBed, jaeger: JaegerServer, tmp_path: Path
+) -> None:
+    bed.server.answer("/c", Answer(json={"done": "c"}, delay=4))
+    apply_workflow(bed, "resumed", [{"name": "c", "stepRef": "c", "timeoutSeconds": 15}])
+    uid = start_run(bed, "resumed-1", "resumed", {})
+    wait_until(lambda: bed.server.calls("/c", run_uid=uid), timeout=30, what="the first call")
+    wait_until(
+        lambda: ((get(bed.cluster, "workflowrun", "resumed-1", bed.namespace) or {})
+                 .get("status") or {}).get("currentStep") == "c",
+        timeout=30, what="the call checkpointed as under way",
+    )  # fmt: skip
+
+    bed.operator.kill()  # mid-call: neither its run span nor its call span ever ends
+    bed.operator = restart(bed.operator, tmp_path / "restarted.log")
+    assert wait_finished(bed, "resumed-1", timeout=60)["status"]["phase"] == "Succeeded"
+
+    trace = jaeger.wait_for_trace(derive_trace_id(uid), spans=2)
+    run = span_named(trace, "run resumed")
+    assert tags_of(run)["stepline.resumed"] is True
+    (call,) = calls_of(trace, "c")
+    assert parent_span_id(call) == run["spanID"]
+    assert tags_of(call)["stepline.attempt"] == 2  # the interrupted call, sent again
 
 
 def test_a_failed_runs_span_says_why(bed: StepBed, jaeger: JaegerServer) -> None:

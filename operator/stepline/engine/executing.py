@@ -453,7 +453,7 @@ class Executor:
                 status=outcome.status,
                 reason=outcome.reason,
                 seconds=self._clock.monotonic() - run.started,
-                resumed=bool(run.request.resume_from),
+                resumed=run.request.resumed,
                 compensated=undo.succeeded if undo is not None else 0,
                 compensations_failed=undo.failed if undo is not None else 0,
                 trace_id=run.span.trace_id if run.span.recorded else None,
@@ -468,7 +468,7 @@ def run_span_attributes(run: RunState) -> dict[str, str | bool]:
         "stepline.workflow": run.plan.workflow,
         "stepline.run": run.request.name,
         "stepline.run_uid": run.request.uid,
-        "stepline.resumed": bool(run.request.resume_from),
+        "stepline.resumed": run.request.resumed,
     }
 
 

@@ -75,6 +75,11 @@ class RunRequest:
     # decision, or None (it waits on).
     decide: Callable[[str, datetime], ApprovalDecision | None] | None = None
 
+    @property
+    def resumed(self) -> bool:
+        """It goes on from a checkpoint: steps recorded, or one recorded as being called."""
+        return bool(self.resume_from) or self.interrupted_step is not None
+
 
 class RunState:
     """The mutable state of one execution."""
