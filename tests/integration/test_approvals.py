@@ -354,8 +354,15 @@ def test_with_a_policy_binding_deleted_approvals_are_unverified(bed: Bed) -> Non
         # The operator's next check (every CHECK_SECONDS here) finds it gone and says so.
         wait_until(lambda: "Approvals are not honoured" in bed.operator.log_tail(200),
                    timeout=JUDGED_TIMEOUT, what="the operator noticing")  # fmt: skip
-        # Without the binding, the account without `approve` gets its Approval admitted.
-        name = created(bed.create_as("bystander", runRef=WAITING_RUN))["metadata"]["name"]
+        # Without the binding, the account without `approve` gets its Approval admitted, once
+        # the API server's own informer has seen the binding go (it lags the delete; seen
+        # refused seconds after it on a loaded CI machine).
+        admitted = wait_until(
+            lambda: (out := bed.create_as("bystander", runRef=WAITING_RUN)).returncode == 0
+            and out,
+            timeout=30, what="the API server admitting the bystander's Approval",
+        )  # fmt: skip
+        name = created(admitted)["metadata"]["name"]
         judged = accepted(bed, name)
         assert (judged["status"], judged["reason"]) == ("False", "Unverified")
         assert (
