@@ -12,12 +12,13 @@ from stepline.api import API_VERSION
 from stepline.kube import KubeApi
 from stepline.terminal.errors import RefusedError
 from stepline.terminal.graphs import GraphFormat, render_graph
-from stepline.terminal.timelines import render_timeline
+from stepline.terminal.timelines import render_timeline, terminal_width
 
 
 async def describe_run(kube: KubeApi, namespace: str, name: str, *, now: datetime) -> str:
     """The run's step timeline."""
-    return render_timeline(await read(kube, "WorkflowRun", namespace, name), now=now)
+    run = await read(kube, "WorkflowRun", namespace, name)
+    return render_timeline(run, now=now, width=terminal_width())
 
 
 async def draw_workflow(kube: KubeApi, namespace: str, name: str, *, fmt: GraphFormat) -> str:

@@ -20,7 +20,7 @@ from stepline.errors import KubeConflictError
 from stepline.kube import KubeApi
 from stepline.terminal.errors import REFUSED, RefusedError
 from stepline.terminal.following import watch_runs
-from stepline.terminal.timelines import render_timeline
+from stepline.terminal.timelines import render_timeline, terminal_width
 
 FINISHED = ("Succeeded", "Failed", "Cancelled")
 # The longest generateName prefix: the API server appends 5 characters to it, within 63.
@@ -112,7 +112,7 @@ async def start(
             f"stepline describe {run_name} -n {namespace}"
         ) from None
     print(file=out)
-    print(render_timeline(finished, now=now()), end="", file=out)
+    print(render_timeline(finished, now=now(), width=terminal_width()), end="", file=out)
     return 0 if phase_of(finished) == "Succeeded" else REFUSED
 
 

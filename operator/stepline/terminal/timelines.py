@@ -17,6 +17,7 @@ was comes from the definition the run pinned (`status.workflowSpec`).
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +44,8 @@ from stepline.terminal.durations import (
 )
 from stepline.terminal.errors import RefusedError
 
-WIDTH = 100
+WIDTH = 100  # when the output is not a terminal (a pipe, a file, a test)
+NARROWEST = 80
 HEADERS = ("STEP", "PHASE", "START", "DURATION", "ATTEMPTS", "RESULT")
 GAP = "  "
 INDENT = "    "
@@ -68,6 +70,12 @@ class StepRow:
 
     cells: tuple[str, str, str, str, str, str]
     details: list[str] = field(default_factory=list)
+
+
+def terminal_width() -> int:
+    """The terminal's width (`COLUMNS`, else the terminal's own), at least NARROWEST; WIDTH
+    when the output is not a terminal."""
+    return max(shutil.get_terminal_size((WIDTH, 24)).columns, NARROWEST)
 
 
 def render_timeline(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from stepline.terminal.errors import RefusedError
-from stepline.terminal.timelines import render_timeline
+from stepline.terminal.timelines import render_timeline, terminal_width
 
 STARTED = "2026-12-07T06:00:00Z"
 
@@ -226,3 +226,12 @@ def test_a_status_that_cannot_be_read_is_refused_naming_the_run() -> None:
     run = run_body({"name": "x", "phase": "Exploded"})
     with pytest.raises(RefusedError, match="WorkflowRun 'trade-x7k2p': its status cannot be read"):
         render_timeline(run)
+
+
+@pytest.mark.parametrize(("columns", "width"), [("140", 140), ("100", 100), ("40", 80)])
+def test_the_timeline_follows_the_terminals_width_but_never_narrower_than_80(
+    monkeypatch: pytest.MonkeyPatch, columns: str, width: int
+) -> None:
+    monkeypatch.setenv("COLUMNS", columns)
+
+    assert terminal_width() == width
