@@ -300,8 +300,8 @@ class _Connection(asyncio.Protocol):
             self._headers[key] = text
         elif key == "host":
             raise _Stop(json_error(400, "BadRequest", "a request has one Host header"))
-        else:
-            self._headers[key] = f"{known}, {text}"
+        elif text:  # an empty element of a list adds nothing (RFC 9110 5.6.1)
+            self._headers[key] = f"{known}, {text}" if known else text
 
     def on_headers_complete(self) -> None:
         self._head_done = True
