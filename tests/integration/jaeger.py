@@ -22,7 +22,6 @@ fixed port, and Jaeger's queries do not show up as traces in the backend under t
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import subprocess
 import time
@@ -38,6 +37,7 @@ from typing import Any
 import yaml
 
 from tests.integration.localcluster import HACK
+from tests.integration.processes import terminate
 
 STARTUP_TIMEOUT = 30.0
 # A port chosen free can be taken before Jaeger binds it; three draws make that vanishingly rare.
@@ -165,14 +165,7 @@ class JaegerServer:
         raise JaegerError(f"jaeger exited at start-up:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        terminate(self.process, timeout=15)
 
     def __enter__(self) -> JaegerServer:
         return self.start()

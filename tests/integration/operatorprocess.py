@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.integration.localcluster import LocalCluster
+from tests.integration.processes import terminate
 
 STARTUP_TIMEOUT = 30.0
 # A shorter lease than the default 15 s: an operator started after one was killed in the same
@@ -95,13 +96,7 @@ class OperatorProcess:
 
     def stop(self) -> None:
         """SIGTERM, as Kubernetes stops a pod; waits for a clean exit."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, timeout=20)
 
     def kill(self) -> None:
         """SIGKILL: a crash, with no chance to clean up."""

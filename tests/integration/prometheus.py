@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from tests.integration.processes import terminate
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "alerts" / "stepline-rules.yaml"
@@ -89,14 +90,7 @@ class PrometheusServer:
         return self
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        terminate(self.process, timeout=15)
 
     def __enter__(self) -> PrometheusServer:
         return self.start()

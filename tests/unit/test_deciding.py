@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from stepline import cli, kube
+from stepline import cli
 from stepline.api import Verdict
 from stepline.deciding import record_decision
-from stepline.errors import ConfigurationError, DecisionError, KubeApiError
+from stepline.errors import DecisionError, KubeApiError
+from tests.unit.clusterfakes import fake_connections
 from tests.unit.controllers.approvals.samples import NAMESPACE, RUN, WORKFLOW, waiting_run
 
 APPROVAL_STEP = {"name": "release", "approval": {"message": "'release?'"}}
@@ -101,16 +102,7 @@ async def test_a_run_not_waiting_at_the_step_is_refused_saying_where_it_is() -> 
 def connected(monkeypatch: pytest.MonkeyPatch) -> list[DecidingKube]:
     """`KubeApi.connect` answers with the fake the test appends; the namespace is the
     kubeconfig's unless -n says."""
-    fakes: list[DecidingKube] = []
-
-    async def connect(**kwargs: Any) -> DecidingKube:
-        if not fakes:
-            raise ConfigurationError("no Kubernetes credentials: not in a pod, and no kubeconfig")
-        return fakes[0]
-
-    monkeypatch.setattr(kube.KubeApi, "connect", connect)
-    monkeypatch.setattr(kube, "default_namespace", lambda kubeconfig=None: NAMESPACE)
-    return fakes
+    return fake_connections(monkeypatch, NAMESPACE)
 
 
 def test_approve_prints_the_created_name_and_exits_0(

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from stepline import cli, kube
-from stepline.errors import ConfigurationError, KubeApiError, KubeConflictError, RerunError
+from stepline import cli
+from stepline.errors import KubeApiError, KubeConflictError, RerunError
 from stepline.resubmitting import create_rerun
+from tests.unit.clusterfakes import fake_connections
 
 NAMESPACE = "shop"
 RUN = "trade-x7k2p"
@@ -130,16 +131,7 @@ async def test_a_name_too_long_for_the_api_is_refused_asking_for_one() -> None:
 
 @pytest.fixture
 def connected(monkeypatch: pytest.MonkeyPatch) -> list[RerunKube]:
-    fakes: list[RerunKube] = []
-
-    async def connect(**kwargs: Any) -> RerunKube:
-        if not fakes:
-            raise ConfigurationError("no Kubernetes credentials: not in a pod, and no kubeconfig")
-        return fakes[0]
-
-    monkeypatch.setattr(kube.KubeApi, "connect", connect)
-    monkeypatch.setattr(kube, "default_namespace", lambda kubeconfig=None: NAMESPACE)
-    return fakes
+    return fake_connections(monkeypatch, NAMESPACE)
 
 
 def test_rerun_prints_the_created_name_and_exits_0(

@@ -36,6 +36,7 @@ from stepline.api.base import (
     SpecModel,
     StepName,
     list_type,
+    parse_timestamp,
 )
 from stepline.api.conditions import Condition
 
@@ -213,10 +214,10 @@ def find_wait(status: Mapping[str, Any], step: str) -> StepWait | None:
         return None
     for entry in _dicts(status.get("waitingFor")):
         if entry.get("step") == step:
-            return StepWait(step, _timestamp(entry.get("since")))
+            return StepWait(step, parse_timestamp(entry.get("since")))
     record = find_step_record(status, step)
     if record is not None and record.get("phase") == WAITING_PHASE:
-        return StepWait(step, _timestamp(record.get("startedAt")))
+        return StepWait(step, parse_timestamp(record.get("startedAt")))
     return None
 
 
@@ -236,12 +237,3 @@ def find_recorded_approval(status: Mapping[str, Any], step: str) -> str | None:
 
 def _dicts(value: object) -> list[Mapping[str, Any]]:
     return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
-
-
-def _timestamp(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None

@@ -93,6 +93,16 @@ class Rule:
         return entry
 
 
+def parse_timestamp(value: object) -> datetime | None:
+    """An API timestamp (RFC 3339) read from a raw body; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def list_type(kind: str, *keys: str) -> dict[str, Any]:
     """Schema extras declaring how the API server merges and checks a list: `atomic` (one
     writer owns it), `set` (unique scalars) or `map` (unique by `keys`)."""

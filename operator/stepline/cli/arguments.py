@@ -28,19 +28,18 @@ def run_name(value: str) -> str:
 
 def workflow_name(value: str) -> str:
     """A Workflow's name: lowercase letters, digits and '-', at most 63 characters."""
-    if len(value) > MAX_LABEL_LENGTH or not re.match(DNS1123_LABEL, value):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a Workflow name (lowercase letters, digits and '-', at most "
-            f"{MAX_LABEL_LENGTH} characters)"
-        )
-    return value
+    return _label(value, "Workflow")
 
 
 def step_name(value: str) -> str:
     """A step's name: lowercase letters, digits and '-', at most 63 characters."""
+    return _label(value, "step")
+
+
+def _label(value: str, what: str) -> str:
     if len(value) > MAX_LABEL_LENGTH or not re.match(DNS1123_LABEL, value):
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not a step name (lowercase letters, digits and '-', at most "
+            f"{value!r} is not a {what} name (lowercase letters, digits and '-', at most "
             f"{MAX_LABEL_LENGTH} characters)"
         )
     return value

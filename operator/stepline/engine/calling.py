@@ -157,7 +157,10 @@ class StepClient:
     async def _attempt(self, call: StepCall, attempt: int, timeout: float) -> CallResult | _Failure:
         if call.may_call is not None and not call.may_call():
             raise NotLeadingError(f"step {call.step!r}: not called, this replica does not lead")
-        attributes = {**call.span_attributes, "stepline.attempt": attempt}
+        # Only when spans are kept: with tracing off an attempt builds nothing for them.
+        attributes = (
+            {**call.span_attributes, "stepline.attempt": attempt} if self._tracing.enabled else None
+        )
         with self._tracing.span(
             f"call {call.step}", kind=SpanKind.CLIENT, parent=call.trace, attributes=attributes
         ) as span:

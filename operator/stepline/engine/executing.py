@@ -143,7 +143,6 @@ class Executor:
                 outcome = await self._execute_steps(run, cancel)
             if outcome.status in _UNDONE and any(step.compensation for step in plan.steps):
                 outcome = await self._compensate(run, outcome)
-            outcome = dataclasses.replace(outcome, trace_id=span.trace_id)
             if span.recorded:
                 describe_outcome(span, outcome)
             if not outcome.status.parked:
@@ -442,6 +441,7 @@ class Executor:
             step=failed,
             error=error,
             states=tuple(run.states.values()),
+            trace_id=run.span.trace_id,
         )
 
     def _observe_run(self, run: RunState, outcome: RunOutcome) -> None:

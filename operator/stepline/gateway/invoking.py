@@ -16,7 +16,6 @@ Errors map to HTTP statuses, each with a JSON body `{"error": {"reason", "messag
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,10 +41,12 @@ class Answer:
     trace_id: str = ""  # the run's trace, for the Stepline-Trace-Id header
 
 
-def error_answer(status: int, reason: str, message: str, **extra: Any) -> Answer:
+def error_answer(
+    status: int, reason: str, message: str, *, trace_id: str = "", **extra: Any
+) -> Answer:
     details = {"reason": reason, "message": message}
     details.update({key: value for key, value in extra.items() if value is not None})
-    return Answer(status, {"error": details})
+    return Answer(status, {"error": details}, trace_id=trace_id)
 
 
 class Invoker:
@@ -101,7 +102,7 @@ class Invoker:
                     outcome = await self._executor.execute(plan, request)
         except RunRefusedError as exc:
             return error_answer(429, "ConcurrencyLimit", str(exc))
-        return dataclasses.replace(answer_for(outcome), trace_id=outcome.trace_id)
+        return answer_for(outcome)
 
 
 class NotInvocableError(PlanError):
@@ -164,10 +165,13 @@ def answer_for(outcome: RunOutcome) -> Answer:
             "durationSeconds": outcome.duration_seconds,
             "steps": steps,
         }
-        return Answer(200, body)
+        return Answer(200, body, trace_id=outcome.trace_id)
     if outcome.error is not None and outcome.error.reason == Reason.INVALID_INPUT:
         # The request's data lacks what a step's input needs: the caller's to fix, not a step's.
-        return error_answer(400, Reason.INVALID_INPUT, outcome.message, step=outcome.step)
+        return error_answer(
+            400, Reason.INVALID_INPUT, outcome.message, step=outcome.step,
+            trace_id=outcome.trace_id,
+        )  # fmt: skip
     return error_answer(
         _FAILURE_STATUS[outcome.status],
         outcome.reason,
@@ -175,6 +179,7 @@ def answer_for(outcome: RunOutcome) -> Answer:
         step=outcome.step,
         httpStatus=outcome.http_status,
         compensation=_undoing(outcome),
+        trace_id=outcome.trace_id,
     )
 
 

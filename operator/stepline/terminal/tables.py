@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from stepline.api.base import parse_timestamp
 from stepline.terminal.durations import NONE, format_age, format_duration, seconds_between
 
 HEADERS = ("NAMESPACE", "NAME", "WORKFLOW", "PHASE", "STEPS", "AGE", "DURATION")
@@ -56,7 +57,7 @@ def build_run_row(run: Mapping[str, Any], *, now: datetime) -> RunRow:
         workflow=str(spec.get("workflowRef") or NONE),
         phase=str(status.get("phase") or "Pending"),
         steps=count_steps(status),
-        age=format_age(seconds_between(parse_time(created), now)),
+        age=format_age(seconds_between(parse_timestamp(created), now)),
         duration=run_duration(status, now=now),
         created=created,
     )
@@ -78,19 +79,9 @@ def run_duration(status: Mapping[str, Any], *, now: datetime) -> str:
     recorded = status.get("durationSeconds")
     if isinstance(recorded, int | float):
         return format_duration(float(recorded))
-    started = parse_time(status.get("startedAt"))
-    ended = parse_time(status.get("finishedAt"))
+    started = parse_timestamp(status.get("startedAt"))
+    ended = parse_timestamp(status.get("finishedAt"))
     return format_duration(seconds_between(started, ended or now))
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An API server timestamp (RFC 3339), or None when absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def select_runs(

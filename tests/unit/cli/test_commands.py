@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from stepline import cli, kube
-from stepline.errors import ConfigurationError, KubeApiError
+from stepline import cli
+from stepline.errors import KubeApiError
 from stepline.terminal import invoking
+from tests.unit.clusterfakes import fake_connections
 from tests.unit.terminal.fakekube import FakeKube
 
 NAMESPACE = "shop"
@@ -37,16 +38,7 @@ def run(name: str, phase: str | None = None, **status: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def connected(monkeypatch: pytest.MonkeyPatch) -> list[FakeKube]:
-    fakes: list[FakeKube] = []
-
-    async def connect(**kwargs: Any) -> FakeKube:
-        if not fakes:
-            raise ConfigurationError("no Kubernetes credentials: not in a pod, and no kubeconfig")
-        return fakes[0]
-
-    monkeypatch.setattr(kube.KubeApi, "connect", connect)
-    monkeypatch.setattr(kube, "default_namespace", lambda kubeconfig=None: NAMESPACE)
-    return fakes
+    return fake_connections(monkeypatch, NAMESPACE)
 
 
 def main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

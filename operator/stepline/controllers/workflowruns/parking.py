@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from stepline.api import RunPhase
+from stepline.api.base import parse_timestamp
 from stepline.observability import WaitReasonLabel
 
 # (namespace, run, step, waiting since) -> a person has decided that wait.
@@ -74,15 +75,9 @@ def _read_waits(
 
 def _read_wait(wait: Any) -> tuple[str, datetime, datetime] | None:
     """A `status.waitingFor` entry's step, since and deadline; None if any is unreadable."""
-    if not isinstance(wait, Mapping):
+    if not isinstance(wait, Mapping) or not isinstance(step := wait.get("step"), str):
         return None
-    step, since, deadline = wait.get("step"), wait.get("since"), wait.get("deadline")
-    if not isinstance(step, str) or not isinstance(since, str) or not isinstance(deadline, str):
+    since, deadline = parse_timestamp(wait.get("since")), parse_timestamp(wait.get("deadline"))
+    if since is None or deadline is None or since.tzinfo is None or deadline.tzinfo is None:
         return None
-    try:
-        read_since, read_deadline = datetime.fromisoformat(since), datetime.fromisoformat(deadline)
-    except ValueError:
-        return None
-    if read_since.tzinfo is None or read_deadline.tzinfo is None:
-        return None
-    return step, read_since, read_deadline
+    return step, since, deadline
