@@ -73,7 +73,14 @@ if [ "$(cat /etc/docker/daemon.json 2>/dev/null)" != "$daemon_json" ]; then
 fi
 
 pidfile=/var/run/docker.pid
-running_pid() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && cat "$pidfile"; }
+# The daemon runs when the pid in its pid file is a live dockerd. A pid file left by a dockerd that
+# was killed (or by a machine that was stopped) may name a pid that another process or thread holds
+# now: dockerd refuses to start while /proc/<pid> exists, so such a stale file is removed first.
+running_pid() {
+  local pid
+  pid=$(cat "$pidfile" 2>/dev/null) || return 1
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] && echo "$pid"
+}
 
 if pid=$(running_pid) && $restart; then
   info "engine: restarting dockerd ($pid) for the new daemon.json"
@@ -82,6 +89,16 @@ if pid=$(running_pid) && $restart; then
 fi
 
 if ! running_pid >/dev/null; then
+  if [ -f "$pidfile" ]; then
+    info "engine: removing the stale $pidfile (pid $(cat "$pidfile") is not a dockerd)"
+    rm -f "$pidfile"
+  fi
+  # dockerd adopts the containerd named in this file when that pid is alive, whatever holds it now.
+  containerd_pidfile=/var/run/docker/containerd/containerd.pid
+  if [ -f "$containerd_pidfile" ] &&
+    [ "$(cat "/proc/$(cat "$containerd_pidfile")/comm" 2>/dev/null)" != containerd ]; then
+    rm -f "$containerd_pidfile"
+  fi
   info "engine: starting dockerd (log: $DOCKERD_LOG)"
   # setsid: the daemon outlives this script and its terminal.
   setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
