@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import socket
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
 
+from stepline.api import ServiceStep
+from stepline.controllers.servicesteps import checks
 from stepline.controllers.servicesteps.checks import probe_external_step
-from stepline.engine import build_http_client
+from stepline.engine import StepIndex, build_http_client
+from tests.unit.controllers.fakes import VirtualClock
 from tests.unit.engine.stepservers import Answer, StepServer
+from tests.unit.resources.samples import NAMESPACE, make_step
 
 
 @pytest.fixture
@@ -74,3 +82,68 @@ async def test_a_refused_connection_is_unhealthy_and_says_why(
 
     assert not check.healthy
     assert check.detail.startswith(f"GET {url}: ConnectError")
+
+
+class TestPeriodicChecks:
+    """`check_external_steps_forever` on a virtual clock: each registered step once per
+    interval, at even jittered gaps, read from the step directory (no API request)."""
+
+    INTERVAL = 30.0
+    STEPS = 10
+
+    @pytest.fixture
+    def checked(
+        self, monkeypatch: pytest.MonkeyPatch, clock: VirtualClock
+    ) -> list[tuple[float, str]]:
+        seen: list[tuple[float, str]] = []
+
+        async def record(runtime: Any, step: ServiceStep) -> None:
+            seen.append((clock.time, step.metadata.name or ""))
+
+        monkeypatch.setattr(checks, "check_external_step", record)
+        clock.install(monkeypatch, checks)
+        return seen
+
+    @pytest.fixture
+    def clock(self) -> VirtualClock:
+        return VirtualClock()
+
+    @pytest.fixture
+    def runtime(self) -> SimpleNamespace:
+        steps = [make_step(f"s{i}", url=f"http://x.example/{i}") for i in range(self.STEPS)]
+        return SimpleNamespace(
+            steps=StepIndex(steps),
+            servicesteps=SimpleNamespace(
+                external_steps={(NAMESPACE, s.metadata.name) for s in steps}
+            ),
+        )
+
+    async def test_each_step_is_checked_once_per_interval_at_even_gaps(
+        self, runtime: SimpleNamespace, clock: VirtualClock, checked: list[tuple[float, str]]
+    ) -> None:
+        loop = asyncio.create_task(checks.check_external_steps_forever(runtime))  # type: ignore[arg-type]
+        try:
+            await clock.advance(2 * self.INTERVAL * 1.2)
+        finally:
+            loop.cancel()
+        first_round = checked[: self.STEPS]
+        assert sorted(name for _, name in first_round) == sorted(f"s{i}" for i in range(10))
+        times = [moment for moment, _ in checked]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        even = self.INTERVAL / self.STEPS
+        assert all(0.8 * even - 1e-9 <= gap <= 1.2 * even + 1e-9 for gap in gaps), gaps
+        assert len(set(gaps)) > 1  # jittered, not in lockstep
+        assert len(checked) >= 2 * self.STEPS - 2  # the second round too
+
+    async def test_a_step_gone_from_the_directory_is_dropped(
+        self, runtime: SimpleNamespace, clock: VirtualClock, checked: list[tuple[float, str]]
+    ) -> None:
+        runtime.steps.remove(NAMESPACE, "s3")
+        loop = asyncio.create_task(checks.check_external_steps_forever(runtime))  # type: ignore[arg-type]
+        try:
+            await clock.advance(self.INTERVAL * 1.2)
+        finally:
+            loop.cancel()
+        assert "s3" not in {name for _, name in checked}
+        assert (NAMESPACE, "s3") not in runtime.servicesteps.external_steps
+        assert len({name for _, name in checked}) == self.STEPS - 1
