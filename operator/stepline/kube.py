@@ -57,6 +57,8 @@ EVENT_CONNECTIONS = 4
 LEASE_CONNECTIONS = 1
 # Methods that write.
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Told of each request once answered: its verb, resource and HTTP status (`observe_requests`).
+RequestObserver = Callable[[str, str, int], None]
 # Connections for token and access reviews (invoke's authorization), beside those: an
 # invoke waits for its reviews, so they wait neither behind the writes nor behind Events.
 REVIEW_CONNECTIONS = 4
@@ -115,6 +117,19 @@ def collection_path(api_version: str, kind: str, namespace: str | None) -> str:
     return f"{prefix}/namespaces/{namespace}/{plural}"
 
 
+def request_resource(path: str) -> tuple[str, bool]:
+    """The resource a request's path names, with its subresource (`workflowruns/status`), and
+    whether it names a collection rather than one object."""
+    parts = path.strip("/").split("/")
+    parts = parts[2:] if parts[:1] == ["api"] else parts[3:]  # api/v1, apis/<group>/<version>
+    if len(parts) >= 3 and parts[0] == "namespaces":
+        parts = parts[2:]
+    if not parts or not parts[0]:
+        return "", True
+    resource = parts[0] if len(parts) < 3 else f"{parts[0]}/{parts[2]}"
+    return resource, len(parts) == 1
+
+
 class KubeApi:
     """Asynchronous access to the Kubernetes API for Stepline's own writes."""
 
@@ -139,6 +154,20 @@ class KubeApi:
         self._lease_slots = Slots(LEASE_CONNECTIONS)
         # The monotonic time until which this replica may write (`fence_writes`); None: always.
         self._fence: Callable[[], float] | None = None
+        self._on_request: RequestObserver | None = None
+
+    def observe_requests(self, observer: RequestObserver) -> None:
+        """From now on, `observer(verb, resource, status)` is told of every request once it is
+        answered: its verb as the API server counts it (GET, LIST, WATCH, POST, PATCH, PUT,
+        DELETE), its resource (`workflowruns/status`, `leases`) and the HTTP status (0: no
+        answer). For the operator's request counter; it must not raise."""
+        self._on_request = observer
+
+    def _observe(self, method: str, path: str, status: int, *, watch: bool = False) -> None:
+        if self._on_request is not None:
+            resource, collection = request_resource(path)
+            verb = "WATCH" if watch else "LIST" if method == "GET" and collection else method
+            self._on_request(verb, resource, status)
 
     def fence_writes(self, fence: Callable[[], float]) -> None:
         """From now on, a write is sent only before `fence()` (a `time.monotonic()` time, read
@@ -397,7 +426,9 @@ class KubeApi:
         try:
             response = await self._watch_api.call_api(*serialized, _request_timeout=timeout)
         except (aiohttp.ClientError, TimeoutError, aio_client.ApiException) as exc:
+            self._observe("GET", path, 0, watch=True)
             raise KubeApiError(f"GET {path} (watch): no answer ({exc})", status=0) from exc
+        self._observe("GET", path, response.status, watch=True)
         try:
             if response.status >= 400:
                 raise _api_error("GET", f"{path} (watch)", response.status, await response.read())
@@ -461,10 +492,12 @@ class KubeApi:
                     )
                     data = await response.read()
         except (aiohttp.ClientError, TimeoutError, aio_client.ApiException) as exc:
+            self._observe(method, path, 0)
             if cut_at_fence and isinstance(exc, TimeoutError):
                 raise NotLeadingError(f"{method} {path}: given up at this replica's fence") from exc
             reason = str(exc) or type(exc).__name__  # a timeout says nothing of itself
             raise KubeApiError(f"{method} {path}: no answer ({reason})", status=0) from exc
+        self._observe(method, path, response.status)
         if response.status >= 400:
             raise _api_error(method, path, response.status, data)
         try:

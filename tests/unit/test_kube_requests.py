@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from stepline.errors import KubeApiError, KubeConflictError, NotLeadingError
-from stepline.kube import CONNECTIONS, KubeApi
+from stepline.kube import CONNECTIONS, KubeApi, request_resource
 
 LEASE = {
     "apiVersion": "coordination.k8s.io/v1",
@@ -169,3 +169,46 @@ async def test_a_status_write_on_a_version_carries_it_as_a_precondition() -> Non
     [(_, path, body)] = client.sent
     assert path.endswith("/workflowruns/order-1/status")
     assert body == {"metadata": {"resourceVersion": "7"}, "status": {"phase": "Running"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "resource", "collection"),
+    [
+        ("/apis/stepline.io/v1alpha1/namespaces/shop/workflowruns", "workflowruns", True),
+        ("/apis/stepline.io/v1alpha1/namespaces/shop/workflowruns/r1", "workflowruns", False),
+        (
+            "/apis/stepline.io/v1alpha1/namespaces/shop/workflowruns/r1/status",
+            "workflowruns/status",
+            False,
+        ),
+        ("/apis/stepline.io/v1alpha1/workflowruns", "workflowruns", True),
+        ("/api/v1/namespaces/shop/events", "events", True),
+        ("/api/v1/namespaces/shop", "namespaces", False),
+        ("/apis/authentication.k8s.io/v1/tokenreviews", "tokenreviews", True),
+    ],
+)
+def test_a_requests_resource_is_read_from_its_path(
+    path: str, resource: str, collection: bool
+) -> None:
+    assert request_resource(path) == (resource, collection)
+
+
+async def test_every_answered_request_is_told_with_its_verb_resource_and_status() -> None:
+    seen: list[tuple[str, str, int]] = []
+    api = kube(ApiClient(409, {"kind": "Status", "message": "conflict"}))
+    api.observe_requests(lambda *request: seen.append(request))
+    with pytest.raises(KubeConflictError):
+        await api.replace(LEASE)
+    api = kube(ApiClient(200, {"items": []}))
+    api.observe_requests(lambda *request: seen.append(request))
+    await api.list_page("stepline.io/v1alpha1", "WorkflowRun", "shop")
+    assert seen == [("PUT", "leases", 409), ("LIST", "workflowruns", 200)]
+
+
+async def test_a_request_without_an_answer_is_told_with_status_0() -> None:
+    seen: list[tuple[str, str, int]] = []
+    api = kube(ApiClient(hang=True))
+    api.observe_requests(lambda *request: seen.append(request))
+    with pytest.raises(KubeApiError):
+        await api.create(LEASE, timeout=0.05)
+    assert seen == [("POST", "leases", 0)]

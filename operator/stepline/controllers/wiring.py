@@ -182,6 +182,7 @@ async def build_runtime(config: Settings) -> Runtime:
     )
     http = build_http_client()
     metrics = Metrics()
+    kube.observe_requests(metrics.record_api_request)
     steps = StepIndex()
     transport = Http1Transport(delegate=HttpxTransport(http))
     balancer = Balancer()

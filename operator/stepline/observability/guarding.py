@@ -29,6 +29,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from stepline.observability.labelvalues import (
+    ApiVerbLabel,
     ApprovalDecisionLabel,
     CallOutcomeLabel,
     CodeClass,
@@ -64,6 +65,8 @@ _KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")
 _VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
 # `metric` names one of Stepline's metrics (the overflow counter), or the load a step's
 # autoscaler follows (resources/autoscalers.py: in_flight, calls_per_second).
+# A Kubernetes resource's plural name, with its subresource if any (`workflowruns/status`).
+_RESOURCE = re.compile(r"[a-z][a-z0-9]{0,62}(/[a-z]{1,30})?")
 _METRIC_NAME = re.compile(r"stepline_[a-z0-9_]{1,100}|in_flight|calls_per_second")
 
 
@@ -91,6 +94,8 @@ BOUNDED_LABELS: Mapping[str, Callable[[str], bool]] = MappingProxyType(
             CompensationOutcomeLabel,
         ),
         "code_class": _one_of(CodeClass),
+        "verb": _one_of(ApiVerbLabel),
+        "resource": _matching(_RESOURCE),
         "decision": _one_of(ApprovalDecisionLabel),
         "version": _matching(_VERSION),
         "python": _matching(_VERSION),

@@ -76,6 +76,18 @@ class WaitReasonLabel(StrEnum):
     SUSPENDED = "suspended"
 
 
+class ApiVerbLabel(StrEnum):
+    """The verb of a request to the Kubernetes API, as the API server counts it."""
+
+    GET = "GET"
+    LIST = "LIST"
+    WATCH = "WATCH"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+
+
 class CodeClass(StrEnum):
     INFORMATIONAL = "1xx"
     SUCCESS = "2xx"

@@ -357,6 +357,12 @@ class Metrics:
         if duration is not None:
             self._reconciliation_duration.child(kind=kind, outcome=outcome).observe(duration)
 
+    def record_api_request(self, verb: str, resource: str, status: int) -> None:
+        """One request of the operator to the Kubernetes API, answered with `status` (0: no
+        answer); kopf's own watches of ServiceSteps and Workflows are not among them."""
+        code_class = CodeClass.of(status or None)
+        self._api_requests.child(verb=verb, resource=resource, code_class=code_class).inc()
+
     def mark_watch_event(self, *, kind: str) -> None:
         """A watch event (or a re-list) of `kind` arrived now."""
         self._watch_last_event.child(kind=kind).set(self._clock())
@@ -482,6 +488,13 @@ class Metrics:
             "Duration of reconciles, by kind and outcome.",
             ("kind", "outcome"),
             RECONCILE_BUCKETS,
+        )
+        self._api_requests = self._counter(
+            "stepline_api_requests_total",
+            "Requests of the operator to the Kubernetes API, by verb (GET, LIST, WATCH, POST, "
+            "PATCH, PUT, DELETE), resource (with its subresource) and class of HTTP status "
+            "(none: no answer); rate() of it is the load the operator puts on the API server.",
+            ("verb", "resource", "code_class"),
         )
         self._watch_last_event = self._gauge(
             "stepline_watch_last_event_timestamp_seconds",

@@ -91,7 +91,7 @@ def test_every_metric_is_prefixed_documented_and_follows_the_naming_conventions(
     metrics = Metrics()
     record_everything(metrics)
     found = families(metrics)
-    assert len(found) == 27
+    assert len(found) == 28
     for name, (kind, documentation, _) in found.items():
         assert name.startswith("stepline_"), name
         assert len(documentation) > 15, name
@@ -464,3 +464,17 @@ def test_scaling_series_past_the_cap_fold_into_other_and_are_counted() -> None:
     assert value(metrics, "stepline_step_scaling_lead_seconds", namespace="shop", step="s4") == 9
     assert value(metrics, "stepline_step_scaling_value", namespace="shop", step="s0",
                  metric="in_flight") is None  # fmt: skip
+
+
+def test_api_requests_are_counted_by_verb_resource_and_class_of_status() -> None:
+    metrics = Metrics()
+    metrics.record_api_request("PATCH", "workflowruns/status", 200)
+    metrics.record_api_request("PATCH", "workflowruns/status", 200)
+    metrics.record_api_request("LIST", "workflowruns", 410)
+    metrics.record_api_request("POST", "events", 0)
+    counted = "stepline_api_requests_total"
+    assert (
+        value(metrics, counted, verb="PATCH", resource="workflowruns/status", code_class="2xx") == 2
+    )
+    assert value(metrics, counted, verb="LIST", resource="workflowruns", code_class="4xx") == 1
+    assert value(metrics, counted, verb="POST", resource="events", code_class="none") == 1
