@@ -244,3 +244,24 @@ def test_transition_rules_are_left_to_the_api_server() -> None:
     assert {rule.field_path for rule in rules} == {".workflowRef", ".input", ".cancel", ".rerunOf"}
     # Evaluating them needs the stored object; validating a spec alone does not try.
     WorkflowRunSpec.model_validate({"workflowRef": "w", "cancel": True})
+
+
+def test_instances_with_the_same_fields_share_one_set_of_their_names_and_read_the_same() -> None:
+    def step(name: str) -> ServiceStep:
+        return ServiceStep.from_body(
+            {
+                "apiVersion": "stepline.io/v1alpha1",
+                "kind": "ServiceStep",
+                "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"url": f"http://{name}.example/"},
+            }
+        )
+
+    first, second = step("a"), step("b")
+    assert first.model_fields_set is second.model_fields_set
+    assert first.spec.model_fields_set is second.spec.model_fields_set
+    assert first.metadata.name == "a"
+    assert second.metadata.name == "b"
+    assert second.to_wire()["spec"]["url"] == "http://b.example/"
+    first.spec.url = "http://c.example/"  # an assignment still works
+    assert second.spec.url == "http://b.example/"
