@@ -103,29 +103,35 @@ class Follower:
 
     async def list_once(self) -> str:
         """Lists the objects page by page, reports each, and those gone since the last list or
-        watch as deleted; the list's resourceVersion."""
+        watch as deleted; the list's resourceVersion. Holds one page at a time: a relist of
+        10,000 objects after a 410 costs a page's memory, not a second copy of them all
+        (tests/integration/test_relist_at_size.py)."""
         kind = self.kind
-        seen: set[tuple[str, str]] = set()
+        # What was known and has not been listed again: gone, once the last page is in.
+        unseen = set(self._known)
         token: str | None = None
         while True:
             page = await self._kube.list_page(
                 kind.api_version, kind.kind, self.namespace, label_selector=self._selector,
                 continue_token=token,
             )  # fmt: skip
-            for item in page.get("items") or ():
+            metadata = page.get("metadata") or {}
+            token, version = metadata.get("continue"), metadata.get("resourceVersion")
+            items = page.get("items") or ()
+            del page  # the page's objects go as they are reported
+            for item in items:
                 # A list's items carry no kind; observers may want whole objects.
                 item.setdefault("apiVersion", kind.api_version)
                 item.setdefault("kind", kind.kind)
                 key = self._report("ADDED", item)
                 if key is not None:
-                    seen.add(key)
-            metadata = page.get("metadata") or {}
-            token = metadata.get("continue")
+                    unseen.discard(key)
+            del items
             if not token:
                 break
-        for key in [key for key in self._known if key not in seen]:
+        for key in [key for key in unseen if key in self._known]:
             self._report("DELETED", self._tombstone(*key, self._known[key]))
-        return str(metadata.get("resourceVersion") or "")
+        return str(version or "")
 
     async def watch_once(self, version: str) -> str:
         """Follows one watch from `version` until the server ends it; the last

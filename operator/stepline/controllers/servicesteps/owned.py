@@ -39,6 +39,8 @@ class OwnedStates:
 
     deployments: dict[tuple[str, str], DeploymentState] = field(default_factory=dict)
     autoscalers: dict[tuple[str, str], AutoscalerState] = field(default_factory=dict)
+    # The steps that have a Service.
+    services: set[tuple[str, str]] = field(default_factory=set)
     # Set once every kind has been listed in every watched namespace.
     synced: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -61,6 +63,21 @@ class OwnedStates:
                 self.autoscalers.pop(key, None)
             else:
                 self.autoscalers[key] = AutoscalerState.from_body(body)
+        elif kind == SERVICE.kind:
+            if event_type == "DELETED":
+                self.services.discard(key)
+            else:
+                self.services.add(key)
+
+    def owns_nothing(self, namespace: str, name: str) -> bool:
+        """Every kind has been listed, and the step has none of the three objects."""
+        key = (namespace, name)
+        return (
+            self.synced.is_set()
+            and key not in self.deployments
+            and key not in self.autoscalers
+            and key not in self.services
+        )
 
 
 class OwnedObjectWatch:

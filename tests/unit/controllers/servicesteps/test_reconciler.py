@@ -8,6 +8,7 @@ import copy
 from typing import Any
 
 from stepline.controllers.servicesteps.memory import AppliedObject
+from stepline.controllers.servicesteps.owned import OwnedStates
 from stepline.controllers.servicesteps.reconciler import (
     MAX_RETRY_DELAY,
     is_drifted,
@@ -99,3 +100,19 @@ def test_a_refused_apply_waits_longer_for_somebody_to_change_something() -> None
     assert retry_delay(quota, 0) == 30
     assert retry_delay(quota, 1) == 60
     assert retry_delay(quota, 1000) == MAX_RETRY_DELAY
+
+
+def test_a_step_owns_nothing_only_once_every_kind_is_listed_and_none_of_its_objects_is_seen() -> (
+    None
+):
+    states = OwnedStates()
+    assert not states.owns_nothing("shop", "validate")  # not listed yet: unknown
+    states.synced.set()
+    assert states.owns_nothing("shop", "validate")
+    service = {"metadata": {"namespace": "shop", "name": "validate"}}
+    states.record("Service", "ADDED", service, "validate")
+    assert not states.owns_nothing("shop", "validate")
+    states.record("Service", "DELETED", service, "validate")
+    assert states.owns_nothing("shop", "validate")
+    states.record("Deployment", "ADDED", DEPLOYMENT, "validate")
+    assert not states.owns_nothing("shop", "validate")
