@@ -143,14 +143,17 @@ async def test_stopping_finishes_an_invoke_under_way_then_closes_the_http_server
 
 def test_the_liveness_endpoints_access_log_is_quiet_and_handler_successes_are_filtered() -> None:
     access, objects = logging.getLogger("aiohttp.access"), logging.getLogger("kopf.objects")
-    level, filters = access.level, list(objects.filters)
+    requests = logging.getLogger("httpx")
+    levels, filters = (access.level, requests.level), list(objects.filters)
     try:
         quiet_routine_logs()
-        assert not access.isEnabledFor(logging.INFO)
-        assert access.isEnabledFor(logging.WARNING)
+        for quiet in (access, requests):
+            assert not quiet.isEnabledFor(logging.INFO)
+            assert quiet.isEnabledFor(logging.WARNING)
         assert is_not_a_handler_success in objects.filters
     finally:
-        access.setLevel(level)
+        access.setLevel(levels[0])
+        requests.setLevel(levels[1])
         objects.filters[:] = filters
 
 
