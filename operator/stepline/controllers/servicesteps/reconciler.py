@@ -219,7 +219,7 @@ async def refresh_step_status(runtime: Runtime, step: ServiceStep, view: StepVie
     # from the status last written: the step's own may not have come back yet, and conditions
     # computed from an older one would move their transition times (another write, for nothing).
     async with runtime.statuses.lock("ServiceStep", namespace, name):
-        written = runtime.statuses.written.get(("ServiceStep", namespace, name))
+        written = runtime.statuses.last("ServiceStep", namespace, name)
         previous = ServiceStepStatus.model_validate(written) if written else step.status
         autoscaler = view.autoscaler(namespace, name)
         now = datetime.now(UTC)  # one reading, for the status and the recheck below

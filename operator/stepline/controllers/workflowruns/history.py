@@ -154,8 +154,8 @@ async def keep_runs(
     ).to_wire()
     key = ("WorkflowRunStatistics", namespace, workflow.metadata.name or "")
     current = workflow.status.runs.to_wire() if workflow.status.runs else None
-    if statistics not in (current, runtime.statuses.written.get(key)):
+    if statistics not in (current, runtime.statuses.last(*key)):
         await runtime.kube.patch_status(
             API_VERSION, "Workflow", namespace, workflow.metadata.name or "", {"runs": statistics}
         )
-        runtime.statuses.written[key] = statistics
+        runtime.statuses.remember(*key, statistics)

@@ -81,8 +81,8 @@ async def reconcile_schedule(
 def _last_status(runtime: Runtime, schedule: WorkflowSchedule) -> WorkflowScheduleStatus:
     """What this process last wrote, else what the object shows: the body kopf last showed may
     not carry our last write yet, and a time dealt with must not be dealt with twice."""
-    written = runtime.statuses.written.get(
-        (KIND, schedule.metadata.namespace or "", schedule.metadata.name or "")
+    written = runtime.statuses.last(
+        KIND, schedule.metadata.namespace or "", schedule.metadata.name or ""
     )
     if written is None:
         return schedule.status
