@@ -110,7 +110,14 @@ class Settings(BaseSettings):
         description="How often finished runs are pruned and run statistics written, in seconds.",
     )
     worker_limit: int = Field(
-        default=64, ge=1, description="ServiceStep reconciles (applies and status) at once."
+        default=16, ge=1, description="ServiceStep reconciles (applies and status) at once."
+    )
+    run_limit: int = Field(
+        default=500,
+        ge=1,
+        description="WorkflowRuns executing at once in this operator; the others wait for their "
+        "turn in a queue (phase Pending), in the order they came, holding no memory to speak "
+        "of. Each Workflow's spec.concurrency applies as well.",
     )
     approvals: bool = Field(
         default=True,

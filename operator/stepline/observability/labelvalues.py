@@ -74,6 +74,7 @@ class SpanDropReasonLabel(StrEnum):
 class WaitReasonLabel(StrEnum):
     APPROVAL = "approval"
     SUSPENDED = "suspended"
+    QUEUED = "queued"
 
 
 class ApiVerbLabel(StrEnum):

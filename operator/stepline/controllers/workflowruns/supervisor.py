@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +51,7 @@ from stepline.api import (
 from stepline.controllers.backoff import backoff
 from stepline.controllers.runtime import Runtime
 from stepline.controllers.workflowruns.parking import Parking, read_parking
+from stepline.controllers.workflowruns.queueing import QueuedRun, RunQueue
 from stepline.controllers.workflowruns.runner import (
     FINISHED_PHASES,
     Parked,
@@ -122,6 +123,11 @@ class RunSupervisor:
         self._parked: dict[str, _ParkedRun] = {}  # runs stopped before their end: no task
         self._rechecks: set[asyncio.Task[None]] = set()  # `_recheck_after_handover`
         self._finished: OrderedDict[str, None] = OrderedDict()
+        # The runs executing and those waiting for their turn (queueing.py).
+        self._queue = RunQueue(runtime.settings.run_limit, self._concurrency_of)
+        # Queued runs whose Pending status is to be written, and the task writing them.
+        self._pending: deque[tuple[QueuedRun, str, int | None]] = deque()
+        self._pending_writer: asyncio.Task[None] | None = None
 
     def follow_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """One watch event of a run: its raw `body`, parsed only when a task is to start (not
@@ -133,6 +139,7 @@ class RunSupervisor:
             if running:
                 running[0].cancel()
             self._unpark(uid)
+            self._unqueue(uid)
             return
         if not self._runtime.leads():
             return  # the leader runs it
@@ -149,6 +156,8 @@ class RunSupervisor:
             or self._park_from_status(uid, body)
         ):
             return  # it stays parked, it is over, or it is parked now as its status says
+        if not self._takes_turn(uid, body):
+            return  # queued: it starts when its turn comes
         try:
             run = parse_run(body)
         except UnrunnableRunError as exc:
@@ -156,6 +165,78 @@ class RunSupervisor:
             self._spawn(uid, refusal, name=f"refuse run {uid}")
             return
         self._start(run)
+
+    def _takes_turn(self, uid: str, body: Mapping[str, Any]) -> bool:
+        """Whether the run may execute now (it then counts as executing); else it is queued,
+        with no task (`queueing`). A run to cancel or suspend goes at once: it ends or parks."""
+        metadata, spec = body.get("metadata") or {}, body.get("spec") or {}
+        run = QueuedRun(uid, metadata.get("namespace") or "", metadata.get("name") or "",
+                        str(spec.get("workflowRef") or ""))  # fmt: skip
+        if spec.get("cancel") or spec.get("suspend"):
+            if self._queue.is_queued(uid):
+                self._count_unqueued(run)
+            self._queue.admit_now(run)
+            return True
+        if self._queue.admit(run):
+            return True
+        if self._queue.enqueue(run):
+            self._runtime.metrics.run_parked(
+                namespace=run.namespace, workflow=run.workflow, reason=WaitReasonLabel.QUEUED
+            )
+            if not (body.get("status") or {}).get("phase"):  # never started: say it waits
+                self._write_pending(run, metadata.get("resourceVersion") or "",
+                                    metadata.get("generation"))  # fmt: skip
+        return False
+
+    def _concurrency_of(self, namespace: str, workflow: str) -> int | None:
+        found = self._find_workflow(namespace, workflow)
+        return found.spec.concurrency if found is not None else None
+
+    def _unqueue(self, uid: str) -> None:
+        run = self._queue.remove(uid)
+        if run is not None:
+            self._count_unqueued(run)
+
+    def _count_unqueued(self, run: QueuedRun) -> None:
+        self._runtime.metrics.run_unparked(
+            namespace=run.namespace, workflow=run.workflow, reason=WaitReasonLabel.QUEUED
+        )
+
+    def _start_queued(self) -> None:
+        """Starts the queued runs whose turn it is now (a run stopped): each is read again."""
+        if not self._runtime.leads():
+            return
+        for run in self._queue.next_admitted():
+            self._count_unqueued(run)
+            work = self._read_and_start(run.uid, run.namespace, run.name)
+            self._spawn(run.uid, work, name=f"start queued run {run.name}")
+
+    def _write_pending(self, run: QueuedRun, version: str, generation: int | None) -> None:
+        """Says in the queued run's status that it waits (phase Pending), one run at a time in
+        a task of its own, on the version seen: never over a status the run's own task wrote."""
+        self._pending.append((run, version, generation))
+        if self._pending_writer is None or self._pending_writer.done():
+            self._pending_writer = asyncio.create_task(
+                self._write_pending_runs(), name="Pending status of queued runs"
+            )
+
+    async def _write_pending_runs(self) -> None:
+        while self._pending:
+            run, version, generation = self._pending.popleft()
+            if not self._queue.is_queued(run.uid) or not self._runtime.leads():
+                continue
+            message = (
+                f"queued: the operator executes at most {self._queue.limit} runs at once "
+                "(STEPLINE_RUN_LIMIT), and each Workflow at most its spec.concurrency"
+            )
+            status = build_pending_status(message, generation=generation)
+            try:
+                await self._runtime.kube.patch_status(
+                    API_VERSION, "WorkflowRun", run.namespace, run.name, status,
+                    resource_version=version or None,
+                )  # fmt: skip
+            except KubeApiError as exc:  # moved on, gone, or not now: the phase is a courtesy
+                logger.debug("run %s/%s: Pending not written: %s", run.namespace, run.name, exc)
 
     def _stays_parked(self, uid: str, spec: Mapping[str, Any]) -> bool:
         """The run is parked here and stays so (a decision, its deadline or a resume wakes
@@ -203,11 +284,27 @@ class RunSupervisor:
         self._spawn(uid, work, name=f"wake run {parked.name}")
 
     async def _read_and_start(self, uid: str, namespace: str, name: str) -> None:
-        body = await self._runtime.kube.get(API_VERSION, "WorkflowRun", namespace, name)
-        if body is None:
-            return
-        self._tasks.pop(uid, None)  # this reading task hands over to the run's own
-        self.follow_event("MODIFIED", body)
+        """Reads the run again and hands over to its own task (`follow_event`); a run that gets
+        no task (gone, finished, parked or queued again) gives its turn to the next one."""
+        body: dict[str, Any] | None = None
+        try:
+            body = await self._runtime.kube.get(API_VERSION, "WorkflowRun", namespace, name)
+        except KubeApiError as exc:
+            logger.warning("run %s/%s: could not be read to start (%s); again in %.0f s",
+                           namespace, name, exc, RETRY_SECONDS)  # fmt: skip
+            loop = asyncio.get_running_loop()
+            loop.call_later(RETRY_SECONDS, self._retry_start, uid, namespace, name)
+        finally:
+            self._tasks.pop(uid, None)  # this reading task hands over to the run's own
+        if body is not None:
+            self.follow_event("MODIFIED", body)
+        if uid not in self._tasks:
+            self._queue.done(uid)
+            self._start_queued()
+
+    def _retry_start(self, uid: str, namespace: str, name: str) -> None:
+        if self._runtime.leads() and uid not in self._tasks and uid not in self._parked:
+            self._spawn(uid, self._read_and_start(uid, namespace, name), name=f"read run {name}")
 
     def _start(self, run: WorkflowRun) -> None:
         uid = run.metadata.uid or ""
@@ -265,6 +362,9 @@ class RunSupervisor:
         """Stops every task without touching status: the next start resumes the runs."""
         for uid in list(self._parked):
             self._unpark(uid)
+        for run in self._queue.clear():
+            self._count_unqueued(run)
+        self._pending.clear()
         for recheck in list(self._rechecks):
             recheck.cancel()
         tasks = [task for task, _ in self._tasks.values()]
@@ -284,15 +384,25 @@ class RunSupervisor:
         self._tasks[uid] = (task, cancel or asyncio.Event())
 
     async def _supervise(self, uid: str, work: Awaitable[bool | None]) -> None:
+        task = asyncio.current_task()
         try:
             stopped = await work  # None: it ended; True: parked; False: left to the leader
-            if stopped is None:
+            if stopped is None and self._owns(uid, task):
                 self._finished[uid] = None
                 if len(self._finished) > FINISHED_MEMORY:
                     self._finished.popitem(last=False)
         finally:
-            self._tasks.pop(uid, None)
-            self._suspends.pop(uid, None)
+            # A reading task (`_read_and_start`) has handed the run to a task of its own by
+            # now: that one is not this task's to clear.
+            if self._owns(uid, task):
+                self._tasks.pop(uid, None)
+                self._suspends.pop(uid, None)
+                self._queue.done(uid)
+                self._start_queued()
+
+    def _owns(self, uid: str, task: asyncio.Task[Any] | None) -> bool:
+        entry = self._tasks.get(uid)
+        return entry is not None and entry[0] is task
 
     async def _drive(
         self, run: WorkflowRun, cancel: asyncio.Event, suspend: asyncio.Event
@@ -438,6 +548,19 @@ class RunSupervisor:
                     raise
                 await asyncio.sleep(backoff(RETRY_SECONDS, failures, maximum=MAX_RETRY_SECONDS))
                 failures += 1
+
+
+def build_pending_status(message: str, *, generation: int | None) -> dict[str, Any]:
+    """The status of a run queued for its turn: phase Pending, Succeeded Unknown."""
+    condition = set_condition(
+        [], condition_type=ConditionType.SUCCEEDED, status=ConditionStatus.UNKNOWN,
+        reason=Reason.PENDING, message=message, observed_generation=generation,
+    )[0]  # fmt: skip
+    return {
+        "observedGeneration": generation,
+        "phase": RunPhase.PENDING,
+        "conditions": [condition.to_wire()],
+    }
 
 
 def build_failed_status(reason: Reason, message: str, *, generation: int | None) -> dict[str, Any]:

@@ -64,7 +64,9 @@ class ScriptedDriver:
 class Supervised:
     """A supervisor on a fake runtime, with what it did."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, driver: ScriptedDriver) -> None:
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, driver: ScriptedDriver, *, run_limit: int = 500
+    ) -> None:
         self.kube = FakeKube()
         self.events = RecordedEvents()
         self.clock = VirtualClock()
@@ -78,6 +80,7 @@ class Supervised:
         runtime = types.SimpleNamespace(
             kube=self.kube, events=self.events, leads=lambda: self.leading,
             metrics=self.metrics, approvals=approvals,
+            settings=types.SimpleNamespace(run_limit=run_limit),
         )  # fmt: skip
         self.supervisor = RunSupervisor(runtime, find_workflow=lambda namespace, name: None)  # type: ignore[arg-type]
 
@@ -363,3 +366,54 @@ async def test_a_failure_is_not_written_over_a_run_another_writer_finished(
 
     assert len(supervised.status_writes()) == 1  # the refused write only
     assert supervised.events.posted == []
+
+
+def queued_body(index: int, **spec: Any) -> dict[str, Any]:
+    body = run_body(uid=f"u-{index}")
+    body["metadata"].update(name=f"order-{index}", resourceVersion=str(100 + index))
+    body["spec"].update(spec)
+    return body
+
+
+async def test_runs_over_the_run_limit_wait_with_no_task_and_start_in_order_as_runs_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = Supervised(monkeypatch, ScriptedDriver("wait", "wait", "wait"), run_limit=2)
+    try:
+        for index in range(1, 5):
+            world.supervisor.follow_event("ADDED", queued_body(index))
+        await settle()
+        started = [run.metadata.uid for run, _, _ in world.driver.calls]
+        assert started == ["u-1", "u-2"]
+        assert world.waiting("queued") == 2
+        # Each queued run says so, on the version it was seen at: never over its task's status.
+        assert [write["phase"] for write in world.status_writes()] == ["Pending", "Pending"]
+        assert world.kube.versions_written == ["103", "104"]
+        world.kube.answers["get"] = [queued_body(3)]
+        world.driver.calls[0][2].set()  # u-1 ends: u-3's turn
+        await settle()
+        assert [run.metadata.uid for run, _, _ in world.driver.calls] == ["u-1", "u-2", "u-3"]
+        assert world.kube.called("get") == [("WorkflowRun", "shop", "order-3")]
+        assert world.waiting("queued") == 1
+    finally:
+        await world.supervisor.shutdown()
+    assert world.waiting("queued") == 0
+
+
+async def test_a_queued_run_deleted_leaves_the_queue_and_one_cancelled_goes_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = Supervised(monkeypatch, ScriptedDriver("wait", "wait"), run_limit=1)
+    try:
+        for index in range(1, 4):
+            world.supervisor.follow_event("ADDED", queued_body(index))
+        await settle()
+        assert world.waiting("queued") == 2
+        world.supervisor.follow_event("DELETED", queued_body(2))
+        world.supervisor.follow_event("MODIFIED", queued_body(3, cancel=True))
+        await settle()
+        assert [run.metadata.uid for run, _, _ in world.driver.calls] == ["u-1", "u-3"]
+        assert world.driver.calls[1][2].is_set()  # told to cancel
+        assert world.waiting("queued") == 0
+    finally:
+        await world.supervisor.shutdown()
