@@ -7,6 +7,7 @@ and does not stop the rest; an external step is Ready while its URL answers.
 from __future__ import annotations
 
 import threading
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -344,6 +345,56 @@ def test_a_restarted_operator_duplicates_nothing_and_keeps_the_status(
         assert is_alive(restarted)
     finally:
         restarted.stop()
+
+
+def test_a_new_operator_applies_nothing_unchanged_but_puts_back_an_edit_made_while_it_was_away(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    for name in ("kept", "edited"):
+        cluster.apply(service_step(name, namespace, image=IMAGE))
+    for name in ("kept", "edited"):
+        wait_ready(cluster, "servicestep", name, namespace)
+    operator.stop()
+    cluster.kubectl("set", "image", "deployment/edited", "step=attacker/miner:1", "-n", namespace)
+    restarted = OperatorProcess(cluster, (namespace,), tmp_path / "restarted.log").start()
+    try:
+        wait_until(
+            lambda: (
+                container_of(get(cluster, "deployment", "edited", namespace) or {})["image"]
+                == IMAGE
+            ),
+            what="the edit made while the operator was away put back",
+        )
+        wait_until(
+            lambda: counted(restarted, "stepline_reconciliations_total", 'kind="ServiceStep"') >= 2,
+            what="both steps reconciled by the new operator",
+        )
+        # Of the six objects, only the edited Deployment was applied again: the others carry
+        # the annotation of the manifest they were given, and no one else set their spec.
+        applies = {
+            resource: counted(
+                restarted, "stepline_api_requests_total", f'resource="{resource}",verb="PATCH"'
+            )
+            for resource in ("deployments", "services", "horizontalpodautoscalers")
+        }
+        assert applies == {"deployments": 1, "services": 0, "horizontalpodautoscalers": 0}
+        wait_ready(cluster, "servicestep", "edited", namespace)
+        assert is_alive(restarted)
+    finally:
+        restarted.stop()
+
+
+def counted(operator: OperatorProcess, metric: str, labels: str) -> float:
+    """The sum of the operator's samples of `metric` whose labels include `labels` (as the
+    exposition writes them, in its label order)."""
+    url = f"{operator.metrics_url}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 (http:// on loopback)
+        text = answer.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(metric + "{") and labels in line
+    )
 
 
 def test_an_operator_started_on_more_steps_than_its_worker_limit_deploys_them_all(

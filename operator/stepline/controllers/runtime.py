@@ -24,6 +24,7 @@ from stepline.controllers.approvals.memory import ApprovalMemory
 from stepline.controllers.election import LeaseElector
 from stepline.controllers.events import EventPoster
 from stepline.controllers.servicesteps.memory import ServiceStepMemory
+from stepline.controllers.servicesteps.owned import OwnedStates
 from stepline.controllers.servicesteps.scaling import Scalers
 from stepline.controllers.workflowruns.memory import RunMemory
 from stepline.controllers.workflows.memory import WorkflowMemory
@@ -120,6 +121,7 @@ class Runtime:
                 default_lead_seconds=self.settings.scaling_default_lead_seconds,
             ),
             reconcile_slots=asyncio.Semaphore(self.settings.worker_limit),
+            owned=OwnedStates(manager=self.settings.field_manager),
         )
         self.events = EventPoster(self.kube, may_post=self.leads)
 

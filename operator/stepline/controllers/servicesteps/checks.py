@@ -3,8 +3,9 @@
 The periodic checks run in one background task of the operator, not in a kopf timer: kopf puts
 a finalizer on every object a timer serves, and that finalizer blocks the deletion of the step
 (and of its namespace) whenever the operator is not running. The task checks the steps that
-reconciles registered in `Runtime.external_steps`, spread evenly over the interval (jittered),
-not all at once: 1,000 url steps are some 33 checks a second, not 1,000 every 30 s. It reads each
+reconciles registered in `Runtime.external_steps`, each on a schedule of its own spread over the
+interval (jittered), not all at once: 1,000 url steps are some 33 checks a second, not 1,000
+every 30 s. It reads each
 step from the engine's step directory, which the ServiceStep watch keeps current, not from the
 API server: a deleted step, or one switched to an image, drops out, and a check that finds the
 step as it was writes nothing (`write_status` skips an unchanged status). At rest, the checks
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 
 import httpx
 
@@ -33,6 +35,8 @@ from stepline.errors import KubeApiError
 # How often an external step's URL is checked, and how long one check may take, in seconds.
 EXTERNAL_CHECK_INTERVAL = 30.0
 EXTERNAL_CHECK_TIMEOUT = 5.0
+# The longest the checks' loop sleeps, so that it sees steps registered meanwhile.
+REGISTRATION_POLL_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
 
@@ -51,24 +55,30 @@ async def check_external_step(runtime: Runtime, step: ServiceStep) -> None:
 async def check_external_steps_forever(
     runtime: Runtime, *, interval: float = EXTERNAL_CHECK_INTERVAL
 ) -> None:
-    """Checks every registered external step about once per `interval` seconds, one after
-    another at even gaps (each gap jittered by ±20%), each check a task of its own so that a
-    slow URL does not hold back the others' turns."""
+    """Checks every registered external step about once per `interval` seconds, each on a
+    schedule of its own: a step registered is first checked at a random moment within the
+    interval (so that steps registered together are spread over it), then every `interval`
+    ±10%. Each check is a task of its own, so that a slow URL holds back no other check."""
+    due: dict[tuple[str, str], float] = {}
     checks: set[asyncio.Task[None]] = set()
     try:
         while True:
-            steps = sorted(runtime.servicesteps.external_steps)
-            if not steps:
-                await asyncio.sleep(interval)
-                continue
-            gap = interval / len(steps)
-            for namespace, name in steps:
-                await asyncio.sleep(gap * random.uniform(0.8, 1.2))  # noqa: S311
+            now, registered = time.monotonic(), runtime.servicesteps.external_steps
+            for key in registered - due.keys():
+                due[key] = now + random.uniform(0, interval)  # noqa: S311
+            for key in due.keys() - registered:
+                del due[key]
+            for key in sorted(key for key, at in due.items() if at <= now):
+                due[key] = now + interval * random.uniform(0.9, 1.1)  # noqa: S311
+                namespace, name = key
                 check = asyncio.create_task(
                     _recheck(runtime, namespace, name), name=f"check {namespace}/{name}"
                 )
                 checks.add(check)
                 check.add_done_callback(checks.discard)
+            # Awake at least every second: a step registered meanwhile gets its schedule.
+            nearest = min(due.values(), default=now + REGISTRATION_POLL_SECONDS)
+            await asyncio.sleep(min(max(nearest - now, 0.0), REGISTRATION_POLL_SECONDS))
     finally:
         for check in checks:
             check.cancel()

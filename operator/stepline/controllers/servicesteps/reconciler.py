@@ -14,8 +14,6 @@ HPA's scaling included, only refreshes the status.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -28,7 +26,12 @@ from stepline.controllers.backoff import backoff
 from stepline.controllers.runtime import Runtime, involved_object, write_status
 from stepline.controllers.servicesteps.checks import check_external_step
 from stepline.controllers.servicesteps.memory import AppliedObject
-from stepline.controllers.servicesteps.owned import OwnedStates
+from stepline.controllers.servicesteps.owned import (
+    APPLIED_ANNOTATION,
+    OwnedStates,
+    manifest_digest,
+    spec_digest,
+)
 from stepline.controllers.servicesteps.scaling import ScalingFigure, scale_forever
 from stepline.controllers.servicesteps.status import (
     METRICS_GRACE_SECONDS,
@@ -141,7 +144,16 @@ async def _apply_owned_objects(runtime: Runtime, step: ServiceStep) -> KubeApiEr
 
 
 async def _apply(runtime: Runtime, manifest: dict[str, Any]) -> KubeApiError | None:
+    """Applies the manifest, unless the object is as our last apply of this very manifest left
+    it (its annotation says which, and no one else has set its spec since)."""
     key = (manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"])
+    digest = manifest_digest(manifest)
+    manifest["metadata"].setdefault("annotations", {})[APPLIED_ANNOTATION] = digest
+    as_applied = runtime.servicesteps.owned.as_applied.get(key)
+    if as_applied is not None and as_applied.manifest == digest:
+        known = AppliedObject(as_applied.generation, as_applied.spec_digest)
+        runtime.servicesteps.applied_objects[key] = known
+        return None
     # The watch event of this apply can be handled before its response is: while it is in
     # flight, a change of the object is ours, not a drift to correct.
     runtime.servicesteps.applies_in_flight[key] = (
@@ -420,13 +432,6 @@ async def _confirm_correction(runtime: Runtime, step: ServiceStep, reasons: list
     for why in reasons:
         runtime.events.info(involved_object(step), reason="Corrected", message=why)
     return True
-
-
-def spec_digest(body: Mapping[str, Any]) -> str:
-    """A digest of an object's spec as the API server holds it, without `replicas`: the HPA
-    writes that one, and scaling is no drift."""
-    spec = {key: value for key, value in (body.get("spec") or {}).items() if key != "replicas"}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
 def is_drifted(applied: AppliedObject | None, body: Mapping[str, Any]) -> bool:

@@ -118,22 +118,44 @@ class TestPeriodicChecks:
             ),
         )
 
-    async def test_each_step_is_checked_once_per_interval_at_even_gaps(
+    async def test_each_step_is_checked_once_per_interval_spread_over_it(
+        self, runtime: SimpleNamespace, clock: VirtualClock, checked: list[tuple[float, str]]
+    ) -> None:
+        started = clock.time
+        loop = asyncio.create_task(checks.check_external_steps_forever(runtime))  # type: ignore[arg-type]
+        try:
+            await clock.advance(self.INTERVAL)
+            first_round = list(checked)
+            await clock.advance(2 * self.INTERVAL)
+        finally:
+            loop.cancel()
+        firsts = {name: moment for moment, name in reversed(first_round)}
+        assert sorted(firsts) == sorted(f"s{i}" for i in range(10))  # each within the interval
+        assert len(set(firsts.values())) >= self.STEPS // 2  # spread, not at once
+        assert all(moment - started < self.INTERVAL for moment in firsts.values())
+        for index in range(self.STEPS):  # about once per interval from then on
+            moments = [moment for moment, name in checked if name == f"s{index}"]
+            gaps = [later - earlier for earlier, later in itertools.pairwise(moments)]
+            assert 2 <= len(moments) <= 4, moments
+            assert all(
+                0.9 * self.INTERVAL - 1.01 <= gap <= 1.1 * self.INTERVAL + 1.01 for gap in gaps
+            )
+
+    async def test_a_step_registered_later_is_checked_within_an_interval(
         self, runtime: SimpleNamespace, clock: VirtualClock, checked: list[tuple[float, str]]
     ) -> None:
         loop = asyncio.create_task(checks.check_external_steps_forever(runtime))  # type: ignore[arg-type]
         try:
-            await clock.advance(2 * self.INTERVAL * 1.2)
+            await clock.advance(self.INTERVAL * 1.5)
+            runtime.steps.put(make_step("late", url="http://x.example/late"))
+            runtime.servicesteps.external_steps.add((NAMESPACE, "late"))
+            registered = clock.time
+            await clock.advance(self.INTERVAL + 1.5)
         finally:
             loop.cancel()
-        first_round = checked[: self.STEPS]
-        assert sorted(name for _, name in first_round) == sorted(f"s{i}" for i in range(10))
-        times = [moment for moment, _ in checked]
-        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-        even = self.INTERVAL / self.STEPS
-        assert all(0.8 * even - 1e-9 <= gap <= 1.2 * even + 1e-9 for gap in gaps), gaps
-        assert len(set(gaps)) > 1  # jittered, not in lockstep
-        assert len(checked) >= 2 * self.STEPS - 2  # the second round too
+        late = [moment for moment, name in checked if name == "late"]
+        assert late
+        assert late[0] - registered <= self.INTERVAL + 1.01
 
     async def test_a_step_gone_from_the_directory_is_dropped(
         self, runtime: SimpleNamespace, clock: VirtualClock, checked: list[tuple[float, str]]

@@ -8,7 +8,7 @@ import copy
 from typing import Any
 
 from stepline.controllers.servicesteps.memory import AppliedObject
-from stepline.controllers.servicesteps.owned import OwnedStates
+from stepline.controllers.servicesteps.owned import APPLIED_ANNOTATION, AsApplied, OwnedStates
 from stepline.controllers.servicesteps.reconciler import (
     MAX_RETRY_DELAY,
     is_drifted,
@@ -116,3 +116,45 @@ def test_a_step_owns_nothing_only_once_every_kind_is_listed_and_none_of_its_obje
     assert states.owns_nothing("shop", "validate")
     states.record("Deployment", "ADDED", DEPLOYMENT, "validate")
     assert not states.owns_nothing("shop", "validate")
+
+
+def managed(*entries: tuple[str, str | None, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"manager": manager, "operation": "Apply" if manager == "stepline" else "Update",
+         **({"subresource": sub} if sub else {}), "fieldsV1": fields}
+        for manager, sub, fields in entries
+    ]  # fmt: skip
+
+
+def with_fields(
+    body: dict[str, Any], managed_fields: list[dict[str, Any]], applied: str | None = "d1"
+) -> dict[str, Any]:
+    copied = copy.deepcopy(body)
+    copied["metadata"]["managedFields"] = managed_fields
+    if applied:
+        copied["metadata"]["annotations"] = {APPLIED_ANNOTATION: applied}
+    return copied
+
+
+def test_an_object_only_our_manager_set_the_spec_of_is_known_as_applied() -> None:
+    states, key = OwnedStates(manager="stepline"), ("Deployment", "shop", "validate")
+    ours = managed(
+        ("stepline", None, {"f:spec": {}, "f:metadata": {}}),
+        ("kube-controller-manager", "status", {"f:status": {}}),
+        ("kube-controller-manager", "scale", {"f:spec": {"f:replicas": {}}}),  # the HPA
+    )
+    states.record("Deployment", "ADDED", with_fields(DEPLOYMENT, ours), "validate")
+    assert states.as_applied[key] == AsApplied("d1", 1, spec_digest(DEPLOYMENT))
+
+
+def test_an_object_edited_by_someone_else_or_never_annotated_is_not() -> None:
+    states, key = OwnedStates(manager="stepline"), ("Deployment", "shop", "validate")
+    edited = managed(("stepline", None, {"f:spec": {}}), ("kubectl-edit", None, {"f:spec": {}}))
+    states.record("Deployment", "ADDED", with_fields(DEPLOYMENT, edited), "validate")
+    assert key not in states.as_applied
+    ours = managed(("stepline", None, {"f:spec": {}}))
+    states.record("Deployment", "MODIFIED", with_fields(DEPLOYMENT, ours, applied=None), "validate")
+    assert key not in states.as_applied
+    states.record("Deployment", "MODIFIED", with_fields(DEPLOYMENT, ours), "validate")
+    states.record("Deployment", "DELETED", with_fields(DEPLOYMENT, ours), "validate")
+    assert key not in states.as_applied
