@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from stepline.kube import KubeApi
 from tests.integration.jaeger import JaegerServer
 from tests.integration.localcluster import REPO, LocalCluster
 from tests.integration.operatorprocess import OperatorProcess
@@ -75,3 +76,15 @@ def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JaegerServer]:
     """
     with JaegerServer(workdir=tmp_path_factory.mktemp("jaeger")) as server:
         yield server
+
+
+@pytest.fixture
+async def kube(cluster: LocalCluster) -> AsyncIterator[KubeApi]:
+    """The operator's own API client on the test cluster, for tests that drive its loops."""
+    api = await KubeApi.connect(
+        field_manager="stepline-test", timeout=30, kubeconfig=str(cluster.kubeconfig)
+    )
+    try:
+        yield api
+    finally:
+        await api.close()

@@ -8,16 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import pytest
 
 from stepline.api import ServiceStep
 from stepline.controllers.servicesteps.owned import DEPLOYMENT, OwnedObjectWatch, OwnedStates
 from stepline.kube import KubeApi
 from stepline.resources import MANAGED_BY_LABEL, build_autoscaler, build_deployment, build_service
+from tests.integration.asynctasks import running
 from tests.integration.localcluster import LocalCluster
 
 WAIT = 60.0
@@ -59,28 +58,6 @@ def owned_manifests(step_name: str, namespace: str) -> list[dict[str, Any]]:
     for manifest in manifests:
         del manifest["metadata"]["ownerReferences"]
     return manifests
-
-
-@pytest.fixture
-async def kube(cluster: LocalCluster) -> AsyncIterator[KubeApi]:
-    api = await KubeApi.connect(
-        field_manager="stepline-test", timeout=30, kubeconfig=str(cluster.kubeconfig)
-    )
-    try:
-        yield api
-    finally:
-        await api.close()
-
-
-@contextlib.asynccontextmanager
-async def running(watch: OwnedObjectWatch) -> AsyncIterator[None]:
-    task = asyncio.create_task(watch.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_the_first_list_fills_the_states_then_events_follow_changes(

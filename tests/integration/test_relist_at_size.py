@@ -26,7 +26,7 @@ import logging
 import time
 import tracemalloc
 import types
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +41,7 @@ from stepline.errors import KubeApiError
 from stepline.kube import KubeApi
 from stepline.observability import Metrics
 from stepline.settings import Settings
+from tests.integration.asynctasks import running
 from tests.integration.localcluster import LocalCluster
 
 RUNS = 10_000
@@ -184,28 +185,6 @@ def indexed_names(index: RunIndex, namespace: str) -> set[str]:
     return {entry.summary.name for entry in index.entries(namespace, WORKFLOW)}
 
 
-@pytest.fixture
-async def kube(cluster: LocalCluster) -> AsyncIterator[KubeApi]:
-    api = await KubeApi.connect(
-        field_manager="stepline-test", timeout=30, kubeconfig=str(cluster.kubeconfig)
-    )
-    try:
-        yield api
-    finally:
-        await api.close()
-
-
-@contextlib.asynccontextmanager
-async def watching(watch: RunWatch) -> AsyncIterator[None]:
-    task = asyncio.create_task(watch.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def fall_behind(kube: KubeApi, namespace: str, names: list[str]) -> float:
     """Deletes, finishes and creates runs (module constants); the seconds it took."""
     finished_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -251,7 +230,7 @@ async def test_a_relist_after_410_gone_at_10000_runs_loses_no_deletion_and_holds
     try:
         baseline = traced_now()
         watch = RunWatch(runtime, deletions, index=index)  # type: ignore[arg-type]
-        async with watching(watch):
+        async with running(watch):
             started = time.monotonic()
             await asyncio.wait_for(client.held.wait(), WAIT)  # listed; not watching from now
             first_list = time.monotonic() - started
