@@ -105,6 +105,15 @@ def report() -> list[str]:
             for name, size in sizes.most_common(20)
         ),
     ]
+    functions = Counter(
+        f"{obj.__module__}.{obj.__qualname__}"
+        for obj in objects
+        if isinstance(obj, types.FunctionType)
+    )
+    lines += [
+        "functions by name (the most numerous: closures made per object):",
+        *(f"  {count:8d} {name}" for name, count in functions.most_common(8)),
+    ]
     report = [
         *lines,
         *describe_heaps(),
