@@ -142,6 +142,27 @@ async def test_a_decision_wakes_a_run_parked_from_its_status(supervised: Supervi
     assert supervised.waiting("approval") == 0
 
 
+async def test_a_woken_runs_task_is_still_the_runs_a_cancel_reaches_it(
+    supervised: Supervised,
+) -> None:
+    body = waiting(wait(deadline=in_hours(1)))
+    supervised.driver.outcomes = ["wait"]
+    supervised.supervisor.follow_event("ADDED", body)
+    supervised.decided.add(("shop", "order-7", "release"))
+    supervised.kube.answers["get"] = [body]
+    supervised.supervisor.wake("shop", "order-7")
+    await asyncio.sleep(0.01)
+    assert len(supervised.driver.calls) == 1
+
+    # The reading task handed the run over and ended: the run's own task must still be known,
+    # not untracked with the run taken for finished (a cancel was then ignored).
+    supervised.supervisor.follow_event(
+        "MODIFIED", {**body, "spec": {**body["spec"], "cancel": True}}
+    )
+    await asyncio.sleep(0.01)
+    assert supervised.driver.calls[0][2].is_set()
+
+
 async def test_a_deadline_reached_while_parked_gives_the_run_a_task(
     supervised: Supervised,
 ) -> None:
