@@ -188,6 +188,7 @@ class Estate:
         return steps.Operator(
             self.namespace, self.args.kubeconfig, Path(self.args.out) / f"operator-{label}.log",
             inspect=self.args.inspect, tracemalloc=self.args.tracemalloc, extra_env=environment,
+            profile=self.args.profile,
         ).start()  # fmt: skip
 
     def rss(self) -> float:
@@ -455,6 +456,7 @@ def main() -> int:
     parser.add_argument("--slow-seconds", type=float, default=30, help="the slow step's delay")
     parser.add_argument("--settle", type=float, default=10, help="seconds watched after a phase")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per phase")
+    parser.add_argument("--profile", type=Path, help="cProfile of the operator, at its stop")
     parser.add_argument("--inspect", type=Path, help="the operator's memory report, at its stop")
     parser.add_argument(
         "--tracemalloc", action="store_true", help="with --inspect: allocation sites"
