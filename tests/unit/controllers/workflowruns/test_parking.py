@@ -128,14 +128,19 @@ async def test_a_waiting_run_taken_over_is_parked_with_no_task_no_write_and_is_c
     assert supervised.driver.calls == []
 
 
-async def test_a_decision_wakes_a_run_parked_from_its_status(supervised: Supervised) -> None:
+async def park_then_decide(supervised: Supervised) -> dict[str, Any]:
+    """A run parked from its Waiting status, then woken by a decision of its wait; its body."""
     body = waiting(wait(deadline=in_hours(1)))
     supervised.supervisor.follow_event("ADDED", body)
     supervised.decided.add(("shop", "order-7", "release"))
     supervised.kube.answers["get"] = [body]
-
     supervised.supervisor.wake("shop", "order-7")
     await asyncio.sleep(0.01)
+    return body
+
+
+async def test_a_decision_wakes_a_run_parked_from_its_status(supervised: Supervised) -> None:
+    await park_then_decide(supervised)
 
     assert len(supervised.driver.calls) == 1
     assert supervised.supervisor.parked == 0
@@ -145,13 +150,8 @@ async def test_a_decision_wakes_a_run_parked_from_its_status(supervised: Supervi
 async def test_a_woken_runs_task_is_still_the_runs_a_cancel_reaches_it(
     supervised: Supervised,
 ) -> None:
-    body = waiting(wait(deadline=in_hours(1)))
     supervised.driver.outcomes = ["wait"]
-    supervised.supervisor.follow_event("ADDED", body)
-    supervised.decided.add(("shop", "order-7", "release"))
-    supervised.kube.answers["get"] = [body]
-    supervised.supervisor.wake("shop", "order-7")
-    await asyncio.sleep(0.01)
+    body = await park_then_decide(supervised)
     assert len(supervised.driver.calls) == 1
 
     # The reading task handed the run over and ended: the run's own task must still be known,
