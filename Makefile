@@ -14,6 +14,7 @@ help: ## List the targets
 .PHONY: install
 install: ## Install Debian packages, Python deps into .venv, and build the control plane (cached)
 	hack/install-apt.sh
+	hack/install-axe.sh >/dev/null
 	hack/install-python.sh
 	hack/build-binaries.sh >/dev/null
 
