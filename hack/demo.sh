@@ -81,7 +81,7 @@ start_operator() { # step...
   done
   echo "== the operator (log: $demo/operator.log)"
   start operator "$http_port" env KUBECONFIG="$KUBECONFIG" STEPLINE_NAMESPACES="$namespace" \
-    STEPLINE_HTTP_HOST=127.0.0.1 STEPLINE_HTTP_PORT="$http_port" STEPLINE_LIVENESS_PORT=0 \
+    STEPLINE_HTTP_HOST=127.0.0.1 STEPLINE_HTTP_PORT="$http_port" STEPLINE_LIVENESS_PORT=0 STEPLINE_UI=true \
     STEPLINE_METRICS_PORT="$metrics_port" STEPLINE_TRACING_ENDPOINT="$tracing_endpoint" \
     STEPLINE_ENDPOINT_OVERRIDES="{$overrides}" "$python" -m stepline run
 }
@@ -208,6 +208,43 @@ YAML
   kube create token caller -n "$namespace" --duration=1h
 }
 
+# A ServiceAccount `viewer` for the web view: it may read the namespace's workflows and runs,
+# cancel, suspend, resume and rerun runs, and approve. Prints a token of it, to paste at sign-in.
+viewer_token() {
+  kube apply -n "$namespace" -f - >/dev/null <<YAML
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: viewer}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: web-viewer}
+rules:
+- apiGroups: [stepline.io]
+  resources: [workflows, servicesteps]
+  verbs: [get, list, watch]
+- apiGroups: [stepline.io]
+  resources: [workflowruns]
+  verbs: [get, list, watch, create, patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: viewer-views}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: web-viewer}
+subjects: [{kind: ServiceAccount, name: viewer, namespace: $namespace}]
+YAML
+  kube create token viewer -n "$namespace" --duration=8h
+}
+
+show_ui() {
+  echo
+  echo "== the web view: http://127.0.0.1:$http_port/ui/namespaces/$namespace/workflows"
+  echo "   sign in with the token of ServiceAccount $namespace/viewer (reads runs, may cancel,"
+  echo "   suspend, resume and rerun them), also in $demo/viewer.token:"
+  viewer_token >"$demo/viewer.token"
+  echo "   kubectl create token viewer -n $namespace"
+}
+
 finance_demo() {
   namespace=finance
   prepare
@@ -244,6 +281,7 @@ finance_demo() {
 
   show_metrics
   show_run trade-charles-1
+  show_ui
   echo
   echo "Look next:"
   echo "  export KUBECONFIG=$KUBECONFIG PATH=$state/bin:\$PATH"
@@ -275,6 +313,7 @@ city_demo() {
 
   show_metrics
   show_run riverton-morning
+  show_ui
   echo
   echo "Look next:"
   echo "  export KUBECONFIG=$KUBECONFIG PATH=$state/bin:\$PATH"

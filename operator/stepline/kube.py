@@ -222,6 +222,26 @@ class KubeApi:
             clients[0], field_manager=field_manager, timeout=timeout, watch_client=clients[1]
         )
 
+    @contextlib.asynccontextmanager
+    async def acting_as(self, token: str) -> AsyncIterator[KubeApi]:
+        """A client of the same API server that sends `token` as its only credential (no client
+        certificate, no refreshed service-account token) and is not fenced: what the web view
+        does for a signed-in user is that user's request, authorised and audited as theirs.
+        Closed when the block ends; the token is never logged."""
+        configuration = copy.copy(self._api.configuration)
+        configuration.api_key = {"BearerToken": f"Bearer {token}"}
+        configuration.api_key_prefix = {}
+        configuration.refresh_api_key_hook = None
+        configuration.cert_file = configuration.key_file = None
+        configuration.username = configuration.password = ""
+        client = aio_client.ApiClient(configuration)
+        client.user_agent = self._api.user_agent
+        user = KubeApi(client, field_manager=self._field_manager, timeout=self._timeout)
+        try:
+            yield user
+        finally:
+            await user.close()
+
     @property
     def server(self) -> str:
         """The API server's address, as the configuration names it: for messages."""

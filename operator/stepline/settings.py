@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         "`invoke` the Workflow (a SubjectAccessReview). false: anyone who reaches the HTTP port "
         "may invoke any workflow the operator watches; for local demos and tests only.",
     )
+    ui: bool = Field(
+        default=False,
+        description="Serve the web view of workflows and runs under /ui/ on the HTTP port "
+        "(docs/ui.md); its pages ask for a bearer token as invoke does.",
+    )
     invoke_auth_audiences: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         description="Audiences a caller's token must be issued for; empty: the API server's own "

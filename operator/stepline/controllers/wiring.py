@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import kopf
 
 from stepline import __version__
-from stepline.api import Workflow
+from stepline.api import API_VERSION, Workflow
 from stepline.controllers.approvals.verification import verify_policies_forever
 from stepline.controllers.approvals.watch import follow_approvals
 from stepline.controllers.background import cancel_detached
@@ -31,6 +31,7 @@ from stepline.controllers.servicesteps.endpoints import EndpointWatch
 from stepline.controllers.servicesteps.owned import OwnedObjectWatch
 from stepline.controllers.servicesteps.reconciler import (
     StepView,
+    indexed,
     notice_owned_object,
     scale_steps_forever,
     step_view,
@@ -63,6 +64,9 @@ from stepline.observability import Metrics
 from stepline.observability.otlp import build_tracing
 from stepline.observability.tracing import TraceIdLogFilter
 from stepline.settings import Settings
+from stepline.ui.app import build_ui
+from stepline.ui.catalog import Catalog
+from stepline.ui.live import RunFeed
 
 PREFIX = "stepline.io"
 
@@ -119,10 +123,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     )
     runtime.approvals.on_decision = supervisor.wake  # a decided approval wakes its run
     runs = RunIndex(histories=runtime.runs.histories)
+    feed = memo["run_feed"] = RunFeed() if config.ui else None
     memo["run_watch"] = asyncio.create_task(
-        follow_runs(runtime, supervisor, index=runs, steps=kwargs["servicesteps"]),
+        follow_runs(
+            runtime, supervisor, index=runs, steps=kwargs["servicesteps"],
+            also=feed.observe if feed is not None else None,
+        ),
         name="run watch",
-    )
+    )  # fmt: skip
     memo["scheduled_runs"] = asyncio.create_task(
         follow_scheduled_runs(runtime), name="scheduled run watch"
     )
@@ -146,10 +154,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
         ),
         name="leading",
     )
+    authorizer = build_authorizer(config, runtime.kube)
+    ui = None
+    if feed is not None:
+        catalog = build_catalog(runtime, feed=feed, runs=runs, indexes=kwargs)
+        ui = build_ui(catalog, authorizer=authorizer, kube=runtime.kube)
     memo["http_server"] = await start_server(
         build_app(
-            invoker=build_invoker(runtime, kwargs["workflows"]),
-            authorizer=build_authorizer(config, runtime.kube),
+            invoker=build_invoker(runtime, kwargs["workflows"]), authorizer=authorizer, ui=ui
         ),
         host=config.http_host,
         port=config.http_port,
@@ -266,6 +278,31 @@ def _lookup(workflows: kopf.Index[Any, Any]) -> Callable[[str, str], Workflow | 
     return find
 
 
+def build_catalog(
+    runtime: Runtime, *, feed: RunFeed, runs: RunIndex, indexes: Mapping[str, Any]
+) -> Catalog:
+    """What the web view reads: kopf's indexes, the run index and feed, one GET of a run."""
+    workflows, steps = indexes["workflows"], indexes["servicesteps"]
+
+    def every_workflow() -> Iterator[Workflow]:
+        for store in list(workflows.values()):
+            yield from (found for found in store if isinstance(found, Workflow))
+
+    async def read_run(namespace: str, name: str) -> dict[str, Any] | None:
+        return await runtime.kube.get(API_VERSION, "WorkflowRun", namespace, name)
+
+    return Catalog(
+        workflows=every_workflow,
+        workflow=_lookup(workflows),
+        service_step=lambda namespace, name: indexed(steps, namespace, name),
+        runs=runs,
+        read_run=read_run,
+        feed=feed,
+        caches_warm=runtime.caches_warm.is_set,
+        watched_namespaces=tuple(runtime.settings.namespaces),
+    )
+
+
 def build_invoker(runtime: Runtime, workflows: kopf.Index[Any, Any]) -> Invoker:
     return Invoker(
         executor=runtime.executor,
@@ -311,6 +348,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         if isinstance(task, asyncio.Task):
             task.cancel()
     await asyncio.gather(*(t for t in tasks if isinstance(t, asyncio.Task)), return_exceptions=True)
+    feed = memo.get("run_feed")
+    if isinstance(feed, RunFeed):
+        feed.wake_all()  # the web view's viewers waiting for an update are answered now
     for server_name in ("http_server", "metrics_server"):
         server = memo.get(server_name)
         if isinstance(server, HttpServer):

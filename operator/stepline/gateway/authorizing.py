@@ -1,6 +1,8 @@
 """Who may invoke a workflow: the caller's bearer token reviewed by the API server (a
 TokenReview) and its user's permission to `invoke` the Workflow (a SubjectAccessReview), the
-verdict kept briefly.
+verdict kept briefly. The web view (`stepline.ui`) asks the same of its pages and buttons, with
+other verbs and resources (`authorize(..., verb=, resource=)`: `list workflowruns`, …), and who
+a token's user is (`identify`).
 
     authorize(header, namespace, name) -> Verdict
         200  allowed: a valid token whose user may `invoke` workflows.stepline.io/<name>
@@ -10,9 +12,10 @@ verdict kept briefly.
         503  AuthorizationUnavailable: no review could be had (the API server unreachable or
              slow, or refusing the operator itself): never let through
 
-Kept: verdicts by (SHA-256 of the token, namespace, name), an allowed one `allowed_ttl`
-seconds, a 401 or 403 `denied_ttl` seconds, a 503 not at all; at most `MAX_VERDICTS`, the least
-recently used dropped first. So a revoked token or a removed binding still works for at most
+Kept: verdicts by (SHA-256 of the token, verb, resource, namespace, name), an allowed one
+`allowed_ttl` seconds, a 401 or 403 `denied_ttl` seconds, a 503 not at all; at most
+`MAX_VERDICTS`, the least recently used dropped first; who a token is, as long as an allowed
+verdict. So a revoked token or a removed binding still works for at most
 `allowed_ttl`, and a new binding takes effect within `denied_ttl`. Requests that miss the same
 key at once share one review.
 
@@ -30,7 +33,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from stepline.errors import KubeApiError
 from stepline.settings import Settings
@@ -49,7 +52,9 @@ REVIEW_SECONDS = 5.0
 WARN_EVERY_SECONDS = 30.0
 
 Clock = Callable[[], float]
-_Key = tuple[bytes, str, str]
+# (SHA-256 of the token, verb, resource, namespace, name); an identity: ("", "", "", "").
+_Key = tuple[bytes, str, str, str, str]
+_Kept = TypeVar("_Kept")
 
 
 class Reviewer(Protocol):
@@ -62,11 +67,13 @@ class Reviewer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What to answer a caller: 200 (go on), else the refusal's status, reason and message."""
+    """What to answer a caller: 200 (go on), else the refusal's status, reason and message.
+    `user`: the token's username, once the API server has accepted it."""
 
     status: int
     reason: str = ""
     message: str = ""
+    user: str = ""
 
     @property
     def allowed(self) -> bool:
@@ -106,19 +113,19 @@ def parse_bearer(header: str | None) -> str | None:
     return token
 
 
-class VerdictCache:
-    """Verdicts until they expire, at most `max_entries`, the least recently used dropped
-    first."""
+class VerdictCache(Generic[_Kept]):
+    """Verdicts (or identities) until they expire, at most `max_entries`, the least recently
+    used dropped first."""
 
     def __init__(self, *, max_entries: int, clock: Clock) -> None:
-        self._entries: OrderedDict[_Key, tuple[float, Verdict]] = OrderedDict()
+        self._entries: OrderedDict[_Key, tuple[float, _Kept]] = OrderedDict()
         self._max_entries = max_entries
         self._clock = clock
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: _Key) -> Verdict | None:
+    def get(self, key: _Key) -> _Kept | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -129,7 +136,7 @@ class VerdictCache:
         self._entries.move_to_end(key)
         return verdict
 
-    def put(self, key: _Key, verdict: Verdict, *, ttl: float) -> None:
+    def put(self, key: _Key, verdict: _Kept, *, ttl: float) -> None:
         if ttl <= 0:
             return
         self._entries[key] = (self._clock() + ttl, verdict)
@@ -156,20 +163,34 @@ class Authorizer:
         self._audiences = audiences
         self._allowed_ttl = allowed_ttl
         self._denied_ttl = denied_ttl
-        self._cache = VerdictCache(max_entries=max_verdicts, clock=clock)
+        self._cache: VerdictCache[Verdict] = VerdictCache(max_entries=max_verdicts, clock=clock)
+        # Who each token is (a TokenReview's user, or None: refused), kept as verdicts are.
+        self._identities: VerdictCache[dict[str, Any] | None] = VerdictCache(
+            max_entries=max_verdicts, clock=clock
+        )
         self._pending: dict[_Key, asyncio.Future[Verdict]] = {}
         self._clock = clock
         self._quiet_until = float("-inf")
         self._unwarned = 0
 
-    async def authorize(self, header: str | None, namespace: str, name: str) -> Verdict:
-        """The verdict on the `Authorization` header's token for invoking `namespace/name`."""
+    async def authorize(
+        self,
+        header: str | None,
+        namespace: str,
+        name: str,
+        *,
+        verb: str = VERB,
+        resource: str = RESOURCE,
+    ) -> Verdict:
+        """The verdict on the `Authorization` header's token for `verb` on `resource` (of
+        stepline.io) `name` in `namespace`: by default, invoking the Workflow. An empty `name`
+        asks of the whole collection (`list`, `create`)."""
         if header is None:
             return NO_TOKEN
         token = parse_bearer(header)
         if token is None:
             return NOT_BEARER
-        key = (hashlib.sha256(token.encode()).digest(), namespace, name)
+        key = (hashlib.sha256(token.encode()).digest(), verb, resource, namespace, name)
         verdict = self._cache.get(key)
         if verdict is not None:
             return verdict
@@ -181,10 +202,34 @@ class Authorizer:
         # Shielded: a caller that goes away does not cancel the review the others wait for.
         return await asyncio.shield(pending)
 
-    async def _review(self, token: str, key: _Key) -> Verdict:
-        _, namespace, name = key
+    async def identify(self, header: str | None) -> Verdict:
+        """Whether the API server accepts the header's token: 200 with the token's `user`, else
+        the refusal (401) or 503."""
+        token = parse_bearer(header)
+        if token is None:
+            return NO_TOKEN if header is None else NOT_BEARER
         try:
-            user = await self._authenticate(token)
+            user = await self._identity(token)
+        except KubeApiError as exc:
+            self._warn_unavailable(exc)
+            return UNAVAILABLE
+        return REFUSED_TOKEN if user is None else Verdict(200, user=str(user.get("username", "")))
+
+    async def _identity(self, token: str) -> dict[str, Any] | None:
+        key = (hashlib.sha256(token.encode()).digest(), "", "", "", "")
+        known = self._identities.get(key)
+        if known is not None:
+            return known
+        user = await self._authenticate(token)
+        ttl = self._allowed_ttl if user is not None else self._denied_ttl
+        if user is not None:
+            self._identities.put(key, user, ttl=ttl)
+        return user
+
+    async def _review(self, token: str, key: _Key) -> Verdict:
+        _, _, _, namespace, name = key
+        try:
+            user = await self._identity(token)
             verdict = REFUSED_TOKEN if user is None else await self._authorize(user, key)
         except KubeApiError as exc:
             self._warn_unavailable(exc)
@@ -216,19 +261,23 @@ class Authorizer:
         return user
 
     async def _authorize(self, user: Mapping[str, Any], key: _Key) -> Verdict:
-        _, namespace, name = key
-        spec = build_access_review_spec(user, namespace=namespace, name=name)
+        _, verb, resource, namespace, name = key
+        spec = build_access_review_spec(
+            user, namespace=namespace, name=name, verb=verb, resource=resource
+        )
         status = await self._reviewer.review(
             "authorization.k8s.io/v1", "SubjectAccessReview", spec, timeout=REVIEW_SECONDS
         )
+        username = str(user.get("username", ""))
         if status.get("allowed") is True:
-            return ALLOWED
+            return Verdict(200, user=username)
+        what = f"{resource}.{GROUP} {name!r}" if name else f"{resource}.{GROUP}"
+        role = " (the chart's ClusterRole <release>-invoker)" if verb == VERB else ""
         message = (
-            f"user {user.get('username')!r} may not {VERB} {RESOURCE}.{GROUP} {name!r} in "
-            f"namespace {namespace!r}: bind it to a role that grants it (the chart's "
-            f"ClusterRole <release>-invoker)"
+            f"user {username!r} may not {verb} {what} in namespace {namespace!r}: bind it to a "
+            f"role that grants it{role}"
         )
-        return Verdict(403, "Forbidden", message)
+        return Verdict(403, "Forbidden", message, user=username)
 
     def _warn_unavailable(self, exc: KubeApiError) -> None:
         now = self._clock()
@@ -258,19 +307,22 @@ def build_authorizer(settings: Settings, reviewer: Reviewer) -> Authorizer | Non
 
 
 def build_access_review_spec(
-    user: Mapping[str, Any], *, namespace: str, name: str
+    user: Mapping[str, Any],
+    *,
+    namespace: str,
+    name: str,
+    verb: str = VERB,
+    resource: str = RESOURCE,
 ) -> dict[str, Any]:
-    """A SubjectAccessReview's spec: may `user` (a TokenReview's) invoke the Workflow?"""
+    """A SubjectAccessReview's spec: may `user` (a TokenReview's) `verb` the `resource` (by
+    default: invoke the Workflow)? No `name`: the collection."""
+    attributes = {"namespace": namespace, "verb": verb, "group": GROUP, "resource": resource}
+    if name:
+        attributes["name"] = name
     spec: dict[str, Any] = {
         "user": user.get("username", ""),
         "groups": list(user.get("groups") or ()),
-        "resourceAttributes": {
-            "namespace": namespace,
-            "verb": VERB,
-            "group": GROUP,
-            "resource": RESOURCE,
-            "name": name,
-        },
+        "resourceAttributes": attributes,
     }
     if user.get("uid"):
         spec["uid"] = user["uid"]

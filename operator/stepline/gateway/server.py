@@ -4,6 +4,8 @@ The invoke port (`App`; STEPLINE_HTTP_PORT):
 
 POST /v1/namespaces/{namespace}/workflows/{name}:invoke   run a workflow, answer its output
 GET  /healthz                                              200 once the server runs
+GET, POST /ui/…                                            the web view (`stepline.ui`), when
+                                                           it is turned on (STEPLINE_UI)
 
 The metrics port (`MetricsApp`; STEPLINE_METRICS_PORT), apart so that scraping needs no token:
 
@@ -29,7 +31,7 @@ from stepline.api import MAX_INPUT_BYTES
 from stepline.engine.encoding import encode_json
 from stepline.gateway.authorizing import Authorizer, Verdict
 from stepline.gateway.invoking import Invoker, error_answer, input_too_large
-from stepline.gateway.serving import HttpServer, Request, Response, json_error
+from stepline.gateway.serving import Handler, HttpServer, Request, Response, json_error
 from stepline.observability import Metrics, render_metrics
 
 _HEALTHY = Response(200, b'{"status": "ok"}')
@@ -51,11 +53,15 @@ def _always_ready() -> ReadinessReport:
 
 class App:
     """The handler of the invoke port: one method per route. Without an `authorizer`, anyone
-    who reaches the port may invoke (STEPLINE_INVOKE_AUTH=false)."""
+    who reaches the port may invoke (STEPLINE_INVOKE_AUTH=false). `ui`: the web view's handler,
+    given every request under /ui/."""
 
-    def __init__(self, *, invoker: Invoker, authorizer: Authorizer | None) -> None:
+    def __init__(
+        self, *, invoker: Invoker, authorizer: Authorizer | None, ui: Handler | None = None
+    ) -> None:
         self._invoker = invoker
         self._authorizer = authorizer
+        self._ui = ui
 
     async def __call__(self, request: Request) -> Response:
         path = request.path
@@ -65,6 +71,8 @@ class App:
             return await self.invoke(request, *workflow)
         if path == "/healthz":
             return _healthz(request)
+        if self._ui is not None and (path == "/ui" or path.startswith("/ui/")):
+            return await self._ui(request)
         return json_error(404, "NotFound", f"no route for {path}")
 
     async def invoke(self, request: Request, namespace: str, name: str) -> Response:
@@ -143,8 +151,8 @@ def _healthz(request: Request) -> Response:
     return _HEALTHY
 
 
-def build_app(*, invoker: Invoker, authorizer: Authorizer | None) -> App:
-    return App(invoker=invoker, authorizer=authorizer)
+def build_app(*, invoker: Invoker, authorizer: Authorizer | None, ui: Handler | None = None) -> App:
+    return App(invoker=invoker, authorizer=authorizer, ui=ui)
 
 
 def build_metrics_app(

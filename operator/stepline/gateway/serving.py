@@ -80,8 +80,9 @@ JSON = "application/json"
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One request. `path` is percent-decoded, without the query; `headers` has lower-case names
-    (a repeated header's values joined by ", ")."""
+    """One request. `path` is percent-decoded, without the query; `query` is the raw query
+    (after `?`, not decoded); `headers` has lower-case names (a repeated header's values joined
+    by ", ")."""
 
     method: str
     path: str
@@ -89,6 +90,7 @@ class Request:
     body: bytes
     body_too_large: bool = False
     body_size: int | None = None  # when `body_too_large`: the declared Content-Length, if any
+    query: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,7 @@ class _Connection(asyncio.Protocol):
         # the request being read
         self._url: list[bytes] = []
         self._path = ""
+        self._query = ""
         self._headers: dict[str, str] = {}
         self._head_bytes = 0
         self._body: list[bytes] = []
@@ -312,7 +315,9 @@ class _Connection(asyncio.Protocol):
         if method == b"CONNECT":
             raise _Stop(json_error(405, "MethodNotAllowed", "CONNECT is not served here"))
         try:
-            self._path = validating.check_head(method, b"".join(self._url), version, self._headers)
+            target = b"".join(self._url)
+            self._path = validating.check_head(method, target, version, self._headers)
+            self._query = validating.query_of(target)
         except validating.Refused as refused:
             raise _Stop(json_error(refused.status, refused.reason, refused.message)) from None
         declared = self._headers.get("content-length", "").strip()
@@ -346,6 +351,7 @@ class _Connection(asyncio.Protocol):
             body=body,
             body_too_large=too_large,
             body_size=size,
+            query=self._query,
         )
 
     def _enqueue(self, item: Request | Response) -> None:

@@ -51,6 +51,13 @@ def check_head(method: bytes, target: bytes, version: str, headers: dict[str, st
     return path
 
 
+def query_of(target: bytes) -> str:
+    """The raw query of a request target (after `?`; empty without one), not decoded: llhttp
+    should let only visible ASCII through; each route decodes and checks its own parameters."""
+    _, mark, query = target.partition(b"?")
+    return query.decode("latin-1") if mark else ""
+
+
 def check_version(version: str) -> None:
     if version in SERVED_VERSIONS:
         return

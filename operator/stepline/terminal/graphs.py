@@ -82,6 +82,11 @@ def build_graph(workflow: Mapping[str, Any]) -> Graph:
         parsed = Workflow.from_body(workflow)
     except InvalidObjectError as exc:
         raise RefusedError(f"the Workflow cannot be read: {exc}") from exc
+    return graph_of(parsed)
+
+
+def graph_of(parsed: Workflow) -> Graph:
+    """The graph of a Workflow already read (the web view's, from the operator's index)."""
     spec = parsed.spec
     dependencies = compute_dependencies(spec)
     cycles = find_dependency_cycles(spec)

@@ -129,6 +129,18 @@ def order_by_start(records: Sequence[StepRecord]) -> list[StepRecord]:
 def render_header(
     run: Mapping[str, Any], status: WorkflowRunStatus, *, now: datetime | None, width: int
 ) -> list[str]:
+    lines = []
+    for label, value in header_fields(run, status, now=now, width=width):
+        wrapped = wrap_lines(value, width - LABEL_WIDTH, MESSAGE_LINES)
+        lines.append(f"{label + ':':<{LABEL_WIDTH}}{wrapped[0]}")
+        lines += [" " * LABEL_WIDTH + more for more in wrapped[1:]]
+    return lines
+
+
+def header_fields(
+    run: Mapping[str, Any], status: WorkflowRunStatus, *, now: datetime | None, width: int
+) -> list[tuple[str, str]]:
+    """The run's facts above its steps, as (label, value): the web view shows them too."""
     meta, spec = run.get("metadata") or {}, run.get("spec") or {}
     fields = [
         ("Run", f"{meta.get('name')} (namespace {meta.get('namespace')})"),
@@ -149,12 +161,7 @@ def render_header(
     if status.phase is RunPhase.SUCCEEDED:
         output = describe_output(status.output, status.output_info)
         fields.append(("Output", cut(output, width - LABEL_WIDTH)))
-    lines = []
-    for label, value in fields:
-        wrapped = wrap_lines(value, width - LABEL_WIDTH, MESSAGE_LINES)
-        lines.append(f"{label + ':':<{LABEL_WIDTH}}{wrapped[0]}")
-        lines += [" " * LABEL_WIDTH + more for more in wrapped[1:]]
-    return lines
+    return fields
 
 
 def describe_phase(status: WorkflowRunStatus) -> str:

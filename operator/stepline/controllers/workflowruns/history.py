@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ from stepline.controllers.workflowruns.prediction import DurationHistory, Succes
 from stepline.controllers.workflowruns.retention import FinishedRun, select_expired_runs
 from stepline.controllers.workflowruns.statistics import RunSummary, compute_run_statistics
 from stepline.errors import KubeApiError
+from stepline.ui.catalog import RunRow
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,17 @@ class RunIndex:
 
     def entries(self, namespace: str, workflow: str) -> list[RunEntry]:
         return list(self._by_workflow.get((namespace, workflow), {}).values())
+
+    def rows_in(self, namespace: str) -> Iterator[RunRow]:
+        """Every run of `namespace`, for the web view's runs page (`ui.catalog.RunSource`)."""
+        for (where, workflow), runs in self._by_workflow.items():
+            if where != namespace:
+                continue
+            for entry in runs.values():
+                summary = entry.summary
+                yield RunRow(
+                    summary.name, workflow, summary.phase, entry.created, summary.duration_seconds
+                )
 
     def observations(self, namespace: str, workflow: str) -> list[SuccessfulRun]:
         """The workflow's last successful runs (DurationHistory), deleted ones included."""

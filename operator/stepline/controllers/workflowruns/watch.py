@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -48,10 +48,18 @@ PROBE_RETRY_SECONDS = 2.0
 class RunWatch:
     """Follows the WorkflowRuns of the watched namespaces (none: all)."""
 
-    def __init__(self, runtime: Runtime, supervisor: RunSupervisor, *, index: RunIndex) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        supervisor: RunSupervisor,
+        *,
+        index: RunIndex,
+        also: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
         self._runtime = runtime
         self._supervisor = supervisor
         self._index = index
+        self._also = also  # the web view's feed of followed runs, when it is on
         scopes: tuple[str | None, ...] = tuple(runtime.settings.namespaces) or (None,)
         self._followers = [
             Follower(
@@ -79,6 +87,8 @@ class RunWatch:
         metadata = body.get("metadata") or {}
         self._index.record(event_type, body)
         self._supervisor.follow_event(event_type, body)
+        if self._also is not None:
+            self._also(event_type, body)
         return metadata.get("uid", ""), (body.get("spec") or {}).get("workflowRef", "")
 
 
@@ -91,13 +101,19 @@ def _run_tombstone(namespace: str, name: str, remembered: tuple[str, str]) -> di
 
 
 async def follow_runs(
-    runtime: Runtime, supervisor: RunSupervisor, *, index: RunIndex, steps: Mapping[Any, Any]
+    runtime: Runtime,
+    supervisor: RunSupervisor,
+    *,
+    index: RunIndex,
+    steps: Mapping[Any, Any],
+    also: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> None:
-    """Follows the runs once kopf's indexes are filled (module docstring), until cancelled."""
+    """Follows the runs once kopf's indexes are filled (module docstring), until cancelled.
+    `also`: told of every event after the index and the supervisor."""
     await wait_for_indexes(runtime)
     fill_step_directory(runtime, steps)
     runtime.caches_warm.set()
-    await RunWatch(runtime, supervisor, index=index).run()
+    await RunWatch(runtime, supervisor, index=index, also=also).run()
 
 
 async def wait_for_indexes(runtime: Runtime) -> None:
