@@ -479,8 +479,9 @@ class UiApp:
             Action("rerun", "Rerun", _rerun_refusal(name, run)),
         ]  # fmt: skip
         waiting = pages.waiting_steps(run)
-        for step in waiting or [""]:
-            why = None if step else "No step waits for an approval"
+        asks = waiting or ([""] if pages.has_approval_steps(run) else [])
+        for step in asks:
+            why = None if step else "No step waits for an approval now"
             suffix = f" {step}" if step and len(waiting) > 1 else ""
             states.append(Action("approve", f"Approve{suffix}", why, step=step))
             states.append(Action("reject", f"Reject{suffix}", why, step=step))

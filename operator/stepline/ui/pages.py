@@ -483,6 +483,13 @@ def _json_shown(value: Any) -> str:
     return shown[:INPUT_SHOWN] + f"\n… ({len(shown)} characters in all; kubectl has it whole)"
 
 
+def has_approval_steps(run: Mapping[str, Any]) -> bool:
+    """Whether the definition the run pinned has a step a person decides."""
+    spec = (run.get("status") or {}).get("workflowSpec") or {}
+    steps = spec.get("steps") if isinstance(spec, Mapping) else None
+    return any(isinstance(s, Mapping) and "approval" in s for s in steps or ())
+
+
 def waiting_steps(run: Mapping[str, Any]) -> list[str]:
     """The steps of the run waiting for a person's approval."""
     steps = (run.get("status") or {}).get("steps") or ()
