@@ -183,57 +183,39 @@ invoke() { # json-input [token]
     "http://127.0.0.1:$http_port/v1/namespaces/$namespace/workflows/trade:invoke"
 }
 
-# A ServiceAccount `caller` that may invoke the namespace's workflows: a Role with the verb
-# `invoke` on workflows.stepline.io, bound to it. Prints a token of it (TokenRequest API).
-caller_token() {
+# A ServiceAccount bound to a Role of the given rules (YAML list items) in the namespace;
+# prints a token of it (TokenRequest API).
+account_token() { # account role duration rules
   kube apply -n "$namespace" -f - >/dev/null <<YAML
 apiVersion: v1
 kind: ServiceAccount
-metadata: {name: caller}
+metadata: {name: $1}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
-metadata: {name: invoker}
+metadata: {name: $2}
 rules:
-- apiGroups: [stepline.io]
-  resources: [workflows]
-  verbs: [invoke]
+$4
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
-metadata: {name: caller-invokes}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: invoker}
-subjects: [{kind: ServiceAccount, name: caller, namespace: $namespace}]
+metadata: {name: $1-$2}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: $2}
+subjects: [{kind: ServiceAccount, name: $1, namespace: $namespace}]
 YAML
-  kube create token caller -n "$namespace" --duration=1h
+  kube create token "$1" -n "$namespace" --duration="$3"
 }
 
-# A ServiceAccount `viewer` for the web view: it may read the namespace's workflows and runs,
-# cancel, suspend, resume and rerun runs, and approve. Prints a token of it, to paste at sign-in.
+# `caller` may invoke the namespace's workflows: the verb `invoke` on workflows.stepline.io.
+caller_token() {
+  account_token caller invoker 1h '- {apiGroups: [stepline.io], resources: [workflows], verbs: [invoke]}'
+}
+
+# `viewer`, for the web view: it may read the namespace's workflows and runs, and cancel,
+# suspend, resume and rerun runs.
 viewer_token() {
-  kube apply -n "$namespace" -f - >/dev/null <<YAML
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: viewer}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: web-viewer}
-rules:
-- apiGroups: [stepline.io]
-  resources: [workflows, servicesteps]
-  verbs: [get, list, watch]
-- apiGroups: [stepline.io]
-  resources: [workflowruns]
-  verbs: [get, list, watch, create, patch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: viewer-views}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: web-viewer}
-subjects: [{kind: ServiceAccount, name: viewer, namespace: $namespace}]
-YAML
-  kube create token viewer -n "$namespace" --duration=8h
+  account_token viewer web-viewer 8h '- {apiGroups: [stepline.io], resources: [workflows, servicesteps], verbs: [get, list, watch]}
+- {apiGroups: [stepline.io], resources: [workflowruns], verbs: [get, list, watch, create, patch]}'
 }
 
 show_ui() {

@@ -83,9 +83,17 @@ def render_timeline(
 ) -> str:
     """The run as text: a header, then a row per step in start order."""
     status = parse_status(run)
+    rows = build_rows(status, now=now, width=width)
+    lines = [*render_header(run, status, now=now, width=width), ""]
+    lines += render_rows(rows, width=width) if rows else ["no step has a record yet"]
+    return "\n".join(lines) + "\n"
+
+
+def build_rows(status: WorkflowRunStatus, *, now: datetime | None, width: int) -> list[StepRow]:
+    """A row per step, in the order the steps started (the web view's timeline too)."""
     definition = pinned_steps(status)
     waits = describe_waits(status.waiting_for)
-    rows = [
+    return [
         build_step_row(
             record,
             started=status.started_at,
@@ -96,9 +104,6 @@ def render_timeline(
         )
         for record in order_by_start(status.steps)
     ]
-    lines = [*render_header(run, status, now=now, width=width), ""]
-    lines += render_rows(rows, width=width) if rows else ["no step has a record yet"]
-    return "\n".join(lines) + "\n"
 
 
 def parse_status(run: Mapping[str, Any]) -> WorkflowRunStatus:

@@ -12,14 +12,7 @@ from typing import Any
 
 from stepline.api import RunPhase, StepPhase, Workflow
 from stepline.terminal.durations import format_age, format_duration
-from stepline.terminal.timelines import (
-    build_step_row,
-    describe_waits,
-    header_fields,
-    order_by_start,
-    parse_status,
-    pinned_steps,
-)
+from stepline.terminal.timelines import build_rows, header_fields, parse_status
 from stepline.ui.catalog import RunRow
 from stepline.ui.html import Html, facts, join, link, page, table, tag, void
 from stepline.ui.queries import PAGE_SIZE, SINCE, RunFilter
@@ -323,8 +316,6 @@ def run_fragment(
 ) -> Html:
     """What a run page replaces as the run goes on: its facts, its timeline, its actions."""
     status = parse_status(run)
-    definition = pinned_steps(status)
-    waits = describe_waits(status.waiting_for)
     pairs = header_fields(run, status, now=now, width=WIDE)
     fact_list = facts(
         (
@@ -335,15 +326,7 @@ def run_fragment(
         element_id="run-facts",
     )
     rows = []
-    for record in order_by_start(status.steps):
-        row = build_step_row(
-            record,
-            started=status.started_at,
-            now=now,
-            definition=definition.get(record.name, {}),
-            waiting=waits.get(record.name, []),
-            width=WIDE,
-        )
+    for row in build_rows(status, now=now, width=WIDE):
         step, phase, start, took, attempts, result = row.cells
         details = tag("ul", {"class": "details"}, *(tag("li", None, d) for d in row.details))
         rows.append(
