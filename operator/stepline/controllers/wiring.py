@@ -64,7 +64,6 @@ from stepline.observability import Metrics
 from stepline.observability.otlp import build_tracing
 from stepline.observability.tracing import TraceIdLogFilter
 from stepline.settings import Settings
-from stepline.ui.app import build_ui
 from stepline.ui.catalog import Catalog
 from stepline.ui.live import RunFeed
 
@@ -157,6 +156,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     authorizer = build_authorizer(config, runtime.kube)
     ui = None
     if feed is not None:
+        # Loaded only when on: its pages, the command line's renderers, the actions' modules.
+        from stepline.ui.app import build_ui  # noqa: PLC0415
+
         catalog = build_catalog(runtime, feed=feed, runs=runs, indexes=kwargs)
         ui = build_ui(catalog, authorizer=authorizer, kube=runtime.kube)
     memo["http_server"] = await start_server(
