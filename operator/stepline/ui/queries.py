@@ -19,6 +19,8 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 # A bearer token: a JWT's base64url parts and dots, or an opaque token of the same characters.
 _TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{1,8192}$")
 MAX_QUERY_BYTES = 2048
+# The sign-in form carries a token of up to 8192 characters (`_TOKEN`), percent-encoded.
+MAX_FORM_BYTES = 16 * 1024
 PAGE_SIZE = 50
 MAX_PAGE = 10_000
 ACTIONS = ("cancel", "suspend", "resume", "rerun", "approve", "reject")
@@ -95,10 +97,12 @@ def check_name(what: str, value: str) -> str:
     return value
 
 
-def parse_query(query: str, allowed: tuple[str, ...]) -> dict[str, str]:
+def parse_query(
+    query: str, allowed: tuple[str, ...], *, max_bytes: int = MAX_QUERY_BYTES
+) -> dict[str, str]:
     """The query's parameters, each at most once and each one of `allowed`."""
-    if len(query) > MAX_QUERY_BYTES:
-        raise BadRequest(f"the query string is longer than {MAX_QUERY_BYTES} bytes")
+    if len(query) > max_bytes:
+        raise BadRequest(f"the query string is longer than {max_bytes} bytes")
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=False, errors="strict")
     except (UnicodeDecodeError, ValueError):
@@ -156,15 +160,18 @@ def parse_run_filter(query: str) -> RunFilter:
     if since and since not in SINCE:
         raise BadRequest(f"since {since!r} is not one of: {', '.join(SINCE)}")
     page_text = given.get("page", "1") or "1"
-    if not page_text.isdigit() or not 1 <= int(page_text) <= MAX_PAGE:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not (page_text.isascii() and page_text.isdigit()) or not 1 <= int(page_text) <= MAX_PAGE:
         raise BadRequest(f"page {page_text!r} is not a whole number from 1 to {MAX_PAGE}")
     return RunFilter(workflow=workflow, phase=phase, since=since, page=int(page_text))
 
 
 def parse_form(body: bytes, allowed: tuple[str, ...]) -> dict[str, str]:
     """A posted form (application/x-www-form-urlencoded), checked as a query is."""
+    if len(body) > MAX_FORM_BYTES:
+        raise BadRequest(f"the form is longer than {MAX_FORM_BYTES} bytes")
     try:
-        return parse_query(body.decode("ascii"), allowed)
+        return parse_query(body.decode("ascii"), allowed, max_bytes=MAX_FORM_BYTES)
     except UnicodeDecodeError:
         raise BadRequest("the form is not URL-encoded ASCII") from None
 
@@ -183,7 +190,8 @@ def safe_next(value: str | None) -> str:
     """Where to go after signing in: a path of the view itself, never another site."""
     if not value or not value.startswith("/ui/") or "//" in value or "\\" in value:
         return "/ui/"
-    if any(ord(char) < 0x21 or ord(char) == 0x7F for char in value):
+    # Printable ASCII only: it goes into a Location header, which is written as Latin-1.
+    if any(not 0x21 <= ord(char) < 0x7F for char in value):
         return "/ui/"
     return value
 
