@@ -143,8 +143,10 @@ class UiApp:
         except _Answer as answer:
             return answer.response
         except BadRequest as exc:
-            user = None
-            return html(400, pages.problem_page("Bad request", str(exc), user=user, back="/ui/"))
+            return html(400, pages.problem_page("Bad request", str(exc), user=None, back="/ui/"))
+        except RefusedError as exc:  # a run's status this operator's model cannot read
+            message = f"{exc}. `kubectl get -o yaml` shows it as it is."
+            return html(500, pages.problem_page("Cannot be shown", message, user=None, back="/ui/"))
 
     async def _answer(self, request: Request) -> Response:
         target = parse_path(request.path)
@@ -454,9 +456,12 @@ class UiApp:
             return Response(200, unchanged, headers=(("Cache-Control", "no-store"),))
         run = None if update.body is None else dict(update.body)
         actions = await self._actions(session, run) if run is not None else []
-        body = pages.updates_answer(
-            namespace, run, update.version, actions=actions, now=self._now()
-        )
+        try:
+            body = pages.updates_answer(
+                namespace, run, update.version, actions=actions, now=self._now()
+            )
+        except RefusedError as exc:
+            return _json_error(500, str(exc))
         return Response(200, body, headers=(("Cache-Control", "no-store"),))
 
     # actions
@@ -587,7 +592,8 @@ def _only(request: Request, *methods: str) -> None:
 
 def _json_error(status: int, message: str) -> Response:
     """An error of the update requests, in the body invoke's errors have."""
-    reason = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden"}.get(status, "Unavailable")
+    reasons = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 500: "Unreadable"}
+    reason = reasons.get(status, "Unavailable")
     return json_error(status, reason, message)
 
 

@@ -83,7 +83,7 @@ def parse_path(path: str) -> Target | None:
         return None if collection is None else Target(collection, namespace)
     name, *what = named
     route = _NAMED.get((kind, *what))
-    if route is None:
+    if route is None or not name:  # `…/workflows/` names nothing: no page there
         return None
     return Target(route, namespace, check_name(kind.removesuffix("s"), name))
 

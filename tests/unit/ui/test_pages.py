@@ -426,13 +426,6 @@ async def test_a_user_without_get_on_the_run_gets_403_and_the_run_is_not_read(
     assert runs.reads == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: UiApp._run and _updates let RefusedError from terminal.timelines.parse_status "
-    "escape, so a run whose status fails the model (e.g. written by an operator of another "
-    "version) is answered 500 InternalError JSON, not a page saying so (docs/ui.md: never a "
-    "stack trace)",
-)
 async def test_a_run_whose_status_cannot_be_read_gets_a_page_saying_so(
     app: UiApp, runs: Runs
 ) -> None:
