@@ -414,7 +414,15 @@ class _Connection(asyncio.Protocol):
         if close:
             lines.append("Connection: close\r\n")
         lines.append("\r\n")
-        head = "".join(lines).encode("latin-1")
+        try:
+            head = "".join(lines).encode("latin-1")
+        except UnicodeEncodeError:  # a handler's header a head cannot carry: never logged whole
+            logger.error(
+                "an answer %d had a header that is not Latin-1; answered 500", response.status
+            )
+            failed = json_error(500, "InternalError", "the operator failed to answer; see its log")
+            self._answer(failed, head_only=head_only, close=close, linger=linger)
+            return
         self._write(head if head_only else head + body)
         if close:
             self._close(linger=linger)

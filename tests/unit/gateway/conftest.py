@@ -16,8 +16,9 @@ MAX_BODY_BYTES = 1000
 
 
 class Recorder:
-    """Answers 200 with what it got as JSON: method, path, body, headers. A request to /fail
-    raises; one to /hold waits until `release` is set; `requests` keeps them all."""
+    """Answers 200 with what it got as JSON: method, path, body, headers, and the query. A
+    request to /fail raises; one to /snowman answers a header no HTTP/1.1 head can carry; one
+    to /hold waits until `release` is set; `requests` keeps them all."""
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
@@ -28,6 +29,8 @@ class Recorder:
         self.requests.append(request)
         if request.path == "/fail":
             raise RuntimeError("a handler's bug")
+        if request.path == "/snowman":
+            return Response(303, b"", headers=(("Location", "/\u2603"),))
         if request.path == "/hold":
             self.holding.set()
             await self.release.wait()
@@ -37,6 +40,7 @@ class Recorder:
             "body": request.body.decode(),
             "tooLarge": request.body_too_large,
             "size": request.body_size,
+            "query": request.query,
         }
         return Response(200, json.dumps(got).encode())
 

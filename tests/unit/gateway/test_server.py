@@ -71,9 +71,24 @@ def authorizer() -> Authorizer | None:
 
 
 @pytest.fixture
-async def base_url(step_server: StepServer, authorizer: Authorizer | None) -> AsyncIterator[str]:
+def metrics() -> Metrics:
+    return Metrics()
+
+
+def refusals(metrics: Metrics) -> dict[str, float | None]:
+    """stepline_invoke_refusals_total by status."""
+    counted = "stepline_invoke_refusals_total"
+    return {
+        status: metrics.registry.get_sample_value(counted, {"status": status})
+        for status in ("401", "403", "503")
+    }
+
+
+@pytest.fixture
+async def base_url(
+    step_server: StepServer, authorizer: Authorizer | None, metrics: Metrics
+) -> AsyncIterator[str]:
     workflows = {("shop", "trade"): ready(build_workflow([{"name": "greet", "stepRef": "greet"}]))}
-    metrics = Metrics()
     async with Http1Transport() as transport:
         executor = Executor(
             transport=transport,
@@ -88,7 +103,7 @@ async def base_url(step_server: StepServer, authorizer: Authorizer | None) -> As
             deadline_seconds=5,
             metrics=metrics,
         )
-        app = build_app(invoker=invoker, authorizer=authorizer)
+        app = build_app(invoker=invoker, authorizer=authorizer, metrics=metrics)
         server = await start_server(app, host=HOST, port=0)
         yield f"http://{HOST}:{server.port}"
         await server.close()
@@ -273,8 +288,12 @@ class TestWithAuthentication:
     def authorizer(self, reviewer: Reviewer) -> Authorizer:
         return Authorizer(reviewer, allowed_ttl=10, denied_ttl=2)
 
-    async def test_a_token_allowed_to_invoke_gets_the_output(
-        self, base_url: str, http: aiohttp.ClientSession, step_server: StepServer
+    async def test_a_token_allowed_to_invoke_gets_the_output_and_no_refusal_is_counted(
+        self,
+        base_url: str,
+        http: aiohttp.ClientSession,
+        step_server: StepServer,
+        metrics: Metrics,
     ) -> None:
         step_server.answer("/greet", lambda got: {"greeting": f"hello {got['name']}"})
         headers = {"Authorization": HEADER}
@@ -282,6 +301,7 @@ class TestWithAuthentication:
         async with http.post(base_url + INVOKE, json={"name": "ada"}, headers=headers) as answer:
             assert answer.status == 200
             assert (await answer.json())["output"] == {"greeting": "hello ada"}
+        assert refusals(metrics) == {"401": 0, "403": 0, "503": 0}
 
     @pytest.mark.parametrize("authorization", [None, "Bearer garbage", "Basic YWRhOnNlY3JldA=="])
     async def test_without_a_valid_bearer_token_invoke_answers_401_naming_the_scheme(
@@ -290,6 +310,7 @@ class TestWithAuthentication:
         http: aiohttp.ClientSession,
         step_server: StepServer,
         authorization: str | None,
+        metrics: Metrics,
     ) -> None:
         headers = {"Authorization": authorization} if authorization else {}
 
@@ -301,9 +322,10 @@ class TestWithAuthentication:
         assert answer.content_type == "application/json"
         assert body["error"]["reason"] == "Unauthorized"
         assert step_server.calls("/greet") == []
+        assert refusals(metrics) == {"401": 1, "403": 0, "503": 0}
 
     async def test_a_token_without_the_permission_answers_403(
-        self, base_url: str, http: aiohttp.ClientSession, reviewer: Reviewer
+        self, base_url: str, http: aiohttp.ClientSession, reviewer: Reviewer, metrics: Metrics
     ) -> None:
         reviewer.grants.clear()
 
@@ -314,16 +336,20 @@ class TestWithAuthentication:
         assert "WWW-Authenticate" not in a.headers
         assert body["error"]["reason"] == "Forbidden"
         assert USER["username"] in body["error"]["message"]
+        assert refusals(metrics) == {"401": 0, "403": 1, "503": 0}
 
     async def test_an_unreachable_api_server_answers_503(
-        self, base_url: str, http: aiohttp.ClientSession, reviewer: Reviewer
+        self, base_url: str, http: aiohttp.ClientSession, reviewer: Reviewer, metrics: Metrics
     ) -> None:
         reviewer.failing = KubeApiError("POST …/tokenreviews: no answer", status=0)
 
-        async with http.post(base_url + INVOKE, json={}, headers={"Authorization": HEADER}) as a:
-            body = await a.json()
+        for _ in range(2):  # a 503 is not kept: each invoke is reviewed, refused and counted
+            headers = {"Authorization": HEADER}
+            async with http.post(base_url + INVOKE, json={}, headers=headers) as a:
+                body = await a.json()
 
         assert (a.status, body["error"]["reason"]) == (503, "AuthorizationUnavailable")
+        assert refusals(metrics) == {"401": 0, "403": 0, "503": 2}
 
     async def test_the_token_is_checked_before_the_body(
         self, base_url: str, http: aiohttp.ClientSession

@@ -89,6 +89,7 @@ async def test_a_declared_body_over_the_limit_is_not_read_and_the_handler_is_tol
 
     assert answer.json() == {
         "method": "POST", "path": "/big", "body": "", "tooLarge": True, "size": MAX_BODY_BYTES + 1,
+        "query": "",
     }  # fmt: skip
     assert answer.headers["connection"] == "close"
     assert await client.closed()
@@ -212,6 +213,33 @@ async def test_a_handler_that_raises_is_answered_500_and_the_connection_still_se
     assert failed.status == 500
     assert failed.json()["error"]["reason"] == "InternalError"
     assert after.json()["path"] == "/after"
+    await client.close()
+
+
+async def test_an_answer_with_a_header_no_head_can_carry_is_answered_500_and_never_logged(
+    server: HttpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await RawClient.connect(server.port)
+
+    await client.send(get("/snowman") + get("/after"))
+    failed, after = await client.answer(), await client.answer()
+
+    assert failed.status == 500
+    assert after.json()["path"] == "/after"
+    assert "\u2603" not in caplog.text
+    await client.close()
+
+
+async def test_the_query_reaches_the_handler_raw_and_apart_from_the_path(
+    server: HttpServer,
+) -> None:
+    client = await RawClient.connect(server.port)
+
+    await client.send(get("/runs?phase=Failed&q=%3Cb%3E") + get("/plain"))
+    queried, plain = await client.answer(), await client.answer()
+
+    assert (queried.json()["path"], queried.json()["query"]) == ("/runs", "phase=Failed&q=%3Cb%3E")
+    assert plain.json()["query"] == ""
     await client.close()
 
 
