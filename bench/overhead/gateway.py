@@ -138,9 +138,12 @@ async def serve(port: int, server: str, auth: str) -> None:
         metrics=metrics,
     )
     # Checkouts from before issue 16's invoke authentication served /metrics on the invoke port;
-    # later ones take an authorizer (None: no token asked).
-    if "authorizer" in inspect.signature(build_app).parameters:
-        app = build_app(invoker=invoker, authorizer=build_authorizer(auth))
+    # later ones take an authorizer (None: no token asked), and later still the metrics that
+    # count its refusals.
+    parameters = inspect.signature(build_app).parameters
+    if "authorizer" in parameters:
+        counted = {"metrics": metrics} if "metrics" in parameters else {}
+        app = build_app(invoker=invoker, authorizer=build_authorizer(auth), **counted)
     elif auth == "off":
         app = build_app(invoker=invoker, metrics=metrics)
     else:

@@ -11,8 +11,9 @@ and token and access reviews for invoke's authorization, on connections of their
 
 Writes are fenced: once the operator has a leader election (`fence_writes`), every write but
 the election's own is refused (`NotLeadingError`, nothing sent) unless it is sent before this
-replica's fence, and is given up at the fence at the latest. The election's requests have a
-connection of their own, never queued behind the writes.
+replica's fence, and is given up at the fence at the latest; `observe_refused_writes` is told of
+each such refusal. The election's requests have a connection of their own, never queued behind
+the writes.
 Requests go through the asyncio client of the official `kubernetes` package, so handlers never
 block the event loop.
 Failures raise `KubeApiError` with the API server's own message, chained to the client's
@@ -59,6 +60,8 @@ LEASE_CONNECTIONS = 1
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Told of each request once answered: its verb, resource and HTTP status (`observe_requests`).
 RequestObserver = Callable[[str, str, int], None]
+# Told of each write refused as this replica does not lead: its resource (`observe_refused_writes`).
+RefusalObserver = Callable[[str], None]
 # Connections for token and access reviews (invoke's authorization), beside those: an
 # invoke waits for its reviews, so they wait neither behind the writes nor behind Events.
 REVIEW_CONNECTIONS = 4
@@ -155,6 +158,7 @@ class KubeApi:
         # The monotonic time until which this replica may write (`fence_writes`); None: always.
         self._fence: Callable[[], float] | None = None
         self._on_request: RequestObserver | None = None
+        self._on_refusal: RefusalObserver | None = None
 
     def observe_requests(self, observer: RequestObserver) -> None:
         """From now on, `observer(verb, resource, status)` is told of every request once it is
@@ -168,6 +172,19 @@ class KubeApi:
             resource, collection = request_resource(path)
             verb = "WATCH" if watch else "LIST" if method == "GET" and collection else method
             self._on_request(verb, resource, status)
+
+    def observe_refused_writes(self, observer: RefusalObserver) -> None:
+        """From now on, `observer(resource)` is told of every write refused with
+        `NotLeadingError`: not sent as it came past the fence, or given up at the fence while
+        under way (that one is also told to `observe_requests`, with status 0). `resource` as
+        there (`workflowruns/status`). For the operator's refusal counter; it must not raise."""
+        self._on_refusal = observer
+
+    def _refused(self, method: str, path: str, why: str) -> NotLeadingError:
+        """The error of a write refused at the fence, its observer told."""
+        if self._on_refusal is not None:
+            self._on_refusal(request_resource(path)[0])
+        return NotLeadingError(f"{method} {path}: {why}")
 
     def fence_writes(self, fence: Callable[[], float]) -> None:
         """From now on, a write is sent only before `fence()` (a `time.monotonic()` time, read
@@ -514,7 +531,7 @@ class KubeApi:
         except (aiohttp.ClientError, TimeoutError, aio_client.ApiException) as exc:
             self._observe(method, path, 0)
             if cut_at_fence and isinstance(exc, TimeoutError):
-                raise NotLeadingError(f"{method} {path}: given up at this replica's fence") from exc
+                raise self._refused(method, path, "given up at this replica's fence") from exc
             reason = str(exc) or type(exc).__name__  # a timeout says nothing of itself
             raise KubeApiError(f"{method} {path}: no answer ({reason})", status=0) from exc
         self._observe(method, path, response.status)
@@ -533,7 +550,7 @@ class KubeApi:
         fence = self._fence() if self._fence is not None else math.inf
         left = fence - time.monotonic()
         if left <= 0:
-            raise NotLeadingError(f"{method} {path}: not sent, this replica does not lead")
+            raise self._refused(method, path, "not sent, this replica does not lead")
         return left
 
 

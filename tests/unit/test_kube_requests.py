@@ -139,6 +139,61 @@ async def test_a_write_past_the_fence_is_not_sent() -> None:
     assert client.sent == []
 
 
+async def test_a_write_past_the_fence_is_told_as_refused_by_resource_but_not_as_a_request() -> None:
+    refused: list[str] = []
+    requests: list[tuple[str, str, int]] = []
+    api = kube(ApiClient())
+    api.observe_refused_writes(refused.append)
+    api.observe_requests(lambda *request: requests.append(request))
+    api.fence_writes(lambda: time.monotonic() - 0.001)
+
+    for write in (
+        api.patch_status(*STATUS),
+        api.delete("v1", "Service", "shop", "a"),
+        api.post_event("shop", {"reason": "Started"}),
+    ):
+        with pytest.raises(NotLeadingError):
+            await write
+
+    assert refused == ["workflowruns/status", "services", "events"]
+    assert requests == []  # nothing was sent
+
+
+async def test_a_write_given_up_at_the_fence_is_told_as_refused_and_as_unanswered() -> None:
+    refused: list[str] = []
+    requests: list[tuple[str, str, int]] = []
+    api = kube(ApiClient(hang=True))
+    api.observe_refused_writes(refused.append)
+    api.observe_requests(lambda *request: requests.append(request))
+    api.fence_writes(lambda: time.monotonic() + 0.05)
+
+    with pytest.raises(NotLeadingError):
+        async with asyncio.timeout(5):
+            await api.patch_status(*STATUS)
+
+    assert refused == ["workflowruns/status"]
+    assert requests == [("PATCH", "workflowruns/status", 0)]
+
+
+async def test_reads_the_lease_and_failed_writes_before_the_fence_are_not_told_as_refused() -> None:
+    refused: list[str] = []
+    api = KubeApi(ApiClient(hang=True), field_manager="stepline", timeout=0.05)  # type: ignore[arg-type]
+    api.observe_refused_writes(refused.append)
+    api.fence_writes(lambda: -math.inf)  # a standby
+
+    with pytest.raises(KubeApiError):
+        await api.get("stepline.io/v1alpha1", "WorkflowRun", "shop", "order-1", timeout=0.01)
+    with pytest.raises(KubeApiError):
+        await api.lease_requests().replace(LEASE, timeout=0.01)
+    api.fence_writes(lambda: math.inf)  # a leader whose write times out on its own
+    with pytest.raises(KubeApiError) as raised:
+        async with asyncio.timeout(5):
+            await api.delete("v1", "Service", "shop", "a")  # the client's timeout, not the fence
+    assert not isinstance(raised.value, NotLeadingError)
+
+    assert refused == []
+
+
 async def test_reads_and_the_lease_are_not_fenced() -> None:
     client = ApiClient()
     api = kube(client)

@@ -28,6 +28,11 @@ wakes at the fence at the latest: a leader that has not renewed by then steps do
 (`is_leading()` is false from the fence on, `wait_lost()` returns, `stepline_leader` drops to 0)
 and goes back to trying to acquire. Checking the fence before each write is the writers' part.
 
+A round in which the holder (the leader, or a replica the Lease named when it last saw it) does
+not write the Lease is a renew failure (`stepline_lease_renew_failures_total`): an error or no
+answer from the API server, or a conflict that leaves the Lease with another holder. A standby
+losing a race for a free Lease, or finding it held, has failed at nothing.
+
 `release()`, at shutdown, hands the Lease over at once: it clears the holder (a lease of 1 s) so
 that a standby takes it on its next read instead of after a lease duration.
 
@@ -182,7 +187,10 @@ class LeaseElector:
         released, it writes nothing."""
         self._step_down_past_fence()
         if not self._released:
-            await (self._renew() if self._leading.is_set() else self._try_acquire())
+            holding = self._holds()
+            written = await (self._renew() if self._leading.is_set() else self._try_acquire())
+            if holding and not written:
+                self._metrics.record_lease_renew_failure()
         self._step_down_past_fence()
         period = self._timings.retry_period
         if self._leading.is_set():
@@ -213,24 +221,27 @@ class LeaseElector:
         logger.info("released the Lease %s", self._where())
         return True
 
-    async def _renew(self) -> None:
+    async def _renew(self) -> bool:
         """client-go's fast path: replace the Lease as last written; only when it moved on (a
-        409) or vanished (a 404) read it again, as a standby would."""
+        409) or vanished (a 404) read it again, as a standby would. Returns whether this
+        replica wrote it and leads on."""
         lease = self._lease
         if lease is None:
-            await self._try_acquire()
-            return
+            return await self._try_acquire()
         try:
-            await self._write(self._api.replace, self._spec_for(lease, taking_over=False), lease)
+            return await self._write(
+                self._api.replace, self._spec_for(lease, taking_over=False), lease
+            )
         except KubeApiError as exc:
             if exc.status not in (404, 409):
                 logger.warning("could not renew the Lease %s: %s", self._where(), exc)
-                return
-            await self._try_acquire()
+                return False
+            return await self._try_acquire()
 
-    async def _try_acquire(self) -> None:
+    async def _try_acquire(self) -> bool:
         """Reads the Lease and writes it if it is free, expired on this replica's clock, or
-        names this replica already; creates it if it is absent."""
+        names this replica already; creates it if it is absent. Returns whether this replica
+        wrote it and leads."""
         try:
             timeout = self._time_for_a_request()
             async with self._deadline(timeout):
@@ -238,30 +249,31 @@ class LeaseElector:
                     LEASE_API_VERSION, "Lease", self._namespace, self._name, timeout=timeout
                 )
             if lease is None:
-                await self._write(self._api.create, self._spec_for(None, taking_over=True), None)
-                return
+                spec = self._spec_for(None, taking_over=True)
+                return await self._write(self._api.create, spec, None)
             self._observe(lease)
             holder = _spec(lease).get("holderIdentity") or ""
             if holder and holder != self.identity and not self._expired(lease):
                 self._step_down(f"the Lease is held by {holder}")
-                return
+                return False
             spec = self._spec_for(lease, taking_over=holder != self.identity)
-            await self._write(self._api.replace, spec, lease)
+            return await self._write(self._api.replace, spec, lease)
         except KubeConflictError:
             logger.debug("another replica wrote the Lease %s first", self._where())
         except KubeApiError as exc:
             log = logger.warning if self._leading.is_set() else logger.info
             log("could not acquire or renew the Lease %s: %s", self._where(), exc)
+        return False
 
     async def _write(
         self,
         request: Callable[..., Awaitable[dict[str, Any]]],
         spec: dict[str, Any],
         lease: Mapping[str, Any] | None,
-    ) -> None:
+    ) -> bool:
         """Creates (no `lease`) or replaces the Lease with `spec` (`request` is the API's
         `create` or `replace`); on success this replica leads until the send time plus the
-        renew deadline."""
+        renew deadline. Returns whether it does."""
         manifest = {**lease, "spec": spec} if lease is not None else self._new_lease(spec)
         timeout = self._time_for_a_request()
         sent = self._clock.monotonic()
@@ -269,7 +281,7 @@ class LeaseElector:
             written = await request(manifest, timeout=timeout)
         self._lease = written
         self._observe(written)
-        self._won(fence=sent + self._timings.renew_deadline)
+        return self._won(fence=sent + self._timings.renew_deadline)
 
     def _spec_for(self, lease: Mapping[str, Any] | None, *, taking_over: bool) -> dict[str, Any]:
         """The spec that names this replica the holder: on a takeover from now on, else (a
@@ -297,6 +309,13 @@ class LeaseElector:
         version = (lease.get("metadata", {}).get("resourceVersion"), lease.get("spec"))
         if version != self._observed:
             self._observed, self._observed_at = version, self._clock.monotonic()
+
+    def _holds(self) -> bool:
+        """It leads, or the Lease as it last saw it names it: its write would be a renewal."""
+        if self._leading.is_set():
+            return True
+        spec = self._observed[1] if self._observed is not None else None
+        return isinstance(spec, Mapping) and spec.get("holderIdentity") == self.identity
 
     def _expired(self, lease: Mapping[str, Any]) -> bool:
         """Unchanged for its duration since this replica first saw it."""
@@ -326,15 +345,16 @@ class LeaseElector:
                 f"Lease {self._where()}: no answer within {timeout:.1f} s", status=0
             ) from exc
 
-    def _won(self, *, fence: float) -> None:
+    def _won(self, *, fence: float) -> bool:
         if self._released or fence <= self._clock.monotonic():
-            return  # released meanwhile, or sent too long ago to grant any time
+            return False  # released meanwhile, or sent too long ago to grant any time
         self._fence = fence
         if not self._leading.is_set():
             self._leading.set()
             self._lost.clear()
             self._metrics.set_leader(leading=True)
             logger.info("became the leader (Lease %s, as %s)", self._where(), self.identity)
+        return True
 
     def _step_down_past_fence(self) -> None:
         if self._leading.is_set() and not self.is_leading():

@@ -163,7 +163,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
         ui = build_ui(catalog, authorizer=authorizer, kube=runtime.kube)
     memo["http_server"] = await start_server(
         build_app(
-            invoker=build_invoker(runtime, kwargs["workflows"]), authorizer=authorizer, ui=ui
+            invoker=build_invoker(runtime, kwargs["workflows"]),
+            authorizer=authorizer,
+            metrics=runtime.metrics,
+            ui=ui,
         ),
         host=config.http_host,
         port=config.http_port,
@@ -196,7 +199,7 @@ async def build_runtime(config: Settings) -> Runtime:
     )
     http = build_http_client()
     metrics = Metrics()
-    kube.observe_requests(metrics.record_api_request)
+    meter_kube(kube, metrics)
     steps = StepIndex()
     transport = Http1Transport(delegate=HttpxTransport(http))
     balancer = Balancer()
@@ -237,6 +240,13 @@ async def build_runtime(config: Settings) -> Runtime:
         loads=loads,
         tracing=tracing,
     )
+
+
+def meter_kube(kube: KubeApi, metrics: Metrics) -> None:
+    """Counts the operator's requests to the API server, and the writes refused at the fence as
+    this replica does not lead."""
+    kube.observe_requests(metrics.record_api_request)
+    kube.observe_refused_writes(metrics.record_write_refused)
 
 
 async def watch_owned_objects(runtime: Runtime, view: StepView) -> None:

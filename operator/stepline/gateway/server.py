@@ -17,9 +17,9 @@ GET  /readyz                                               200 once this replica
 
 Invoke needs a bearer token allowed to `invoke` the Workflow when the app has an `Authorizer`
 (`authorizing`): 401 (with `WWW-Authenticate: Bearer`), 403 or 503 otherwise, checked before
-the body is looked at. GET routes answer HEAD too (headers only). Any other path: 404; another
-method on a known path: 405 with `Allow`; every error with the JSON body of invoke's errors
-(`invoking`).
+the body is looked at, and counted (`stepline_invoke_refusals_total{status}`). GET routes answer
+HEAD too (headers only). Any other path: 404; another method on a known path: 405 with `Allow`;
+every error with the JSON body of invoke's errors (`invoking`).
 """
 
 from __future__ import annotations
@@ -53,14 +53,20 @@ def _always_ready() -> ReadinessReport:
 
 class App:
     """The handler of the invoke port: one method per route. Without an `authorizer`, anyone
-    who reaches the port may invoke (STEPLINE_INVOKE_AUTH=false). `ui`: the web view's handler,
-    given every request under /ui/."""
+    who reaches the port may invoke (STEPLINE_INVOKE_AUTH=false); its refusals are counted in
+    `metrics`. `ui`: the web view's handler, given every request under /ui/."""
 
     def __init__(
-        self, *, invoker: Invoker, authorizer: Authorizer | None, ui: Handler | None = None
+        self,
+        *,
+        invoker: Invoker,
+        authorizer: Authorizer | None,
+        metrics: Metrics,
+        ui: Handler | None = None,
     ) -> None:
         self._invoker = invoker
         self._authorizer = authorizer
+        self._metrics = metrics
         self._ui = ui
 
     async def __call__(self, request: Request) -> Response:
@@ -80,6 +86,7 @@ class App:
             header = request.headers.get("authorization")
             verdict = await self._authorizer.authorize(header, namespace, name)
             if not verdict.allowed:
+                self._metrics.record_invoke_refused(status=verdict.status)
                 return refusal(verdict)
         if request.body_too_large:
             answer = input_too_large(request.body_size)
@@ -151,8 +158,10 @@ def _healthz(request: Request) -> Response:
     return _HEALTHY
 
 
-def build_app(*, invoker: Invoker, authorizer: Authorizer | None, ui: Handler | None = None) -> App:
-    return App(invoker=invoker, authorizer=authorizer, ui=ui)
+def build_app(
+    *, invoker: Invoker, authorizer: Authorizer | None, metrics: Metrics, ui: Handler | None = None
+) -> App:
+    return App(invoker=invoker, authorizer=authorizer, metrics=metrics, ui=ui)
 
 
 def build_metrics_app(

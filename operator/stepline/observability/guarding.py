@@ -34,6 +34,7 @@ from stepline.observability.labelvalues import (
     CallOutcomeLabel,
     CodeClass,
     CompensationOutcomeLabel,
+    InvokeRefusalLabel,
     ReconcileOutcomeLabel,
     RunOutcomeLabel,
     ScheduleOutcomeLabel,
@@ -101,6 +102,7 @@ BOUNDED_LABELS: Mapping[str, Callable[[str], bool]] = MappingProxyType(
         "python": _matching(_VERSION),
         "metric": _matching(_METRIC_NAME),
         "reason": _one_of(FoldReason, WaitReasonLabel, SpanDropReasonLabel),
+        "status": _one_of(InvokeRefusalLabel),
     }
 )
 """Every label name a Stepline metric may carry, with the test a value must pass."""

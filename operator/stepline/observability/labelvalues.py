@@ -22,6 +22,9 @@ whatever happens at run time:
   could be sent), `export_failed` (the collector was away, too slow, or refused the batch).
 - `WaitReasonLabel`: why a run is parked, holding no task — `approval` (a step waits for a
   person), `suspended` (`spec.suspend`).
+- `InvokeRefusalLabel`: the HTTP status of an invoke the authorizer refused — `401` (no token,
+  or one the API server does not accept), `403` (its user may not invoke the Workflow), `503`
+  (no review could be had).
 """
 
 from __future__ import annotations
@@ -75,6 +78,12 @@ class WaitReasonLabel(StrEnum):
     APPROVAL = "approval"
     SUSPENDED = "suspended"
     QUEUED = "queued"
+
+
+class InvokeRefusalLabel(StrEnum):
+    UNAUTHORIZED = "401"
+    FORBIDDEN = "403"
+    UNAVAILABLE = "503"
 
 
 class ApiVerbLabel(StrEnum):

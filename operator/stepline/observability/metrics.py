@@ -33,6 +33,9 @@ The metrics (all durations in seconds, counters end in `_total`):
     stepline_watch_last_event_timestamp_seconds{kind}
     stepline_build_info{version,python}
     stepline_leader                                       1 while this replica leads, else 0
+    stepline_writes_refused_total{resource}               not sent, or given up, at the fence
+    stepline_lease_renew_failures_total                   rounds the holder could not renew in
+    stepline_invoke_refusals_total{status}                by the authorizer: 401, 403, 503
     stepline_metrics_label_overflow_total{metric,reason}
 
 beside the client library's standard process_* metrics (CPU, memory, file descriptors) of the
@@ -76,6 +79,7 @@ from stepline.observability.labelvalues import (
     CallOutcomeLabel,
     CodeClass,
     CompensationOutcomeLabel,
+    InvokeRefusalLabel,
     ReconcileOutcomeLabel,
     RunOutcomeLabel,
     ScheduleOutcomeLabel,
@@ -187,6 +191,7 @@ class Metrics:
         self._define_schedule_metrics()
         self._define_approval_metrics()
         self._define_operator_metrics()
+        self._define_invoke_metrics()
         ProcessCollector(registry=self.registry)  # process_*: the operator's CPU and memory
         for metric in (*(family.guard.metric for family in self._families), SCALING_VALUE):
             for reason in FoldReason:
@@ -363,6 +368,11 @@ class Metrics:
         code_class = CodeClass.of(status or None)
         self._api_requests.child(verb=verb, resource=resource, code_class=code_class).inc()
 
+    def record_write_refused(self, resource: str) -> None:
+        """A write to `resource` this replica did not send, or gave up at its fence, as it does
+        not lead (`KubeApi`'s `NotLeadingError`)."""
+        self._writes_refused.child(resource=resource).inc()
+
     def mark_watch_event(self, *, kind: str) -> None:
         """A watch event (or a re-list) of `kind` arrived now."""
         self._watch_last_event.child(kind=kind).set(self._clock())
@@ -370,6 +380,16 @@ class Metrics:
     def set_leader(self, *, leading: bool) -> None:
         """This replica holds the leader Lease, and so may write (True), or stands by."""
         self._leader.set(int(leading))
+
+    def record_lease_renew_failure(self) -> None:
+        """A round of the election in which this replica, leading or named by the Lease as it
+        last saw it, did not write the Lease (an error, a conflict, no answer in time)."""
+        self._lease_renew_failures.inc()
+
+    def record_invoke_refused(self, *, status: int) -> None:
+        """An invoke the authorizer refused with `status` (401, 403 or 503; any other is folded
+        into _other)."""
+        self._invoke_refusals.child(status=str(status)).inc()
 
     def record_spans_dropped(self, reason: SpanDropReasonLabel, count: int) -> None:
         """Spans the tracer could not export (called from its export thread)."""
@@ -513,6 +533,7 @@ class Metrics:
         documentation = "1 while this replica holds the leader Lease (only it writes), else 0."
         check_metric_name(leader, kind="gauge", documentation=documentation)
         self._leader = Gauge(leader, documentation, registry=self.registry)
+        self._define_leadership_metrics()
         self._spans_dropped = self._counter(
             "stepline_spans_dropped_total",
             "Spans not exported: queue_full (ended faster than they could be sent) or "
@@ -521,6 +542,33 @@ class Metrics:
         )
         for reason in SpanDropReasonLabel:  # both series from the start; recorded off the loop
             self._spans_dropped.child(reason=reason)
+
+    def _define_leadership_metrics(self) -> None:
+        self._writes_refused = self._counter(
+            "stepline_writes_refused_total",
+            "Writes to the Kubernetes API this replica did not send, or gave up at its fence, "
+            "because it does not lead, by resource (with its subresource).",
+            ("resource",),
+        )
+        # No labels, so no guard: one series, exported at 0 from the start.
+        renew_failures = "stepline_lease_renew_failures_total"
+        documentation = (
+            "Rounds of the leader election in which the replica holding the Lease could not "
+            "renew it: an error or no answer from the API server, or a conflict it lost."
+        )
+        check_metric_name(renew_failures, kind="counter", documentation=documentation)
+        self._lease_renew_failures = Counter(renew_failures, documentation, registry=self.registry)
+
+    def _define_invoke_metrics(self) -> None:
+        self._invoke_refusals = self._counter(
+            "stepline_invoke_refusals_total",
+            "Invokes the authorizer refused, by HTTP status: 401 (no token, or one the API "
+            "server does not accept), 403 (not allowed to invoke the Workflow), 503 (no review "
+            "could be had).",
+            ("status",),
+        )
+        for status in InvokeRefusalLabel:  # every series from the start, so rate() sees the first
+            self._invoke_refusals.child(status=status)
 
     def _overflow_counter(self) -> Counter:
         name = "stepline_metrics_label_overflow_total"

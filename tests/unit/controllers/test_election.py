@@ -423,6 +423,89 @@ async def test_a_leader_that_stepped_down_acquires_again_once_the_api_answers(
     assert server.lease["spec"]["leaseTransitions"] == 0
 
 
+# Counting renew failures
+
+
+def renew_failures(metrics: Metrics) -> float | None:
+    return metrics.registry.get_sample_value("stepline_lease_renew_failures_total")
+
+
+async def test_a_renewal_the_api_server_fails_or_does_not_answer_is_counted_once_per_round(
+    server: LeaseServer,
+) -> None:
+    metrics = Metrics()
+    a, client = elector(server, "operator-a_1f2e", metrics=metrics)
+    await a.try_acquire_or_renew()
+    assert renew_failures(metrics) == 0
+    client.script = [KubeApiError("PUT leases/stepline: 500 etcd timeout", status=500), TIMES_OUT]
+
+    server.clock.time = START + 2
+    await a.try_acquire_or_renew()
+    assert renew_failures(metrics) == 1
+    server.clock.time = START + 4
+    await a.try_acquire_or_renew()  # takes all of its 6 s: gives up at the fence
+    assert renew_failures(metrics) == 2
+    assert not a.is_leading()
+
+
+async def test_a_holder_that_stepped_down_counts_its_failures_until_it_renews_again(
+    server: LeaseServer,
+) -> None:
+    metrics = Metrics()
+    a, client = elector(server, "operator-a_1f2e", metrics=metrics)
+    await a.try_acquire_or_renew()
+    client.down = True
+    for second in (2, 4, 6, 8, 10, 12):  # at 10 it steps down; the Lease still names it
+        server.clock.time = START + second
+        await a.try_acquire_or_renew()
+    assert not a.is_leading()
+    assert renew_failures(metrics) == 6
+
+    client.down = False
+    server.clock.time = START + 14
+    await a.try_acquire_or_renew()
+    assert a.is_leading()
+    assert renew_failures(metrics) == 6
+
+
+async def test_a_conflict_that_leaves_the_lease_with_another_holder_is_one_failure(
+    server: LeaseServer,
+) -> None:
+    metrics = Metrics()
+    a, _ = elector(server, "operator-a_1f2e", metrics=metrics)
+    await a.try_acquire_or_renew()
+    assert server.lease is not None
+    server.replace({**server.lease, "spec": held_by("operator-b_9a9a", transitions=1)["spec"]})
+
+    for second in (2, 4, 6):  # then a is a standby finding the Lease held: no failure
+        server.clock.time = START + second
+        await a.try_acquire_or_renew()
+
+    assert not a.is_leading()
+    assert renew_failures(metrics) == 1
+
+
+async def test_a_conflict_resolved_by_renewing_again_and_a_standbys_rounds_are_no_failures(
+    server: LeaseServer,
+) -> None:
+    metrics = Metrics()
+    a = elector(server, "operator-a_1f2e", metrics=metrics)
+    b = elector(server, "operator-b_9a9a", metrics=metrics)
+    await asyncio.gather(a[0].try_acquire_or_renew(), b[0].try_acquire_or_renew())  # a race
+    (leader, _), (standby, standby_client) = (a, b) if a[0].is_leading() else (b, a)
+    server.edit(team="shop")  # the leader's version is stale; it renews on the fresh one
+
+    server.clock.time = START + 2
+    await leader.try_acquire_or_renew()
+    await standby.try_acquire_or_renew()
+    standby_client.down = True  # a standby that cannot read is not failing to renew
+    server.clock.time = START + 4
+    await standby.try_acquire_or_renew()
+
+    assert leader.is_leading()
+    assert renew_failures(metrics) == 0
+
+
 # Releasing
 
 

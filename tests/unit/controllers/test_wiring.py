@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import types
 
 import aiohttp
@@ -15,14 +16,19 @@ import uvloop
 from stepline.controllers.wiring import (
     configure_kopf,
     is_not_a_handler_success,
+    meter_kube,
     new_event_loop,
     quiet_routine_logs,
     register_handlers,
     replica_readiness,
     stop,
 )
+from stepline.errors import NotLeadingError
 from stepline.gateway.serving import HttpServer, Request, Response
+from stepline.kube import KubeApi
+from stepline.observability import Metrics
 from stepline.settings import Settings
+from tests.unit.test_kube_requests import STATUS, ApiClient
 
 
 def configured(**settings: object) -> kopf.OperatorSettings:
@@ -169,3 +175,21 @@ def test_a_replica_is_ready_once_its_caches_are_warm_leader_or_standby() -> None
     assert (cold.ready, cold.role) == (False, "standby")
     assert (standby.ready, standby.role) == (True, "standby")
     assert (leader.ready, leader.role) == (True, "leader")
+
+
+async def test_the_kube_clients_requests_and_the_writes_it_refuses_past_the_fence_are_counted() -> (
+    None
+):
+    metrics = Metrics()
+    kube = KubeApi(ApiClient(), field_manager="stepline", timeout=30)  # type: ignore[arg-type]
+    meter_kube(kube, metrics)
+
+    await kube.get("stepline.io/v1alpha1", "WorkflowRun", "shop", "order-1")
+    kube.fence_writes(lambda: -math.inf)  # a standby
+    with pytest.raises(NotLeadingError):
+        await kube.patch_status(*STATUS)
+
+    requests = {"verb": "GET", "resource": "workflowruns", "code_class": "2xx"}
+    assert metrics.registry.get_sample_value("stepline_api_requests_total", requests) == 1
+    refused = {"resource": "workflowruns/status"}
+    assert metrics.registry.get_sample_value("stepline_writes_refused_total", refused) == 1

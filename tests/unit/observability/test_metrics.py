@@ -85,13 +85,17 @@ def record_everything(metrics: Metrics) -> None:
     metrics.record_approval(
         namespace="shop", workflow="trade", decision=ApprovalDecisionLabel.APPROVED
     )
+    metrics.record_api_request("PATCH", "workflowruns/status", 200)
+    metrics.record_write_refused("workflowruns/status")
+    metrics.record_lease_renew_failure()
+    metrics.record_invoke_refused(status=403)
 
 
 def test_every_metric_is_prefixed_documented_and_follows_the_naming_conventions() -> None:
     metrics = Metrics()
     record_everything(metrics)
     found = families(metrics)
-    assert len(found) == 28
+    assert len(found) == 31
     for name, (kind, documentation, _) in found.items():
         assert name.startswith("stepline_"), name
         assert len(documentation) > 15, name
@@ -478,3 +482,40 @@ def test_api_requests_are_counted_by_verb_resource_and_class_of_status() -> None
     )
     assert value(metrics, counted, verb="LIST", resource="workflowruns", code_class="4xx") == 1
     assert value(metrics, counted, verb="POST", resource="events", code_class="none") == 1
+
+
+def test_writes_refused_are_counted_by_resource() -> None:
+    metrics = Metrics()
+    metrics.record_write_refused("workflowruns/status")
+    metrics.record_write_refused("workflowruns/status")
+    metrics.record_write_refused("events")
+    counted = "stepline_writes_refused_total"
+    assert value(metrics, counted, resource="workflowruns/status") == 2
+    assert value(metrics, counted, resource="events") == 1
+
+
+def test_lease_renew_failures_are_one_series_exported_at_0_from_the_start() -> None:
+    metrics = Metrics()
+    assert value(metrics, "stepline_lease_renew_failures_total") == 0
+    metrics.record_lease_renew_failure()
+    metrics.record_lease_renew_failure()
+    assert value(metrics, "stepline_lease_renew_failures_total") == 2
+
+
+def test_invoke_refusals_are_counted_by_status_each_exported_from_the_start() -> None:
+    metrics = Metrics()
+    counted = "stepline_invoke_refusals_total"
+    assert [value(metrics, counted, status=status) for status in ("401", "403", "503")] == [0] * 3
+    metrics.record_invoke_refused(status=401)
+    metrics.record_invoke_refused(status=503)
+    metrics.record_invoke_refused(status=503)
+    assert [value(metrics, counted, status=status) for status in ("401", "403", "503")] == [1, 0, 2]
+
+
+def test_an_invoke_refusal_with_another_status_is_folded_not_a_new_series() -> None:
+    metrics = Metrics()
+    metrics.record_invoke_refused(status=500)
+    assert value(metrics, "stepline_invoke_refusals_total", status=OTHER) == 1
+    assert value(metrics, "stepline_invoke_refusals_total", status="500") is None
+    overflow = {"metric": "stepline_invoke_refusals_total", "reason": "invalid"}
+    assert value(metrics, "stepline_metrics_label_overflow_total", **overflow) == 1
