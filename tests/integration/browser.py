@@ -34,7 +34,8 @@ from tests.integration.localcluster import HACK, REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-# The README's screenshots are taken at this size; a fixed one keeps layouts comparable too.
+# The page's size (the viewport): the README's screenshots are taken at it, and a fixed one
+# keeps layouts comparable from run to run.
 WINDOW_SIZE = (1280, 800)
 PAGE_LOAD_TIMEOUT_SECONDS = 30
 AXE_INSTALLER = HACK / "install-axe.sh"
@@ -67,6 +68,12 @@ def start_chromium(
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path=str(chromedriver)), options=options)
     driver.set_page_load_timeout(PAGE_LOAD_TIMEOUT_SECONDS)
+    # --window-size sizes the window, the browser's own bars included: grow it by what they
+    # take, so that pages (and screenshots) get WINDOW_SIZE.
+    bars = driver.execute_script(
+        "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];"
+    )
+    driver.set_window_size(WINDOW_SIZE[0] + bars[0], WINDOW_SIZE[1] + bars[1])
     return driver
 
 
