@@ -598,6 +598,20 @@ def test_a_garbage_token_is_refused_at_the_sign_in_page_with_a_message(
     assert not chromium.find_elements(By.CSS_SELECTOR, "button#sign-out")
 
 
+def test_signing_out_drops_the_token_and_the_next_page_asks_for_one_again(
+    bed: UiBed, chromium: Chrome
+) -> None:
+    sign_in(chromium, bed, bed.tokens["viewer"])
+    assert chromium.get_cookie("stepline-token") is not None
+
+    chromium.find_element(By.ID, "sign-out").click()
+    wait_for(chromium, lambda d: d.get_cookie("stepline-token") is None, "the cookie dropped")
+    chromium.get(bed.url(f"namespaces/{bed.finance}/workflows"))
+
+    wait_for(chromium, present("form#login"), "the sign-in form after signing out")
+    assert not chromium.find_elements(By.CSS_SELECTOR, "table#workflows")
+
+
 @pytest.mark.parametrize(
     "graph", [FINANCE_GRAPH, MANUFACTURING_GRAPH], ids=["finance", "manufacturing"]
 )
@@ -904,6 +918,8 @@ def test_every_page_has_no_serious_accessibility_violation_and_every_control_a_l
         "runs": f"namespaces/{bed.finance}/runs",
         "run": f"namespaces/{bed.finance}/runs/trade-charles-1",
         "running run": f"namespaces/{bed.work}/runs/{run}",
+        "bad request": f"namespaces/{bed.finance}/runs?phase=Sleeping",
+        "not found": f"namespaces/{bed.finance}/runs/no-such-run",
     }
     problems = {}
     for page, path in pages.items():
