@@ -533,6 +533,17 @@ def test_starting_the_browser_without_chromium_fails_naming_the_install_script(
     assert "chromium" in str(missing.value)
 
 
+def test_the_accessibility_check_without_axe_core_fails_naming_its_install_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEPLINE_CACHE", str(tmp_path))  # an empty cache
+
+    with pytest.raises(browser.BrowserNotInstalledError) as missing:
+        browser.axe_script()
+
+    assert "hack/install-axe.sh" in str(missing.value)
+
+
 def test_the_accessibility_check_finds_an_unlabelled_field_and_passes_a_labelled_one(
     chromium: Chrome,
 ) -> None:
