@@ -5,10 +5,12 @@ One operator serves the module, watching three namespaces: the finance example's
 ServiceSteps, Workflow and both example runs, served by the example's own services on loopback,
 as test_city.py serves the city's), the manufacturing example's, and one of the tests' own
 workflows played by the programmable step server: `brief` holds its first step a few seconds (a
-run to watch live), `held` holds it for minutes (a run to cancel or delete while viewed), `batch`
-answers at once (sixty runs, to page through). People sign in with ServiceAccount tokens bound
-to Roles, as users grant them: `viewer` may get and list workflows and runs, `canceller` may
-also patch runs. The browser hooks are those docs/ui.md lists for tests.
+run to watch live), `pausing` a little longer (a run to cancel from its page: a cancel is
+honoured between calls, so it ends when that call answers), `held` for minutes (a run viewed
+while it runs, or deleted), `batch` answers at once (sixty runs, to page through). People sign
+in with ServiceAccount tokens bound to Roles, as users grant them: `viewer` may get and list
+workflows and runs, `canceller` may also patch runs. The browser hooks are those docs/ui.md
+lists for tests.
 
 Each page is screenshotted into the artefacts directory (browser.py); nothing is skipped: a
 machine without Chromium or axe-core fails naming what to install.
