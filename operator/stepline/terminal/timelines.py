@@ -90,7 +90,8 @@ def render_timeline(
 
 
 def build_rows(status: WorkflowRunStatus, *, now: datetime | None, width: int) -> list[StepRow]:
-    """A row per step, in the order the steps started (the web view's timeline too)."""
+    """A row per step, in the order the steps started (the web view's timeline too); a step
+    the status names as being called (`currentStep`) is Running even before its first record."""
     definition = pinned_steps(status)
     waits = describe_waits(status.waiting_for)
     return [
@@ -102,8 +103,27 @@ def build_rows(status: WorkflowRunStatus, *, now: datetime | None, width: int) -
             waiting=waits.get(record.name, []),
             width=width,
         )
-        for record in order_by_start(status.steps)
+        for record in order_by_start(with_running(status))
     ]
+
+
+def with_running(status: WorkflowRunStatus) -> list[StepRecord]:
+    """The step records, with those being called (`currentStep`: the start of a run writes it
+    before any record, and a checkpoint lags behind the steps it starts) shown Running."""
+    running = [name for name in (status.current_step or "").split(",") if name and name[0] != "+"]
+    if status.phase.is_finished or not running:
+        return list(status.steps)
+    records = [
+        record.model_copy(update={"phase": StepPhase.RUNNING})
+        if record.name in running and record.phase is StepPhase.PENDING
+        else record
+        for record in status.steps
+    ]
+    known = {record.name for record in records}
+    records += [
+        StepRecord(name=name, phase=StepPhase.RUNNING) for name in running if name not in known
+    ]
+    return records
 
 
 def parse_status(run: Mapping[str, Any]) -> WorkflowRunStatus:

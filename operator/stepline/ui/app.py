@@ -349,6 +349,7 @@ class UiApp:
                 (of(step.calls) or "unknown") if step.calls else "-",
                 ", ".join(step.after) or "starts with the run",
                 step.when or (step.for_each and f"for each of {step.for_each}") or "-",
+                step.undone_by or "-",
             )
             for step in graph.steps
         ]

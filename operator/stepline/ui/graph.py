@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from stepline.terminal.graphs import Graph, GraphStep
 from stepline.ui.html import Html, join, tag
 
-WIDTH, HEIGHT = 240, 92  # of a step's box
+WIDTH, HEIGHT = 240, 110  # of a step's box: its name and up to four lines
 GAP_X, GAP_Y, MARGIN = 32, 56, 12
 LINE = 18  # between text lines in a box
 LONGEST = 32  # characters of a line in a box; its <title> has it whole
@@ -116,7 +116,7 @@ def _node(step: GraphStep, at: tuple[int, int], replicas: Replicas) -> Html:
         tag("text", {"x": x + 12, "y": y + 24, "class": "name"}, _short(step.name)),
         *(
             tag("text", {"x": x + 12, "y": y + 24 + LINE * (i + 1), "class": css}, _short(line))
-            for i, (css, line) in enumerate(lines[:3])
+            for i, (css, line) in enumerate(lines)
         ),
     ]
     whole = "; ".join([step.name, *(line for _, line in lines)])

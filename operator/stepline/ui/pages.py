@@ -154,7 +154,7 @@ def workflow_page(
     workflow: Workflow,
     *,
     graph: Html,
-    steps: Iterable[tuple[str, str, str, str, str]],
+    steps: Iterable[tuple[str, str, str, str, str, str]],
     recent: Sequence[RunRow],
     now: datetime,
     user: str | None,
@@ -180,7 +180,7 @@ def workflow_page(
             table(
                 "steps",
                 "Steps",
-                ("Step", "ServiceStep", "Replicas ready", "Waits for", "Condition"),
+                ("Step", "ServiceStep", "Replicas ready", "Waits for", "Condition", "Undone by"),
                 step_rows,
                 empty="The workflow has no step.",
             ),

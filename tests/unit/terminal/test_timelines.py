@@ -235,3 +235,27 @@ def test_the_timeline_follows_the_terminals_width_but_never_narrower_than_80(
     monkeypatch.setenv("COLUMNS", columns)
 
     assert terminal_width() == width
+
+
+def test_a_step_named_as_being_called_before_any_record_shows_running() -> None:
+    # The start of a run writes currentStep before the first checkpoint writes any record.
+    text = render_timeline(run_body(currentStep="hold"), now=datetime.fromisoformat(at(30)))
+
+    assert "no step has a record yet" not in text
+    assert "hold  Running" in text
+    assert "running (attempt 1)" in text
+
+
+def test_a_pending_record_of_a_step_being_called_shows_running_and_a_finished_run_ignores_it() -> (
+    None
+):
+    pending = ({"name": "a", "phase": "Pending"}, {"name": "b", "phase": "Pending"})
+    running = render_timeline(run_body(*pending, currentStep="a,+1"))
+    done = render_timeline(run_body(*pending, currentStep="a", phase="Cancelled"))
+
+    assert [line.split()[:2] for line in running.splitlines()[-2:]] == [
+        ["a", "Running"], ["b", "Pending"],
+    ]  # fmt: skip
+    assert [line.split()[:2] for line in done.splitlines()[-2:]] == [
+        ["a", "Pending"], ["b", "Pending"],
+    ]  # fmt: skip
