@@ -317,9 +317,11 @@ def run_fragment(
     """What a run page replaces as the run goes on: its facts, its timeline, its actions."""
     status = parse_status(run)
     pairs = header_fields(run, status, now=now, width=WIDE)
+    shown = status.phase.value
+    badge = tag("span", {"class": f"phase phase-{shown.lower()}", "id": "run-phase"}, shown)
     fact_list = facts(
         (
-            (label, phase_badge(status.phase.value) if label == "Phase" else value)
+            (label, join((badge, value.removeprefix(shown))) if label == "Phase" else value)
             for label, value in pairs
             if label != "Run"
         ),
@@ -353,8 +355,7 @@ def run_fragment(
         rows,
         empty="No step has started yet.",
     )
-    phase = tag("p", None, "Phase: ", tag("strong", {"id": "run-phase"}, status.phase.value))
-    return join((phase, fact_list, timeline, _actions(namespace, run, actions)))
+    return join((fact_list, timeline, _actions(namespace, run, actions)))
 
 
 def _actions(namespace: str, run: Mapping[str, Any], actions: Sequence[Action]) -> Html:

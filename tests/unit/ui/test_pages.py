@@ -273,7 +273,7 @@ async def test_a_run_page_lists_its_steps_in_the_order_they_started_with_their_p
     phases = re.findall(r'<tr data-step="[^"]+" class="step-[a-z]+"><th scope="row">[^<]+</th>'
                         r'<td class="phase"><span class="[^"]+">([A-Za-z]+)<', page)  # fmt: skip
     assert phases == ["Succeeded", "Skipped", "Succeeded", "Pending"]
-    assert '<strong id="run-phase">Running</strong>' in page
+    assert '<span class="phase phase-running" id="run-phase">Running</span>' in page
     assert '<span id="live" role="status">live</span>' in page
     assert 'data-updates="/ui/namespaces/shop/runs/trade-x7k2p/updates" data-version="7"' in page
     assert "&quot;qty&quot;: 3" in page  # its input

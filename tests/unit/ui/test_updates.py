@@ -51,7 +51,7 @@ async def test_a_viewer_behind_the_watch_gets_the_newer_version_and_html_at_once
     assert got.status == 200
     assert header(got, "Cache-Control") == "no-store"
     assert (update["version"], update["live"]) == ("8", "finished")
-    assert '<strong id="run-phase">Succeeded</strong>' in update["html"]
+    assert '<span class="phase phase-succeeded" id="run-phase">Succeeded</span>' in update["html"]
     assert '<tr data-step="validation"' in update["html"]
     assert "<html" not in update["html"]  # only what replaces #run-live
 
