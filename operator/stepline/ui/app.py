@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from stepline.api import API_VERSION, RunPhase
+from stepline.api import API_VERSION, RunPhase, RunStatistics, Workflow
 from stepline.api import Verdict as Decision
 from stepline.deciding import record_decision
 from stepline.errors import DecisionError, KubeApiError, RerunError
@@ -320,7 +320,11 @@ class UiApp:
             return html(
                 404, pages.problem_page("Not found", message, user=session.user, back="/ui/")
             )
-        page = pages.workflows_page(namespace, found, user=session.user, notice=self._stale())
+        runs = self._catalog.runs
+        shown = [
+            (w, runs.statistics(namespace, w.metadata.name or "") or _written(w)) for w in found
+        ]
+        page = pages.workflows_page(namespace, shown, user=session.user, notice=self._stale())
         return html(200, page)
 
     async def _workflow(self, request: Request, session: Session, target: Target) -> Response:
@@ -572,6 +576,15 @@ async def _perform(
         reason = form.get("reason") or None
         await record_decision(kube, namespace, name, step=step, verdict=verdict, reason=reason)
     return None
+
+
+def name_of(workflow: Workflow) -> str:
+    return workflow.metadata.name or ""
+
+
+def _written(workflow: Workflow) -> RunStatistics | None:
+    """The run statistics in the Workflow's status (of runs since deleted, too)."""
+    return workflow.status.runs if workflow.status is not None else None
 
 
 def _rerun_refusal(name: str, run: dict[str, Any]) -> str | None:

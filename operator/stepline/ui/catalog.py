@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from stepline.api import RunPhase, ServiceStep, Workflow
+from stepline.api import RunPhase, RunStatistics, ServiceStep, Workflow
 from stepline.ui.live import RunFeed
 
 
@@ -29,6 +29,10 @@ class RunRow:
 class RunSource(Protocol):
     def rows_in(self, namespace: str) -> Iterable[RunRow]:
         """Every run of the namespace the run watch has seen, in no order."""
+        ...
+
+    def statistics(self, namespace: str, workflow: str) -> RunStatistics | None:
+        """The workflow's run statistics now (its status has them up to 30 s later)."""
         ...
 
 

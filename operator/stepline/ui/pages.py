@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from stepline.api import RunPhase, StepPhase, Workflow
+from stepline.api import RunPhase, RunStatistics, StepPhase, Workflow
 from stepline.terminal.durations import format_age, format_duration
 from stepline.terminal.timelines import build_rows, header_fields, parse_status
 from stepline.ui.catalog import RunRow
@@ -88,9 +88,14 @@ def home_page(namespaces: Sequence[tuple[str, int]], *, user: str | None) -> byt
 
 
 def workflows_page(
-    namespace: str, workflows: Sequence[Workflow], *, user: str | None, notice: str | None
+    namespace: str,
+    workflows: Sequence[tuple[Workflow, RunStatistics | None]],
+    *,
+    user: str | None,
+    notice: str | None,
 ) -> bytes:
-    rows = (_workflow_row(namespace, workflow) for workflow in workflows)
+    """Each workflow with its run statistics (`runs`: as the run watch has them now)."""
+    rows = (_workflow_row(namespace, workflow, runs) for workflow, runs in workflows)
     body = join(
         (
             tag("p", None, link(runs_href(namespace), f"All runs in {namespace}")),
@@ -118,7 +123,7 @@ def workflows_page(
     return page(f"Workflows in {namespace}", body, user=user, crumbs=crumbs, notice=notice)
 
 
-def _workflow_row(namespace: str, workflow: Workflow) -> Html:
+def _workflow_row(namespace: str, workflow: Workflow, runs: RunStatistics | None) -> Html:
     name = workflow.metadata.name or ""
     status = workflow.status
     ready = next((c for c in status.conditions if c.type == "Ready"), None) if status else None
@@ -129,7 +134,6 @@ def _workflow_row(namespace: str, workflow: Workflow) -> Html:
         tag("span", {"class": f"ready-{ready_text.lower()}"}, ready_text),
         f" ({ready.reason})" if ready is not None and ready_text != "True" else "",
     )
-    runs = status.runs if status else None
     latency = runs.latency_seconds if runs else None
     rate = runs.success_rate if runs else None
     last = runs.last_run_name if runs else None

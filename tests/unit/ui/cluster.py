@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from stepline.api import RunPhase, ServiceStep, Workflow
+from stepline.api import RunPhase, RunStatistics, ServiceStep, Workflow
 from stepline.gateway.serving import Request, Response
 from stepline.ui.catalog import Catalog, RunRow
 from stepline.ui.live import RunFeed
@@ -163,9 +163,13 @@ class Runs:
     bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     failing: Exception | None = None
     reads: list[tuple[str, str]] = field(default_factory=list)
+    figures: dict[str, RunStatistics] = field(default_factory=dict)  # by workflow
 
     def rows_in(self, namespace: str) -> Iterable[RunRow]:
         return list(self.rows) if namespace == NAMESPACE else []
+
+    def statistics(self, namespace: str, workflow: str) -> RunStatistics | None:
+        return self.figures.get(workflow) if namespace == NAMESPACE else None
 
     async def read_run(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.reads.append((namespace, name))

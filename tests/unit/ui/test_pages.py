@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from stepline.api import RunPhase, ServiceStep
+from stepline.api import LatencyQuantiles, RunPhase, RunStatistics, ServiceStep
 from stepline.errors import KubeApiError
 from stepline.ui.app import UiApp
 from stepline.ui.catalog import RunRow
@@ -56,6 +56,23 @@ async def test_the_workflows_page_has_a_row_per_workflow_with_its_readiness(app:
     assert data_rows(page, "data-workflow") == ["production-shift", "trade"]
     assert '<td class="ready"><span class="ready-unknown">Unknown</span></td>' in page
     assert '<td class="success-rate">-</td>' in page
+
+
+async def test_the_workflows_page_shows_the_run_statistics_of_the_run_watch_not_yet_written(
+    app: UiApp, runs: Runs
+) -> None:
+    # The Workflow's status has none yet (retention writes them every 30 s); the watch has.
+    runs.figures["trade"] = RunStatistics(
+        total=4, active=1, succeeded=2, failed=1, success_rate=2 / 3,
+        latency_seconds=LatencyQuantiles(p50=1.5, p90=2.0, p99=2.5),
+    )  # fmt: skip
+
+    page = text(await app(get("/ui/namespaces/shop/workflows")))
+
+    trade = page.split('data-workflow="trade"')[1].split("</tr>")[0]
+    assert "<td>4 (1 active)</td>" in trade
+    assert '<td class="success-rate">67%</td>' in trade
+    assert "<td>1.50s</td><td>2.00s</td><td>2.50s</td>" in trade
 
 
 async def test_a_namespace_without_workflows_is_404_to_a_user_who_may_list_there(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from stepline.api import API_VERSION, RunPhase, StepPhase, Workflow
+from stepline.api import API_VERSION, RunPhase, RunStatistics, StepPhase, Workflow
 from stepline.controllers.runtime import Runtime
 from stepline.controllers.workflowruns.prediction import DurationHistory, SuccessfulRun
 from stepline.controllers.workflowruns.retention import FinishedRun, select_expired_runs
@@ -82,6 +82,12 @@ class RunIndex:
                     summary.name, workflow, summary.phase, entry.created, summary.duration_seconds
                 )
 
+    def statistics(self, namespace: str, workflow: str) -> RunStatistics | None:
+        """The workflow's run statistics as they are now: what retention writes to its status
+        at its next round (the web view shows them at once)."""
+        entries = self.entries(namespace, workflow)
+        return run_statistics(entries, self.observations(namespace, workflow))
+
     def observations(self, namespace: str, workflow: str) -> list[SuccessfulRun]:
         """The workflow's last successful runs (DurationHistory), deleted ones included."""
         history = self._histories.get((namespace, workflow))
@@ -91,6 +97,20 @@ class RunIndex:
         """Drops the histories of workflows that no longer exist."""
         for key in [key for key in self._histories if key not in workflows]:
             del self._histories[key]
+
+
+def run_statistics(
+    entries: Sequence[RunEntry], observed: Sequence[SuccessfulRun]
+) -> RunStatistics | None:
+    """The statistics of a workflow's runs (None without any), the newest named last."""
+    if not entries:
+        return None
+    newest = max(entries, key=lambda e: e.created or datetime.min.replace(tzinfo=UTC))
+    return compute_run_statistics(
+        [entry.summary for entry in entries],
+        last_run_name=newest.summary.name,
+        observed=observed or None,
+    )
 
 
 def _newly_succeeded(before: RunEntry | None, after: RunEntry) -> bool:
@@ -156,14 +176,10 @@ async def keep_runs(
     retention = workflow.spec.retention
     for name in select_expired_runs(finished, retention, now=datetime.now(UTC)):
         await runtime.kube.delete(API_VERSION, "WorkflowRun", namespace, name)
-    if not entries:
+    computed = run_statistics(entries, observed)
+    if computed is None:
         return
-    newest = max(entries, key=lambda e: e.created or datetime.min.replace(tzinfo=UTC))
-    statistics = compute_run_statistics(
-        [entry.summary for entry in entries],
-        last_run_name=newest.summary.name,
-        observed=observed or None,
-    ).to_wire()
+    statistics = computed.to_wire()
     key = ("WorkflowRunStatistics", namespace, workflow.metadata.name or "")
     current = workflow.status.runs.to_wire() if workflow.status.runs else None
     if statistics not in (current, runtime.statuses.last(*key)):

@@ -65,3 +65,26 @@ def test_a_successful_run_enters_the_history_once_and_stays_after_it_is_deleted(
         "shop", "orders")] == [(2.0, {"pay": 1.5})]  # fmt: skip
     index.forget_histories_except({("shop", "refunds")})  # the workflow was deleted
     assert index.observations("shop", "orders") == []
+
+
+def test_the_web_view_reads_each_namespaces_runs_and_a_workflows_statistics_now() -> None:
+    index = RunIndex()
+    index.record("ADDED", run("a-1", "orders", phase="Succeeded", durationSeconds=2.0,
+                              finishedAt="2026-11-27T05:00:02Z"))  # fmt: skip
+    index.record("ADDED", run("a-2", "orders", phase="Failed", finishedAt="2026-11-27T05:00:03Z"))
+    index.record("ADDED", run("b-1", "refunds", phase="Running"))
+
+    rows = sorted((row.workflow, row.name, row.phase, row.duration_seconds)
+                  for row in index.rows_in("shop"))  # fmt: skip
+    statistics = index.statistics("shop", "orders")
+
+    assert rows == [
+        ("orders", "a-1", RunPhase.SUCCEEDED, 2.0),
+        ("orders", "a-2", RunPhase.FAILED, None),
+        ("refunds", "b-1", RunPhase.RUNNING, None),
+    ]
+    assert list(index.rows_in("elsewhere")) == []
+    assert statistics is not None
+    assert (statistics.total, statistics.succeeded, statistics.failed) == (2, 1, 1)
+    assert statistics.success_rate == 0.5
+    assert index.statistics("shop", "nothing") is None
