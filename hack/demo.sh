@@ -224,7 +224,7 @@ show_ui() {
   echo "   sign in with the token of ServiceAccount $namespace/viewer (reads runs, may cancel,"
   echo "   suspend, resume and rerun them), also in $demo/viewer.token:"
   viewer_token >"$demo/viewer.token"
-  echo "   kubectl create token viewer -n $namespace"
+  echo "   (a new one: kubectl create token viewer -n $namespace)"
 }
 
 finance_demo() {
