@@ -18,6 +18,16 @@ USER = {
 HEADER = f"Bearer {TOKEN}"
 
 
+class Clock:
+    """A monotonic clock the test moves by hand (`now`), for the authorizer's kept verdicts."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Reviewer:
     """The API server's side: `tokens` it accepts (with the audiences each was issued for),
     `grants` of (username, namespace, name); `failing` answers every review with an error;

@@ -20,15 +20,7 @@ from stepline.gateway.authorizing import (
     parse_bearer,
 )
 from stepline.settings import Settings
-from tests.unit.gateway.reviewers import HEADER, TOKEN, USER, Reviewer
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.gateway.reviewers import HEADER, TOKEN, USER, Clock, Reviewer
 
 
 @pytest.fixture

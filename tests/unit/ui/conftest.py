@@ -13,6 +13,7 @@ from stepline.gateway.authorizing import Authorizer
 from stepline.kube import KubeApi
 from stepline.ui.app import UiApp
 from stepline.ui.live import RunFeed
+from tests.unit.gateway.reviewers import Clock
 from tests.unit.ui.cluster import (
     NOW,
     READER,
@@ -22,14 +23,6 @@ from tests.unit.ui.cluster import (
     build_catalog,
     example_workflow,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from stepline.gateway.authorizing import Authorizer
 from stepline.ui.app import UiApp
 from stepline.ui.html import asset
+from tests.unit.gateway.reviewers import Clock
 from tests.unit.ui.cluster import (
     OPERATOR,
     Reviewer,
@@ -30,7 +31,6 @@ from tests.unit.ui.cluster import (
     post,
     run_body,
 )
-from tests.unit.ui.conftest import Clock
 
 HOSTILE = [
     "<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "'><svg onload=alert(1)>",

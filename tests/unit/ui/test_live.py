@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from stepline.ui.live import KEEP_SECONDS, SWEEP_SECONDS, RunFeed, RunUpdate, version_of
-from tests.unit.ui.conftest import Clock
+from tests.unit.gateway.reviewers import Clock
 
 WAIT = 30.0  # a waiter's timeout that never expires in these tests
 

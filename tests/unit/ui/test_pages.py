@@ -15,6 +15,7 @@ from stepline.errors import KubeApiError
 from stepline.ui.app import UiApp
 from stepline.ui.catalog import RunRow
 from stepline.ui.live import RunFeed
+from tests.unit.gateway.reviewers import Clock
 from tests.unit.ui.cluster import (
     NOW,
     OPERATOR,
@@ -31,7 +32,6 @@ from tests.unit.ui.cluster import (
     succeeded,
     text,
 )
-from tests.unit.ui.conftest import Clock
 
 # The home page and the workflows
 
