@@ -21,7 +21,7 @@ need() { # package check-command...
 need python3-venv python3 -c 'import ensurepip, venv'
 # prometheus and promtool: the observability tests run a real Prometheus and check the alert rules.
 need prometheus sh -c 'command -v prometheus && command -v promtool'
-# chromium and its chromedriver: the browser tests (tests/integration/test_ui_browser.py) drive
+# chromium and its chromedriver: the browser tests (tests/integration/ui/test_browser.py) drive
 # the web view through selenium; fonts-dejavu-core gives their screenshots legible text.
 need chromium test -x /usr/bin/chromium
 need chromium-driver test -x /usr/bin/chromedriver
