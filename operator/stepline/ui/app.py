@@ -163,7 +163,13 @@ class UiApp:
             self._check_origin(request)
             expired = f"{COOKIE}=; Path=/ui/; Max-Age=0; {COOKIE_FLAGS}"
             return redirect("/ui/login", ("Set-Cookie", expired))
-        session = await self._session(request, json=route is Route.UPDATES)
+        return await self._signed_in(request, target)
+
+    async def _signed_in(self, request: Request, target: Target) -> Response:
+        """A page or update of a signed-in user (or of anyone, without authentication)."""
+        route = target.route
+        json = route is Route.UPDATES  # asked by the run page's script: errors in JSON
+        session = await self._session(request, json=json)
         handlers: dict[Route, Callable[[Request, Session, Target], Awaitable[Response]]] = {
             Route.HOME: self._home,
             Route.WORKFLOWS: self._workflows,
@@ -173,9 +179,15 @@ class UiApp:
             Route.UPDATES: self._updates,
             Route.ACTION: self._act,
         }
-        if route is not Route.ACTION:
-            _only(request, "GET", "HEAD")
-        return await handlers[route](request, session, target)
+        try:
+            if route is not Route.ACTION:
+                _only(request, "GET", "HEAD", json=json)
+            return await handlers[route](request, session, target)
+        except BadRequest as exc:  # the user is known here: the page says who is signed in
+            if json:
+                return _json_error(400, str(exc))
+            page = pages.problem_page("Bad request", str(exc), user=session.user, back="/ui/")
+            return html(400, page)
 
     # who asks
 
@@ -595,18 +607,23 @@ def _rerun_refusal(name: str, run: dict[str, Any]) -> str | None:
     return None
 
 
-def _only(request: Request, *methods: str) -> None:
+def _only(request: Request, *methods: str, json: bool = False) -> None:
     if request.method not in methods:
         allowed = ", ".join(methods)
-        body = pages.problem_page(
-            "Method not allowed", f"{request.method} is not allowed here; use {allowed}.", user=None
-        )
+        message = f"{request.method} is not allowed here; use {allowed}."
+        if json:
+            refused = _json_error(405, message)
+            raise _Answer(Response(405, refused.body, headers=(("Allow", allowed),)))
+        body = pages.problem_page("Method not allowed", message, user=None)
         raise _Answer(html(405, body, ("Allow", allowed)))
 
 
 def _json_error(status: int, message: str) -> Response:
     """An error of the update requests, in the body invoke's errors have."""
-    reasons = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 500: "Unreadable"}
+    reasons = {
+        400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 405: "MethodNotAllowed",
+        500: "Unreadable",
+    }  # fmt: skip
     reason = reasons.get(status, "Unavailable")
     return json_error(status, reason, message)
 

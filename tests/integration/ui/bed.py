@@ -61,6 +61,9 @@ BATCH_RUNS = 60
 
 
 WAIT_SECONDS = 30  # for what the browser shows to follow the cluster
+# How long the operator remembers an allowed viewer (STEPLINE_INVOKE_AUTH_ALLOWED_TTL_SECONDS):
+# shorter than the default 10 s, so that a test waits less for a revocation to be seen.
+ALLOWED_TTL_SECONDS = 3
 
 
 # The tests' own ServiceSteps on the step server, each with its call timeout.

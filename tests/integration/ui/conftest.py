@@ -18,6 +18,7 @@ from tests.integration.stepservices import (
     ThreadedStepServer,
 )
 from tests.integration.ui.bed import (
+    ALLOWED_TTL_SECONDS,
     BRIEF_HOLD_SECONDS,
     CANCELLER_RULES,
     FINANCE,
@@ -80,6 +81,8 @@ def bed(
             "STEPLINE_UI": "true",
             # Run statistics every 2 s, not 30: the workflows page shows a success rate sooner.
             "STEPLINE_RETENTION_INTERVAL_SECONDS": "2",
+            # A revoked permission is seen within 3 s, not 10 (the default).
+            "STEPLINE_INVOKE_AUTH_ALLOWED_TTL_SECONDS": str(ALLOWED_TTL_SECONDS),
             "STEPLINE_ENDPOINT_OVERRIDES": json.dumps(overrides),
         },
     )

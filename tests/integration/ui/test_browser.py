@@ -37,6 +37,7 @@ from tests.integration.stepservices import (
     FINISHED_PHASES,
 )
 from tests.integration.ui.bed import (
+    ALLOWED_TTL_SECONDS,
     BATCH_RUNS,
     BRIEF_HOLD_SECONDS,
     CANCEL,
@@ -44,8 +45,10 @@ from tests.integration.ui.bed import (
     MANUFACTURING_GRAPH,
     PAGE_SIZE,
     PAUSE_SECONDS,
+    VIEWER_RULES,
     WAIT_SECONDS,
     UiBed,
+    grant,
     start_run,
     wait_phase,
 )
@@ -406,6 +409,30 @@ def test_a_run_deleted_while_viewed_says_so_and_stops_updating(
     said = f"{text_of(chromium, '#problem')} {text_of(chromium, '#notice')}"
     assert "deleted" in said.lower(), f"#problem and #notice say: {said!r}"
     assert chromium.find_element(By.ID, "live").get_attribute("role") == "status"
+
+
+def test_a_viewer_whose_permission_is_taken_away_sees_the_updates_stop_with_the_reason(
+    bed: UiBed, chromium: Chrome, shoot: Callable[[str], Path], held_run: str
+) -> None:
+    run = held_run
+    sign_in(chromium, bed, grant(bed.cluster, (bed.work,), "revoked", VIEWER_RULES))
+    open_page(chromium, bed, f"namespaces/{bed.work}/runs/{run}")
+    assert text_of(chromium, "#live") == "live"
+
+    bed.cluster.kubectl("delete", "rolebinding", "revoked-ui", "-n", bed.work)
+    time.sleep(ALLOWED_TTL_SECONDS + 1)  # the operator remembers an allowed viewer this long
+    # An event of the run answers the update request parked since before the revocation; the
+    # page's next one is checked again, and refused.
+    bed.cluster.kubectl("annotate", "workflowrun", run, "-n", bed.work, "viewed=revoked")
+
+    wait_for(chromium, lambda d: text_of(d, "#live") == "stopped", "#live to say stopped")
+    shoot("updates-stopped")
+    problem = text_of(chromium, "#problem")
+    assert problem.startswith("Updates stopped: "), problem
+    assert "may not get workflowruns.stepline.io" in problem, problem
+    asked = update_requests(chromium)
+    time.sleep(3)
+    assert update_requests(chromium) == asked, "the page keeps asking after a 403"
 
 
 def test_every_page_has_no_serious_accessibility_violation_and_every_control_a_label(

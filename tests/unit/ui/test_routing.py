@@ -11,7 +11,7 @@ import pytest
 from stepline.gateway.serving import Request
 from stepline.ui.app import UiApp
 from stepline.ui.html import SECURITY_HEADERS
-from tests.unit.ui.cluster import Runs, get, header, post, request, run_body, text
+from tests.unit.ui.cluster import USERNAME, Runs, get, header, post, request, run_body, text
 
 
 @pytest.mark.parametrize(
@@ -43,6 +43,16 @@ async def test_a_name_that_is_not_a_kubernetes_name_is_400_naming_the_part(app: 
     assert '<p id="problem" role="alert">namespace &#x27;Shop&#x27; is not a Kubernetes name' in (
         text(answer)
     )
+
+
+async def test_a_bad_query_of_a_signed_in_user_is_400_saying_who_is_signed_in(
+    app: UiApp,
+) -> None:
+    answer = await app(get("/ui/namespaces/shop/runs", "phase=Sleeping"))
+
+    assert answer.status == 400
+    assert "phase &#x27;Sleeping&#x27; is not one of" in text(answer)
+    assert f"Signed in as <strong>{USERNAME}</strong>" in text(answer)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,16 @@ from stepline.errors import KubeApiError
 from stepline.ui import app as app_module
 from stepline.ui.app import UiApp
 from stepline.ui.live import RunFeed
-from tests.unit.ui.cluster import Reviewer, Runs, answer, get, header, run_body, succeeded
+from tests.unit.ui.cluster import (
+    Reviewer,
+    Runs,
+    answer,
+    get,
+    header,
+    request,
+    run_body,
+    succeeded,
+)
 
 RUN = "/ui/namespaces/shop/runs/trade-x7k2p"
 UPDATES = f"{RUN}/updates"
@@ -122,6 +131,24 @@ async def test_a_version_that_is_not_a_resource_version_is_400_in_json(
 
     assert got.status == 400
     assert answer(got)["error"]["reason"] == "BadRequest"
+
+
+async def test_a_parameter_updates_do_not_take_is_400_in_json_naming_it(shown: UiApp) -> None:
+    got = await shown(get(UPDATES, "version=7&phase=Running"))
+
+    assert got.status == 400
+    assert answer(got)["error"]["reason"] == "BadRequest"
+    assert "phase" in answer(got)["error"]["message"]
+
+
+async def test_updates_posted_are_405_in_json_with_allow(shown: UiApp) -> None:
+    got = await shown(request("POST", UPDATES))
+
+    assert got.status == 405
+    assert header(got, "Allow") == "GET, HEAD"
+    assert answer(got)["error"] == {
+        "reason": "MethodNotAllowed", "message": "POST is not allowed here; use GET, HEAD."
+    }  # fmt: skip
 
 
 async def test_updates_without_the_cookie_are_401_in_json_not_a_redirect(shown: UiApp) -> None:

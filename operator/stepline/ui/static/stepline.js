@@ -40,6 +40,15 @@
     }
   }
 
+  async function reason(answer) {
+    try {
+      const body = await answer.json();
+      return body.error.message;
+    } catch (error) {
+      return "the operator answered " + answer.status + ".";
+    }
+  }
+
   async function follow() {
     for (;;) {
       let answer;
@@ -54,6 +63,13 @@
       if (answer && answer.status === 401) {
         live.textContent = "signed out";
         say("Sign in again to keep following this run.");
+        return;
+      }
+      if (answer && answer.status >= 400 && answer.status < 500 && answer.status !== 408 &&
+          answer.status !== 429) {
+        // Refused (the permission was taken away, say): asking again would be refused again.
+        live.textContent = "stopped";
+        say("Updates stopped: " + (await reason(answer)));
         return;
       }
       if (!answer || !answer.ok) {
