@@ -1,10 +1,11 @@
 """A real Prometheus for tests: `PrometheusServer` runs Debian's `prometheus` binary on loopback.
 
-`start()` writes a scrape configuration (the given targets, every second, with `honor_labels`
-as Stepline's ServiceMonitor sets it), loads the given rule files, starts Prometheus on a free
-127.0.0.1 port with a temporary data folder and waits for `/-/ready`; `query`, `query_range`,
-`alerts`, `exemplars` and `format_query` talk to its HTTP API; `stop()` ends it. A missing
-binary fails the test, saying how to install it: nothing is skipped.
+`start()` writes a scrape configuration (the given targets, and any `more_targets` with labels
+of their own, every second, with `honor_labels` as Stepline's ServiceMonitor sets it), loads
+the given rule files, starts Prometheus on a free 127.0.0.1 port with a temporary data folder
+and waits for `/-/ready`; `query`, `query_range`, `alerts`, `exemplars` and `format_query` talk
+to its HTTP API; `stop()` ends it. A missing binary fails the test, saying how to install it:
+nothing is skipped.
 
 Below the class, what the checks need from the committed monitoring files: every dashboard
 query with its Grafana variables filled in, and the rules with their `for` holds removed (the
@@ -38,6 +39,15 @@ STARTUP_TIMEOUT = 30.0
 _T = TypeVar("_T")
 
 
+@dataclass(frozen=True)
+class TargetGroup:
+    """Targets scraped with labels of their own, as service discovery gives each pod its
+    namespace: several installations of the operator under one job."""
+
+    targets: Sequence[str]
+    labels: Mapping[str, str]
+
+
 class PrometheusError(RuntimeError):
     """Prometheus refused a request (a query that does not parse, say) or did not answer."""
 
@@ -55,6 +65,7 @@ class PrometheusServer:
     workdir: Path
     rule_files: Sequence[Path] = (RULES,)
     target_labels: Mapping[str, str] = field(default_factory=dict)
+    more_targets: Sequence[TargetGroup] = ()
     scrape_interval: str = "1s"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -158,6 +169,7 @@ class PrometheusServer:
         static: dict[str, Any] = {"targets": list(self.targets)}
         if self.target_labels:
             static["labels"] = dict(self.target_labels)
+        more = [{"targets": list(g.targets), "labels": dict(g.labels)} for g in self.more_targets]
         return {
             "global": {
                 "scrape_interval": self.scrape_interval,
@@ -166,7 +178,7 @@ class PrometheusServer:
             },
             "rule_files": [str(path) for path in self.rule_files],
             "scrape_configs": [
-                {"job_name": "stepline", "honor_labels": True, "static_configs": [static]}
+                {"job_name": "stepline", "honor_labels": True, "static_configs": [static, *more]}
             ],
         }
 

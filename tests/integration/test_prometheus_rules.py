@@ -2,11 +2,14 @@
 
 A loopback HTTP server serves a registry filled by our metrics module while a driver thread
 records runs that succeed, retry, fail and time out, a step with no ready replica that is still
-called, reconciles that fail, a stalled watch and label values that overflow. A real Prometheus
-scrapes it every second and evaluates our rules (their `for` holds removed). Then every query of
-every dashboard panel, every template variable, every recording rule and every alert expression
-is evaluated through Prometheus' HTTP API and must return series; each alert must fire for the
-failing case and stay quiet for the healthy one.
+called, reconciles that fail, a stalled watch, label values that overflow, Lease renewals that
+fail and invokes refused for want of a review. Beside that troubled operator, which leads,
+other installations (namespaces of operator processes, each process a target of its own) have
+no leader, two leaders, or a leader and a standby refusing bad callers. A real Prometheus
+scrapes them every second and evaluates our rules (their `for` holds removed). Then every query
+of every dashboard panel, every template variable, every recording rule and every alert
+expression is evaluated through Prometheus' HTTP API and must return series; each alert must
+fire for the failing case and stay quiet for the healthy one.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,6 +40,7 @@ from tests.integration.prometheus import (
     RULES,
     DashboardQuery,
     PrometheusServer,
+    TargetGroup,
     alert_expressions,
     dashboard_queries,
     dashboard_variables,
@@ -51,6 +56,14 @@ CHOSEN = {"namespace": NAMESPACE, "workflow": "trade", "step": "order"}
 ROUND_SECONDS = 0.2
 DRIVE_LIMIT_SECONDS = 240  # the driver stops by itself even if a teardown never comes
 STALLED_SECONDS = 7200  # how long ago the WorkflowRun watch saw its last event
+OPERATOR_NAMESPACE = "stepline-system"  # the troubled operator's, which leads
+# Installations beside it: per namespace, whether each of its processes holds the Lease.
+OTHER_INSTALLATIONS = {
+    "stepline-stuck": (False, False),  # none leads
+    "stepline-split": (True, True),  # two lead
+    "stepline-ha": (True, False),  # one leads: healthy, though callers send bad tokens
+}
+HEALTHY = "stepline-ha"
 
 
 class MetricsEndpoint:
@@ -98,11 +111,16 @@ class Traffic:
       objective), one fails after a retried 503, and every third round one times out;
     - ship (pack -> label): succeeds, now and then a run is cancelled (not a failure);
     - notify (mailer): fails, its step having no ready replica to connect to;
-    - reconciles of Workflows fail; workflows named per request overflow the label cap.
+    - reconciles of Workflows fail; workflows named per request overflow the label cap;
+    - the leader fails to renew its Lease, gives a write up at its fence, and cannot have
+      invoke's reviews (503);
+    - callers of the healthy installation (`healthy`, its leader) send a bad token (401) or
+      lack the permission (403): their business, not the operator's.
     """
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, *, healthy: Metrics) -> None:
         self.metrics = metrics
+        self.healthy = healthy
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._drive, daemon=True)
         self.rounds = 0
@@ -123,6 +141,7 @@ class Traffic:
             self._ship()
             self._notify()
             self._operator()
+            self._access()
 
     def _call(self, workflow: str, step: str, outcome: CallOutcomeLabel, seconds: float) -> None:
         code_class = {
@@ -216,6 +235,13 @@ class Traffic:
         metrics.record_run_started(namespace=NAMESPACE, workflow=f"generated-{self.rounds}")
         metrics.record_run_started(namespace=NAMESPACE, workflow="Not A Kubernetes Name")
 
+    def _access(self) -> None:
+        self.metrics.record_lease_renew_failure()
+        self.metrics.record_write_refused("workflowruns/status")
+        self.metrics.record_invoke_refused(status=503)
+        self.healthy.record_invoke_refused(status=401)
+        self.healthy.record_invoke_refused(status=403)
+
 
 class Clock:
     """Real time, shifted while the stalled watch's last event is recorded."""
@@ -231,28 +257,51 @@ def troubled_metrics() -> Metrics:
     clock = Clock()
     # A small cap, so that the workflows named per request overflow within seconds.
     metrics = Metrics(max_series_per_metric=20, clock=clock)
+    metrics.set_leader(leading=True)
     clock.offset = -STALLED_SECONDS
     metrics.mark_watch_event(kind="WorkflowRun")
     clock.offset = 0.0
     return metrics
 
 
+def replica(*, leading: bool) -> Metrics:
+    metrics = Metrics()
+    metrics.set_leader(leading=leading)
+    return metrics
+
+
+def serve_installation(
+    stack: ExitStack, namespace: str, replicas: Sequence[Metrics]
+) -> TargetGroup:
+    """Serves each replica's /metrics until `stack` closes; their targets, in `namespace`."""
+    endpoints = [MetricsEndpoint(metrics).start() for metrics in replicas]
+    for endpoint in endpoints:
+        stack.callback(endpoint.stop)
+    return TargetGroup([endpoint.address for endpoint in endpoints], {"namespace": namespace})
+
+
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     metrics = troubled_metrics()
+    others = {
+        namespace: [replica(leading=leading) for leading in leads]
+        for namespace, leads in OTHER_INSTALLATIONS.items()
+    }
     workdir = tmp_path_factory.mktemp("prometheus")
     with ExitStack() as stack:
         stack.enter_context(metrics.run_in_flight(namespace=NAMESPACE, workflow="trade"))
         metrics.run_parked(namespace=NAMESPACE, workflow="trade", reason=WaitReasonLabel.APPROVAL)
         endpoint = MetricsEndpoint(metrics).start()
         stack.callback(endpoint.stop)
-        stack.callback(Traffic(metrics).start().stop)
+        groups = [serve_installation(stack, name, replicas) for name, replicas in others.items()]
+        stack.callback(Traffic(metrics, healthy=others[HEALTHY][0]).start().stop)
         server = PrometheusServer(
             targets=[endpoint.address],
             workdir=workdir,
             rule_files=[rules_without_holds(RULES, workdir / "rules.yaml")],
             # What the prometheus-operator adds to a target: the operator's own namespace.
-            target_labels={"namespace": "stepline-system"},
+            target_labels={"namespace": OPERATOR_NAMESPACE},
+            more_targets=groups,
         )
         stack.enter_context(server)
         server.wait_for(
@@ -271,12 +320,16 @@ def has_finite_values(series: list[dict[str, Any]]) -> bool:
 def test_prometheus_scrapes_openmetrics_and_keeps_steplines_namespace_label(
     prometheus: PrometheusServer,
 ) -> None:
-    (target,) = prometheus.active_targets()
-    assert target["health"] == "up", target
+    processes = Counter({OPERATOR_NAMESPACE: 1})
+    processes.update({namespace: len(leads) for namespace, leads in OTHER_INSTALLATIONS.items()})
+    prometheus.wait_for(
+        f"{processes.total()} targets up",
+        lambda: [t["health"] for t in prometheus.active_targets()] == ["up"] * processes.total(),
+    )
     assert prometheus.query('stepline_runs_started_total{namespace="shop", workflow="trade"}')
     assert prometheus.query('{__name__=~"stepline_.+", exported_namespace!=""}') == []
     build = prometheus.query("stepline_build_info")
-    assert [series["metric"]["namespace"] for series in build] == ["stepline-system"]
+    assert Counter(series["metric"]["namespace"] for series in build) == processes
 
 
 @pytest.mark.parametrize(
@@ -335,6 +388,10 @@ FIRING = {
         {"metric": "stepline_runs_started_total", "reason": "cardinality"},
         {"metric": "stepline_runs_started_total", "reason": "invalid"},
     ],
+    "SteplineNoLeader": [{"namespace": "stepline-stuck"}],
+    "SteplineSeveralLeaders": [{"namespace": "stepline-split"}],
+    "SteplineLeaseRenewFailing": [{"namespace": OPERATOR_NAMESPACE}],
+    "SteplineInvokeAuthUnavailable": [{"namespace": OPERATOR_NAMESPACE}],
 }
 LABELS_OF_ALERTS = {"namespace", "workflow", "step", "kind", "metric", "reason"}
 

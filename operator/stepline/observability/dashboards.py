@@ -12,7 +12,9 @@ query uses only the metrics defined in `metrics.py`. Four dashboards:
 - workflow: one workflow (variables `namespace`, `workflow`): its runs, and per step the call
   rate, errors, duration and retries;
 - scaling: per step, ready vs desired replicas beside its call rate and latency;
-- operator: reconciles and their errors and duration, watch staleness, the process itself.
+- operator: reconciles and their errors and duration, watch staleness, the process itself;
+  and a row on leadership and access: who leads, Lease renewals that fail, writes refused at
+  the fence, invokes the authorizer refused.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
 RATE = "$__rate_interval"
 TAG = "stepline"
 WATCH_STALE_SECONDS = 1800  # the SteplineWatchStalled threshold, drawn as the panel's red line
+WRITE_VERBS = "POST|PUT|PATCH|DELETE"  # of stepline_api_requests_total: what the fence guards
 
 _Panel = TypeVar("_Panel", stat.Panel, timeseries.Panel)
 
@@ -412,7 +415,7 @@ def build_scaling() -> dash.Dashboard:
 
 def build_operator() -> dash.Dashboard:
     own = "on (job, instance) stepline_build_info"  # the processes that are Stepline operators
-    return (
+    dashboard = (
         _dashboard("stepline-operator", "Operator", "The operator's own health.")
         .with_panel(_number(
             "Operator replicas", "Processes exporting stepline_build_info.", "short",
@@ -470,6 +473,53 @@ def build_operator() -> dash.Dashboard:
         .with_panel(_graph(
             "Operator CPU", "CPU cores used by each operator process.", "short",
             _query(f"rate(process_cpu_seconds_total[{RATE}]) * {own}", "{{instance}}"),
+        ))
+    )  # fmt: skip
+    return _with_leadership(dashboard)
+
+
+def _with_leadership(dashboard: dash.Dashboard) -> dash.Dashboard:
+    """The operator dashboard's row on who leads and who may invoke, beside the alerts on it."""
+    # Every resource the operator writes shows, at 0 while nothing is refused.
+    written = f'0 * rate(stepline_api_requests_total{{verb=~"{WRITE_VERBS}"}}[{RATE}])'
+    return (
+        dashboard.with_row(dash.Row("Leadership and access"))
+        .with_panel(_graph(
+            "Leader, by replica",
+            "1 on the replica holding the leader Lease, 0 on standbys: one of an installation "
+            "at 1 (alerts: none for 2 minutes, several for 1).",
+            "short",
+            _query("max by (instance) (stepline_leader)", "{{instance}}"),
+        ))
+        .with_panel(_graph(
+            "Lease renew failures per second, by replica",
+            "Rounds in which the Lease's holder could not renew it; about five in a row and "
+            "it steps down (alert when they go on for 10 minutes).",
+            "ops",
+            _query(
+                f"sum by (instance) (rate(stepline_lease_renew_failures_total[{RATE}]))",
+                "{{instance}}",
+            ),
+        ))
+        .with_panel(_graph(
+            "Writes refused at the fence per second, by resource",
+            "Writes not sent, or given up, as the replica no longer leads: a few at a "
+            "hand-over. Rising on a standby: a writer that does not ask first (nothing is "
+            "written, so no alert).",
+            "ops",
+            _query(
+                f"sum by (resource) (rate(stepline_writes_refused_total[{RATE}]) or {written})",
+                "{{resource}}",
+            ),
+        ))
+        .with_panel(_graph(
+            "Invokes refused per second, by status",
+            "401: no token or one the API server rejects; 403: not allowed to invoke; 503: no "
+            "review could be had (alert after 5 minutes).",
+            "ops",
+            _query(
+                f"sum by (status) (rate(stepline_invoke_refusals_total[{RATE}]))", "{{status}}"
+            ),
         ))
     )  # fmt: skip
 

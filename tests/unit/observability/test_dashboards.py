@@ -156,6 +156,18 @@ def test_every_metric_a_query_reads_is_one_the_operator_exports() -> None:
     assert len(read) >= 15
 
 
+def test_the_operator_dashboard_shows_who_leads_and_what_the_fence_and_authorizer_refused() -> None:
+    dashboard = committed()["stepline-operator.json"]
+    exprs = [target["expr"] for panel in panels(dashboard) for target in panel["targets"]]
+    read = {metric for expr in exprs for metric in metric_names_in(expr)}
+    assert {
+        "stepline_leader",
+        "stepline_lease_renew_failures_total",
+        "stepline_writes_refused_total",
+        "stepline_invoke_refusals_total",
+    } <= read
+
+
 def test_every_query_is_promql_that_promtool_parses(tmp_path: Path) -> None:
     exprs = [as_promql(expr) for _, _, expr in queries()]
     assert len(exprs) >= 35
