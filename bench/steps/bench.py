@@ -94,6 +94,7 @@ class Operator:
     rss_peak_kib: int = 0
     sockets_peak: int = 0
     metrics_port: int = 0
+    http_port: int = 0  # invoke's (and the web view's, with STEPLINE_UI=true)
 
     @property
     def pid(self) -> int:
@@ -103,7 +104,7 @@ class Operator:
 
     def start(self) -> Operator:
         liveness, http, metrics = _free_port(), _free_port(), _free_port()
-        self.metrics_port = metrics
+        self.metrics_port, self.http_port = metrics, http
         env = {
             **os.environ,
             "KUBECONFIG": self.kubeconfig,

@@ -37,7 +37,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -47,7 +46,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,65 +83,17 @@ MIB = 1024
 # The operator process
 
 
-@dataclass
-class Operator:
-    """`stepline run` watching one namespace (bench/steps/operator_main.py: the same main, under
-    a command line that somebody's `pkill -f "stepline run"` does not match)."""
-
-    namespace: str
-    kubeconfig: str
-    log_path: Path
-    ui: bool
-    profile: Path | None = None
-    process: subprocess.Popen[bytes] | None = None
-    http_port: int = field(default_factory=steps._free_port)
-    metrics_port: int = field(default_factory=steps._free_port)
-    liveness_port: int = field(default_factory=steps._free_port)
-
-    @property
-    def pid(self) -> int:
-        if self.process is None:
-            raise RuntimeError("the operator is not started")
-        return self.process.pid
-
-    def start(self) -> Operator:
-        env = {
-            **os.environ,
-            "KUBECONFIG": self.kubeconfig,
-            "STEPLINE_HTTP_HOST": "127.0.0.1",
-            "STEPLINE_HTTP_PORT": str(self.http_port),
-            "STEPLINE_METRICS_PORT": str(self.metrics_port),
-            "STEPLINE_LIVENESS_PORT": str(self.liveness_port),
-            "STEPLINE_UI": "true" if self.ui else "false",
-            **LEASE_TIMINGS,
-        }
-        profiling = ["-m", "cProfile", "-o", str(self.profile)] if self.profile else []
-        main = str(HERE.parent / "steps" / "operator_main.py")
-        argv = [sys.executable, *profiling, main, "run", "-n", self.namespace]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-        ready = f"http://127.0.0.1:{self.metrics_port}/readyz"
-        steps._wait(lambda: steps._answers(ready), 120, "operator ready (caches warm)")
-        return self
-
-    def rss_kib(self, name: str = "VmRSS") -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(f"{name}:"):
-                return int(line.split()[1])
-        raise KeyError(name)
-
-    def cpu_seconds(self) -> float:
-        return steps._process_cpu(self.pid)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def start_operator(
+    namespace: str, kubeconfig: str, log_path: Path, *, ui: bool, profile: Path | None = None
+) -> steps.Operator:
+    """`stepline run` watching one namespace (bench/steps/bench.py's), with the web view on or
+    off; returned once ready (its caches warm)."""
+    env = {"STEPLINE_UI": "true" if ui else "false", **LEASE_TIMINGS}
+    operator = steps.Operator(namespace, kubeconfig, log_path, profile=profile, extra_env=env)
+    operator.start()
+    ready = f"http://127.0.0.1:{operator.metrics_port}/readyz"
+    steps._wait(lambda: steps._answers(ready), 120, "operator ready (caches warm)")
+    return operator
 
 
 # Clients: a browser of the operator's port, and the API server at the HTTP level
@@ -301,8 +252,8 @@ def build_estate(
     ])  # fmt: skip
     create(api, namespace, "workflows", [workflow(name, refs) for name, refs, _ in MIX])
     token = viewer_token(api, namespace)
-    operator = Operator(namespace, args.kubeconfig, args.logs / "operator-estate.log", ui=False)
-    operator.start()
+    operator = start_operator(namespace, args.kubeconfig, args.logs / "operator-estate.log",
+                              ui=False)  # fmt: skip
     try:
         steps._wait(lambda: ready(kube, namespace, "workflows") >= len(MIX), 120,
                     "every Workflow Ready")  # fmt: skip
@@ -375,16 +326,16 @@ def page_paths(estate: Estate) -> dict[str, str]:
 
 
 def latency(estate: Estate, args: argparse.Namespace, kube: KubeHttp) -> dict[str, Any]:
-    operator = Operator(estate.namespace, args.kubeconfig, args.logs / "operator-latency.log",
-                        ui=True, profile=args.profile)  # fmt: skip
-    operator.start()
+    operator = start_operator(estate.namespace, args.kubeconfig,
+                              args.logs / "operator-latency.log", ui=True,
+                              profile=args.profile)  # fmt: skip
     try:
         return measure_latency(operator, estate, args, kube)
     finally:
         operator.stop()
 
 
-def measure_latency(operator: Operator, estate: Estate, args: argparse.Namespace,
+def measure_latency(operator: steps.Operator, estate: Estate, args: argparse.Namespace,
                     kube: KubeHttp) -> dict[str, Any]:  # fmt: skip
     browser = Browser(operator.http_port)
     browser.sign_in(estate.token)
@@ -427,7 +378,7 @@ def measure_latency(operator: Operator, estate: Estate, args: argparse.Namespace
     }
     result["cpu_per_request"] = cpu_per_request(operator, browser, paths, args)
     result["kubectl_get_wfrun"] = time_kubectl(args.kubeconfig, ns, args.kubectl_runs)
-    result["operator_rss_mib"] = operator.rss_kib() / MIB
+    result["operator_rss_mib"] = operator.status("VmRSS") / MIB
     return result
 
 
@@ -437,7 +388,7 @@ def runs_count(browser: Browser, path: str) -> str:
     return found[1] if found else "(no #runs-count)"
 
 
-def cpu_per_request(operator: Operator, browser: Browser, paths: dict[str, str],
+def cpu_per_request(operator: steps.Operator, browser: Browser, paths: dict[str, str],
                     args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     """The operator's CPU per page, each asked `--requests` times in a row (one at a time), and
     its CPU at rest over as long, which is in each figure too."""
@@ -477,11 +428,10 @@ def memory(estate: Estate, args: argparse.Namespace, kube: KubeHttp) -> list[dic
     for round_ in range(args.rounds):
         for ui in (False, True):
             label = f"round{round_ + 1}-ui-{'on' if ui else 'off'}"
-            operator = Operator(estate.namespace, args.kubeconfig,
-                                args.logs / f"operator-{label}.log", ui=ui)  # fmt: skip
-            operator.start()
+            operator = start_operator(estate.namespace, args.kubeconfig,
+                                      args.logs / f"operator-{label}.log", ui=ui)  # fmt: skip
             try:
-                entry = measure_memory(operator, estate, args, kube) | {"ui": ui, "round": round_}
+                entry = measure_memory(operator, estate, args, kube, ui=ui) | {"round": round_}
             finally:
                 operator.stop()
             print(f"  {label}: RSS warm {entry['rss_warm_mib']:.1f} MiB, after viewers "
@@ -495,13 +445,13 @@ def memory(estate: Estate, args: argparse.Namespace, kube: KubeHttp) -> list[dic
     return measured
 
 
-def measure_memory(operator: Operator, estate: Estate, args: argparse.Namespace,
-                   kube: KubeHttp) -> dict[str, Any]:  # fmt: skip
+def measure_memory(operator: steps.Operator, estate: Estate, args: argparse.Namespace,
+                   kube: KubeHttp, *, ui: bool) -> dict[str, Any]:  # fmt: skip
     time.sleep(args.warmup)  # a retention cycle (30 s) included: its statistics are computed
-    warm = operator.rss_kib()
+    warm = operator.status("VmRSS")
     started, cpu = time.monotonic(), operator.cpu_seconds()
     viewers: list[Viewer] = []
-    if operator.ui:
+    if ui:
         runs = [estate.running_run, *(f"chain-{k:04d}" for k in range(args.viewers - 1))]
         viewers = [
             Viewer(operator.http_port, estate, run, kube, pages=args.viewer_pages)
@@ -512,15 +462,16 @@ def measure_memory(operator: Operator, estate: Estate, args: argparse.Namespace,
                 done.result()
     loaded = time.monotonic() - started
     time.sleep(max(0.0, args.viewing - loaded))  # both operators read at the same moment
-    after = operator.rss_kib()
+    after = operator.status("VmRSS")
     open_polls = sum(viewer.polling for viewer in viewers)
     time.sleep(10)
-    later = operator.rss_kib()
+    later = operator.status("VmRSS")
     for viewer in viewers:
         viewer.stop()
     return {
+        "ui": ui,
         "rss_warm_mib": warm / MIB, "rss_after_mib": after / MIB, "rss_later_mib": later / MIB,
-        "hwm_mib": operator.rss_kib("VmHWM") / MIB, "loads_seconds": loaded,
+        "hwm_mib": operator.status("VmHWM") / MIB, "loads_seconds": loaded,
         "cpu_s": operator.cpu_seconds() - cpu, "long_polls_open": open_polls,
         "page_loads": sum(viewer.loads for viewer in viewers),
         "updates_answered": sum(viewer.updates for viewer in viewers),

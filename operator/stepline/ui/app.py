@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.resources
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -452,7 +452,7 @@ class UiApp:
         given = parse_query(request.query, ("version",))
         version = given.get("version", "")
         if not version.isdigit() and version:
-            raise _Answer(_json_error(400, f"version {version!r} is not a resourceVersion"))
+            raise BadRequest(f"version {version!r} is not a resourceVersion")
         namespace, name = target.namespace, target.name
         await self._allow(session, "get", "workflowruns", namespace, name, json=True)
         feed = self._catalog.feed
@@ -612,8 +612,7 @@ def _only(request: Request, *methods: str, json: bool = False) -> None:
         allowed = ", ".join(methods)
         message = f"{request.method} is not allowed here; use {allowed}."
         if json:
-            refused = _json_error(405, message)
-            raise _Answer(Response(405, refused.body, headers=(("Allow", allowed),)))
+            raise _Answer(replace(_json_error(405, message), headers=(("Allow", allowed),)))
         body = pages.problem_page("Method not allowed", message, user=None)
         raise _Answer(html(405, body, ("Allow", allowed)))
 

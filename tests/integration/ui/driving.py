@@ -12,7 +12,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.integration.ui.bed import WAIT_SECONDS, UiBed, wait_phase
+from tests.integration.ui.bed import WAIT_SECONDS, UiBed, start_run, wait_phase
 
 
 def wait_for(
@@ -75,6 +75,15 @@ def open_page(driver: WebDriver, bed: UiBed, path: str) -> None:
         lambda d: d.find_elements(By.CSS_SELECTOR, "main#main h1, main#main"),
         f"<main id=main> on /ui/{path}",
     )
+
+
+def open_new_run(driver: WebDriver, bed: UiBed, workflow: str) -> str:
+    """Starts a run of `workflow` (in the tests' own namespace), opens its page once it is
+    Running, and returns its name."""
+    run = start_run(bed, workflow)
+    wait_phase(bed, bed.work, run, ("Running",))
+    open_page(driver, bed, f"namespaces/{bed.work}/runs/{run}")
+    return run
 
 
 def rows(driver: WebDriver, css: str, attribute: str) -> list[str]:

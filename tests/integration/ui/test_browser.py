@@ -49,7 +49,6 @@ from tests.integration.ui.bed import (
     WAIT_SECONDS,
     UiBed,
     grant,
-    start_run,
     wait_phase,
 )
 from tests.integration.ui.driving import (
@@ -57,6 +56,7 @@ from tests.integration.ui.driving import (
     assert_cancelled_before_its_next_step,
     cancel_by_script,
     choose,
+    open_new_run,
     open_page,
     patched_by,
     present,
@@ -311,9 +311,7 @@ def test_the_run_page_follows_a_running_run_live_until_it_finishes_without_reloa
     bed: UiBed, chromium: Chrome, shoot: Callable[[str], Path]
 ) -> None:
     sign_in(chromium, bed, bed.tokens["viewer"])
-    run = start_run(bed, "brief")
-    wait_phase(bed, bed.work, run, ("Running",))
-    open_page(chromium, bed, f"namespaces/{bed.work}/runs/{run}")
+    run = open_new_run(chromium, bed, "brief")
     chromium.execute_script("window.__sameDocument = true;")  # gone if the page reloads
     assert text_of(chromium, "#run-phase") == "Running"
     assert text_of(chromium, "#live") == "live"
@@ -371,9 +369,7 @@ def test_a_person_who_may_patch_cancels_a_running_run_from_its_page(
     bed: UiBed, chromium: Chrome, shoot: Callable[[str], Path]
 ) -> None:
     sign_in(chromium, bed, bed.tokens["canceller"])
-    run = start_run(bed, "pausing")
-    wait_phase(bed, bed.work, run, ("Running",))
-    open_page(chromium, bed, f"namespaces/{bed.work}/runs/{run}")
+    run = open_new_run(chromium, bed, "pausing")
     shoot("cancel-enabled")
 
     chromium.find_element(By.CSS_SELECTOR, CANCEL).click()
@@ -486,9 +482,7 @@ def test_signing_in_and_cancelling_a_run_work_with_the_keyboard_alone(
         present("button#sign-out"),
         "signed in by keyboard",
     )
-    run = start_run(bed, "pausing")
-    wait_phase(bed, bed.work, run, ("Running",))
-    open_page(chromium, bed, f"namespaces/{bed.work}/runs/{run}")
+    run = open_new_run(chromium, bed, "pausing")
     cancel = browser.tab_to(chromium, CANCEL)
     shoot("cancel-focused")
     cancel.send_keys(Keys.ENTER)
