@@ -12,6 +12,7 @@ only when the test calls `advance()`.
 from __future__ import annotations
 
 import asyncio
+import copy
 import heapq
 import itertools
 import time
@@ -124,6 +125,19 @@ class FakeKube:
         self.versions_written.append(resource_version)
         answer = await self._answer(
             "patch_status", (kind, namespace, name, dict(status)), default={}
+        )
+        return dict(answer)
+
+    async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Answers as an API server would: the object, generation 1, its spec set by us."""
+        kind, metadata = manifest["kind"], manifest["metadata"]
+        stored = copy.deepcopy(dict(manifest))
+        stored["metadata"]["generation"] = 1
+        stored["metadata"]["managedFields"] = [
+            {"manager": "stepline", "operation": "Apply", "fieldsV1": {"f:spec": {}}}
+        ]
+        answer = await self._answer(
+            "apply", (kind, metadata["namespace"], metadata["name"]), default=stored
         )
         return dict(answer)
 

@@ -103,6 +103,12 @@ class OwnedStates:
             else:
                 self.services.add(key)
 
+    def record_apply(self, kind: str, body: Mapping[str, Any]) -> None:
+        """Records what an apply of ours answered, as its watch event will: a reconcile asked
+        for again before that event arrives (at start-up, by both the takeover and the step's
+        own event) then knows the object applied and does not apply it twice."""
+        self._record_as_applied(kind, "APPLIED", body)
+
     def _record_as_applied(self, kind: str, event_type: str, body: Mapping[str, Any]) -> None:
         metadata = body["metadata"]
         key = (kind, metadata.get("namespace", ""), metadata.get("name", ""))

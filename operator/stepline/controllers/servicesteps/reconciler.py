@@ -170,6 +170,7 @@ async def _apply(runtime: Runtime, manifest: dict[str, Any]) -> KubeApiError | N
     runtime.servicesteps.applied_objects[key] = AppliedObject(
         _generation(applied), spec_digest(applied)
     )
+    runtime.servicesteps.owned.record_apply(manifest["kind"], applied)
     return None
 
 

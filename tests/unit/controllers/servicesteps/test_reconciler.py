@@ -1,22 +1,29 @@
-"""The pure parts of the ServiceStep reconciler, without a cluster: is_drifted() (an owned object's
-event is somebody else's edit only when its spec, `replicas` aside, moved away from what our last
-apply returned) and retry_delay() (failed applies back off)."""
+"""The ServiceStep reconciler without a cluster: is_drifted() (an owned object's event is somebody
+else's edit only when its spec, `replicas` aside, moved away from what our last apply returned),
+retry_delay() (failed applies back off), what is known as applied, and reconcile_step() on a fake
+API server applying nothing twice."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import types
 from typing import Any
 
-from stepline.controllers.servicesteps.memory import AppliedObject
+from stepline.controllers.servicesteps.memory import AppliedObject, ServiceStepMemory
 from stepline.controllers.servicesteps.owned import APPLIED_ANNOTATION, AsApplied, OwnedStates
 from stepline.controllers.servicesteps.reconciler import (
     MAX_RETRY_DELAY,
+    StepView,
     is_drifted,
+    reconcile_step,
     retry_delay,
     spec_digest,
 )
+from stepline.controllers.servicesteps.scaling import Scalers
 from stepline.errors import KubeApiError, KubeConflictError
 from stepline.resources import build_deployment, build_service
+from tests.unit.controllers.fakes import FakeKube, RecordedEvents
 from tests.unit.resources.samples import make_step
 
 
@@ -158,3 +165,26 @@ def test_an_object_edited_by_someone_else_or_never_annotated_is_not() -> None:
     states.record("Deployment", "MODIFIED", with_fields(DEPLOYMENT, ours), "validate")
     states.record("Deployment", "DELETED", with_fields(DEPLOYMENT, ours), "validate")
     assert key not in states.as_applied
+
+
+async def test_a_reconcile_asked_again_before_the_watch_shows_its_apply_applies_nothing_twice() -> (
+    None
+):
+    # At start-up the takeover and the step's own event each ask for a reconcile: the second
+    # can run before the watch event of the first's applies arrives. The applies' answers are
+    # enough to know the objects are as applied.
+    kube = FakeKube()
+    memory = ServiceStepMemory(scalers=Scalers(15, 60), reconcile_slots=asyncio.Semaphore(1))
+    step = make_step()
+    memory.status_refreshes[("shop", "validate")] = asyncio.create_task(asyncio.sleep(0))
+    runtime = types.SimpleNamespace(kube=kube, events=RecordedEvents(), servicesteps=memory)
+    view = StepView(steps={}, owned=memory.owned)
+
+    await reconcile_step(runtime, step, view)  # type: ignore[arg-type]
+    await reconcile_step(runtime, step, view)  # type: ignore[arg-type]
+
+    assert sorted(kind for kind, _, _ in kube.called("apply")) == [
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "Service",
+    ]
